@@ -1,0 +1,237 @@
+"""`TrainConfig`: the one object that describes a training run.
+
+Every knob a hack or the trainer needs is a field here, with a trailing comment giving
+its unit and its "off" value (the value it has when no hack touches it: the `vanilla`
+preset is exactly the defaults). Precedence, lowest first:
+
+    defaults < preset < suite `base` < hacks (in order) < arm `set` < CLI `--set k=v`
+
+Unknown keys and bad values raise `ConfigError` naming the key, the allowed values and,
+for typos, the closest valid name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A bad knob name or value; the message says which and what would be valid."""
+
+
+def did_you_mean(name: str, choices: typing.Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # Data.
+    dataset: str = "fashion-mnist"  # dataset name (see ganbench.data.DATASETS); off: fashion-mnist
+    data_split: Literal["train", "train+test"] = "train"  # images trained on; off: train (test kept for evaluation)
+    # Architecture.
+    arch: Literal["dcgan28", "radford"] = "dcgan28"  # family: dcgan28 = seed 001's 7→14→28 net, radford = 4→8→…→size; off: dcgan28
+    image_size: int = 28  # pixels per side (28 for dcgan28; 32 or 64 for radford); off: 28
+    channels: int = 1  # image channels, 1 (gray) or 3 (colour); off: 1
+    g_width: int = 0  # generator base channels (feature maps of its last hidden conv); 0 = family default (32 / 64); off: 0
+    d_width: int = 0  # discriminator base channels (its first conv); 0 = family default (32 / 64); off: 0
+    latent_dim: int = 100  # size of z; off: 100
+    latent_dist: Literal["uniform", "gaussian"] = "uniform"  # z ~ U(-1, 1) or N(0, 1); off: uniform
+    d_activation: Literal["relu", "leaky_relu"] = "relu"  # hidden activation of D; off: relu
+    leaky_slope: float = 0.2  # negative slope of LeakyReLU; off: 0.2
+    g_batch_norm: bool = False  # batch norm in G's hidden layers (never on its output layer); off: False
+    d_batch_norm: bool = False  # batch norm in D's hidden layers (never on its input layer); off: False
+    bn_position: Literal["before_act", "after_act"] = "before_act"  # Radford: conv→BN→act; seed 001: conv→act→BN; off: before_act
+    init: Literal["default", "normal_002"] = "default"  # PyTorch's default init or N(0, 0.02) (BN gamma ~ N(1, 0.02)); off: default
+    kernel_size: Literal[4, 5] = 5  # conv kernel side in px; off: 5
+    sampling: Literal["pooled", "strided"] = "pooled"  # pooled = avg-pool down / nearest-upsample+conv up; off: pooled
+    g_fc_hidden: int = 512  # units of G's hidden fully connected layer before the projection; 0 = none; off: 512
+    d_fc_hidden: int = 512  # units of D's hidden fully connected layer before the logit; 0 = none; off: 512
+    d_dropout: float = 0.0  # dropout probability after each D hidden layer; off: 0.0
+    output_activation: Literal["sigmoid", "tanh"] = "sigmoid"  # G's output nonlinearity; off: sigmoid
+    data_range: Literal["auto", "0_1", "-1_1"] = "auto"  # pixel range fed to D; auto follows output_activation; off: auto
+    # Optimisation.
+    lr_d: float = 2e-4  # Adam learning rate of D; off: 2e-4
+    lr_g: float = 2e-4  # Adam learning rate of G; off: 2e-4
+    beta1: float = 0.9  # Adam β1 for both nets; off: 0.9 (Adam's default)
+    beta2: float = 0.999  # Adam β2 for both nets; off: 0.999
+    lr_decay: float = 0.0  # Keras-style inverse-time decay per step, lr_t = lr / (1 + lr_decay·t); off: 0.0
+    d_steps: int = 1  # D updates per iteration; off: 1
+    g_steps: int = 1  # G updates per iteration; off: 1
+    g_loss: Literal["minimax", "nonsaturating"] = "minimax"  # G minimises log(1−D(G(z))) or maximises log D(G(z)); off: minimax
+    # Labels of the D loss (BCE on logits, so any target value is numerically safe).
+    real_label: float = 1.0  # target for real images before smoothing; off: 1.0
+    fake_label: float = 0.0  # target for fake images; off: 0.0
+    label_smoothing: float = 0.0  # one-sided: real target = real_label − this; off: 0.0
+    real_label_jitter: float = 0.0  # real target += U[0, this) per image (seed 000: 0.05); off: 0.0
+    label_flip_p: float = 0.0  # probability that a D target is swapped real↔fake; off: 0.0
+    d_batch: Literal["mixed", "separate"] = "mixed"  # one shuffled real+fake batch, or separate real and fake batches; off: mixed
+    # Budget and run.
+    batch_size: int = 128  # images per batch (real and fake each); off: 128
+    steps: int = 1500  # training iterations (each: d_steps D updates, g_steps G updates); off: 1500
+    seed: int = 0  # seeds init, data order, latents and label noise; off: 0
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or cuda:N; off: auto
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast to bfloat16 for convs/matmuls; off: fp32
+    threads: int = 0  # torch intra-op CPU threads; 0 = torch's default; off: 0
+    # Logging.
+    log_every: int = 50  # steps per stats.jsonl row (means over the interval); off: 50
+    sample_every: int = 250  # steps per sample grid (also written at the last step); 0 = last step only; off: 250
+    sample_grid: int = 64  # images in each sample grid (a square number); off: 64
+    checkpoint_every: int = 500  # steps per resumable checkpoint (also at the end); 0 = end only; off: 500
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _check_ranges(self)
+
+    # Derived values: functions of knobs, never knobs themselves.
+    @property
+    def pixel_range(self) -> tuple[float, float]:
+        """(low, high) of the images D sees and G must produce."""
+        mode = self.data_range
+        if mode == "auto":
+            mode = "-1_1" if self.output_activation == "tanh" else "0_1"
+        return (-1.0, 1.0) if mode == "-1_1" else (0.0, 1.0)
+
+    @property
+    def base_widths(self) -> tuple[int, int]:
+        """(G, D) base channel counts after resolving the family defaults."""
+        default = 32 if self.arch == "dcgan28" else 64
+        return (self.g_width or default, self.d_width or default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with `changes` applied (names and values checked)."""
+        return apply_overrides(self, changes)
+
+
+KNOBS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def knob_choices(name: str) -> tuple[Any, ...] | None:
+    """The allowed values of a `Literal` knob, else None."""
+    hint = _HINTS[name]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else None
+
+
+def check_knob(name: str) -> None:
+    if name not in KNOBS:
+        raise ConfigError(f"unknown knob '{name}'{did_you_mean(name, KNOBS)}; see `ganbench knobs`")
+
+
+def parse_value(name: str, raw: Any) -> Any:
+    """Convert `raw` (a CLI/YAML string or a Python value) to the knob's type and check its choices."""
+    check_knob(name)
+    choices = knob_choices(name)
+    kind = type(choices[0]) if choices else _HINTS[name]
+    try:
+        value = _convert(raw, kind)
+        if choices is not None and value not in choices:
+            raise ValueError
+        return value
+    except (TypeError, ValueError):
+        allowed = f"one of {list(choices)}" if choices else f"a {kind.__name__}"
+        hint = did_you_mean(str(raw), [str(c) for c in choices]) if choices else ""
+        raise ConfigError(f"bad value {raw!r} for '{name}': expected {allowed}{hint}") from None
+
+
+def _convert(raw: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(raw)
+    if isinstance(raw, bool):  # YAML's `yes` is not a number
+        raise ValueError(raw)
+    if kind is int:
+        if isinstance(raw, float) and not raw.is_integer():
+            raise ValueError(raw)
+        return int(raw.strip()) if isinstance(raw, str) else int(raw)
+    if kind is float:
+        return float(raw)
+    return raw.strip() if isinstance(raw, str) else raw
+
+
+def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """`cfg` with `overrides` applied; every name and value is checked."""
+    parsed = {name: parse_value(name, value) for name, value in overrides.items()}
+    return dataclasses.replace(cfg, **parsed)
+
+
+def parse_assignments(items: typing.Iterable[str]) -> dict[str, Any]:
+    """['k=v', ...] → {'k': parsed v}; the CLI's `--set` syntax."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--set expects knob=value, got {item!r}")
+        out[name.strip()] = parse_value(name.strip(), value)
+    return out
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    for name in KNOBS:
+        value = getattr(cfg, name)
+        choices = knob_choices(name)
+        if choices is not None:
+            if value not in choices or type(value) is not type(choices[0]):
+                hint = did_you_mean(str(value), [str(c) for c in choices])
+                raise ConfigError(f"bad value {value!r} for '{name}': expected one of {list(choices)}{hint}")
+            continue
+        kind = _HINTS[name]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ConfigError(f"bad value {value!r} for '{name}': expected a {kind.__name__}")
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
+    def need(ok: bool, name: str, rule: str) -> None:
+        if not ok:
+            raise ConfigError(f"bad value {getattr(cfg, name)!r} for '{name}': must be {rule}")
+
+    for name in ("latent_dim", "batch_size", "steps", "d_steps", "g_steps", "log_every", "sample_grid"):
+        need(getattr(cfg, name) >= 1, name, ">= 1")
+    for name in ("g_width", "d_width", "g_fc_hidden", "d_fc_hidden", "threads", "sample_every", "checkpoint_every", "seed"):
+        need(getattr(cfg, name) >= 0, name, ">= 0")
+    for name in ("lr_d", "lr_g"):
+        need(getattr(cfg, name) > 0.0, name, "> 0")
+    for name in ("beta1", "beta2"):
+        need(0.0 <= getattr(cfg, name) < 1.0, name, "in [0, 1)")
+    for name in ("d_dropout", "label_flip_p"):
+        need(0.0 <= getattr(cfg, name) < 1.0, name, "in [0, 1)")
+    for name in ("lr_decay", "label_smoothing", "real_label_jitter", "leaky_slope"):
+        need(getattr(cfg, name) >= 0.0, name, ">= 0")
+    need(cfg.channels in (1, 3), "channels", "1 or 3")
+    need(int(cfg.sample_grid**0.5) ** 2 == cfg.sample_grid, "sample_grid", "a square number (16, 64, 256, …)")
+    sizes = (28,) if cfg.arch == "dcgan28" else (32, 64)
+    need(cfg.image_size in sizes, "image_size", f"one of {list(sizes)} for arch '{cfg.arch}'")
+    dev = cfg.device
+    need(dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit()),
+         "device", "auto, cpu, cuda or cuda:N")
+
+
+def knob_docs() -> dict[str, str]:
+    """knob → its trailing comment in this file (unit and off value), for `ganbench knobs`."""
+    import inspect
+
+    docs: dict[str, str] = {}
+    for line in inspect.getsource(TrainConfig).splitlines():
+        head, _, comment = line.partition("  # ")
+        name = head.strip().split(":")[0]
+        if name in KNOBS and comment:
+            docs[name] = comment.strip()
+    return docs
+

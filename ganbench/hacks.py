@@ -1,0 +1,174 @@
+"""The registry of GAN training hacks and the presets built from them.
+
+A hack is data: a name, a one-line summary, the source it comes from, and the knob
+values it sets on `TrainConfig`. The trainer never sees hack names, only knobs, so a
+run's config.json fully describes it. To add your own hack:
+
+    register_hack(Hack(
+        name="my_hack",
+        summary="What it does, in one line.",
+        source="Author et al. 2024, §3 (or a ganhacks item, or a seed tutorial)",
+        sets={"lr_d": 4e-4},
+        tags=("optimiser",),
+    ))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from ganbench.config import ConfigError, TrainConfig, check_knob, did_you_mean, parse_value
+
+RADFORD = "Radford, Metz & Chintala 2015, 'Unsupervised Representation Learning with DCGANs' (arXiv:1511.06434)"
+GANHACKS = "Chintala et al., 'How to Train a GAN? Tips and tricks' (github.com/soumith/ganhacks)"
+SALIMANS = "Salimans et al. 2016, 'Improved Techniques for Training GANs' (arXiv:1606.03498)"
+GOODFELLOW = "Goodfellow et al. 2014, 'Generative Adversarial Nets' (arXiv:1406.2661)"
+HEUSEL = "Heusel et al. 2017, 'GANs Trained by a Two Time-Scale Update Rule' (arXiv:1706.08500)"
+SEED_000 = "seed 000: PyImageSearch 2021, 'GAN Training Challenges: DCGAN for Color Images'"
+SEED_001 = "seed 001: PyImageSearch 2020, 'GANs with Keras and TensorFlow' (citing Chollet 2017)"
+SEED_004 = "seed 004: Machine Learning Mastery 2019, 'How to Implement GAN Hacks in Keras'"
+
+
+@dataclass(frozen=True)
+class Hack:
+    name: str  # registry key, snake_case
+    summary: str  # one line: what turning it on changes
+    source: str  # where the folklore comes from (paper, ganhacks item, seed tutorial)
+    sets: Mapping[str, Any]  # knob → value when the hack is on
+    tags: tuple[str, ...] = field(default=())  # e.g. architecture, optimiser, labels, loss
+
+
+HACKS: dict[str, Hack] = {}
+PRESETS: dict[str, tuple[str, ...]] = {}
+
+
+def register_hack(hack: Hack) -> Hack:
+    """Add `hack` to the registry after checking its name, source and knobs."""
+    if not hack.name or not hack.name.isidentifier():
+        raise ConfigError(f"hack name {hack.name!r} must be a non-empty identifier")
+    if hack.name in HACKS:
+        raise ConfigError(f"hack '{hack.name}' is already registered")
+    if not hack.source.strip():
+        raise ConfigError(f"hack '{hack.name}' needs a non-empty source (paper, ganhacks item or seed)")
+    if not hack.sets:
+        raise ConfigError(f"hack '{hack.name}' sets no knob")
+    for knob, value in hack.sets.items():
+        try:
+            check_knob(knob)
+            parse_value(knob, value)
+        except ConfigError as err:
+            raise ConfigError(f"hack '{hack.name}': {err}") from None
+    HACKS[hack.name] = hack
+    return hack
+
+
+def get_hack(name: str) -> Hack:
+    if name not in HACKS:
+        raise ConfigError(f"unknown hack '{name}'{did_you_mean(name, HACKS)}; see `ganbench hacks`")
+    return HACKS[name]
+
+
+def register_preset(name: str, hacks: Iterable[str]) -> None:
+    hacks = tuple(hacks)
+    for hack in hacks:
+        get_hack(hack)
+    PRESETS[name] = hacks
+
+
+def preset_hacks(name: str) -> tuple[str, ...]:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'{did_you_mean(name, PRESETS)}; choose from {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def _merged_settings(hacks: Iterable[str]) -> dict[str, Any]:
+    """knob → value over `hacks`, refusing two hacks that set one knob differently
+    (the result would depend on their order, which a reader of a suite cannot see)."""
+    chosen: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    for name in hacks:
+        for knob, value in get_hack(name).sets.items():
+            value = parse_value(knob, value)
+            if knob in chosen and chosen[knob] != value:
+                raise ConfigError(
+                    f"hacks '{owner[knob]}' and '{name}' both set '{knob}' "
+                    f"({chosen[knob]!r} vs {value!r}); keep one of them"
+                )
+            chosen[knob], owner[knob] = value, name
+    return chosen
+
+
+def compose(hacks: Iterable[str], base: TrainConfig | None = None) -> TrainConfig:
+    """Apply `hacks` in order on `base` (default: every knob off)."""
+    return (base or TrainConfig()).replace(**_merged_settings(hacks))
+
+
+def resolve(preset: str = "vanilla", hacks: Iterable[str] = (), overrides: Mapping[str, Any] | None = None,
+            base: Mapping[str, Any] | None = None) -> tuple[TrainConfig, tuple[str, ...]]:
+    """The config of a run and its full hack list.
+
+    Precedence, lowest first: defaults < preset < `base` (a suite's base knobs) < extra
+    `hacks` (in order) < `overrides` (an arm's `set`, then the CLI's `--set`).
+    """
+    from_preset = preset_hacks(preset)
+    names = tuple(dict.fromkeys(from_preset + tuple(hacks)))
+    _merged_settings(names)  # conflicts between preset and extra hacks fail here, before anything runs
+    cfg = compose(from_preset).replace(**dict(base or {}))
+    cfg = cfg.replace(**_merged_settings(n for n in names if n not in from_preset))
+    return cfg.replace(**dict(overrides or {})), names
+
+
+# The registry. Each hack's "off" state is TrainConfig's default for the knobs it sets.
+for _hack in (
+    Hack("strided_conv", "Strided convolutions in D and fractionally strided (transposed) ones in G, "
+         "instead of average pooling / nearest upsampling + conv.",
+         f"{RADFORD}, architecture guideline 1; {SEED_001}", {"sampling": "strided"}, ("architecture",)),
+    Hack("leaky_relu", "LeakyReLU(0.2) instead of ReLU in the discriminator.",
+         f"{RADFORD}, guideline 5; {GANHACKS}, tip 5", {"d_activation": "leaky_relu", "leaky_slope": 0.2},
+         ("architecture",)),
+    Hack("batch_norm", "Batch norm in G and D (not on G's output nor D's input), conv→BN→act.",
+         f"{RADFORD}, guideline 2; {SEED_004}, hack 'use batch norm'",
+         {"g_batch_norm": True, "d_batch_norm": True, "bn_position": "before_act"}, ("architecture", "normalisation")),
+    Hack("gaussian_init", "Initialise conv/linear weights from N(0, 0.02) (BN gamma from N(1, 0.02)).",
+         f"{RADFORD}, §4 'Details of adversarial training'; {SEED_004}, hack 5", {"init": "normal_002"},
+         ("initialisation",)),
+    Hack("adam_beta1_05", "Adam with β1 = 0.5 instead of 0.9.",
+         f"{RADFORD}, §4; {GANHACKS}, tip 9", {"beta1": 0.5}, ("optimiser",)),
+    Hack("gaussian_latent", "Sample z from N(0, 1) instead of U(−1, 1).",
+         f"{GANHACKS}, tip 3; {SEED_004}, hack 'use a Gaussian latent space'", {"latent_dist": "gaussian"},
+         ("latent",)),
+    Hack("separate_batches", "Update D on an all-real and an all-fake batch instead of one shuffled mixed batch.",
+         f"{GANHACKS}, tip 4; {SEED_004}, hack 'separate batches of real and fake images'",
+         {"d_batch": "separate"}, ("batches", "normalisation")),
+    Hack("label_smoothing", "One-sided label smoothing: real targets 0.9 instead of 1 (fakes stay 0).",
+         f"{SALIMANS}, §3.4; {GANHACKS}, tip 6; {SEED_004}", {"label_smoothing": 0.1}, ("labels",)),
+    Hack("noisy_labels", "Flip 5 % of D's targets (real↔fake) at random.",
+         f"{GANHACKS}, tip 6; {SEED_004}, hack 'use noisy labels' (5 %)", {"label_flip_p": 0.05}, ("labels",)),
+    Hack("kernel_4", "Kernel size 4 (divisible by the stride 2) instead of 5, against checkerboard artefacts.",
+         f"{SEED_001}, Chollet's tip 4; {SEED_000}", {"kernel_size": 4}, ("architecture",)),
+    Hack("tanh_output", "tanh output with data in [−1, 1] instead of sigmoid with data in [0, 1].",
+         f"{RADFORD}, guideline 4; {GANHACKS}, tip 1", {"output_activation": "tanh"}, ("architecture", "data")),
+    Hack("d_dropout", "Dropout (p = 0.3) after each hidden layer of the discriminator.",
+         f"{SEED_001}, Chollet's tip 2; {GANHACKS}, tip 17 (dropout)", {"d_dropout": 0.3}, ("regularisation",)),
+    Hack("ttur", "Two learning rates: D 1e-4, G 3e-4 (the colour-DCGAN seed's setting).",
+         f"{HEUSEL}; {SEED_000}, D_LR = 0.0001, G_LR = 0.0003", {"lr_d": 1e-4, "lr_g": 3e-4}, ("optimiser",)),
+    Hack("nonsaturating_loss", "G maximises log D(G(z)) instead of minimising log(1 − D(G(z))).",
+         f"{GOODFELLOW}, §3; {GANHACKS}, tip 2", {"g_loss": "nonsaturating"}, ("loss",)),
+    Hack("no_fc_hidden", "No hidden fully connected layers: z is projected straight to the first conv "
+         "volume and D's last conv feeds the logit.",
+         f"{RADFORD}, guideline 3; {SEED_001}", {"g_fc_hidden": 0, "d_fc_hidden": 0}, ("architecture",)),
+    Hack("multiple_d_steps", "Two D updates per G update.",
+         f"{GOODFELLOW}, Algorithm 1 (k steps); seed 003's DISC_UPDATES", {"d_steps": 2}, ("schedule",)),
+    Hack("lr_decay", "Inverse-time learning-rate decay lr / (1 + 4e-6·t), Keras' `decay` as in seed 001.",
+         f"{SEED_001}, decay = INIT_LR / NUM_EPOCHS", {"lr_decay": 4e-6}, ("optimiser", "schedule")),
+):
+    register_hack(_hack)
+
+register_preset("vanilla", ())
+# Radford's reference code also feeds D real and generated batches separately (with batch
+# norm in D a mixed batch lets D read "real or fake" off the batch statistics), and uses
+# the non-saturating G loss, so both belong to the recipe.
+register_preset("dcgan", ("strided_conv", "leaky_relu", "batch_norm", "gaussian_init", "adam_beta1_05",
+                          "tanh_output", "no_fc_hidden", "nonsaturating_loss", "separate_batches"))
+register_preset("ganhacks", PRESETS["dcgan"] + ("gaussian_latent", "label_smoothing", "noisy_labels"))
