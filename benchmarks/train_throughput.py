@@ -7,9 +7,10 @@ one after the other. The baseline is pytorch/examples/dcgan/main.py's loop: a to
 `DataLoader` (its default `--workers 2`, and 0 workers for comparison), real and fake
 D passes backpropagated separately, and the fake batch reused for the G step.
 
-    python benchmarks/train_throughput.py [--steps 200] [--device cpu] [--precision fp32]
+    python benchmarks/train_throughput.py [--steps 150] [--device cpu]
 
-Prints images/s of each and the ratio ganbench / baseline (the faster baseline counts).
+Prints images/s of each and the ratio ganbench / baseline (the faster baseline counts),
+for ganbench in fp32 (the like-for-like figure) and with its bf16 autocast option.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -91,32 +93,38 @@ def time_examples_loop(cfg, root: Path, steps: int, warmup: int, workers: int) -
             done += 1
             if done == warmup + steps:
                 break
-    float(err_g)  # sync
+    err_g.item()  # sync
     return steps * cfg.batch_size / (time.perf_counter() - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
-    cfg, _ = resolve("dcgan", overrides={"device": args.device, "precision": args.precision,
-                                         "batch_size": args.batch_size})
+    cfg, _ = resolve("dcgan", overrides={"device": args.device, "batch_size": args.batch_size})
     print(f"device={args.device} threads={torch.get_num_threads()} batch={cfg.batch_size} steps={args.steps} "
-          f"precision={args.precision} (baseline always fp32, as pytorch/examples)")
+          f"rounds={args.rounds}; net = dcgan preset (28 px); baseline in fp32, as pytorch/examples")
+    rates: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = torchvision_root(Path(tmp))
-        baselines = {f"examples loop, {w} workers": time_examples_loop(cfg, root, args.steps, args.warmup, w)
-                     for w in (2, 0)}
-    ours = time_ganbench(cfg, args.steps, args.warmup)
-    for name, rate in baselines.items():
-        print(f"{name:<34s} {rate:9.1f} images/s")
-    print(f"{'ganbench trainer':<34s} {ours:9.1f} images/s")
-    best = max(baselines.values())
-    print(f"ratio ganbench / fastest baseline: {ours / best:.2f}x")
+        # Interleave the contenders so drifts in clock speed or load hit all of them alike.
+        for _ in range(args.rounds):
+            for workers in (2, 0):
+                rates.setdefault(f"examples loop, {workers} workers", []).append(
+                    time_examples_loop(cfg, root, args.steps, args.warmup, workers))
+            for precision in ("fp32", "bf16"):
+                rates.setdefault(f"ganbench trainer, {precision}", []).append(
+                    time_ganbench(cfg.replace(precision=precision), args.steps, args.warmup))
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    best = max(rate for name, rate in medians.items() if name.startswith("examples"))
+    for name, rate in medians.items():
+        spread = f"[{min(rates[name]):.0f}–{max(rates[name]):.0f}]"
+        print(f"{name:<30s} {rate:8.1f} images/s {spread:>13s}   {rate / best:.2f}x fastest baseline")
+    print(f"ratio ganbench (fp32, like for like) / fastest baseline: {medians['ganbench trainer, fp32'] / best:.2f}x")
 
 
 if __name__ == "__main__":
