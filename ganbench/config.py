@@ -83,6 +83,13 @@ class TrainConfig:
     sample_every: int = 250  # steps per sample grid (also written at the last step); 0 = last step only; off: 250
     sample_grid: int = 64  # images in each sample grid (a square number); off: 64
     checkpoint_every: int = 500  # steps per resumable checkpoint (also at the end); 0 = end only; off: 500
+    # Evaluation (metrics.jsonl; the last evaluation also goes into status.json).
+    metrics: str = "auto"  # comma-separated metric names, 'auto' (fmnist set on Fashion-MNIST, else fid,kid) or 'none'; off: auto
+    eval_every: int = 500  # steps per evaluation (also at the last step); 0 = last step only; off: 500
+    eval_samples: int = 5000  # generated images per evaluation; off: 5000
+    eval_split: str = "test"  # reference split of the dataset; off: test
+    eval_reference_samples: int = 10000  # real reference images (a seeded subset); 0 = the whole split; off: 10000
+    inception_weights: str = ""  # Inception weights file; '' = the resolution order of ganbench.extractors; off: ''
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -202,9 +209,10 @@ def _check_ranges(cfg: TrainConfig) -> None:
         if not ok:
             raise ConfigError(f"bad value {getattr(cfg, name)!r} for '{name}': must be {rule}")
 
-    for name in ("latent_dim", "batch_size", "steps", "d_steps", "g_steps", "log_every", "sample_grid"):
+    for name in ("latent_dim", "batch_size", "steps", "d_steps", "g_steps", "log_every", "sample_grid", "eval_samples"):
         need(getattr(cfg, name) >= 1, name, ">= 1")
-    for name in ("g_width", "d_width", "g_fc_hidden", "d_fc_hidden", "threads", "sample_every", "checkpoint_every", "seed"):
+    for name in ("g_width", "d_width", "g_fc_hidden", "d_fc_hidden", "threads", "sample_every", "checkpoint_every", "seed",
+                 "eval_every", "eval_reference_samples"):
         need(getattr(cfg, name) >= 0, name, ">= 0")
     for name in ("lr_d", "lr_g"):
         need(getattr(cfg, name) > 0.0, name, "> 0")

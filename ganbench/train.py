@@ -4,6 +4,7 @@ A run directory holds:
 
     config.json    resolved config, preset, hacks, versions, git commit, machine
     stats.jsonl    one row per `log_every` steps: means of the losses, D outputs, grad norms
+    metrics.jsonl  one row per metric value per evaluation, with its provenance
     samples/       step_XXXXXX.png grids of G(fixed noise), G in eval mode
     checkpoint.pt  nets, optimisers, RNG and sampler states: a killed run resumes from it
     status.json    running / completed / diverged / failed / interrupted, with the error
@@ -25,6 +26,7 @@ from torchvision.utils import save_image
 from ganbench import runio
 from ganbench.config import ConfigError, TrainConfig
 from ganbench.data import BatchSampler, SamplerState, load_images
+from ganbench.metrics import Evaluator, make_evaluator, summarize
 from ganbench.models import build_models
 from ganbench.provenance import provenance
 
@@ -228,8 +230,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, preset: str | None = None, h
         runio.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "preset": preset, "hacks": list(hacks),
                                                     "provenance": provenance(device)})
         runio.write_json(status_path, status)
+        evaluator = make_evaluator(cfg, device, data_root)  # fails here, before training, on a bad metric
         trainer = GanTrainer(cfg, load_images(cfg, data_root), device)
-        _loop(trainer, run_dir, status, progress)
+        _loop(trainer, run_dir, status, progress, evaluator)
         status["status"] = "completed"
     except Diverged as err:
         status.update(status="diverged", error=str(err))
@@ -245,9 +248,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, preset: str | None = None, h
     return status
 
 
-def _loop(trainer: GanTrainer, run_dir: Path, status: dict[str, Any], progress: Progress | None) -> None:
+def _loop(trainer: GanTrainer, run_dir: Path, status: dict[str, Any], progress: Progress | None,
+          evaluator: Evaluator | None) -> None:
     cfg, device = trainer.cfg, trainer.device
-    stats_path, ckpt_path = run_dir / "stats.jsonl", run_dir / "checkpoint.pt"
+    stats_path, metrics_path, ckpt_path = run_dir / "stats.jsonl", run_dir / "metrics.jsonl", run_dir / "checkpoint.pt"
     noise = fixed_noise(cfg, device)
     acc = torch.zeros(len(STAT_NAMES), device=device)
     count, start = 0, 0
@@ -256,10 +260,12 @@ def _loop(trainer: GanTrainer, run_dir: Path, status: dict[str, Any], progress: 
         trainer.load_state_dict(state)
         start, count, acc = state["step"], state["count"], state["acc"].to(device)
         # Rows logged after the checkpoint will be logged again, identically.
-        runio.write_jsonl(stats_path, [r for r in runio.read_jsonl(stats_path) if r["step"] <= start])
+        for path in (stats_path, metrics_path):
+            runio.write_jsonl(path, [r for r in runio.read_jsonl(path) if r["step"] <= start])
         status["resumed_from"] = start
-    elif stats_path.exists():
-        stats_path.unlink()  # a run that died before its first checkpoint starts over
+    else:  # a run that died before its first checkpoint starts over
+        stats_path.unlink(missing_ok=True)
+        metrics_path.unlink(missing_ok=True)
     if progress:
         progress(start, cfg.steps, None)
     tick = time.perf_counter()
@@ -285,6 +291,11 @@ def _loop(trainer: GanTrainer, run_dir: Path, status: dict[str, Any], progress: 
                 raise Diverged(f"non-finite {', '.join(bad)} in steps {step - cfg.log_every + 1}–{step}")
             if progress:
                 progress(step, cfg.steps, row)
+        if evaluator and ((cfg.eval_every and step % cfg.eval_every == 0) or last):
+            rows = evaluator(trainer.net_g, step)
+            for row in rows:
+                runio.append_jsonl(metrics_path, row)
+            status["metrics"] = {"step": step, **summarize(rows)}
         if (cfg.sample_every and step % cfg.sample_every == 0) or last:
             save_grid(trainer.samples(noise), run_dir / "samples" / f"step_{step:06d}.png")
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:

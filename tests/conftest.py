@@ -21,7 +21,7 @@ def _one_thread() -> None:
 def tiny(**changes) -> TrainConfig:
     """A fast CPU config on fake data; `changes` are checked like any override."""
     base = dict(dataset="fake", device="cpu", batch_size=8, steps=4, log_every=2, sample_every=0,
-                sample_grid=4, checkpoint_every=0)
+                sample_grid=4, checkpoint_every=0, metrics="none")
     return TrainConfig().replace(**{**base, **changes})
 
 

@@ -1,7 +1,7 @@
-"""The real path: Debian's Fashion-MNIST files → ganbench train → a completed run.
+"""The real path: Debian's Fashion-MNIST files → ganbench train → torch-fidelity metrics.
 
-No mock and no fixture: this fails (it does not skip) when the dataset is missing, so a
-CI machine without `dataset-fashion-mnist` cannot pass silently.
+No mock and no fixture: this fails (it does not skip) when the dataset or the imported
+Inception weights are missing, so a CI machine without them cannot pass silently.
 """
 
 import json
@@ -24,7 +24,8 @@ def test_real_fashion_mnist_is_complete():
 def test_dcgan_trains_on_real_fashion_mnist(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", "--preset", "dcgan", "--steps", "60", "--device", "cpu",
-                                      "--set", "log_every=20", "--set", "sample_every=60", "--out", str(out)])
+                                      "--set", "log_every=20", "--set", "sample_every=60", "--set", "eval_every=30",
+                                      "--set", "eval_samples=2000", "--out", str(out)])
     assert result.exit_code == 0, result.output
     status = json.loads((out / "status.json").read_text())
     assert status["status"] == "completed"
@@ -33,6 +34,19 @@ def test_dcgan_trains_on_real_fashion_mnist(tmp_path):
     # D learns to tell real from generated within a few dozen steps on real data.
     assert rows[-1]["d_real"] > rows[-1]["d_fake_before"]
     assert (out / "samples" / "step_000060.png").stat().st_size > 1000
+    # The fmnist metrics, through torch-fidelity, at steps 30 and 60, with provenance.
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    fid = {r["step"]: r["value"] for r in metrics if r["metric"] == "fid_fmnist"}
+    assert sorted(fid) == [30, 60] and all(v > 0 for v in fid.values())
+    assert status["metrics"]["fid_fmnist"] == fid[60]
+    assert {r["reference_samples"] for r in metrics} == {10000} and {r["samples_generated"] for r in metrics} == {2000}
+    # Inception FID of the final generator on a small N, with the offline-imported weights.
+    result = CliRunner().invoke(app, ["eval", str(out), "--metrics", "fid,kid", "--samples", "32",
+                                      "--reference-samples", "32", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    inception = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-3:]
+    assert [r["metric"] for r in inception] == ["fid", "kid", "kid_std"]
+    assert inception[0]["value"] > 0 and inception[0]["feature_extractor"] == "inception-v3-compat"
 
 
 @pytest.mark.slow

