@@ -88,7 +88,7 @@ class TrainConfig:
     eval_every: int = 500  # steps per evaluation (also at the last step); 0 = last step only; off: 500
     eval_samples: int = 5000  # generated images per evaluation; off: 5000
     eval_split: str = "test"  # reference split of the dataset; off: test
-    eval_reference_samples: int = 10000  # real reference images (a seeded subset); 0 = the whole split; off: 10000
+    eval_reference_samples: int = 0  # real reference images (a seeded subset); 0 = the whole split; off: 0
     inception_weights: str = ""  # Inception weights file; '' = the resolution order of ganbench.extractors; off: ''
 
     def __post_init__(self) -> None:

@@ -91,15 +91,16 @@ for _kind in ("fid", "kid", "isc", "prc"):
     register_metric(_kind, "fmnist")
 register_metric("modes", "fmnist")
 
+FMNIST_DATASETS = ("fashion-mnist", "fake")
 FMNIST_DEFAULT = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "prc_fmnist", "modes_fmnist")
 
 
 def parse_metrics(spec: str | Iterable[str], dataset: str = "fashion-mnist") -> tuple[str, ...]:
     """'auto' | 'none' | 'a,b,…' → checked metric names. 'auto' is the fmnist set on
-    Fashion-MNIST and Inception FID/KID elsewhere."""
+    Fashion-MNIST (and on `fake`, its stand-in in tests) and Inception FID/KID elsewhere."""
     if isinstance(spec, str):
         if spec == "auto":
-            return FMNIST_DEFAULT if dataset == "fashion-mnist" else ("fid", "kid")
+            return FMNIST_DEFAULT if dataset in FMNIST_DATASETS else ("fid", "kid")
         spec = [] if spec in ("", "none") else spec.split(",")
     names = tuple(dict.fromkeys(s.strip() for s in spec if s.strip()))
     for name in names:
