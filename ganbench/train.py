@@ -256,7 +256,9 @@ def _loop(trainer: GanTrainer, run_dir: Path, status: dict[str, Any], progress: 
     acc = torch.zeros(len(STAT_NAMES), device=device)
     count, start = 0, 0
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        # On the CPU: RNG states must stay CPU tensors; load_state_dict moves weights and
+        # optimiser moments to the parameters' device.
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         trainer.load_state_dict(state)
         start, count, acc = state["step"], state["count"], state["acc"].to(device)
         # Rows logged after the checkpoint will be logged again, identically.

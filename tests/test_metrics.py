@@ -240,3 +240,50 @@ def test_cli_eval_too_many_reference_samples(tmp_path):
     result = CliRunner().invoke(app, ["eval", str(run_dir), "--metrics", "fid_fmnist", "--device", "cpu"],
                                 env={"COLUMNS": "250"})
     assert result.exit_code != 0 and "holds only 1024" in result.output
+
+
+def test_cuda_evaluation_targets_the_runs_gpu(monkeypatch, fmnist_sets):
+    """No GPU needed: torch-fidelity must get cuda=True inside a `torch.cuda.device` context for
+    the run's own GPU, since it moves G and the extractor with a bare .cuda()."""
+    import ganbench.metrics as metrics_module
+
+    entered, calls = [], []
+
+    class DeviceContext:
+        def __init__(self, device):
+            entered.append(torch.device(device))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def fake_calculate_metrics(**kwargs):
+        calls.append(kwargs)
+        return {"frechet_inception_distance": 1.0}
+
+    monkeypatch.setattr(metrics_module.torch.cuda, "device", DeviceContext)
+    monkeypatch.setattr(metrics_module.torch_fidelity, "calculate_metrics", fake_calculate_metrics)
+    _, test_images, test_labels = fmnist_sets
+    rows = evaluate(test_images[:10], ["fid_fmnist"], Reference("fashion-mnist", "test", 10, 28, 1), samples=10,
+                    device=torch.device("cuda:1"), reference_data=(test_images[:10], test_labels[:10]))
+    assert entered == [torch.device("cuda:1")] and calls[0]["cuda"] is True and rows[0]["value"] == 1.0
+
+
+def test_offline_without_inception_weights_explains(monkeypatch, tmp_path, fmnist_sets):
+    import urllib.error
+
+    from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no hub cache; XDG cache is empty too
+    monkeypatch.delenv("GANBENCH_INCEPTION_WEIGHTS", raising=False)
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(tf_inception, "load_state_dict_from_url", offline)
+    _, test_images, test_labels = fmnist_sets
+    with pytest.raises(MetricError, match="ganbench weights import"):
+        evaluate(test_images[:4], ["fid"], Reference("fashion-mnist", "test", 4, 28, 1), samples=4,
+                 reference_data=(test_images[:4], test_labels[:4]))
