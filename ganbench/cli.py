@@ -200,6 +200,152 @@ def eval_command(
     console.print(table)
 
 
+SuiteArg = Annotated[Path, typer.Argument(help="A suite YAML file, e.g. suites/quick.yaml.")]
+OnlyOpt = Annotated[Optional[list[str]], typer.Option("--only", help="Only this arm (repeatable).")]
+SeedsOpt = Annotated[Optional[str], typer.Option(help="Only these seeds, comma-separated (e.g. 0,1).")]
+ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs go to ROOT/<suite name>/.")]
+
+
+def _load(suite_file: Path, results_root: Path, only: list[str] | None, seeds: str | None):
+    from ganbench.suite import load_suite
+    from ganbench.sweep import Selection, select_runs
+
+    try:
+        suite = load_suite(suite_file, results_root)
+        seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else ()
+        selection = Selection(tuple(only or ()), seed_list)
+        select_runs(suite, selection)
+    except ValueError as err:  # SuiteError and ConfigError are ValueErrors; so is a bad --seeds
+        fail(str(err))
+    return suite, selection
+
+
+def _fmt_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+@app.command("plan")
+def plan_command(
+    suite_file: SuiteArg,
+    only: OnlyOpt = None,
+    seeds: SeedsOpt = None,
+    workers: Annotated[Optional[int], typer.Option(help="Workers the estimate assumes (default: as `run`).")] = None,
+    device: Annotated[str, typer.Option(help="Device the estimate is measured on: auto, cpu, cuda:N.")] = "auto",
+    estimate: Annotated[bool, typer.Option(help="Time 3 steps of each distinct network here to estimate cost.")] = True,
+    results_root: ResultsOpt = Path("results"),
+) -> None:
+    """Show the arms × seeds of a suite with run ids, which are done, the design's aliases and the cost here."""
+    from ganbench.executors import default_workers
+    from ganbench.sweep import design_lines, parse_devices, plan_rows
+
+    suite, selection = _load(suite_file, results_root, only, seeds)
+    try:
+        devices = parse_devices(device)
+    except ValueError as err:
+        fail(str(err))
+    n_workers = workers or default_workers(devices)
+    console.print(f"[bold]{suite.name}[/] ({suite.path}): {suite.description}", highlight=False)
+    for line in design_lines(suite):
+        console.print(line, highlight=False)
+    rows = plan_rows(suite, selection, estimate, devices[0], n_workers)
+    table = Table(title=f"runs → {suite.results_dir}/runs/")
+    for column in ("arm", "seed", "run id", "status", "steps", "est. time"):
+        table.add_column(column)
+    for row in rows:
+        est = _fmt_seconds(row["estimate_s"]) if row["estimate_s"] is not None else "-"
+        table.add_row(row["arm"], str(row["seed"]), row["run_id"], row["status"], f"{row['step']}/{row['steps']}", est)
+    console.print(table)
+    todo = [r for r in rows if r["estimate_s"] is not None]
+    if todo:
+        total = sum(r["estimate_s"] for r in todo)
+        console.print(f"{len(todo)} runs to train: ≈ {_fmt_seconds(total / n_workers)} with {n_workers} workers on "
+                      f"{devices[0]} (training steps only, measured here; evaluations add to it)", highlight=False)
+
+
+@app.command("run")
+def run_command(
+    suite_file: SuiteArg,
+    workers: Annotated[Optional[int], typer.Option(help="Parallel runs (default: one per CPU core, 4 per GPU).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda (all GPUs) or cuda:0,1 (runs spread over them).")] = "auto",
+    only: OnlyOpt = None,
+    seeds: SeedsOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, train nothing.")] = False,
+    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
+    results_root: ResultsOpt = Path("results"),
+) -> None:
+    """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep."""
+    from ganbench.executors import FINAL
+    from ganbench.sweep import parse_devices, results_summary, run_states, run_suite, select_runs
+
+    suite, selection = _load(suite_file, results_root, only, seeds)
+    try:
+        devices = parse_devices(device)
+    except ValueError as err:
+        fail(str(err))
+    states = run_states(suite, select_runs(suite, selection))
+    todo = [s for s in states if s.status not in FINAL]
+    console.print(f"[bold]{suite.name}[/]: {len(states)} runs, {len(states) - len(todo)} already finished, "
+                  f"{len(todo)} to train on {', '.join(devices)} → {suite.results_dir}", highlight=False)
+    if dry_run:
+        for state in todo:
+            console.print(f"  would train {state.run.run_id}  {state.run.arm} seed {state.run.seed}", highlight=False)
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console) as bar:
+        total_steps = sum(s.run.config.steps - s.step for s in todo) or 1
+        overall = bar.add_task("all runs", total=total_steps)
+        per_run: dict[str, Any] = {}
+        start_steps = {s.run.run_id: s.step for s in todo}
+
+        def on_update(all_states) -> None:
+            counts = results_summary(all_states)
+            done = sum(min(s.step, s.run.config.steps) - start_steps.get(s.run.run_id, s.step) for s in all_states
+                       if s.run.run_id in start_steps)
+            bar.update(overall, completed=max(done, 0), description=(
+                f"runs {counts.get('completed', 0) + counts.get('diverged', 0)}/{len(all_states)} done · "
+                f"{counts.get('failed', 0)} failed · {counts.get('diverged', 0)} diverged · "
+                f"{counts.get('running', 0)} running"))
+            for s in all_states:
+                rid = s.run.run_id
+                if s.status == "running" and rid not in per_run:
+                    per_run[rid] = bar.add_task(f"  {s.run.arm} s{s.run.seed}", total=s.run.config.steps)
+                if rid in per_run:
+                    bar.update(per_run[rid], completed=s.step)
+                    if s.status != "running":
+                        bar.remove_task(per_run.pop(rid))
+
+        try:
+            states = run_suite(suite, selection, workers, devices, str(data_root) if data_root else None, on_update)
+        except KeyboardInterrupt:
+            fail("interrupted; run the same command again to resume (finished runs are kept)", code=130)
+    counts = results_summary(states)
+    console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())), highlight=False)
+    for state in states:
+        if state.status not in ("completed",):
+            console.print(f"[yellow]{state.status}[/] {state.run.run_id} {state.run.arm} seed {state.run.seed}: "
+                          f"{state.error}", highlight=False)
+    if counts.get("failed") or counts.get("interrupted"):
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("results")) -> None:
+    """Where every run of a suite stands (from the run directories; works for any executor)."""
+    from ganbench.sweep import plan_rows, results_summary, run_states
+
+    suite, selection = _load(suite_file, results_root, None, None)
+    rows = plan_rows(suite, selection, estimate=False, device="cpu", workers=1)
+    counts = results_summary(run_states(suite, suite.runs))
+    table = Table(title=f"{suite.name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    for column in ("arm", "seed", "run id", "status", "steps"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["arm"], str(row["seed"]), row["run_id"], row["status"], f"{row['step']}/{row['steps']}")
+    console.print(table)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,169 @@
+"""Experimental designs: which hack combinations (arms) a suite trains.
+
+- `leave_one_out`: the full recipe (preset + studied hacks) and, per studied hack, the
+  recipe without it. Reference arm: `all`.
+- `add_one_in`: the preset without the studied hacks, and per hack that start plus the
+  hack alone. Reference arm: `none`.
+- `full_factorial`: every on/off combination of the studied hacks (2^k arms).
+- `fractional_factorial`: a regular 2^(k−p) fraction of stated resolution: the first k−p
+  hacks form a full factorial, each further hack is set to an interaction of them. Main
+  effects are clear of each other at resolution ≥ III, of two-way interactions at ≥ IV,
+  and two-way interactions of each other at ≥ V. The alias structure is computed, not assumed.
+- `arms`: explicit arms, name → hacks and knob overrides.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+DESIGNS = ("leave_one_out", "add_one_in", "full_factorial", "fractional_factorial", "arms")
+ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    hacks: tuple[str, ...]  # every hack on in this arm (preset's included), in order
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # the arm's own `set`
+    factors: Mapping[str, bool] = field(default_factory=dict)  # studied hack → on/off
+
+
+@dataclass(frozen=True)
+class Design:
+    kind: str
+    arms: tuple[Arm, ...]
+    reference_arm: str | None  # the arm effects are measured against
+    resolution: int | None = None  # fractional factorial only
+    generators: tuple[str, ...] = ()  # e.g. 'E = ABCD', fractional factorial only
+    aliases: tuple[str, ...] = ()  # human-readable alias lines, fractional factorial only
+
+
+def leave_one_out(preset_hacks: Sequence[str], studied: Sequence[str]) -> Design:
+    full = tuple(dict.fromkeys([*preset_hacks, *studied]))
+    arms = [Arm("all", full, factors={h: True for h in studied})]
+    for hack in studied:
+        arms.append(Arm(f"-{hack}", tuple(h for h in full if h != hack),
+                        factors={h: h != hack for h in studied}))
+    return Design("leave_one_out", tuple(arms), "all")
+
+
+def add_one_in(preset_hacks: Sequence[str], studied: Sequence[str]) -> Design:
+    start = tuple(h for h in preset_hacks if h not in studied)
+    arms = [Arm("none", start, factors={h: False for h in studied})]
+    for hack in studied:
+        arms.append(Arm(f"+{hack}", (*start, hack), factors={h: h == hack for h in studied}))
+    return Design("add_one_in", tuple(arms), "none")
+
+
+def _factorial_arms(preset_hacks: Sequence[str], studied: Sequence[str], rows: list[tuple[bool, ...]]) -> tuple[Arm, ...]:
+    start = tuple(h for h in preset_hacks if h not in studied)
+    arms = []
+    for row in rows:
+        on = [h for h, flag in zip(studied, row) if flag]
+        name = "+".join(on) if on else "none"
+        arms.append(Arm(name, (*start, *on), factors=dict(zip(studied, row))))
+    return tuple(arms)
+
+
+def full_factorial(preset_hacks: Sequence[str], studied: Sequence[str]) -> Design:
+    rows = list(itertools.product((False, True), repeat=len(studied)))
+    return Design("full_factorial", _factorial_arms(preset_hacks, studied, rows), "none")
+
+
+def _letters(mask: int, k: int) -> str:
+    names = [chr(ord("A") + i) if i < 26 else f"F{i}" for i in range(k)]
+    return "".join(names[i] for i in range(k) if mask >> i & 1)
+
+
+def _defining_words(generator_masks: Sequence[int]) -> list[int]:
+    """Every word of the defining relation: XORs of non-empty subsets of the generator words."""
+    words = []
+    for r in range(1, len(generator_masks) + 1):
+        for subset in itertools.combinations(generator_masks, r):
+            word = 0
+            for mask in subset:
+                word ^= mask
+            words.append(word)
+    return words
+
+
+def _generators(k: int, n_base: int, resolution: int) -> list[int] | None:
+    """Words (bitmasks over k factors) defining factors n_base..k−1 as interactions of the
+    base factors, or None when this many base factors cannot reach `resolution`.
+
+    Greedy: each candidate interaction is accepted only if every new word of the defining
+    relation keeps at least `resolution` letters.
+    """
+    # Interactions of resolution−1 letters first (then larger ones), which leaves the most room.
+    sizes = [*range(max(2, resolution - 1), n_base + 1), *range(min(resolution - 2, n_base), 1, -1)]
+    candidates = [sum(1 << i for i in combo) for size in sizes for combo in itertools.combinations(range(n_base), size)]
+    gens: list[int] = []
+    words: list[int] = []
+    for candidate in candidates:
+        if len(gens) == k - n_base:
+            break
+        gen = candidate | (1 << (n_base + len(gens)))
+        new_words = [gen] + [gen ^ w for w in words]
+        if min(bin(w).count("1") for w in new_words) >= resolution:
+            gens.append(gen)
+            words += new_words
+    return gens if len(gens) == k - n_base else None
+
+
+def fractional_factorial(preset_hacks: Sequence[str], studied: Sequence[str], resolution: int) -> Design:
+    """The smallest regular fraction (by this construction) whose resolution is ≥ `resolution`."""
+    k = len(studied)
+    if resolution < 3:
+        raise ValueError("fractional_factorial: resolution must be at least 3 (III)")
+    for n_base in range(1, k + 1):
+        gens = _generators(k, n_base, resolution) if n_base < k else []
+        if gens is not None:
+            break
+    words = _defining_words(gens)
+    rows = []
+    for base in itertools.product((False, True), repeat=n_base):
+        levels = list(base)
+        for gen in gens:
+            # ±1 coding: the extra factor's level is the product of its base factors' levels.
+            sign = 1
+            for i in range(n_base):
+                if gen >> i & 1:
+                    sign *= 1 if base[i] else -1
+            levels.append(sign > 0)
+        rows.append(tuple(levels))
+    arms = _factorial_arms(preset_hacks, studied, rows)
+    gen_lines = tuple(f"{_letters(1 << (n_base + j), k)} = {_letters(g & ~(1 << (n_base + j)), k)}"
+                      for j, g in enumerate(gens))
+    alias_lines = _alias_lines(words, studied)
+    achieved = min((bin(w).count("1") for w in words), default=None)
+    return Design("fractional_factorial", arms, None, achieved, gen_lines, alias_lines)
+
+
+def _alias_lines(words: Sequence[int], studied: Sequence[str]) -> tuple[str, ...]:
+    """For each main effect and two-way interaction, the effects of order ≤ 2 it is confounded with."""
+    k = len(studied)
+    legend = [f"{_letters(1 << i, k)} = {name}" for i, name in enumerate(studied)]
+    effects = [1 << i for i in range(k)] + [(1 << i) | (1 << j) for i, j in itertools.combinations(range(k), 2)]
+    lines = []
+    for effect in effects:
+        partners = sorted({effect ^ w for w in words if 0 < bin(effect ^ w).count("1") <= 2},
+                          key=lambda m: (bin(m).count("1"), m))
+        if partners:
+            lines.append(f"{_letters(effect, k)} = " + " = ".join(_letters(m, k) for m in partners))
+    if not lines:
+        lines.append("no main effect or two-way interaction is aliased with another of order ≤ 2")
+    defining = "I = " + " = ".join(_letters(w, k) for w in sorted(words, key=lambda m: (bin(m).count("1"), m)))
+    return (*legend, defining if words else "I (full factorial: nothing aliased)", *lines)
+
+
+def explicit_arms(preset_hacks: Sequence[str], arms: Mapping[str, tuple[Sequence[str], Mapping[str, Any]]],
+                  reference: str | None) -> Design:
+    built = tuple(Arm(name, tuple(dict.fromkeys([*preset_hacks, *hacks])), dict(overrides))
+                  for name, (hacks, overrides) in arms.items())
+    return Design("arms", built, reference)
+
+
+def roman(n: int | None) -> str:
+    return ROMAN.get(n, str(n)) if n else "-"

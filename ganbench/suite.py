@@ -1,0 +1,232 @@
+"""Suites: one YAML file → a design → arms × seeds → a list of runs with content-hashed ids.
+
+    name: quick                      # results go to results/<name>/ unless `results` says otherwise
+    description: Leave-one-out of the DCGAN recipe on Fashion-MNIST, CPU-sized.
+    dataset: fashion-mnist
+    preset: dcgan                    # vanilla | dcgan | ganhacks
+    base: {precision: bf16}          # knob overrides for every arm (below the hacks)
+    hacks: [batch_norm, leaky_relu]  # the hacks under study
+    design: leave_one_out            # or {type: fractional_factorial, resolution: 4}
+    arms: {...}                      # design 'arms' only: name → {hacks: [...], set: {...}}
+    seeds: 3                         # or a list: [0, 1, 2]
+    steps: 1500                      # training budget per run
+    evaluation: {every: 500, samples: 5000, reference_samples: 0, metrics: auto}
+
+Every key, hack, knob and value is checked; an error names the file, the key path and,
+for a typo, the closest valid name. Suites are read with `yaml.safe_load` (data, never code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ganbench.config import ConfigError, TrainConfig, did_you_mean
+from ganbench.design import DESIGNS, Design, add_one_in, explicit_arms, fractional_factorial, full_factorial, leave_one_out
+from ganbench.hacks import HACKS, preset_hacks, resolve
+
+SUITE_KEYS = ("name", "description", "dataset", "preset", "base", "hacks", "design", "arms", "seeds", "steps",
+              "evaluation", "results")
+EVAL_KEYS = {"every": "eval_every", "samples": "eval_samples", "reference_samples": "eval_reference_samples",
+             "split": "eval_split", "metrics": "metrics"}
+ARM_KEYS = ("hacks", "set")
+DESIGN_KEYS = ("type", "resolution", "reference")
+# Knobs that say how a run executes, not what it computes: left out of the run id, so a
+# suite can move between machines (and thread counts) and still find its finished runs.
+EXECUTION_KNOBS = ("device", "threads")
+RUN_ID_VERSION = 1
+
+
+class SuiteError(ConfigError):
+    """A problem in a suite file; the message starts with the file and key path."""
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    arm: str
+    seed: int
+    config: TrainConfig
+    hacks: tuple[str, ...]
+    preset: str
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    description: str
+    preset: str
+    studied: tuple[str, ...]
+    design: Design
+    seeds: tuple[int, ...]
+    results_dir: Path
+    runs: tuple[Run, ...]  # arms × seeds; one arm's runs are adjacent
+
+    def run_dirs(self) -> dict[str, Path]:
+        return {run.run_id: self.results_dir / "runs" / run.run_id for run in self.runs}
+
+
+def run_id(cfg: TrainConfig) -> str:
+    """A hash of everything that determines a run's results (its seed included).
+
+    Only knobs that differ from their default ("off") value enter the hash, so adding a
+    knob whose default keeps the old behaviour leaves existing run ids valid. (Changing a
+    default is therefore a breaking change: it must bump RUN_ID_VERSION.)
+    """
+    defaults = TrainConfig().to_dict()
+    knobs = {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_KNOBS and v != defaults[k]}
+    payload = json.dumps({"version": RUN_ID_VERSION, "knobs": knobs}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _fail(path: Path, where: str, message: str) -> SuiteError:
+    return SuiteError(f"{path}: {where}: {message}")
+
+
+def _check_keys(path: Path, where: str, mapping: Any, allowed: tuple[str, ...] | Mapping[str, Any]) -> dict:
+    if not isinstance(mapping, dict):
+        raise _fail(path, where, f"expected a mapping, got {type(mapping).__name__}")
+    for key in mapping:
+        if key not in allowed:
+            raise _fail(path, f"{where}.{key}" if where != "(top)" else str(key),
+                        f"unknown key{did_you_mean(str(key), allowed)}; allowed: {', '.join(allowed)}")
+    return mapping
+
+
+def _hack_list(path: Path, where: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
+        raise _fail(path, where, "expected a list of hack names")
+    for i, name in enumerate(value):
+        if name not in HACKS:
+            raise _fail(path, f"{where}[{i}]", f"unknown hack '{name}'{did_you_mean(name, HACKS)}")
+    if len(set(value)) != len(value):
+        raise _fail(path, where, "a hack is listed twice")
+    return tuple(value)
+
+
+def _seeds(path: Path, value: Any) -> tuple[int, ...]:
+    if isinstance(value, bool) or value is None:
+        raise _fail(path, "seeds", "expected a count (e.g. 3) or a list of integers")
+    if isinstance(value, int):
+        if value < 1:
+            raise _fail(path, "seeds", f"the seed count must be >= 1, got {value}")
+        return tuple(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                  for s in value):
+        if len(set(value)) != len(value):
+            raise _fail(path, "seeds", "a seed is listed twice")
+        return tuple(value)
+    raise _fail(path, "seeds", f"expected a count or a list of non-negative integers, got {value!r}")
+
+
+def load_suite(path: str | Path, results_root: str | Path = "results") -> Suite:
+    """Read, check and expand a suite file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(f"{path}: no such suite file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SuiteError(f"{path}: not valid YAML: {err}") from None
+    data = _check_keys(path, "(top)", raw or {}, SUITE_KEYS)
+    name = str(data.get("name") or path.stem)
+    if not name.replace("-", "_").replace(".", "_").isidentifier():
+        raise _fail(path, "name", f"'{name}' must be letters, digits, '-', '_' or '.' (it names a directory)")
+    preset = data.get("preset", "vanilla")
+    try:
+        from_preset = preset_hacks(preset)
+    except ConfigError as err:
+        raise _fail(path, "preset", str(err)) from None
+    studied = _hack_list(path, "hacks", data.get("hacks"))
+    base = _base_knobs(path, data)
+    design = _design(path, data, from_preset, studied)
+    seeds = _seeds(path, data.get("seeds", 1))
+    results_dir = _results_dir(path, data, results_root, name)
+    runs = []
+    for arm in design.arms:
+        for seed in seeds:
+            where = f"arm '{arm.name}', seed {seed}"
+            try:
+                cfg, names = resolve("vanilla", arm.hacks, overrides={**arm.overrides, "seed": seed}, base=base)
+            except ConfigError as err:
+                raise _fail(path, where, str(err)) from None
+            runs.append(Run(run_id(cfg), arm.name, seed, cfg, names, preset))
+    return Suite(name, path, str(data.get("description", "")), preset, studied, design, seeds, results_dir,
+                 tuple(runs))
+
+
+def _base_knobs(path: Path, data: dict) -> dict[str, Any]:
+    """Suite-wide knobs: `base`, then the `dataset`, `steps` and `evaluation` shortcuts."""
+    base = dict(_check_keys(path, "base", data.get("base") or {}, TrainConfig.__dataclass_fields__))
+    for key, knob in (("dataset", "dataset"), ("steps", "steps")):
+        if key in data:
+            base[knob] = data[key]
+    evaluation = _check_keys(path, "evaluation", data.get("evaluation") or {}, tuple(EVAL_KEYS))
+    for key, value in evaluation.items():
+        base[EVAL_KEYS[key]] = ",".join(value) if isinstance(value, list) else value
+    try:
+        TrainConfig().replace(**base)
+    except ConfigError as err:
+        raise _fail(path, "base", str(err)) from None
+    return base
+
+
+def _design(path: Path, data: dict, from_preset: tuple[str, ...], studied: tuple[str, ...]) -> Design:
+    spec = data.get("design", "arms" if "arms" in data else None)
+    options: dict[str, Any] = {}
+    if isinstance(spec, dict):
+        options = _check_keys(path, "design", spec, DESIGN_KEYS)
+        spec = options.get("type")
+    if spec not in DESIGNS:
+        raise _fail(path, "design", f"'{spec}' is not a design{did_you_mean(str(spec), DESIGNS)}; "
+                                    f"choose from {', '.join(DESIGNS)}")
+    if spec != "arms" and not studied:
+        raise _fail(path, "hacks", f"design '{spec}' needs the hacks under study")
+    if spec == "arms":
+        return _explicit(path, data, from_preset, options.get("reference"))
+    if "arms" in data:
+        raise _fail(path, "arms", f"explicit arms are only used with design 'arms', not '{spec}'")
+    if spec == "leave_one_out":
+        return leave_one_out(from_preset, studied)
+    if spec == "add_one_in":
+        return add_one_in(from_preset, studied)
+    if spec == "full_factorial":
+        return full_factorial(from_preset, studied)
+    resolution = options.get("resolution")
+    if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 3:
+        raise _fail(path, "design.resolution", f"fractional_factorial needs an integer resolution >= 3 "
+                                               f"(III, IV, V…), got {resolution!r}")
+    return fractional_factorial(from_preset, studied, resolution)
+
+
+def _explicit(path: Path, data: dict, from_preset: tuple[str, ...], reference: Any) -> Design:
+    arms_raw = data.get("arms")
+    if not isinstance(arms_raw, dict) or not arms_raw:
+        raise _fail(path, "arms", "design 'arms' needs a mapping of arm name → {hacks, set}")
+    arms = {}
+    for arm_name, spec in arms_raw.items():
+        spec = _check_keys(path, f"arms.{arm_name}", spec or {}, ARM_KEYS)
+        hacks = _hack_list(path, f"arms.{arm_name}.hacks", spec.get("hacks"))
+        overrides = _check_keys(path, f"arms.{arm_name}.set", spec.get("set") or {},
+                                TrainConfig.__dataclass_fields__)
+        arms[str(arm_name)] = (hacks, overrides)
+    if reference is not None and reference not in arms:
+        raise _fail(path, "design.reference", f"no arm named '{reference}'{did_you_mean(str(reference), arms)}")
+    return explicit_arms(from_preset, arms, reference)
+
+
+def _results_dir(path: Path, data: dict, results_root: str | Path, name: str) -> Path:
+    """results/<name>, or the suite's `results`, which must stay inside the results root."""
+    root = Path(results_root).resolve()
+    target = (root / str(data["results"])).resolve() if "results" in data else root / name
+    if target != root and root not in target.parents:
+        raise _fail(path, "results", f"'{data['results']}' leaves the results root {root}")
+    return target

@@ -1,0 +1,154 @@
+"""Sweeps: plan a suite, run what is not finished, and say where every run stands.
+
+`results/<suite>/suite.json` records the design (arms, reference arm, aliases) and which
+run id belongs to which arm and seed; each run lives in `results/<suite>/runs/<run_id>/`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from ganbench import runio
+from ganbench.design import roman
+from ganbench.executors import (FINAL, LocalExecutor, RunState, Update, default_workers, read_status,
+                                threads_per_worker)
+from ganbench.suite import Run, Suite, SuiteError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Selection:
+    only_arms: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
+
+
+def select_runs(suite: Suite, selection: Selection) -> list[Run]:
+    arms = {arm.name for arm in suite.design.arms}
+    for name in selection.only_arms:
+        if name not in arms:
+            raise SuiteError(f"--only: no arm '{name}' in {suite.path}{did_you_mean(name, arms)}")
+    for seed in selection.seeds:
+        if seed not in suite.seeds:
+            raise SuiteError(f"--seeds: seed {seed} is not in the suite's seeds {list(suite.seeds)}")
+    return [r for r in suite.runs
+            if (not selection.only_arms or r.arm in selection.only_arms)
+            and (not selection.seeds or r.seed in selection.seeds)]
+
+
+def write_manifest(suite: Suite) -> None:
+    design = suite.design
+    runio.write_json(suite.results_dir / "suite.json", {
+        "name": suite.name, "suite_file": str(suite.path), "description": suite.description,
+        "preset": suite.preset, "studied_hacks": list(suite.studied), "seeds": list(suite.seeds),
+        "design": {"kind": design.kind, "reference_arm": design.reference_arm, "resolution": design.resolution,
+                   "generators": list(design.generators), "aliases": list(design.aliases),
+                   "arms": [{"name": a.name, "hacks": list(a.hacks), "set": dict(a.overrides),
+                             "factors": dict(a.factors)} for a in design.arms]},
+        "runs": [{"run_id": r.run_id, "arm": r.arm, "seed": r.seed, "hacks": list(r.hacks)} for r in suite.runs],
+    })
+
+
+def run_states(suite: Suite, runs: Sequence[Run]) -> list[RunState]:
+    """One state per distinct run id (two arms with the same config share one run)."""
+    dirs = suite.run_dirs()
+    states, seen = [], set()
+    for run in runs:
+        if run.run_id in seen:
+            continue
+        seen.add(run.run_id)
+        status = read_status(dirs[run.run_id])
+        state = RunState(run, dirs[run.run_id])
+        if status.get("status") in FINAL:
+            state.status, state.step, state.error = status["status"], status.get("step", 0), status.get("error")
+        states.append(state)
+    return states
+
+
+def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | None = None,
+              devices: Sequence[str] = ("cpu",), data_root: str | None = None,
+              on_update: Update | None = None) -> list[RunState]:
+    """Train every selected run that is not completed or diverged; returns all their states."""
+    write_manifest(suite)
+    states = run_states(suite, select_runs(suite, selection))
+    executor = LocalExecutor(workers or default_workers(devices), devices, data_root)
+    executor.execute(states, on_update)
+    return states
+
+
+def parse_devices(spec: str) -> list[str]:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:0,1' → device names, one per GPU to use."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return ["cpu"]
+    if spec == "cuda":
+        if not torch.cuda.is_available():
+            raise SuiteError("--device cuda asked for, but CUDA is not available here; use --device cpu or auto")
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if spec.startswith("cuda:"):
+        indices = spec[5:].split(",")
+        if not all(i.isdigit() for i in indices):
+            raise SuiteError(f"--device {spec}: expected cuda:N or cuda:N,M,…")
+        return [f"cuda:{i}" for i in indices]
+    raise SuiteError(f"--device {spec}: expected auto, cpu, cuda or cuda:N[,M…]")
+
+
+def estimate_step_seconds(run: Run, device: str, threads: int, steps: int = 3) -> float:
+    """Seconds per training step of `run`'s networks on this machine, measured on fake data."""
+    from ganbench.data import load_fake
+    from ganbench.train import GanTrainer
+
+    cfg = run.config.replace(device=device, metrics="none")
+    torch.set_num_threads(threads)
+    images, _ = load_fake("train", n=max(256, cfg.batch_size), side=cfg.image_size, channels=cfg.channels)
+    trainer = GanTrainer(cfg, images, torch.device(device))
+    trainer.train_step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step().tolist()
+    return (time.perf_counter() - start) / steps
+
+
+COST_KNOBS = ("arch", "image_size", "channels", "g_width", "d_width", "g_fc_hidden", "d_fc_hidden", "sampling",
+              "kernel_size", "g_batch_norm", "d_batch_norm", "d_steps", "g_steps", "batch_size", "precision",
+              "d_batch", "d_dropout", "latent_dim")
+
+
+def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str, workers: int) -> list[dict[str, Any]]:
+    """One row per selected run: arm, seed, run id, status, and (optionally) estimated seconds."""
+    threads = threads_per_worker(workers)
+    step_cost: dict[tuple, float] = {}
+    rows = []
+    for run in select_runs(suite, selection):
+        status = read_status(suite.results_dir / "runs" / run.run_id)
+        row = {"arm": run.arm, "seed": run.seed, "run_id": run.run_id, "status": status.get("status", "pending"),
+               "step": status.get("step", 0), "steps": run.config.steps, "estimate_s": None}
+        if estimate and row["status"] not in FINAL:
+            key = tuple(getattr(run.config, k) for k in COST_KNOBS)
+            if key not in step_cost:
+                step_cost[key] = estimate_step_seconds(run, device, threads)
+            row["estimate_s"] = step_cost[key] * (run.config.steps - row["step"])
+        rows.append(row)
+    return rows
+
+
+def design_lines(suite: Suite) -> list[str]:
+    design = suite.design
+    lines = [f"design: {design.kind}, {len(design.arms)} arms × {len(suite.seeds)} seeds = {len(suite.runs)} runs"
+             f" ({len({r.run_id for r in suite.runs})} distinct)",
+             f"reference arm: {design.reference_arm or '-'}"]
+    if design.kind == "fractional_factorial":
+        lines.append(f"resolution {roman(design.resolution)}; generators: {', '.join(design.generators)}")
+        lines.append("alias structure (effects of order ≤ 2 that cannot be told apart):")
+        lines += [f"  {line}" for line in design.aliases]
+    return lines
+
+
+def results_summary(states: Sequence[RunState]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state.status] = counts.get(state.status, 0) + 1
+    return counts
