@@ -206,18 +206,20 @@ SeedsOpt = Annotated[Optional[str], typer.Option(help="Only these seeds, comma-s
 ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs go to ROOT/<suite name>/.")]
 
 
-def _load(suite_file: Path, results_root: Path, only: list[str] | None, seeds: str | None):
+def _load(suite_file: Path, results_root: Path, only: list[str] | None, seeds: str | None, device: str = "cpu"):
+    """(suite, selection, devices) from the CLI's words, or a clear error and exit code 2."""
     from ganbench.suite import load_suite
-    from ganbench.sweep import Selection, select_runs
+    from ganbench.sweep import Selection, parse_devices, select_runs
 
     try:
         suite = load_suite(suite_file, results_root)
         seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else ()
         selection = Selection(tuple(only or ()), seed_list)
         select_runs(suite, selection)
+        devices = parse_devices(device)
     except ValueError as err:  # SuiteError and ConfigError are ValueErrors; so is a bad --seeds
         fail(str(err))
-    return suite, selection
+    return suite, selection, devices
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -238,13 +240,9 @@ def plan_command(
 ) -> None:
     """Show the arms × seeds of a suite with run ids, which are done, the design's aliases and the cost here."""
     from ganbench.executors import default_workers
-    from ganbench.sweep import design_lines, parse_devices, plan_rows
+    from ganbench.sweep import design_lines, plan_rows
 
-    suite, selection = _load(suite_file, results_root, only, seeds)
-    try:
-        devices = parse_devices(device)
-    except ValueError as err:
-        fail(str(err))
+    suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
     n_workers = workers or default_workers(devices)
     console.print(f"[bold]{suite.name}[/] ({suite.path}): {suite.description}", highlight=False)
     for line in design_lines(suite):
@@ -277,13 +275,9 @@ def run_command(
 ) -> None:
     """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep."""
     from ganbench.executors import FINAL
-    from ganbench.sweep import parse_devices, results_summary, run_states, run_suite, select_runs
+    from ganbench.sweep import results_summary, run_states, run_suite, select_runs
 
-    suite, selection = _load(suite_file, results_root, only, seeds)
-    try:
-        devices = parse_devices(device)
-    except ValueError as err:
-        fail(str(err))
+    suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
     states = run_states(suite, select_runs(suite, selection))
     todo = [s for s in states if s.status not in FINAL]
     console.print(f"[bold]{suite.name}[/]: {len(states)} runs, {len(states) - len(todo)} already finished, "
@@ -335,7 +329,7 @@ def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("result
     """Where every run of a suite stands (from the run directories; works for any executor)."""
     from ganbench.sweep import plan_rows, results_summary, run_states
 
-    suite, selection = _load(suite_file, results_root, None, None)
+    suite, selection, _ = _load(suite_file, results_root, None, None)
     rows = plan_rows(suite, selection, estimate=False, device="cpu", workers=1)
     counts = results_summary(run_states(suite, suite.runs))
     table = Table(title=f"{suite.name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))

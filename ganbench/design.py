@@ -32,12 +32,17 @@ class Arm:
 
 @dataclass(frozen=True)
 class Design:
+    """One design of a suite (a suite may hold several parts, e.g. LOO and add-one-in)."""
+
     kind: str
     arms: tuple[Arm, ...]
     reference_arm: str | None  # the arm effects are measured against
     resolution: int | None = None  # fractional factorial only
     generators: tuple[str, ...] = ()  # e.g. 'E = ABCD', fractional factorial only
     aliases: tuple[str, ...] = ()  # human-readable alias lines, fractional factorial only
+    name: str = ""  # the part's name in a multi-part suite ('' for a single design)
+    preset: str = ""  # the preset the part starts from
+    studied: tuple[str, ...] = ()  # the hacks under study in this part
 
 
 def leave_one_out(preset_hacks: Sequence[str], studied: Sequence[str]) -> Design:
@@ -72,8 +77,11 @@ def full_factorial(preset_hacks: Sequence[str], studied: Sequence[str]) -> Desig
     return Design("full_factorial", _factorial_arms(preset_hacks, studied, rows), "none")
 
 
+FACTOR_LETTERS = "ABCDEFGHJKLMNOPQRSTUVWXYZ"  # no I: it names the identity in "I = ABCE"
+
+
 def _letters(mask: int, k: int) -> str:
-    names = [chr(ord("A") + i) if i < 26 else f"F{i}" for i in range(k)]
+    names = [FACTOR_LETTERS[i] if i < len(FACTOR_LETTERS) else f"F{i}" for i in range(k)]
     return "".join(names[i] for i in range(k) if mask >> i & 1)
 
 
@@ -121,6 +129,11 @@ def fractional_factorial(preset_hacks: Sequence[str], studied: Sequence[str], re
         gens = _generators(k, n_base, resolution) if n_base < k else []
         if gens is not None:
             break
+    for better in range(resolution + 1, k + 1):  # same number of runs, higher resolution if possible
+        stronger = _generators(k, n_base, better) if n_base < k else None
+        if stronger is None:
+            break
+        gens = stronger
     words = _defining_words(gens)
     rows = []
     for base in itertools.product((False, True), repeat=n_base):
@@ -154,7 +167,10 @@ def _alias_lines(words: Sequence[int], studied: Sequence[str]) -> tuple[str, ...
             lines.append(f"{_letters(effect, k)} = " + " = ".join(_letters(m, k) for m in partners))
     if not lines:
         lines.append("no main effect or two-way interaction is aliased with another of order ≤ 2")
-    defining = "I = " + " = ".join(_letters(w, k) for w in sorted(words, key=lambda m: (bin(m).count("1"), m)))
+    shortest = sorted(words, key=lambda m: (bin(m).count("1"), m))
+    defining = "I = " + " = ".join(_letters(w, k) for w in shortest[:12])
+    if len(shortest) > 12:
+        defining += f" = … ({len(shortest)} words in all; the shortest are shown)"
     return (*legend, defining if words else "I (full factorial: nothing aliased)", *lines)
 
 

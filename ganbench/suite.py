@@ -8,6 +8,9 @@
     hacks: [batch_norm, leaky_relu]  # the hacks under study
     design: leave_one_out            # or {type: fractional_factorial, resolution: 4}
     arms: {...}                      # design 'arms' only: name → {hacks: [...], set: {...}}
+    designs:                         # instead of `design`: several parts, arms named part:arm
+      loo: {type: leave_one_out, preset: dcgan}
+      aoi: {type: add_one_in, preset: vanilla, hacks: [...]}
     seeds: 3                         # or a list: [0, 1, 2]
     steps: 1500                      # training budget per run
     evaluation: {every: 500, samples: 5000, reference_samples: 0, metrics: auto}
@@ -18,6 +21,7 @@ for a typo, the closest valid name. Suites are read with `yaml.safe_load` (data,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -30,12 +34,13 @@ from ganbench.config import ConfigError, TrainConfig, did_you_mean
 from ganbench.design import DESIGNS, Design, add_one_in, explicit_arms, fractional_factorial, full_factorial, leave_one_out
 from ganbench.hacks import HACKS, preset_hacks, resolve
 
-SUITE_KEYS = ("name", "description", "dataset", "preset", "base", "hacks", "design", "arms", "seeds", "steps",
-              "evaluation", "results")
+SUITE_KEYS = ("name", "description", "dataset", "preset", "base", "hacks", "design", "designs", "arms", "seeds",
+              "steps", "evaluation", "results")
 EVAL_KEYS = {"every": "eval_every", "samples": "eval_samples", "reference_samples": "eval_reference_samples",
              "split": "eval_split", "metrics": "metrics"}
 ARM_KEYS = ("hacks", "set")
 DESIGN_KEYS = ("type", "resolution", "reference")
+PART_KEYS = ("type", "resolution", "reference", "preset", "hacks")
 # Knobs that say how a run executes, not what it computes: left out of the run id, so a
 # suite can move between machines (and thread counts) and still find its finished runs.
 EXECUTION_KNOBS = ("device", "threads")
@@ -61,12 +66,14 @@ class Suite:
     name: str
     path: Path
     description: str
-    preset: str
-    studied: tuple[str, ...]
-    design: Design
+    designs: tuple[Design, ...]  # one, or several named parts
     seeds: tuple[int, ...]
     results_dir: Path
     runs: tuple[Run, ...]  # arms × seeds; one arm's runs are adjacent
+
+    @property
+    def arms(self) -> list[str]:
+        return [arm.name for design in self.designs for arm in design.arms]
 
     def run_dirs(self) -> dict[str, Path]:
         return {run.run_id: self.results_dir / "runs" / run.run_id for run in self.runs}
@@ -140,27 +147,43 @@ def load_suite(path: str | Path, results_root: str | Path = "results") -> Suite:
     name = str(data.get("name") or path.stem)
     if not name.replace("-", "_").replace(".", "_").isidentifier():
         raise _fail(path, "name", f"'{name}' must be letters, digits, '-', '_' or '.' (it names a directory)")
-    preset = data.get("preset", "vanilla")
-    try:
-        from_preset = preset_hacks(preset)
-    except ConfigError as err:
-        raise _fail(path, "preset", str(err)) from None
-    studied = _hack_list(path, "hacks", data.get("hacks"))
     base = _base_knobs(path, data)
-    design = _design(path, data, from_preset, studied)
+    designs = _designs(path, data)
     seeds = _seeds(path, data.get("seeds", 1))
     results_dir = _results_dir(path, data, results_root, name)
     runs = []
-    for arm in design.arms:
-        for seed in seeds:
-            where = f"arm '{arm.name}', seed {seed}"
-            try:
-                cfg, names = resolve("vanilla", arm.hacks, overrides={**arm.overrides, "seed": seed}, base=base)
-            except ConfigError as err:
-                raise _fail(path, where, str(err)) from None
-            runs.append(Run(run_id(cfg), arm.name, seed, cfg, names, preset))
-    return Suite(name, path, str(data.get("description", "")), preset, studied, design, seeds, results_dir,
-                 tuple(runs))
+    for design in designs:
+        for arm in design.arms:
+            for seed in seeds:
+                where = f"arm '{arm.name}', seed {seed}"
+                try:
+                    cfg, names = resolve("vanilla", arm.hacks, overrides={**arm.overrides, "seed": seed}, base=base)
+                except ConfigError as err:
+                    raise _fail(path, where, str(err)) from None
+                runs.append(Run(run_id(cfg), arm.name, seed, cfg, names, design.preset))
+    return Suite(name, path, str(data.get("description", "")), designs, seeds, results_dir, tuple(runs))
+
+
+def _designs(path: Path, data: dict) -> tuple[Design, ...]:
+    """The suite's one `design`, or its named `designs` parts (arms then named part:arm)."""
+    if "designs" in data:
+        if "design" in data or "arms" in data:
+            raise _fail(path, "designs", "give either `design` (with `arms`) or `designs`, not both")
+        parts = data["designs"]
+        if not isinstance(parts, dict) or not parts:
+            raise _fail(path, "designs", "expected a mapping of part name → {type, preset, hacks, …}")
+        designs = []
+        for part_name, spec in parts.items():
+            where = f"designs.{part_name}"
+            spec = _check_keys(path, where, spec, PART_KEYS)
+            design = _design(path, where, spec, data.get("preset", "vanilla"), data.get("hacks"), None)
+            arms = tuple(dataclasses.replace(a, name=f"{part_name}:{a.name}") for a in design.arms)
+            reference = f"{part_name}:{design.reference_arm}" if design.reference_arm else None
+            designs.append(dataclasses.replace(design, arms=arms, name=str(part_name), reference_arm=reference))
+        return tuple(designs)
+    spec = data.get("design", "arms" if "arms" in data else None)
+    options = _check_keys(path, "design", spec, DESIGN_KEYS) if isinstance(spec, dict) else {"type": spec}
+    return (_design(path, "design", options, data.get("preset", "vanilla"), data.get("hacks"), data.get("arms")),)
 
 
 def _base_knobs(path: Path, data: dict) -> dict[str, Any]:
@@ -179,36 +202,40 @@ def _base_knobs(path: Path, data: dict) -> dict[str, Any]:
     return base
 
 
-def _design(path: Path, data: dict, from_preset: tuple[str, ...], studied: tuple[str, ...]) -> Design:
-    spec = data.get("design", "arms" if "arms" in data else None)
-    options: dict[str, Any] = {}
-    if isinstance(spec, dict):
-        options = _check_keys(path, "design", spec, DESIGN_KEYS)
-        spec = options.get("type")
+def _design(path: Path, where: str, options: dict, default_preset: str, default_hacks: Any, arms: Any) -> Design:
+    spec = options.get("type")
+    preset = options.get("preset", default_preset)
+    try:
+        from_preset = preset_hacks(preset)
+    except ConfigError as err:
+        raise _fail(path, f"{where}.preset" if where != "design" else "preset", str(err)) from None
+    hacks_where = f"{where}.hacks" if "hacks" in options else "hacks"
+    studied = _hack_list(path, hacks_where, options.get("hacks", default_hacks))
     if spec not in DESIGNS:
-        raise _fail(path, "design", f"'{spec}' is not a design{did_you_mean(str(spec), DESIGNS)}; "
-                                    f"choose from {', '.join(DESIGNS)}")
+        raise _fail(path, where, f"'{spec}' is not a design{did_you_mean(str(spec), DESIGNS)}; "
+                                 f"choose from {', '.join(DESIGNS)}")
     if spec != "arms" and not studied:
-        raise _fail(path, "hacks", f"design '{spec}' needs the hacks under study")
+        raise _fail(path, hacks_where, f"design '{spec}' needs the hacks under study")
     if spec == "arms":
-        return _explicit(path, data, from_preset, options.get("reference"))
-    if "arms" in data:
+        design = _explicit(path, arms, from_preset, options.get("reference"))
+    elif arms is not None:
         raise _fail(path, "arms", f"explicit arms are only used with design 'arms', not '{spec}'")
-    if spec == "leave_one_out":
-        return leave_one_out(from_preset, studied)
-    if spec == "add_one_in":
-        return add_one_in(from_preset, studied)
-    if spec == "full_factorial":
-        return full_factorial(from_preset, studied)
-    resolution = options.get("resolution")
-    if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 3:
-        raise _fail(path, "design.resolution", f"fractional_factorial needs an integer resolution >= 3 "
-                                               f"(III, IV, V…), got {resolution!r}")
-    return fractional_factorial(from_preset, studied, resolution)
+    elif spec == "leave_one_out":
+        design = leave_one_out(from_preset, studied)
+    elif spec == "add_one_in":
+        design = add_one_in(from_preset, studied)
+    elif spec == "full_factorial":
+        design = full_factorial(from_preset, studied)
+    else:
+        resolution = options.get("resolution")
+        if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 3:
+            raise _fail(path, f"{where}.resolution", f"fractional_factorial needs an integer resolution >= 3 "
+                                                     f"(III, IV, V…), got {resolution!r}")
+        design = fractional_factorial(from_preset, studied, resolution)
+    return dataclasses.replace(design, preset=preset, studied=studied)
 
 
-def _explicit(path: Path, data: dict, from_preset: tuple[str, ...], reference: Any) -> Design:
-    arms_raw = data.get("arms")
+def _explicit(path: Path, arms_raw: Any, from_preset: tuple[str, ...], reference: Any) -> Design:
     if not isinstance(arms_raw, dict) or not arms_raw:
         raise _fail(path, "arms", "design 'arms' needs a mapping of arm name → {hacks, set}")
     arms = {}

@@ -26,7 +26,7 @@ class Selection:
 
 
 def select_runs(suite: Suite, selection: Selection) -> list[Run]:
-    arms = {arm.name for arm in suite.design.arms}
+    arms = set(suite.arms)
     for name in selection.only_arms:
         if name not in arms:
             raise SuiteError(f"--only: no arm '{name}' in {suite.path}{did_you_mean(name, arms)}")
@@ -39,14 +39,14 @@ def select_runs(suite: Suite, selection: Selection) -> list[Run]:
 
 
 def write_manifest(suite: Suite) -> None:
-    design = suite.design
     runio.write_json(suite.results_dir / "suite.json", {
         "name": suite.name, "suite_file": str(suite.path), "description": suite.description,
-        "preset": suite.preset, "studied_hacks": list(suite.studied), "seeds": list(suite.seeds),
-        "design": {"kind": design.kind, "reference_arm": design.reference_arm, "resolution": design.resolution,
-                   "generators": list(design.generators), "aliases": list(design.aliases),
-                   "arms": [{"name": a.name, "hacks": list(a.hacks), "set": dict(a.overrides),
-                             "factors": dict(a.factors)} for a in design.arms]},
+        "seeds": list(suite.seeds),
+        "designs": [{"part": d.name, "kind": d.kind, "preset": d.preset, "studied_hacks": list(d.studied),
+                     "reference_arm": d.reference_arm, "resolution": d.resolution,
+                     "generators": list(d.generators), "aliases": list(d.aliases),
+                     "arms": [{"name": a.name, "hacks": list(a.hacks), "set": dict(a.overrides),
+                               "factors": dict(a.factors)} for a in d.arms]} for d in suite.designs],
         "runs": [{"run_id": r.run_id, "arm": r.arm, "seed": r.seed, "hacks": list(r.hacks)} for r in suite.runs],
     })
 
@@ -136,14 +136,17 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str, w
 
 
 def design_lines(suite: Suite) -> list[str]:
-    design = suite.design
-    lines = [f"design: {design.kind}, {len(design.arms)} arms × {len(suite.seeds)} seeds = {len(suite.runs)} runs"
-             f" ({len({r.run_id for r in suite.runs})} distinct)",
-             f"reference arm: {design.reference_arm or '-'}"]
-    if design.kind == "fractional_factorial":
-        lines.append(f"resolution {roman(design.resolution)}; generators: {', '.join(design.generators)}")
-        lines.append("alias structure (effects of order ≤ 2 that cannot be told apart):")
-        lines += [f"  {line}" for line in design.aliases]
+    n_arms = sum(len(d.arms) for d in suite.designs)
+    lines = [f"{n_arms} arms × {len(suite.seeds)} seeds = {len(suite.runs)} runs "
+             f"({len({r.run_id for r in suite.runs})} distinct configs)"]
+    for design in suite.designs:
+        label = f"part '{design.name}': " if design.name else ""
+        lines.append(f"{label}design {design.kind} from preset '{design.preset}', {len(design.arms)} arms, "
+                     f"reference arm: {design.reference_arm or '-'}")
+        if design.kind == "fractional_factorial":
+            lines.append(f"  resolution {roman(design.resolution)}; generators: {', '.join(design.generators)}")
+            lines.append("  alias structure (effects of order ≤ 2 that cannot be told apart):")
+            lines += [f"    {line}" for line in design.aliases]
     return lines
 
 

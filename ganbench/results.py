@@ -1,0 +1,85 @@
+"""All runs of a suite → one tidy pandas DataFrame.
+
+One row per (arm, run, step, metric value), with the run's arm, seed, status and error,
+one boolean column per registered hack (`hack_<name>`), every knob (`knob_<name>`) and
+the metric's provenance columns. A run that failed or diverged before any evaluation is
+one row with its status and an empty metric, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ganbench import runio
+from ganbench.hacks import HACKS
+
+RUN_COLUMNS = ("part", "arm", "seed", "run_id", "status", "error")
+
+
+def load_manifest(results_dir: str | Path) -> dict[str, Any]:
+    path = Path(results_dir) / "suite.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: run `ganbench run SUITE` (or `ganbench plan`) first")
+    return runio.read_json(path)
+
+
+def _part_of(arm: str, manifest: dict[str, Any]) -> str:
+    for design in manifest["designs"]:
+        if arm in {a["name"] for a in design["arms"]}:
+            return design["part"]
+    return ""
+
+
+def load_results(results_dir: str | Path) -> pd.DataFrame:
+    """The tidy table of a suite's results directory (results/<suite>/)."""
+    results_dir = Path(results_dir)
+    manifest = load_manifest(results_dir)
+    rows: list[dict[str, Any]] = []
+    for entry in manifest["runs"]:
+        run_dir = results_dir / "runs" / entry["run_id"]
+        status = runio.read_json(run_dir / "status.json") if (run_dir / "status.json").exists() else {}
+        config = runio.read_json(run_dir / "config.json")["config"] if (run_dir / "config.json").exists() else {}
+        run = {"part": _part_of(entry["arm"], manifest), "arm": entry["arm"], "seed": entry["seed"],
+               "run_id": entry["run_id"], "status": status.get("status", "pending"), "error": status.get("error"),
+               **{f"hack_{name}": name in entry["hacks"] for name in HACKS},
+               **{f"knob_{k}": v for k, v in config.items()}}
+        metrics = [r for r in runio.read_jsonl(run_dir / "metrics.jsonl") if r.get("source") != "ganbench eval"]
+        if not metrics:
+            rows.append({**run, "step": None, "metric": None, "value": None})
+        for metric in metrics:
+            rows.append({**run, **metric})
+    frame = pd.DataFrame(rows)
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    return frame
+
+
+def load_training_stats(results_dir: str | Path) -> pd.DataFrame:
+    """stats.jsonl of every run (losses, D outputs, grad norms per logged step), with arm and seed."""
+    results_dir = Path(results_dir)
+    manifest = load_manifest(results_dir)
+    frames = []
+    for entry in manifest["runs"]:
+        rows = runio.read_jsonl(results_dir / "runs" / entry["run_id"] / "stats.jsonl")
+        if rows:
+            frame = pd.DataFrame(rows)
+            frame["arm"], frame["seed"], frame["run_id"] = entry["arm"], entry["seed"], entry["run_id"]
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def save_results(frame: pd.DataFrame, results_dir: str | Path) -> list[Path]:
+    """results.csv always; results.parquet when a parquet engine (pyarrow) is installed."""
+    results_dir = Path(results_dir)
+    written = [results_dir / "results.csv"]
+    runio.atomic_write(written[0], lambda tmp: frame.to_csv(tmp, index=False))
+    try:
+        import pyarrow  # noqa: F401
+
+        written.append(results_dir / "results.parquet")
+        runio.atomic_write(written[1], lambda tmp: frame.to_parquet(tmp, index=False))
+    except ImportError:
+        pass
+    return written

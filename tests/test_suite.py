@@ -1,0 +1,149 @@
+import textwrap
+
+import pytest
+
+from ganbench.config import TrainConfig
+from ganbench.design import fractional_factorial, full_factorial
+from ganbench.hacks import PRESETS
+from ganbench.suite import SuiteError, load_suite, run_id
+
+
+def write(tmp_path, text, name="s.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+BASE = """
+    name: t
+    dataset: fake
+    preset: dcgan
+    hacks: [batch_norm, leaky_relu, gaussian_latent]
+    design: leave_one_out
+    seeds: 2
+    steps: 10
+"""
+
+
+def test_leave_one_out_expands_arms_and_seeds(tmp_path):
+    suite = load_suite(write(tmp_path, BASE), tmp_path / "results")
+    assert [a.name for a in suite.designs[0].arms] == ["all", "-batch_norm", "-leaky_relu", "-gaussian_latent"]
+    assert suite.designs[0].reference_arm == "all" and len(suite.runs) == 8
+    by_arm = {r.arm: r for r in suite.runs if r.seed == 0}
+    assert by_arm["all"].config.latent_dist == "gaussian" and by_arm["all"].config.d_batch_norm
+    assert not by_arm["-batch_norm"].config.d_batch_norm and by_arm["-batch_norm"].config.d_activation == "leaky_relu"
+    assert by_arm["-gaussian_latent"].config.latent_dist == "uniform"
+    assert all(r.config.steps == 10 and r.config.dataset == "fake" for r in suite.runs)
+    assert suite.results_dir == (tmp_path / "results" / "t").resolve()
+
+
+def test_add_one_in_and_factorial(tmp_path):
+    suite = load_suite(write(tmp_path, BASE.replace("leave_one_out", "add_one_in").replace("dcgan", "vanilla")),
+                       tmp_path)
+    assert [a.name for a in suite.designs[0].arms] == ["none", "+batch_norm", "+leaky_relu", "+gaussian_latent"]
+    full = full_factorial(PRESETS["dcgan"], ["batch_norm", "leaky_relu", "gaussian_latent"])
+    assert len(full.arms) == 8 and len({a.name for a in full.arms}) == 8
+
+
+def test_fractional_factorial_resolution_and_aliases():
+    design = fractional_factorial([], [f"h{i}" for i in range(5)], 5)
+    assert len(design.arms) == 16 and design.resolution == 5 and design.generators == ("E = ABCD",)
+    assert "I = ABCDE" in design.aliases
+    # Every factor is balanced, and every pair of factors is orthogonal.
+    levels = [[a.factors[f"h{i}"] for i in range(5)] for a in design.arms]
+    for i in range(5):
+        assert sum(row[i] for row in levels) == 8
+        for j in range(i + 1, 5):
+            assert sum(row[i] == row[j] for row in levels) == 8
+    res3 = fractional_factorial([], [f"h{i}" for i in range(7)], 3)
+    assert len(res3.arms) == 8 and res3.resolution == 3
+    assert any(line.startswith("A = ") for line in res3.aliases)  # main effects aliased with 2fis
+    res4 = fractional_factorial([], [f"h{i}" for i in range(8)], 4)
+    assert len(res4.arms) == 16 and res4.resolution == 4
+    assert not any(len(line.split(" = ")[0]) == 1 and line[0].isupper() and "=" in line and
+                   any(len(p) <= 2 for p in line.split(" = ")[1:]) for line in res4.aliases if not "h" in line
+                   and not line.startswith("I"))
+
+
+def test_fractional_design_in_a_suite_prints_aliases(tmp_path):
+    text = BASE.replace("design: leave_one_out", "design: {type: fractional_factorial, resolution: 3}")
+    suite = load_suite(write(tmp_path, text), tmp_path)
+    assert suite.designs[0].kind == "fractional_factorial" and suite.designs[0].aliases
+
+
+@pytest.mark.parametrize("old, new, fragment", [
+    ("leaky_relu,", "leaky_relus,", "unknown hack 'leaky_relus' (did you mean 'leaky_relu'?)"),
+    ("seeds: 2", "seed: 2", "seed: unknown key (did you mean 'seeds'?)"),
+    ("steps: 10", "steps: -5", "'steps': must be >= 1"),
+    ("design: leave_one_out", "design: leave_one_ot", "did you mean 'leave_one_out'"),
+    ("seeds: 2", "seeds: 0", "seed count must be >= 1"),
+    ("preset: dcgan", "preset: dcgna", "did you mean 'dcgan'"),
+    ("steps: 10", "steps: 10\n    base: {lr_dd: 1.0}", "base.lr_dd: unknown key (did you mean 'lr_d'?)"),
+    ("steps: 10", "steps: 10\n    evaluation: {every: 5, sample: 10}", "evaluation.sample: unknown key"),
+    ("steps: 10", "steps: 10\n    results: ../../etc", "leaves the results root"),
+    ("design: leave_one_out", "design: {type: fractional_factorial}", "needs an integer resolution"),
+])
+def test_bad_suites_name_the_problem(tmp_path, old, new, fragment):
+    assert old in BASE
+    path = write(tmp_path, BASE.replace(old, new))
+    with pytest.raises(SuiteError) as err:
+        load_suite(path, tmp_path / "results")
+    assert str(path) in str(err.value) and fragment in str(err.value)
+
+
+def test_explicit_arms(tmp_path):
+    text = """
+        name: arms
+        dataset: fake
+        preset: dcgan
+        design: {type: arms, reference: plain}
+        arms:
+          plain: {}
+          smooth: {hacks: [label_smoothing], set: {label_smoothing: 0.3}}
+        seeds: [3]
+    """
+    suite = load_suite(write(tmp_path, text), tmp_path)
+    cfgs = {r.arm: r.config for r in suite.runs}
+    assert cfgs["smooth"].label_smoothing == 0.3 and cfgs["plain"].label_smoothing == 0.0
+    assert {r.seed for r in suite.runs} == {3} and suite.designs[0].reference_arm == "plain"
+    bad = write(tmp_path, text.replace("set: {label_smoothing: 0.3}", "set: {label_smothing: 0.3}"), "b.yaml")
+    with pytest.raises(SuiteError, match="arms.smooth.set.label_smothing: unknown key"):
+        load_suite(bad, tmp_path)
+
+
+def test_run_id_is_a_content_hash():
+    cfg = TrainConfig(dataset="fake")
+    assert run_id(cfg) == run_id(TrainConfig(dataset="fake"))
+    assert run_id(cfg) != run_id(cfg.replace(seed=1))
+    assert run_id(cfg) == run_id(cfg.replace(device="cpu", threads=3))  # how a run executes is not what it is
+
+
+def test_same_run_in_two_suites_has_the_same_id(tmp_path):
+    a = load_suite(write(tmp_path, BASE), tmp_path)
+    b = load_suite(write(tmp_path, BASE.replace("name: t", "name: other").replace(
+        "hacks: [batch_norm, leaky_relu, gaussian_latent]", "hacks: [batch_norm, gaussian_latent, leaky_relu]"),
+        "o.yaml"), tmp_path)
+    ids_a = {(r.arm, r.seed): r.run_id for r in a.runs}
+    ids_b = {(r.arm, r.seed): r.run_id for r in b.runs}
+    assert ids_a == ids_b
+
+
+def test_multi_part_suite(tmp_path):
+    text = """
+        name: parts
+        dataset: fake
+        hacks: [batch_norm, leaky_relu, gaussian_latent, kernel_4]
+        designs:
+          loo: {type: leave_one_out, preset: dcgan, hacks: [batch_norm, leaky_relu]}
+          aoi: {type: add_one_in, preset: vanilla}
+          frac: {type: fractional_factorial, resolution: 3, preset: vanilla}
+        seeds: 2
+    """
+    suite = load_suite(write(tmp_path, text), tmp_path)
+    assert [d.name for d in suite.designs] == ["loo", "aoi", "frac"]
+    assert suite.arms[:3] == ["loo:all", "loo:-batch_norm", "loo:-leaky_relu"]
+    assert suite.designs[1].reference_arm == "aoi:none" and "aoi:+kernel_4" in suite.arms
+    assert suite.designs[2].resolution == 4 and len(suite.designs[2].arms) == 8  # D = ABC beats D = AB
+    assert {r.preset for r in suite.runs if r.arm.startswith("loo:")} == {"dcgan"}
+    with pytest.raises(SuiteError, match="designs.aoi.preset"):
+        load_suite(write(tmp_path, text.replace("preset: vanilla}", "preset: vanila}", 1), "bad.yaml"), tmp_path)
