@@ -340,6 +340,63 @@ def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("result
     console.print(table)
 
 
+@app.command("report")
+def report_command(
+    target: Annotated[Path, typer.Argument(help="A suite file (suites/quick.yaml) or its results directory.")],
+    out: Annotated[Optional[Path], typer.Option(help="Report directory (default: reports/<suite name>).")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Report only this metric (repeatable).")] = None,
+    format_: Annotated[str, typer.Option("--format", help="Comma-separated: md, tex, csv.")] = "md,tex,csv",
+    results_root: ResultsOpt = Path("results"),
+) -> None:
+    """Tables with CIs, effects against the reference arm, figures and findings → reports/<suite>/README.md."""
+    from ganbench.report import build_report
+
+    if target.suffix in (".yaml", ".yml"):
+        suite, _, _ = _load(target, results_root, None, None)
+        results_dir = suite.results_dir
+    else:
+        results_dir = target
+    name = results_dir.resolve().name
+    try:
+        readme = build_report(results_dir, out or Path("reports") / name, metric, format_.split(","))
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
+    console.print(f"[green]report[/] → {readme}", highlight=False)
+
+
+@app.command("compare")
+def compare_command(
+    a: Annotated[str, typer.Argument(help="A run directory, or an arm name with --suite.")],
+    b: Annotated[str, typer.Argument(help="A run directory, or an arm name with --suite (the reference).")],
+    suite_file: Annotated[Optional[Path], typer.Option("--suite", help="Compare arms of this suite.")] = None,
+    metric: Annotated[str, typer.Option(help="Metric for arm comparisons.")] = "fid_fmnist",
+    results_root: ResultsOpt = Path("results"),
+) -> None:
+    """Two runs side by side (differing knobs, final metrics) or two arms over seeds (difference with CI)."""
+    from ganbench.compare import compare_arms, compare_runs
+
+    try:
+        if suite_file is None:
+            result = compare_runs(Path(a), Path(b))
+            table = Table(title=f"{a} vs {b}")
+            for column in ("", a, b):
+                table.add_column(column, overflow="fold")
+            for knob, (va, vb) in result["knobs"].items():
+                table.add_row(f"knob {knob}", repr(va), repr(vb))
+            table.add_row("hacks only here", ", ".join(result["hacks_only_in"][0]) or "-",
+                          ", ".join(result["hacks_only_in"][1]) or "-")
+            fa, fb = result["final"]
+            for key in dict.fromkeys([*fa, *fb]):
+                table.add_row(key, str(fa.get(key, "-")), str(fb.get(key, "-")))
+            console.print(table)
+            return
+        suite, _, _ = _load(suite_file, results_root, None, None)
+        frame = compare_arms(suite.results_dir, a, b, metric)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        fail(str(err))
+    console.print(frame.to_string(index=False), highlight=False)
+
+
 def main() -> None:
     app()
 
