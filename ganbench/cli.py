@@ -346,10 +346,12 @@ def report_command(
     out: Annotated[Optional[Path], typer.Option(help="Report directory (default: reports/<suite name>).")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Report only this metric (repeatable).")] = None,
     format_: Annotated[str, typer.Option("--format", help="Comma-separated: md, tex, csv.")] = "md,tex,csv",
+    update_readme: Annotated[Optional[Path], typer.Option(
+        help="Also copy the headline tables into this README, between <!-- ganbench:NAME:start/end --> markers.")] = None,
     results_root: ResultsOpt = Path("results"),
 ) -> None:
     """Tables with CIs, effects against the reference arm, figures and findings → reports/<suite>/README.md."""
-    from ganbench.report import build_report
+    from ganbench.report import build_report, update_readme as fill_readme
 
     if target.suffix in (".yaml", ".yml"):
         suite, _, _ = _load(target, results_root, None, None)
@@ -359,6 +361,8 @@ def report_command(
     name = results_dir.resolve().name
     try:
         readme = build_report(results_dir, out or Path("reports") / name, metric, format_.split(","))
+        if update_readme:
+            fill_readme(update_readme, readme.parent, name)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     console.print(f"[green]report[/] → {readme}", highlight=False)

@@ -41,6 +41,8 @@ class PartResult:
     summaries: dict[str, pd.DataFrame]  # metric → arm_summary
     comparisons: dict[str, pd.DataFrame]  # metric → compare_to_reference (empty without a reference)
     collapse: pd.DataFrame
+    factorial: dict[str, pd.DataFrame]  # metric → factorial_effects (factorial designs only)
+    interactions: bool  # two-way interactions estimable (full factorial, or resolution ≥ V)
 
 
 def reported_metrics(frame: pd.DataFrame, requested: Sequence[str] | None) -> list[str]:
@@ -74,8 +76,18 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
             comparisons[metric] = (stats.compare_to_reference(values, reference, _direction(metric),
                                                               [a for a in arms if a != reference])
                                    if reference else pd.DataFrame())
+        factorial, interactions = {}, False
+        if design["kind"] in ("full_factorial", "fractional_factorial"):
+            interactions = design["kind"] == "full_factorial" or (design["resolution"] or 0) >= 5
+            factors = {a["name"]: a["factors"] for a in design["arms"]}
+            for metric in metrics:
+                values = stats.run_values(part_frame, metric, _direction(metric))
+                try:
+                    factorial[metric] = stats.factorial_effects(values, factors, interactions)
+                except ValueError:  # too few runs for the model: say so in the report, not crash
+                    factorial[metric] = pd.DataFrame()
         parts.append(PartResult(design["part"], design["kind"], design["reference_arm"], arms, summaries,
-                                comparisons, stats.collapse_rate(part_frame, training)))
+                                comparisons, stats.collapse_rate(part_frame, training), factorial, interactions))
     return parts
 
 
@@ -203,6 +215,56 @@ def arm_styles(arms: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     colours = sns.color_palette("colorblind", 10)
     dashes = ["", (4, 1.5), (1, 1), (3, 1, 1, 1)]
     return ({a: colours[i % 10] for i, a in enumerate(arms)}, {a: dashes[i // 10 % 4] for i, a in enumerate(arms)})
+
+
+def factorial_table(part: PartResult, metric: str) -> pd.DataFrame:
+    effects = part.factorial.get(metric, pd.DataFrame())
+    if effects.empty:
+        return effects
+    return pd.DataFrame({
+        "term": effects["term"],
+        f"effect on {metric} (off → on) [95 % CI]": [
+            f"{r.effect:+.3g} [{r.ci_low:+.3g}, {r.ci_high:+.3g}]" for r in effects.itertuples()],
+        "p (t)": [_num(r.p, ".3g") for r in effects.itertuples()],
+        "dof": effects["dof"],
+    })
+
+
+def main_effects_plot(part: PartResult, metric: str, path: Path) -> Path | None:
+    effects = part.factorial.get(metric, pd.DataFrame())
+    if effects.empty:
+        return None
+    main = effects[~effects["term"].str.contains("×")].iloc[::-1]
+    fig, ax = plt.subplots(figsize=(6.5, 0.38 * len(main) + 1.4))
+    colour = sns.color_palette("colorblind", 1)[0]
+    y = np.arange(len(main))
+    ax.errorbar(main["effect"], y, xerr=[main["effect"] - main["ci_low"], main["ci_high"] - main["effect"]],
+                fmt="o", color=colour, capsize=3)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, main["term"])
+    ax.set_xlabel(f"main effect on {metric}, off → on ({'↑' if _direction(metric) else '↓'} better), 95 % CI")
+    ax.set_title(f"{part.name or 'design'}: main effects (OLS on ±1-coded hacks)")
+    _save(fig, path)
+    return path.with_suffix(".png")
+
+
+def interaction_heatmap(part: PartResult, metric: str, path: Path) -> Path | None:
+    effects = part.factorial.get(metric, pd.DataFrame())
+    if effects.empty or not part.interactions:
+        return None
+    pairs = effects[effects["term"].str.contains("×")]
+    hacks = sorted({h for term in pairs["term"] for h in term.split("×")})
+    matrix = pd.DataFrame(np.nan, index=hacks, columns=hacks)
+    for row in pairs.itertuples():
+        a, b = row.term.split("×")
+        matrix.loc[a, b] = matrix.loc[b, a] = row.effect
+    fig, ax = plt.subplots(figsize=(1.0 * len(hacks) + 3, 0.8 * len(hacks) + 2))
+    limit = np.nanmax(np.abs(matrix.to_numpy())) if matrix.notna().any().any() else 1.0
+    sns.heatmap(matrix, annot=True, fmt="+.2g", cmap="vlag", center=0, vmin=-limit, vmax=limit, ax=ax,
+                cbar_kws={"label": f"interaction effect on {metric}"})
+    ax.set_title(f"{part.name or 'design'}: two-way interactions")
+    _save(fig, path)
+    return path.with_suffix(".png")
 
 
 def metric_curves(frame: pd.DataFrame, part: PartResult, metric: str, path: Path) -> Path | None:
@@ -362,9 +424,18 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
             if "tex" in formats:
                 tex = to_latex(effects, f"{manifest['name']} ({label}): effects on {main}")
                 runio.atomic_write(out_dir / "tables" / f"{label}_effects.tex", lambda tmp, t=tex: Path(tmp).write_text(t))
+        factorial = factorial_table(part, main)
+        if not factorial.empty:
+            body += [f"Factorial effects on `{main}` ({'main effects and two-way interactions' if part.interactions else 'main effects; two-way interactions are aliased with each other at this resolution and are not estimated'}):",
+                     "", to_markdown(factorial)]
+            if "md" in formats:
+                runio.atomic_write(out_dir / "tables" / f"{label}_factorial.md",
+                                   lambda tmp, f=factorial: Path(tmp).write_text(to_markdown(f)))
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a warning in a figure is a bug in the report
             figures = [forest_plot(part, chosen, out_dir / "figures" / f"{label}_forest"),
+                       main_effects_plot(part, main, out_dir / "figures" / f"{label}_main_effects"),
+                       interaction_heatmap(part, main, out_dir / "figures" / f"{label}_interactions"),
                        metric_curves(frame, part, main, out_dir / "figures" / f"{label}_{main}_curves"),
                        loss_curves(training, part, out_dir / "figures" / f"{label}_losses"),
                        sample_montage(results_dir, manifest, part, out_dir / "figures" / f"{label}_samples")]
@@ -379,3 +450,22 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
     readme = out_dir / "README.md"
     runio.atomic_write(readme, lambda tmp: Path(tmp).write_text("\n".join(body)))
     return readme
+
+
+def update_readme(readme: str | Path, report_dir: str | Path, name: str) -> None:
+    """Replace the block between `<!-- ganbench:NAME:start -->` and `<!-- ganbench:NAME:end -->`
+    in `readme` with the report's headline tables (so the README never holds hand-copied numbers)."""
+    readme, report_dir = Path(readme), Path(report_dir)
+    start, end = f"<!-- ganbench:{name}:start -->", f"<!-- ganbench:{name}:end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no '{start}' … '{end}' block to fill")
+    tables = sorted((report_dir / "tables").glob("*.md"))
+    if not tables:
+        raise FileNotFoundError(f"no tables in {report_dir}/tables: run `ganbench report` first")
+    block = "\n".join(f"{t.read_text()}" for t in tables if not t.stem.endswith("_effects"))
+    effects = [t for t in tables if t.stem.endswith("_effects")]
+    if effects:
+        block += "\n" + "\n".join(t.read_text() for t in effects)
+    new = text[: text.index(start) + len(start)] + "\n" + block + text[text.index(end):]
+    runio.atomic_write(readme, lambda tmp: Path(tmp).write_text(new))

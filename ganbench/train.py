@@ -215,8 +215,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, preset: str | None = None, h
     """
     run_dir = Path(run_dir)
     status_path = run_dir / "status.json"
-    if status_path.exists() and runio.read_json(status_path).get("status") == "completed":
-        return runio.read_json(status_path)
+    if status_path.exists() and runio.read_json(status_path).get("status") in ("completed", "diverged"):
+        return runio.read_json(status_path)  # finished: a diverged run would only diverge again
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     status: dict[str, Any] = {"status": "running", "step": 0, "steps": cfg.steps, "error": None,
@@ -303,3 +303,6 @@ def _loop(trainer: GanTrainer, run_dir: Path, status: dict[str, Any], progress: 
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
             state = trainer.state_dict(step, {"count": count, "acc": acc.cpu()})
             runio.atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
+    if evaluator and "metrics" not in status:  # resumed from the final checkpoint: the last evaluation is on disk
+        rows = [r for r in runio.read_jsonl(metrics_path) if r["step"] == cfg.steps]
+        status["metrics"] = {"step": cfg.steps, **summarize(rows)}

@@ -93,3 +93,51 @@ def test_compare_runs_and_arms(report):
     bad = runner.invoke(app, ["compare", "smoth", "plain", "--suite", str(report / "rep.yaml"),
                               "--results-root", str(report / "results")], env={"COLUMNS": "250"})
     assert bad.exit_code != 0 and "no arm 'smoth'" in bad.output
+
+
+def _tables_are_well_formed(markdown: str) -> None:
+    """Every Markdown table row has as many cells as its header (what a renderer needs)."""
+    blocks, current = [], []
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            blocks.append(current)
+            current = []
+    if current:
+        blocks.append(current)
+    assert blocks
+    for block in blocks:
+        widths = {line.count("|") for line in block}
+        assert len(widths) == 1, block[:3]
+        assert set(block[1].replace("|", "")) <= {"-"}
+
+
+def test_markdown_renders(report):
+    _tables_are_well_formed((report / "report" / "README.md").read_text())
+
+
+def test_factorial_report_has_effects_and_interactions(tmp_path):
+    suite = tmp_path / "fac.yaml"
+    suite.write_text(textwrap.dedent("""
+        name: fac
+        dataset: fake
+        preset: dcgan
+        hacks: [label_smoothing, gaussian_latent]
+        design: full_factorial
+        seeds: 2
+        steps: 4
+        base: {batch_size: 16, log_every: 2, sample_every: 4, checkpoint_every: 4, threads: 1}
+        evaluation: {every: 4, samples: 64, reference_samples: 0, metrics: "fid_fmnist"}
+    """))
+    runner = CliRunner()
+    assert runner.invoke(app, ["run", str(suite), "--workers", "2", "--device", "cpu",
+                               "--results-root", str(tmp_path / "results")]).exit_code == 0
+    result = runner.invoke(app, ["report", str(suite), "--results-root", str(tmp_path / "results"),
+                                 "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "main effects and two-way interactions" in readme and "gaussian_latent×label_smoothing" in readme
+    assert (tmp_path / "report" / "figures" / "main_interactions.png").exists()
+    assert (tmp_path / "report" / "figures" / "main_main_effects.png").exists()
+    _tables_are_well_formed(readme)
