@@ -85,6 +85,7 @@ def _child(run: Run, run_dir: str, device: str, threads: int, data_root: str | N
 
     from ganbench.train import train
 
+    threads = run.config.threads or threads  # a suite that sets `threads` keeps it
     torch.set_num_threads(threads)
     cfg = run.config.replace(device=device, threads=threads)
     try:

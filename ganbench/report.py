@@ -125,8 +125,8 @@ def to_markdown(table: pd.DataFrame) -> str:
     header = "| " + " | ".join(table.columns) + " |"
     lines = [header, "|" + "|".join("---" for _ in table.columns) + "|"]
     for _, row in table.iterrows():
-        cells = [f"**{row[c]}**" if best.get(c) == row["arm"] else str(row[c]) for c in table.columns]
-        lines.append("| " + " | ".join(cells).replace("±", "±") + " |")
+        cells = [f"**{row[c]}**" if c in best and best[c] == row.get("arm") else str(row[c]) for c in table.columns]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +147,7 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
         cells = []
         for c in cols:
             text = _tex_escape(str(row[c]))
-            cells.append(rf"\textbf{{{text}}}" if best.get(c) == row["arm"] else text)
+            cells.append(rf"\textbf{{{text}}}" if c in best and best[c] == row.get("arm") else text)
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -259,9 +259,19 @@ def interaction_heatmap(part: PartResult, metric: str, path: Path) -> Path | Non
         a, b = row.term.split("×")
         matrix.loc[a, b] = matrix.loc[b, a] = row.effect
     fig, ax = plt.subplots(figsize=(1.0 * len(hacks) + 3, 0.8 * len(hacks) + 2))
-    limit = np.nanmax(np.abs(matrix.to_numpy())) if matrix.notna().any().any() else 1.0
-    sns.heatmap(matrix, annot=True, fmt="+.2g", cmap="vlag", center=0, vmin=-limit, vmax=limit, ax=ax,
-                cbar_kws={"label": f"interaction effect on {metric}"})
+    values = matrix.to_numpy(float)
+    # One colour scale for main effects and interactions, so a tiny interaction looks tiny.
+    limit = float(np.nanmax(np.abs(effects["effect"].to_numpy()))) or 1.0
+    # Plain imshow: seaborn's heatmap trips a matplotlib deprecation warning in its internals.
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=sns.color_palette("vlag", as_cmap=True),
+                      vmin=-limit, vmax=limit)
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:+.2g}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(hacks)), hacks, rotation=45, ha="right")
+    ax.set_yticks(range(len(hacks)), hacks)
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label=f"interaction effect on {metric}")
     ax.set_title(f"{part.name or 'design'}: two-way interactions")
     _save(fig, path)
     return path.with_suffix(".png")
