@@ -43,6 +43,7 @@ class PartResult:
     collapse: pd.DataFrame
     factorial: dict[str, pd.DataFrame]  # metric → factorial_effects (factorial designs only)
     interactions: bool  # two-way interactions estimable (full factorial, or resolution ≥ V)
+    wall_s: dict[str, float]  # arm → median wall-clock seconds of its completed runs
 
 
 def reported_metrics(frame: pd.DataFrame, requested: Sequence[str] | None) -> list[str]:
@@ -86,8 +87,11 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
                     factorial[metric] = stats.factorial_effects(values, factors, interactions)
                 except ValueError:  # too few runs for the model: say so in the report, not crash
                     factorial[metric] = pd.DataFrame()
+        runs = part_frame.drop_duplicates(["arm", "run_id"])
+        wall = runs[runs["status"] == "completed"].groupby("arm")["wall_s"].median().to_dict()
         parts.append(PartResult(design["part"], design["kind"], design["reference_arm"], arms, summaries,
-                                comparisons, stats.collapse_rate(part_frame, training), factorial, interactions))
+                                comparisons, stats.collapse_rate(part_frame, training), factorial, interactions,
+                                wall))
     return parts
 
 
@@ -116,6 +120,9 @@ def main_table(part: PartResult, metrics: list[str]) -> pd.DataFrame:
     table["diverged"] = [f"{first.loc[a, 'diverged']:.0%}" for a in part.arms]
     collapse = part.collapse.set_index("arm")["collapsed"] if not part.collapse.empty else pd.Series(dtype=float)
     table["collapsed"] = [f"{collapse[a]:.0%}" if a in collapse.index else "—" for a in part.arms]
+    # Equal steps are not equal compute: show what each arm cost, so a win bought with time is visible.
+    table["s/run"] = [f"{part.wall_s.get(a, math.nan):.0f}" if np.isfinite(part.wall_s.get(a, math.nan)) else "—"
+                      for a in part.arms]
     table.attrs["best"] = best
     return table
 
@@ -418,7 +425,9 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
         label = part.name or "main"
         table = main_table(part, chosen)
         body += [f"## Results: {label}", "", f"Final evaluation, mean ± 95 % CI half-width (n = usable runs); best "
-                 f"per column in bold. Diverged runs are excluded from the means and counted in `diverged`.", "",
+                 f"per column in bold. Diverged runs are excluded from the means and counted in `diverged`. "
+                 f"`s/run` is the median wall-clock time of a run: arms compare at equal steps, not equal compute.",
+                 "",
                  to_markdown(table)]
         if "md" in formats:
             runio.atomic_write(out_dir / "tables" / f"{label}.md", lambda tmp, t=table: Path(tmp).write_text(to_markdown(t)))

@@ -44,6 +44,7 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
         config = runio.read_json(run_dir / "config.json")["config"] if (run_dir / "config.json").exists() else {}
         run = {"part": _part_of(entry["arm"], manifest), "arm": entry["arm"], "seed": entry["seed"],
                "run_id": entry["run_id"], "status": status.get("status", "pending"), "error": status.get("error"),
+               "wall_s": status.get("wall_s"),
                **{f"hack_{name}": name in entry["hacks"] for name in HACKS},
                **{f"knob_{k}": v for k, v in config.items()}}
         metrics = [r for r in runio.read_jsonl(run_dir / "metrics.jsonl") if r.get("source") != "ganbench eval"]
