@@ -424,7 +424,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
     for part in parts:
         label = part.name or "main"
         table = main_table(part, chosen)
-        body += [f"## Results: {label}", "", f"Final evaluation, mean ± 95 % CI half-width (n = usable runs); best "
+        body += [f"## Results: {label}", "", f"Final evaluation (`summary.csv` also has the best-over-training and "
+                 f"mean-of-last-3 readings), mean ± 95 % CI half-width (n = usable runs); best "
                  f"per column in bold. Diverged runs are excluded from the means and counted in `diverged`. "
                  f"`s/run` is the median wall-clock time of a run: arms compare at equal steps, not equal compute.",
                  "",
@@ -460,8 +461,12 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
                        sample_montage(results_dir, manifest, part, out_dir / "figures" / f"{label}_samples")]
         for figure in filter(None, figures):
             body += [f"![{figure.stem}](figures/{figure.name})", ""]
+        part_frame = frame[frame["arm"].isin(part.arms)]
         for metric in chosen:
-            summary_frames.append(part.summaries[metric].assign(metric=metric))
+            # summary.csv carries all three readings of a run: final, best over training, mean of the last 3.
+            for aggregate in stats.AGGREGATES:
+                values = stats.run_values(part_frame, metric, _direction(metric), aggregate)
+                summary_frames.append(stats.arm_summary(values).assign(metric=metric, aggregate=aggregate))
     body += ["## Findings", "", *_findings(parts, main), ""]
     if "csv" in formats:
         summary = pd.concat(summary_frames, ignore_index=True)
