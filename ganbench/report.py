@@ -424,10 +424,10 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
     for part in parts:
         label = part.name or "main"
         table = main_table(part, chosen)
-        body += [f"## Results: {label}", "", f"Final evaluation (`summary.csv` also has the best-over-training and "
-                 f"mean-of-last-3 readings), mean ± 95 % CI half-width (n = usable runs); best "
-                 f"per column in bold. Diverged runs are excluded from the means and counted in `diverged`. "
-                 f"`s/run` is the median wall-clock time of a run: arms compare at equal steps, not equal compute.",
+        body += [f"## Results: {label}", "", "Final evaluation (`summary.csv` also has the best-over-training and "
+                 "mean-of-last-3 readings), mean ± 95 % CI half-width (n = usable runs); best "
+                 "per column in bold. Diverged runs are excluded from the means and counted in `diverged`. "
+                 "`s/run` is the median wall-clock time of a run: arms compare at equal steps, not equal compute.",
                  "",
                  to_markdown(table)]
         if "md" in formats:

@@ -72,15 +72,9 @@ def load_training_stats(results_dir: str | Path) -> pd.DataFrame:
 
 
 def save_results(frame: pd.DataFrame, results_dir: str | Path) -> list[Path]:
-    """results.csv always; results.parquet when a parquet engine (pyarrow) is installed."""
+    """results.csv and results.parquet in the results directory."""
     results_dir = Path(results_dir)
-    written = [results_dir / "results.csv"]
-    runio.atomic_write(written[0], lambda tmp: frame.to_csv(tmp, index=False))
-    try:
-        import pyarrow  # noqa: F401
-
-        written.append(results_dir / "results.parquet")
-        runio.atomic_write(written[1], lambda tmp: frame.to_parquet(tmp, index=False))
-    except ImportError:
-        pass
-    return written
+    csv, parquet = results_dir / "results.csv", results_dir / "results.parquet"
+    runio.atomic_write(csv, lambda tmp: frame.to_csv(tmp, index=False))
+    runio.atomic_write(parquet, lambda tmp: frame.to_parquet(tmp, index=False))
+    return [csv, parquet]
