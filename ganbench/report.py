@@ -185,8 +185,9 @@ def effects_table(part: PartResult, metric: str) -> pd.DataFrame:
 
 def _save(fig: plt.Figure, path: Path) -> list[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path.with_suffix(".png"), dpi=150, bbox_inches="tight")
-    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+    # No timestamps in the files, so a regenerated report is byte-identical.
+    fig.savefig(path.with_suffix(".png"), dpi=150, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None})
     plt.close(fig)
     return [path.with_suffix(".png"), path.with_suffix(".pdf")]
 
@@ -292,7 +293,7 @@ def metric_curves(frame: pd.DataFrame, part: PartResult, metric: str, path: Path
     colours, dashes = arm_styles(part.arms)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     sns.lineplot(data=data, x="step", y="value", hue="arm", hue_order=present, style="arm", style_order=present,
-                 dashes={a: dashes[a] for a in present}, errorbar=("ci", 95),
+                 dashes={a: dashes[a] for a in present}, errorbar=("ci", 95), seed=0,
                  palette={a: colours[a] for a in present}, ax=ax, marker="o")
     ax.set_ylabel(f"{metric} ({'higher' if _direction(metric) else 'lower'} is better)")
     ax.set_title(f"{metric} during training (mean over seeds, 95 % bootstrap band)")
@@ -311,7 +312,7 @@ def loss_curves(training: pd.DataFrame, part: PartResult, path: Path) -> Path | 
     colours, dashes = arm_styles(part.arms)
     grid = sns.relplot(data=long, x="step", y="value", hue="arm", hue_order=present, style="arm",
                        style_order=present, dashes={a: dashes[a] for a in present}, col="statistic", col_wrap=2,
-                       kind="line", errorbar=("ci", 95), facet_kws={"sharey": False}, height=2.8, aspect=1.5,
+                       kind="line", errorbar=("ci", 95), seed=0, facet_kws={"sharey": False}, height=2.8, aspect=1.5,
                        palette={a: colours[a] for a in present})
     titles = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "D(x)", "d_fake_before": "D(G(z)) before D step"}
     for ax, name in zip(grid.axes.flat, ["loss_d", "loss_g", "d_real", "d_fake_before"]):
