@@ -46,10 +46,6 @@ def read_status(run_dir: Path) -> dict:
         return {}
 
 
-def is_final(run_dir: Path) -> bool:
-    return read_status(run_dir).get("status") in FINAL
-
-
 def last_logged_step(run_dir: Path) -> int:
     """The step of the last complete stats.jsonl row (cheap: reads the file's tail)."""
     path = run_dir / "stats.jsonl"

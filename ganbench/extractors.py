@@ -26,7 +26,7 @@ from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from ganbench import runio
-from ganbench.classifier import WEIGHTS_PATH, FashionCNN, classifier_record, load_classifier, sha256_file
+from ganbench.classifier import WEIGHTS_PATH, classifier_record, load_classifier, sha256_file
 from ganbench.data import cache_dir
 
 INCEPTION_NAME = "inception-v3-compat"
@@ -241,7 +241,3 @@ def fidelity_extractor(extractor: str, inception_weights: str | None = None) -> 
     if extractor == "fmnist":
         return FMNIST_NAME, fmnist_weights()
     return INCEPTION_NAME, resolve_inception_weights(inception_weights)
-
-
-def fmnist_network() -> FashionCNN:
-    return load_classifier(WEIGHTS_PATH)

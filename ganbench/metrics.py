@@ -30,7 +30,8 @@ from torch_fidelity.generative_model_base import GenerativeModelBase
 
 from ganbench.config import ConfigError, TrainConfig, did_you_mean
 from ganbench.data import DATASETS, cache_dir, fit_images
-from ganbench.extractors import Weights, WeightsError, fidelity_extractor, fmnist_network
+from ganbench.classifier import load_classifier
+from ganbench.extractors import Weights, WeightsError, fidelity_extractor
 
 UNIFORM_NOISE = "ganbench_uniform_m1_1"
 KID_SUBSET_SIZE = 1000
@@ -330,7 +331,7 @@ def mode_coverage(images: torch.Tensor, real_labels: torch.Tensor, min_share: fl
     modes_covered_fmnist: classes holding at least `min_share` (1 %) of the samples;
     modes_kl_fmnist: KL(generated class histogram ‖ real class histogram), in nats.
     """
-    net = fmnist_network()
+    net = load_classifier()
     gray = images.float().mean(1, keepdim=True) / 255
     if gray.shape[-2:] != (28, 28):
         gray = torch.nn.functional.interpolate(gray, size=(28, 28), mode="bilinear", antialias=True)
