@@ -465,7 +465,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
         part_frame = frame[frame["arm"].isin(part.arms)]
         for metric in chosen:
             # summary.csv carries all three readings of a run: final, best over training, mean of the last 3.
-            for aggregate in stats.AGGREGATES:
+            summary_frames.append(part.summaries[metric].assign(metric=metric, aggregate="final"))
+            for aggregate in ("best", "last_k"):  # 'final' was computed by analyse()
                 values = stats.run_values(part_frame, metric, _direction(metric), aggregate)
                 summary_frames.append(stats.arm_summary(values).assign(metric=metric, aggregate=aggregate))
     body += ["## Findings", "", *_findings(parts, main), ""]

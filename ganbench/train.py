@@ -215,8 +215,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, preset: str | None = None, h
     """
     run_dir = Path(run_dir)
     status_path = run_dir / "status.json"
-    if status_path.exists() and runio.read_json(status_path).get("status") in ("completed", "diverged"):
-        return runio.read_json(status_path)  # finished: a diverged run would only diverge again
+    previous = runio.read_json(status_path) if status_path.exists() else {}
+    if previous.get("status") in ("completed", "diverged"):
+        return previous  # finished: a diverged run would only diverge again
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     status: dict[str, Any] = {"status": "running", "step": 0, "steps": cfg.steps, "error": None,
