@@ -27,7 +27,8 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from ganbench.data import FASHION_MNIST_FILES, _find_idx, load_images, locate_fashion_mnist
+from ganbench.data import load_images
+from ganbench.datasets import DATASETS
 from ganbench.hacks import resolve
 from ganbench.models import build_models
 from ganbench.train import GanTrainer, resolve_device
@@ -35,10 +36,11 @@ from ganbench.train import GanTrainer, resolve_device
 
 def torchvision_root(tmp: Path) -> Path:
     """Lay the IDX files out as torchvision's FashionMNIST expects (raw/, uncompressed)."""
-    source, raw = locate_fashion_mnist(), tmp / "FashionMNIST" / "raw"
+    fashion = DATASETS["fashion-mnist"]
+    source, raw = fashion.locate(None), tmp / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for stem in (s for pair in FASHION_MNIST_FILES.values() for s in pair):
-        path = _find_idx(source, stem)
+    for path in (p for split in ("train", "test") for p in fashion.sources(source, split)):
+        stem = path.name.removesuffix(".gz")
         with (gzip.open(path) if path.suffix == ".gz" else open(path, "rb")) as src, open(raw / stem, "wb") as dst:
             shutil.copyfileobj(src, dst)
     return tmp
@@ -46,7 +48,7 @@ def torchvision_root(tmp: Path) -> Path:
 
 def time_ganbench(cfg, steps: int, warmup: int) -> float:
     device = resolve_device(cfg.device)
-    trainer = GanTrainer(cfg, load_images(cfg), device)
+    trainer = GanTrainer(cfg, load_images(cfg).images, device)
     for _ in range(warmup):
         trainer.train_step()
     start = time.perf_counter()

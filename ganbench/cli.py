@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ganbench.config import ConfigError, TrainConfig, knob_choices, knob_docs, parse_assignments
-from ganbench.data import DataNotFoundError
+from ganbench.datasets import DataNotFoundError
 
 app = typer.Typer(
     help="Measure which GAN training hacks matter: toggle hacks, train DCGANs, compare them with numbers.",
@@ -156,10 +156,10 @@ def classifier_train_command(
 ) -> None:
     """Train the Fashion-MNIST CNN deterministically (about 4 minutes on 2 CPU cores) and record its sha256."""
     from ganbench.classifier import WEIGHTS_PATH, save_classifier, train_classifier
-    from ganbench.data import load_fashion_mnist
+    from ganbench.data import load_labelled
 
     try:
-        train, test = load_fashion_mnist("train", data_root), load_fashion_mnist("test", data_root)
+        train, test = load_labelled("fashion-mnist", "train", data_root), load_labelled("fashion-mnist", "test", data_root)
     except DataNotFoundError as err:
         fail(str(err))
     with Progress(TextColumn("epochs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -32,20 +32,29 @@ def did_you_mean(name: str, choices: typing.Iterable[str]) -> str:
 @dataclass(frozen=True)
 class TrainConfig:
     # Data.
-    dataset: str = "fashion-mnist"  # dataset name (see ganbench.data.DATASETS); off: fashion-mnist
+    dataset: str = "fashion-mnist"  # dataset name (see `ganbench data list`); off: fashion-mnist
     data_split: Literal["train", "train+test"] = "train"  # images trained on; off: train (test kept for evaluation)
+    resize: Literal["center_crop", "squash"] = "center_crop"  # photos: shorter side to image_size then centre crop (seed 002), or squash to a square (seeds 000, 003); off: center_crop
+    data_limit: int = 0  # train on the first N images of the split only (seed 003 loads 10 000); 0 = all; off: 0
+    data_memory_mb: int = 4096  # training images larger than this (MiB) are memory-mapped, not loaded; 0 = always load; off: 4096
     # Architecture.
     arch: Literal["dcgan28", "radford"] = "dcgan28"  # family: dcgan28 = seed 001's 7→14→28 net, radford = 4→8→…→size; off: dcgan28
     image_size: int = 28  # pixels per side (28 for dcgan28; 32 or 64 for radford); off: 28
     channels: int = 1  # image channels, 1 (gray) or 3 (colour); off: 1
     g_width: int = 0  # generator base channels (feature maps of its last hidden conv); 0 = family default (32 / 64); off: 0
     d_width: int = 0  # discriminator base channels (its first conv); 0 = family default (32 / 64); off: 0
+    g_start_side: int = 0  # side of G's first feature map (= D's last); 0 = family default (7 / 4); off: 0
+    g_output_layer: Literal["upsample", "conv"] = "upsample"  # G's last layer is the final stride-2 upsampling, or a stride-1 conv after a hidden block at full size (seeds 000, 003); off: upsample
     latent_dim: int = 100  # size of z; off: 100
     latent_dist: Literal["uniform", "gaussian"] = "uniform"  # z ~ U(-1, 1) or N(0, 1); off: uniform
     d_activation: Literal["relu", "leaky_relu"] = "relu"  # hidden activation of D; off: relu
+    g_activation: Literal["relu", "leaky_relu"] = "relu"  # hidden activation of G (seed 003: leaky_relu); off: relu
     leaky_slope: float = 0.2  # negative slope of LeakyReLU; off: 0.2
     g_batch_norm: bool = False  # batch norm in G's hidden layers (never on its output layer); off: False
-    d_batch_norm: bool = False  # batch norm in D's hidden layers (never on its input layer); off: False
+    d_batch_norm: bool = False  # batch norm in D's hidden layers; off: False
+    d_input_batch_norm: bool = False  # batch norm on D's first layer too (Radford leaves it out; seed 003 has it); off: False
+    d_block_convs: Literal[1, 2] = 1  # convs per D block: 2 adds a stride-1 conv (+BN) before each downsampling (seed 003); off: 1
+    d_head: Literal["flatten", "avgpool"] = "flatten"  # D flattens its last map, or global-average-pools it (seed 003); off: flatten
     bn_position: Literal["before_act", "after_act"] = "before_act"  # Radford: conv→BN→act; seed 001: conv→act→BN; off: before_act
     init: Literal["default", "normal_002"] = "default"  # PyTorch's default init or N(0, 0.02) (BN gamma ~ N(1, 0.02)); off: default
     kernel_size: Literal[4, 5] = 5  # conv kernel side in px; off: 5
@@ -64,6 +73,7 @@ class TrainConfig:
     d_steps: int = 1  # D updates per iteration; off: 1
     g_steps: int = 1  # G updates per iteration; off: 1
     g_loss: Literal["minimax", "nonsaturating"] = "minimax"  # G minimises log(1−D(G(z))) or maximises log D(G(z)); off: minimax
+    g_latents: Literal["reuse", "fresh"] = "reuse"  # G's first update reuses the D step's fakes (pytorch/examples) or draws new z (Keras seeds); off: reuse
     # Labels of the D loss (BCE on logits, so any target value is numerically safe).
     real_label: float = 1.0  # target for real images before smoothing; off: 1.0
     fake_label: float = 0.0  # target for fake images; off: 0.0
@@ -103,6 +113,11 @@ class TrainConfig:
         if mode == "auto":
             mode = "-1_1" if self.output_activation == "tanh" else "0_1"
         return (-1.0, 1.0) if mode == "-1_1" else (0.0, 1.0)
+
+    @property
+    def start_side(self) -> int:
+        """Side of G's first feature map after resolving the family default."""
+        return self.g_start_side or (7 if self.arch == "dcgan28" else 4)
 
     @property
     def base_widths(self) -> tuple[int, int]:
@@ -212,7 +227,7 @@ def _check_ranges(cfg: TrainConfig) -> None:
     for name in ("latent_dim", "batch_size", "steps", "d_steps", "g_steps", "log_every", "sample_grid", "eval_samples"):
         need(getattr(cfg, name) >= 1, name, ">= 1")
     for name in ("g_width", "d_width", "g_fc_hidden", "d_fc_hidden", "threads", "sample_every", "checkpoint_every", "seed",
-                 "eval_every", "eval_reference_samples"):
+                 "eval_every", "eval_reference_samples", "g_start_side", "data_limit", "data_memory_mb"):
         need(getattr(cfg, name) >= 0, name, ">= 0")
     for name in ("lr_d", "lr_g"):
         need(getattr(cfg, name) > 0.0, name, "> 0")
@@ -226,6 +241,9 @@ def _check_ranges(cfg: TrainConfig) -> None:
     need(int(cfg.sample_grid**0.5) ** 2 == cfg.sample_grid, "sample_grid", "a square number (16, 64, 256, …)")
     sizes = (28,) if cfg.arch == "dcgan28" else (32, 64)
     need(cfg.image_size in sizes, "image_size", f"one of {list(sizes)} for arch '{cfg.arch}'")
+    ratio = cfg.image_size // max(cfg.start_side, 1)
+    need(cfg.image_size % max(cfg.start_side, 1) == 0 and ratio >= 2 and ratio & (ratio - 1) == 0, "g_start_side",
+         f"image_size ({cfg.image_size}) / 2^k for some k >= 1, e.g. 4 or 8 at 64 px")
     dev = cfg.device
     need(dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit()),
          "device", "auto, cpu, cuda or cuda:N")

@@ -27,7 +27,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from ganbench import runio
 from ganbench.classifier import WEIGHTS_PATH, classifier_record, load_classifier, sha256_file
-from ganbench.data import cache_dir
+from ganbench.datasets import cache_dir
 
 INCEPTION_NAME = "inception-v3-compat"
 FMNIST_NAME = "ganbench-fmnist"

@@ -29,7 +29,8 @@ from torch.utils.data import Dataset
 from torch_fidelity.generative_model_base import GenerativeModelBase
 
 from ganbench.config import ConfigError, TrainConfig, did_you_mean
-from ganbench.data import DATASETS, cache_dir, fit_images
+from ganbench.datacache import load_split
+from ganbench.datasets import Preprocess, cache_dir, get_dataset
 from ganbench.classifier import load_classifier
 from ganbench.extractors import Weights, WeightsError, fidelity_extractor
 
@@ -189,24 +190,26 @@ class Reference:
     side: int
     channels: int
     data_root: str | None = None
+    resize: str = "center_crop"
 
     @classmethod
     def for_config(cls, cfg: TrainConfig, data_root: str | Path | None = None) -> "Reference":
         return cls(cfg.dataset, cfg.eval_split, cfg.eval_reference_samples, cfg.image_size, cfg.channels,
-                   str(data_root) if data_root else None)
+                   str(data_root) if data_root else None, cfg.resize)
 
     def load(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, labels); a seeded subset when `samples` is below the split's size."""
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"unknown dataset '{self.dataset}'{did_you_mean(self.dataset, DATASETS)}")
-        images, labels = DATASETS[self.dataset](self.split, self.data_root)
+        get_dataset(self.dataset)  # unknown names fail here, with a suggestion
+        loaded = load_split(self.dataset, self.split, Preprocess(self.side, self.channels, self.resize),
+                            self.data_root, memory_budget_mb=None)
+        images, labels = loaded.images, torch.from_numpy(loaded.labels)
         if self.samples > len(images):
             raise MetricError(f"{self.samples} reference samples asked for, but {self.dataset} split "
                               f"'{self.split}' holds only {len(images)}; lower eval_reference_samples")
         if 0 < self.samples < len(images):
             keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[: self.samples].sort()[0]
             images, labels = images[keep], labels[keep]
-        return fit_images(images, self.side, self.channels), labels
+        return images, labels
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -279,7 +282,7 @@ def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: 
     kid_subset = min(KID_SUBSET_SIZE, n_generated, len(real_images))
     feature_layer = "features" if extractor == "fmnist" else "2048"  # the extractors' defaults for fid/kid/prc
     key = cache_key({"dataset": reference.dataset, "split": reference.split, "samples": len(real_images),
-                     "side": reference.side, "channels": reference.channels, "extractor": fidelity_name,
+                     "side": reference.side, "channels": reference.channels, "resize": reference.resize, "extractor": fidelity_name,
                      "weights": weights.sha256, "layers": [feature_layer, "logits_unbiased"],
                      "content": content_hash(real_images), "torch_fidelity": torch_fidelity.__version__})
     values: dict[str, float] = {}

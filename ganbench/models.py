@@ -4,11 +4,18 @@ Two families share one builder; they differ only in where the spatial pyramid st
 
 - `dcgan28` — seed 001's Fashion-MNIST DCGAN: z → (FC 512) → FC 7·7·2w → 7 → 14 → 28.
 - `radford` — Radford et al.'s DCGAN: z → (FC) → FC 4·4·cw → 4 → 8 → 16 → 32 (→ 64),
-  channels halving at each step, like pytorch/examples' `ngf*8 x 4 x 4` net at 64 px.
+  channels halving at each step, like pytorch/examples' `ngf*8 x 4 x 4` net at 64 px
+  (seed 002).
+
+`g_start_side` moves the start (seed 000: 8 → 16 → 32 → 64) and `g_output_layer='conv'`
+adds a hidden block at full size followed by a stride-1 output conv (seeds 000, 003).
+G's channels halve per level from at most 8·width and never go below width; D mirrors
+G's resampling levels with channels doubling from its width, at most 8·width.
 
 Every architectural knob is honoured: kernel 4 or 5 (both give exact sizes), strided vs
-pooled resampling, batch norm and its position, D activation, D dropout, hidden FC
-layers, output activation, init. D returns logits (use `BCEWithLogitsLoss`).
+pooled resampling, batch norm and its position, G and D activations, D's two-conv blocks
+and pooled head, D dropout, hidden FC layers, output activation, init. D returns logits
+(use `BCEWithLogitsLoss`).
 """
 
 from __future__ import annotations
@@ -22,16 +29,28 @@ from ganbench.config import TrainConfig
 
 
 def pyramid(cfg: TrainConfig) -> tuple[int, list[int]]:
-    """(start side, channels per level from the smallest map to the image side's last hidden map).
+    """(start side, G's hidden channels per level, from the start map to its last hidden map).
 
     dcgan28 at w=32: (7, [64, 32]) → 7×7×64, 14×14×32, then 28×28×channels.
     radford 64 px at w=64: (4, [512, 256, 128, 64]) → 4×4×512 … 32×32×64, then 64×64×channels.
+    seed 003 (radford 64 px, conv output, w=16): (4, [128, 64, 32, 16, 16]).
     """
     g_width, _ = cfg.base_widths
-    if cfg.arch == "dcgan28":
-        return 7, [2 * g_width, g_width]
-    levels = int(math.log2(cfg.image_size // 4))
-    return 4, [g_width * 2 ** (levels - 1 - i) for i in range(levels)]
+    side = cfg.start_side
+    levels = resampling_levels(cfg) + (cfg.g_output_layer == "conv")
+    top = 2 ** (min(levels, 4) - 1)
+    return side, [g_width * max(top >> i, 1) for i in range(levels)]
+
+
+def resampling_levels(cfg: TrainConfig) -> int:
+    """Stride-2 steps between the start side and the image side."""
+    return int(math.log2(cfg.image_size // cfg.start_side))
+
+
+def d_widths(cfg: TrainConfig) -> list[int]:
+    """D's channels per downsampling block: doubling from d_width, at most 8·d_width."""
+    _, d_width = cfg.base_widths
+    return [d_width * 2 ** min(i, 3) for i in range(resampling_levels(cfg))]
 
 
 def _activation(name: str, slope: float) -> nn.Module:
@@ -93,12 +112,16 @@ class Generator(nn.Module):
             norm = nn.BatchNorm2d(widths[0]) if bn else None
             layers += _norm_act([nn.Linear(features, flat), nn.Unflatten(1, (widths[0], side, side))],
                                 norm, nn.ReLU(inplace=True), before)
-        # state size. widths[0] x side x side; each block doubles the side, halves the channels.
+        # state size. widths[0] x side x side; each block doubles the side.
         for c_in, c_out in zip(widths, widths[1:]):
             norm = nn.BatchNorm2d(c_out) if bn else None
-            layers += _norm_act(_upsample(cfg, c_in, c_out), norm, nn.ReLU(inplace=True), before)
-        # Output layer: never batch-normed (Radford); tanh or sigmoid.
-        layers += _upsample(cfg, widths[-1], cfg.channels)
+            layers += _norm_act(_upsample(cfg, c_in, c_out), norm, _activation(cfg.g_activation, cfg.leaky_slope),
+                                before)
+        # Output layer: never batch-normed (Radford); a last upsampling or a 'same' conv; tanh or sigmoid.
+        if cfg.g_output_layer == "upsample":
+            layers += _upsample(cfg, widths[-1], cfg.channels)
+        else:
+            layers += _same_conv(widths[-1], cfg.channels, cfg.kernel_size)
         layers.append(nn.Tanh() if cfg.output_activation == "tanh" else nn.Sigmoid())
         # state size. channels x image_size x image_size
         self.net = nn.Sequential(*layers)
@@ -110,10 +133,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
-        side, g_widths = pyramid(cfg)
-        _, d_width = cfg.base_widths
-        # D mirrors G: from the image side down to `side`, channels doubling.
-        widths = [d_width * 2**i for i in range(len(g_widths))]
+        side, widths = cfg.start_side, d_widths(cfg)
         bn, before = cfg.d_batch_norm, cfg.bn_position == "before_act"
 
         def act() -> nn.Module:
@@ -125,13 +145,21 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = []
         c_in = cfg.channels
         for i, c_out in enumerate(widths):
-            # No BN on D's input layer (Radford).
-            norm = nn.BatchNorm2d(c_out) if bn and i > 0 else None
+            # No BN on D's input layer (Radford) unless asked for.
+            use_bn = bn and (i > 0 or cfg.d_input_batch_norm)
+            if cfg.d_block_convs == 2:  # seed 003's encoder block: conv → BN, then the strided conv
+                layers += _same_conv(c_in, c_out, cfg.kernel_size) + ([nn.BatchNorm2d(c_out)] if use_bn else [])
+                c_in = c_out
+            norm = nn.BatchNorm2d(c_out) if use_bn else None
             layers += _norm_act(_downsample(cfg, c_in, c_out), norm, act(), before) + drop()
             c_in = c_out
         # state size. widths[-1] x side x side
-        layers.append(nn.Flatten())
-        features = widths[-1] * side * side
+        if cfg.d_head == "avgpool":
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+            features = widths[-1]
+        else:
+            layers.append(nn.Flatten())
+            features = widths[-1] * side * side
         if cfg.d_fc_hidden:
             layers += [nn.Linear(features, cfg.d_fc_hidden), act()] + drop()
             features = cfg.d_fc_hidden

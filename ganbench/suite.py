@@ -43,7 +43,7 @@ DESIGN_KEYS = ("type", "resolution", "reference")
 PART_KEYS = ("type", "resolution", "reference", "preset", "hacks")
 # Knobs that say how a run executes, not what it computes: left out of the run id, so a
 # suite can move between machines (and thread counts) and still find its finished runs.
-EXECUTION_KNOBS = ("device", "threads")
+EXECUTION_KNOBS = ("device", "threads", "data_memory_mb")  # how a run executes, not what it computes
 RUN_ID_VERSION = 1
 
 

@@ -98,12 +98,12 @@ def parse_devices(spec: str) -> list[str]:
 
 def estimate_step_seconds(run: Run, device: str, threads: int, steps: int = 3) -> float:
     """Seconds per training step of `run`'s networks on this machine, measured on fake data."""
-    from ganbench.data import load_fake
+    from ganbench.datasets import fake_images
     from ganbench.train import GanTrainer
 
     cfg = run.config.replace(device=device, metrics="none")
     torch.set_num_threads(threads)
-    images, _ = load_fake("train", n=max(256, cfg.batch_size), side=cfg.image_size, channels=cfg.channels)
+    images, _ = fake_images("train", max(256, cfg.batch_size), cfg.image_size, cfg.channels)
     trainer = GanTrainer(cfg, images, torch.device(device))
     trainer.train_step()
     start = time.perf_counter()

@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.utils import save_image
@@ -66,7 +67,7 @@ def fixed_noise(cfg: TrainConfig, device: torch.device) -> torch.Tensor:
 class GanTrainer:
     """G, D, their optimisers and every source of randomness of one run."""
 
-    def __init__(self, cfg: TrainConfig, images: torch.Tensor, device: torch.device) -> None:
+    def __init__(self, cfg: TrainConfig, images: torch.Tensor | np.ndarray, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
         torch.manual_seed(cfg.seed)  # init and dropout
         self.net_g, self.net_d = (net.to(device) for net in build_models(cfg))
@@ -152,8 +153,9 @@ class GanTrainer:
         """One iteration: d_steps D updates, then g_steps G updates. Returns STAT_NAMES as one tensor."""
         cfg = self.cfg
         # Update D.
+        reuse = cfg.g_latents == "reuse"
         for i in range(cfg.d_steps):
-            loss_d, d_real, d_fake_before, norm_d, fake = self.d_step(keep_fake=i == cfg.d_steps - 1)
+            loss_d, d_real, d_fake_before, norm_d, fake = self.d_step(keep_fake=reuse and i == cfg.d_steps - 1)
         # Update G.
         for i in range(cfg.g_steps):
             loss_g, d_fake_after, norm_g = self.g_step(fake if i == 0 else None)
@@ -232,7 +234,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, preset: str | None = None, h
                                                     "provenance": provenance(device)})
         runio.write_json(status_path, status)
         evaluator = make_evaluator(cfg, device, data_root)  # fails here, before training, on a bad metric
-        trainer = GanTrainer(cfg, load_images(cfg, data_root), device)
+        loaded = load_images(cfg, data_root)
+        status["data"] = loaded.info  # cache hit, load time, memory: provenance and cost of the data
+        runio.write_json(status_path, status)
+        trainer = GanTrainer(cfg, loaded.images, device)
         _loop(trainer, run_dir, status, progress, evaluator)
         status["status"] = "completed"
     except Diverged as err:

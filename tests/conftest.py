@@ -18,6 +18,14 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _dataset_cache(tmp_path_factory) -> None:
+    """Decoded-dataset caches go to a per-session directory, never the user's ~/.cache."""
+    import os
+
+    os.environ["GANBENCH_DATASET_CACHE"] = str(tmp_path_factory.mktemp("dataset-cache"))
+
+
 def tiny(**changes) -> TrainConfig:
     """A fast CPU config on fake data; `changes` are checked like any override."""
     base = dict(dataset="fake", device="cpu", batch_size=8, steps=4, log_every=2, sample_every=0,

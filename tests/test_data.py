@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from ganbench import data
+from ganbench import data, datasets
 from ganbench.config import TrainConfig
-from ganbench.data import BatchSampler, DataNotFoundError, fit_images, load_fashion_mnist, read_idx
+from ganbench.data import BatchSampler, load_labelled
+from ganbench.datasets import DataNotFoundError, fit_images, read_idx
 
 from conftest import write_fashion_mnist_fixture, write_idx
 
@@ -36,7 +37,7 @@ def isolated(monkeypatch, tmp_path):
     """No user data, no Debian package, and an offline torchvision downloader."""
     monkeypatch.delenv("GANBENCH_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setitem(datasets.DEBIAN_DIRS, "fashion-mnist", tmp_path / "no-debian")
 
     class Offline:
         def __init__(self, *args, **kwargs):
@@ -50,10 +51,10 @@ def isolated(monkeypatch, tmp_path):
 
 def test_fashion_mnist_from_data_root(isolated):
     root = write_fashion_mnist_fixture(isolated / "mine")
-    images, labels = load_fashion_mnist("train", root)
+    images, labels = load_labelled("fashion-mnist", "train", root)
     assert images.shape == (32, 1, 28, 28) and images.dtype == torch.uint8
     assert labels.shape == (32,)
-    both, _ = load_fashion_mnist("train+test", root)
+    both, _ = load_labelled("fashion-mnist", "train+test", root)
     assert both.shape[0] == 48
 
 
@@ -61,13 +62,14 @@ def test_search_order_prefers_data_root_then_env(isolated, monkeypatch):
     first = write_fashion_mnist_fixture(isolated / "first")
     second = write_fashion_mnist_fixture(isolated / "second" / "fashion-mnist")
     monkeypatch.setenv("GANBENCH_DATA", str(isolated / "second"))
-    assert data.locate_fashion_mnist(first) == first
-    assert data.locate_fashion_mnist(None) == second
+    fashion = datasets.DATASETS["fashion-mnist"]
+    assert fashion.locate(first) == first
+    assert fashion.locate(None) == second
 
 
 def test_missing_data_lists_every_place_tried(isolated):
     with pytest.raises(DataNotFoundError) as err:
-        load_fashion_mnist("train", isolated / "empty")
+        load_labelled("fashion-mnist", "train", isolated / "empty")
     message = str(err.value)
     assert str(isolated / "empty") in message and str(isolated / "no-debian") in message
     assert "apt-get install dataset-fashion-mnist" in message and "network unreachable" in message
@@ -102,7 +104,7 @@ def test_fit_images_resizes_and_converts_channels():
 
 def test_fake_dataset_and_batch_too_large():
     cfg = TrainConfig(dataset="fake")
-    images = data.load_images(cfg)
+    images = data.load_images(cfg).images
     assert images.shape[1:] == (1, 28, 28)
     with pytest.raises(Exception, match="batch_size 5000 exceeds"):
         BatchSampler(images, 5000, (0.0, 1.0), torch.device("cpu"), 0)

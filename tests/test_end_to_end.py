@@ -10,14 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from ganbench.cli import app
-from ganbench.data import load_fashion_mnist
+from ganbench.data import load_labelled
 
 
 def test_real_fashion_mnist_is_complete():
-    images, labels = load_fashion_mnist("train")
+    images, labels = load_labelled("fashion-mnist", "train")
     assert images.shape == (60000, 1, 28, 28)
     assert sorted(labels.unique().tolist()) == list(range(10))
-    test_images, _ = load_fashion_mnist("test")
+    test_images, _ = load_labelled("fashion-mnist", "test")
     assert test_images.shape == (10000, 1, 28, 28)
 
 

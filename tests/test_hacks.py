@@ -28,7 +28,7 @@ def test_each_hack_changes_a_knob_of_vanilla(name):
 @pytest.mark.parametrize("name", sorted(HACKS))
 def test_two_steps_with_each_hack_stay_finite(name):
     cfg = compose([name], tiny(steps=2))
-    trainer = GanTrainer(cfg, load_images(cfg), torch.device("cpu"))
+    trainer = GanTrainer(cfg, load_images(cfg).images, torch.device("cpu"))
     for _ in range(cfg.steps):
         stats = trainer.train_step().tolist()
         assert all(math.isfinite(v) for v in stats), (name, stats)

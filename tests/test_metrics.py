@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from ganbench import extractors, runio
 from ganbench.cli import app
 from ganbench.config import ConfigError
-from ganbench.data import load_fashion_mnist
+from ganbench.data import load_labelled
 from ganbench.metrics import (FidelityGenerator, ImageTensorDataset, MetricError, Reference, evaluate,
                               higher_is_better, parse_metrics)
 from ganbench.train import train
@@ -68,8 +68,8 @@ def test_generator_wrapper_rounds_and_uses_the_runs_latent():
 
 @pytest.fixture(scope="module")
 def fmnist_sets():
-    train_images, _ = load_fashion_mnist("train")
-    test_images, test_labels = load_fashion_mnist("test")
+    train_images, _ = load_labelled("fashion-mnist", "train")
+    test_images, test_labels = load_labelled("fashion-mnist", "test")
     return train_images, test_images, test_labels
 
 
