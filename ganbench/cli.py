@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ganbench.config import ConfigError, TrainConfig, knob_choices, knob_docs, parse_assignments
+from ganbench.datacache import describe
 from ganbench.datasets import DataNotFoundError
 
 app = typer.Typer(
@@ -111,6 +112,8 @@ def train_command(
     if status["status"] != "completed":
         fail(f"run {status['status']}: {status.get('error')}", code=1)
     console.print(f"[green]completed[/] {cfg.steps} steps in {status.get('wall_s', 0):.1f} s → {out}", highlight=False)
+    if status.get("data"):
+        console.print(f"data: {describe(status['data'])}", highlight=False)
 
 
 weights_app = typer.Typer(help="Feature-extractor weights: import the offline Inception, show what is present.",
@@ -310,8 +313,18 @@ def run_command(
                     if s.status != "running":
                         bar.remove_task(per_run.pop(rid))
 
+        data_tasks: dict[str, Any] = {}
+
+        def on_data(label: str, done: int, total: int) -> None:
+            if label not in data_tasks:
+                data_tasks[label] = bar.add_task(f"decoding {label}", total=total)
+            bar.update(data_tasks[label], completed=done)
+
         try:
-            states = run_suite(suite, selection, workers, devices, str(data_root) if data_root else None, on_update)
+            states = run_suite(suite, selection, workers, devices, str(data_root) if data_root else None, on_update,
+                               on_data)
+        except (ConfigError, DataNotFoundError) as err:
+            fail(str(err))
         except KeyboardInterrupt:
             fail("interrupted; run the same command again to resume (finished runs are kept)", code=130)
     counts = results_summary(states)
@@ -407,3 +420,59 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+data_app = typer.Typer(help="Datasets: where ganbench finds them, and decoding them into the cache ahead of time.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("list")
+def data_list_command(
+    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (searched first).")] = None,
+) -> None:
+    """Every registered dataset, its splits, and where its files were found (nothing is downloaded)."""
+    from ganbench.datacache import dataset_cache_dir
+    from ganbench.datasets import DATASETS
+
+    table = Table(title=f"datasets (decoded cache: {dataset_cache_dir()})")
+    for column in ("name", "splits", "found at", "what it is"):
+        table.add_column(column, overflow="fold")
+    for dataset in DATASETS.values():
+        try:
+            where = str(dataset.locate(data_root, download=False))
+        except DataNotFoundError:
+            where = "[yellow]not found[/] (see `ganbench data prepare " + dataset.name + "`)"
+        table.add_row(dataset.name, ", ".join(dataset.splits), where, dataset.summary)
+    console.print(table)
+
+
+@data_app.command("prepare")
+def data_prepare_command(
+    dataset: Annotated[str, typer.Argument(help="Dataset name (see `ganbench data list`).")],
+    split: Annotated[list[str], typer.Option(help="Split(s) to decode; repeat the option for several.")] = ["train", "test"],
+    size: Annotated[int, typer.Option(help="Image side in pixels (28, 32 or 64).")] = 64,
+    channels: Annotated[int, typer.Option(help="1 (gray) or 3 (colour).")] = 3,
+    resize: Annotated[str, typer.Option(help="center_crop (seed 002) or squash (seeds 000, 003).")] = "center_crop",
+    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (searched first).")] = None,
+) -> None:
+    """Decode a dataset's splits into the uint8 cache now (a sweep would do it on its first start)."""
+    from ganbench.config import parse_value
+    from ganbench.datacache import load_split
+    from ganbench.datasets import Preprocess
+
+    try:
+        prep = Preprocess(parse_value("image_size", size), parse_value("channels", channels),
+                          parse_value("resize", resize))
+        if channels not in (1, 3):
+            raise ConfigError(f"bad value {channels} for '--channels': must be 1 or 3")
+        for name in split:
+            with Progress(TextColumn(f"decoding {dataset} {name}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
+                task = bar.add_task("decode", total=None)
+                loaded = load_split(dataset, name, prep, data_root, memory_budget_mb=0,
+                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+            console.print(describe(loaded.info) + f"\n  cache: {loaded.info.get('cache_path', 'none')}",
+                          highlight=False)
+    except (ConfigError, DataNotFoundError, ValueError) as err:
+        fail(str(err))

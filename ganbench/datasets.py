@@ -148,19 +148,21 @@ def decode_photos(files: list[Path], labels: list[int], prep: Preprocess, log: D
                   chunk: int = 512) -> Iterator[Chunk]:
     """Decode `files` in threads, in order; an unreadable file is skipped with a warning naming it."""
 
-    def one(path: Path) -> np.ndarray | None:
+    def one(path: Path) -> np.ndarray | str:
         try:
             return decode_photo(path, prep)
         except Exception as err:  # PIL raises OSError, ValueError, DecompressionBombError, …
-            log.skipped.append((str(path), f"{type(err).__name__}: {err}"))
-            warnings.warn(f"skipping unreadable image {path}: {type(err).__name__}: {err}", stacklevel=2)
-            return None
+            return f"{type(err).__name__}: {err}"
 
     workers = min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(files), chunk):
             decoded = list(pool.map(one, files[start : start + chunk]))
-            keep = [i for i, image in enumerate(decoded) if image is not None]
+            for path, result in zip(files[start : start + chunk], decoded):
+                if isinstance(result, str):  # warn here, in the caller's thread
+                    log.skipped.append((str(path), result))
+                    warnings.warn(f"skipping unreadable image {path}: {result}", stacklevel=3)
+            keep = [i for i, image in enumerate(decoded) if not isinstance(image, str)]
             if keep:
                 yield (np.stack([decoded[i] for i in keep]),
                        np.asarray([labels[start + i] for i in keep], dtype=np.int64))
@@ -195,8 +197,9 @@ class Dataset:
     cacheable: bool = True
     how_to_get: str = ""
 
-    def locate(self, data_root: str | os.PathLike | None) -> Path:
-        """The directory holding the files; raises DataNotFoundError saying where it looked."""
+    def locate(self, data_root: str | os.PathLike | None, download: bool = True) -> Path:
+        """The directory holding the files (downloading where torchvision can and `download`);
+        raises DataNotFoundError saying where it looked."""
         raise NotImplementedError
 
     def sources(self, root: Path, split: str) -> list[Path]:
@@ -314,19 +317,20 @@ class CelebA(Dataset):
                   f"the partition file, 1 image in {HOLDOUT_EVERY} (by file-name hash) is the 'test' split.")
     partition_codes = {"train": "0", "valid": "1", "test": "2"}
 
-    def locate(self, data_root: str | os.PathLike | None) -> Path:
+    def locate(self, data_root: str | os.PathLike | None, download: bool = True) -> Path:
         searched = [root / sub for root in self.search_roots(data_root) for sub in ("", "celeba")]
         for directory in searched:
             if (directory / "img_align_celeba").is_dir():
                 return directory
         download_error = "not attempted"
-        try:
-            import torchvision.datasets
+        if download:
+            try:
+                import torchvision.datasets
 
-            torchvision.datasets.CelebA(str(cache_dir()), split="all", download=True)
-            return cache_dir() / "celeba"
-        except Exception as err:
-            download_error = f"{type(err).__name__}: {err}"
+                torchvision.datasets.CelebA(str(cache_dir()), split="all", download=True)
+                return cache_dir() / "celeba"
+            except Exception as err:
+                download_error = f"{type(err).__name__}: {err}"
         raise self.not_found(searched, download_error)
 
     def sources(self, root: Path, split: str) -> list[Path]:
@@ -353,7 +357,7 @@ class ImageFolder(Dataset):
                   "recursively; the first-level sub-folder names are the labels, and 1 image in "
                   f"{HOLDOUT_EVERY} (by path hash) is the 'test' split.")
 
-    def locate(self, data_root: str | os.PathLike | None) -> Path:
+    def locate(self, data_root: str | os.PathLike | None, download: bool = True) -> Path:
         roots = [Path(data_root)] if data_root else []
         if os.environ.get("GANBENCH_DATA"):
             roots.append(Path(os.environ["GANBENCH_DATA"]))
@@ -381,7 +385,7 @@ class Fake(Dataset):
     cacheable = False
     size = 1024
 
-    def locate(self, data_root: str | os.PathLike | None) -> Path:
+    def locate(self, data_root: str | os.PathLike | None, download: bool = True) -> Path:
         return Path(".")
 
     def sources(self, root: Path, split: str) -> list[Path]:

@@ -96,27 +96,30 @@ class Generator(nn.Module):
         bn, before = cfg.g_batch_norm, cfg.bn_position == "before_act"
         layers: list[nn.Module] = []
         features = cfg.latent_dim
+
+        def act() -> nn.Module:
+            return _activation(cfg.g_activation, cfg.leaky_slope)
+
         # Hidden FC layer (seed 001: Dense(512) → ReLU → BN); Radford has none.
         if cfg.g_fc_hidden:
             norm = nn.BatchNorm1d(cfg.g_fc_hidden) if bn else None
-            layers += _norm_act([nn.Linear(features, cfg.g_fc_hidden)], norm, nn.ReLU(inplace=True), before)
+            layers += _norm_act([nn.Linear(features, cfg.g_fc_hidden)], norm, act(), before)
             features = cfg.g_fc_hidden
         # Project z to the first volume. dcgan28 normalises the flat features like the
         # Keras seed (BatchNorm over 7·7·64 units); radford per channel like pytorch/examples.
         flat = side * side * widths[0]
         if cfg.arch == "dcgan28":
             norm = nn.BatchNorm1d(flat) if bn else None
-            layers += _norm_act([nn.Linear(features, flat)], norm, nn.ReLU(inplace=True), before)
+            layers += _norm_act([nn.Linear(features, flat)], norm, act(), before)
             layers.append(nn.Unflatten(1, (widths[0], side, side)))
         else:
             norm = nn.BatchNorm2d(widths[0]) if bn else None
             layers += _norm_act([nn.Linear(features, flat), nn.Unflatten(1, (widths[0], side, side))],
-                                norm, nn.ReLU(inplace=True), before)
+                                norm, act(), before)
         # state size. widths[0] x side x side; each block doubles the side.
         for c_in, c_out in zip(widths, widths[1:]):
             norm = nn.BatchNorm2d(c_out) if bn else None
-            layers += _norm_act(_upsample(cfg, c_in, c_out), norm, _activation(cfg.g_activation, cfg.leaky_slope),
-                                before)
+            layers += _norm_act(_upsample(cfg, c_in, c_out), norm, act(), before)
         # Output layer: never batch-normed (Radford); a last upsampling or a 'same' conv; tanh or sigmoid.
         if cfg.g_output_layer == "upsample":
             layers += _upsample(cfg, widths[-1], cfg.channels)

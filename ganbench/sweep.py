@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from ganbench import runio
+from ganbench.datacache import prepare
+from ganbench.datasets import Preprocess
 from ganbench.design import roman
 from ganbench.executors import (FINAL, LocalExecutor, RunState, Update, default_workers, read_status,
                                 threads_per_worker)
@@ -67,12 +69,37 @@ def run_states(suite: Suite, runs: Sequence[Run]) -> list[RunState]:
     return states
 
 
+DataProgress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+def data_needs(runs: Sequence[Run]) -> list[tuple[str, str, Preprocess]]:
+    """Distinct (dataset, split, preprocessing) the runs train and evaluate on."""
+    needs: dict[tuple[str, str, Preprocess], None] = {}
+    for run in runs:
+        cfg = run.config
+        prep = Preprocess(cfg.image_size, cfg.channels, cfg.resize)
+        needs[(cfg.dataset, cfg.data_split, prep)] = None
+        if cfg.metrics != "none":
+            needs[(cfg.dataset, cfg.eval_split, prep)] = None
+    return list(needs)
+
+
+def prepare_data(runs: Sequence[Run], data_root: str | None, on_progress: DataProgress | None = None) -> None:
+    """Decode every split the runs need into the cache once, here, before workers start
+    (a missing dataset fails the sweep now, with the message saying where to put it)."""
+    for name, split, prep in data_needs(runs):
+        label = f"{name} {split} {prep.size}px×{prep.channels}"
+        prepare(name, split, prep, data_root, None if on_progress is None else
+                lambda done, total, label=label: on_progress(label, done, total))
+
+
 def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | None = None,
               devices: Sequence[str] = ("cpu",), data_root: str | None = None,
-              on_update: Update | None = None) -> list[RunState]:
+              on_update: Update | None = None, on_data: DataProgress | None = None) -> list[RunState]:
     """Train every selected run that is not completed or diverged; returns all their states."""
     write_manifest(suite)
     states = run_states(suite, select_runs(suite, selection))
+    prepare_data([s.run for s in states if s.status not in FINAL], data_root, on_data)
     executor = LocalExecutor(workers or default_workers(devices), devices, data_root)
     executor.execute(states, on_update)
     return states

@@ -53,3 +53,58 @@ def write_fashion_mnist_fixture(directory: Path, n_train: int = 32, n_test: int 
         write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
         write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, (n,)))
     return directory
+
+
+def write_cifar_fixture(root: Path, per_batch: int = 4) -> Path:
+    """A miniature CIFAR-10 in its real format: cifar-10-batches-py/ with pickled batches."""
+    import pickle
+
+    directory = root / "cifar-10-batches-py"
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"batch_label": name.encode(), b"labels": rng.integers(0, 10, per_batch).tolist(),
+                 b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 b"filenames": [f"img_{i}.png".encode() for i in range(per_batch)]}
+        with open(directory / name, "wb") as fh:
+            pickle.dump(batch, fh)
+    return root
+
+
+def photo(width: int, height: int, seed: int) -> "Image.Image":
+    """A smooth colour photo-like image (gradients plus a disc), deterministic per seed."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:height, 0:width]
+    rng = np.random.default_rng(seed)
+    cx, cy, r = rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height, min(width, height) / 4
+    disc = ((xx - cx) ** 2 + (yy - cy) ** 2 < r * r) * 120
+    rgb = np.stack([xx * 255 / width, yy * 255 / height, disc + rng.integers(0, 100)], axis=-1)
+    return Image.fromarray(rgb.clip(0, 255).astype(np.uint8))
+
+
+def write_celeba_fixture(root: Path, n: int = 24, partition: bool = False) -> Path:
+    """A miniature CelebA: celeba/img_align_celeba/000001.jpg … at 178×218, as the real files."""
+    images = root / "celeba" / "img_align_celeba"
+    images.mkdir(parents=True, exist_ok=True)
+    names = [f"{i:06d}.jpg" for i in range(1, n + 1)]
+    for i, name in enumerate(names):
+        photo(178, 218, i).save(images / name, quality=90)
+    if partition:  # official codes: 0 train, 1 valid, 2 test
+        lines = [f"{name} {0 if i < n * 0.7 else 1 if i < n * 0.85 else 2}" for i, name in enumerate(names)]
+        (root / "celeba" / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def write_image_folder_fixture(root: Path, per_class: int = 12) -> Path:
+    """A Zalando-like nested folder: class sub-folders, jpg and png, mixed sizes, one corrupt file."""
+    for c, name in enumerate(("dress", "shirt")):
+        directory = root / name / "nested" if c else root / name
+        directory.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            size = (606, 875) if i % 2 else (120, 90)
+            suffix = ".png" if i % 3 == 0 else ".jpg"
+            photo(*size, seed=100 * c + i).save(directory / f"{name}_{i:03d}{suffix}")
+    (root / "shirt" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    (root / "notes.txt").write_text("not an image, ignored")
+    return root

@@ -96,3 +96,17 @@ def test_lr_decay_follows_keras_formula():
     trainer = GanTrainer(tiny(lr_decay=0.01), torch.zeros(16, 1, 28, 28, dtype=torch.uint8), torch.device("cpu"))
     trainer.set_learning_rates(100)
     assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(2e-4 / 2)
+
+
+def test_g_latents_fresh_draws_new_z_for_the_g_step(monkeypatch):
+    from ganbench.data import load_images
+
+    calls = {}
+    for mode in ("reuse", "fresh"):
+        cfg = tiny(g_latents=mode)
+        trainer = GanTrainer(cfg, load_images(cfg).images, torch.device("cpu"))
+        forwards = []
+        trainer.net_g.register_forward_hook(lambda *a: forwards.append(1))
+        trainer.train_step()
+        calls[mode] = len(forwards)
+    assert calls == {"reuse": 1, "fresh": 2}  # one G forward for D's fakes, plus one for G's own z
