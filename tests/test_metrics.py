@@ -1,3 +1,4 @@
+import math
 import os
 
 import numpy as np
@@ -287,3 +288,19 @@ def test_offline_without_inception_weights_explains(monkeypatch, tmp_path, fmnis
     with pytest.raises(MetricError, match="ganbench weights import"):
         evaluate(test_images[:4], ["fid"], Reference("fashion-mnist", "test", 4, 28, 1), samples=4,
                  reference_data=(test_images[:4], test_labels[:4]))
+
+
+def test_colour_64px_run_evaluates_fid_and_kid_with_inception(tmp_path, monkeypatch, imported_inception):
+    from conftest import write_celeba_fixture
+
+    from ganbench.train import train
+
+    monkeypatch.setenv("GANBENCH_INCEPTION_WEIGHTS", imported_inception)
+    root = write_celeba_fixture(tmp_path / "data", n=24, partition=True)  # 17 train, 4 valid, 3 test
+    cfg = tiny(dataset="celeba", arch="radford", image_size=64, channels=3, g_fc_hidden=0, d_fc_hidden=0, steps=2,
+               metrics="fid,kid", eval_samples=10, eval_split="train")
+    status = train(cfg, tmp_path / "run", data_root=root)
+    rows = runio.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert status["status"] == "completed" and {r["metric"] for r in rows} >= {"fid", "kid"}
+    assert all(math.isfinite(r["value"]) for r in rows if r["metric"] in ("fid", "kid"))
+    assert {r["reference_dataset"] for r in rows} == {"celeba"}
