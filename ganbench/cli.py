@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -25,7 +26,7 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # messages hold [brackets]
     raise typer.Exit(code)
 
 
@@ -275,20 +276,43 @@ def run_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, train nothing.")] = False,
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
     results_root: ResultsOpt = Path("results"),
+    executor: Annotated[str, typer.Option(help="local (worker processes here) or ray (tasks on a Ray cluster).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray: 'auto' (the cluster this machine is in), "
+                                                   "ray://HOST:10001 (Ray Client), or unset for a new local Ray.")] = None,
+    cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs each run asks for (its torch threads).")] = 1.0,
+    gpus_per_run: Annotated[float, typer.Option(help="Ray: GPUs each run asks for; 0.25 puts 4 runs on a GPU, "
+                                                "0 trains on CPU.")] = 0.0,
+    max_retries: Annotated[int, typer.Option(help="Ray: restarts of a run whose worker died (it resumes from "
+                                             "its checkpoint); failing runs are not retried.")] = 3,
+    ray_results: Annotated[str, typer.Option(help="Ray: how run files reach the results directory: shared "
+                                             "(every node mounts it), gather (pulled through the driver) or auto.")] = "auto",
 ) -> None:
     """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep."""
     from ganbench.executors import FINAL
+    from ganbench.ray_executor import RayExecutor, RayExecutorError, require_ray
     from ganbench.sweep import results_summary, run_states, run_suite, select_runs
 
+    if executor not in ("local", "ray"):
+        fail(f"--executor {executor!r}: expected local or ray")
     suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
     states = run_states(suite, select_runs(suite, selection))
     todo = [s for s in states if s.status not in FINAL]
+    where = (f"Ray ({address or 'local'}, {cpus_per_run:g} CPU + {gpus_per_run:g} GPU per run)" if executor == "ray"
+             else ", ".join(devices))
     console.print(f"[bold]{suite.name}[/]: {len(states)} runs, {len(states) - len(todo)} already finished, "
-                  f"{len(todo)} to train on {', '.join(devices)} → {suite.results_dir}", highlight=False)
+                  f"{len(todo)} to train on {where} → {suite.results_dir}", highlight=False)
     if dry_run:
         for state in todo:
             console.print(f"  would train {state.run.run_id}  {state.run.arm} seed {state.run.seed}", highlight=False)
         return
+    runner = None
+    if executor == "ray":
+        try:
+            require_ray()
+            runner = RayExecutor(address, cpus_per_run, gpus_per_run, max_retries, ray_results,
+                                 str(data_root) if data_root else None)
+        except RayExecutorError as err:
+            fail(str(err))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console) as bar:
         total_steps = sum(s.run.config.steps - s.step for s in todo) or 1
@@ -322,8 +346,8 @@ def run_command(
 
         try:
             states = run_suite(suite, selection, workers, devices, str(data_root) if data_root else None, on_update,
-                               on_data)
-        except (ConfigError, DataNotFoundError) as err:
+                               on_data, runner)
+        except (ConfigError, DataNotFoundError, RayExecutorError) as err:
             fail(str(err))
         except KeyboardInterrupt:
             fail("interrupted; run the same command again to resume (finished runs are kept)", code=130)
@@ -332,7 +356,7 @@ def run_command(
     for state in states:
         if state.status not in ("completed",):
             console.print(f"[yellow]{state.status}[/] {state.run.run_id} {state.run.arm} seed {state.run.seed}: "
-                          f"{state.error}", highlight=False)
+                          f"{escape(str(state.error))}", highlight=False)
     if counts.get("failed") or counts.get("interrupted"):
         raise typer.Exit(1)
 

@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 from ganbench import runio
 from ganbench.suite import Run
@@ -36,6 +36,12 @@ class RunState:
 
 
 Update = Callable[[Sequence[RunState]], None]
+
+
+class Executor(Protocol):
+    """Trains the pending runs among `states`, updating them and calling `on_update` as they progress."""
+
+    def execute(self, states: Sequence[RunState], on_update: Update | None = None) -> None: ...
 
 
 def read_status(run_dir: Path) -> dict:
@@ -75,8 +81,9 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _child(run: Run, run_dir: str, device: str, threads: int, data_root: str | None) -> None:
-    """Body of a worker process: train one run; its status file records the outcome."""
+def train_run(run: Run, run_dir: str | Path, device: str, threads: int, data_root: str | None,
+              progress: Callable | None = None) -> dict:
+    """Train one run of a suite in this process (any executor's worker); returns its status."""
     import torch
 
     from ganbench.train import train
@@ -84,8 +91,13 @@ def _child(run: Run, run_dir: str, device: str, threads: int, data_root: str | N
     threads = run.config.threads or threads  # a suite that sets `threads` keeps it
     torch.set_num_threads(threads)
     cfg = run.config.replace(device=device, threads=threads)
+    return train(cfg, run_dir, preset=run.preset, hacks=run.hacks, data_root=data_root, progress=progress)
+
+
+def _child(run: Run, run_dir: str, device: str, threads: int, data_root: str | None) -> None:
+    """Body of a worker process: train one run; its status file records the outcome."""
     try:
-        status = train(cfg, run_dir, preset=run.preset, hacks=run.hacks, data_root=data_root)
+        status = train_run(run, run_dir, device, threads, data_root)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception:
@@ -127,7 +139,7 @@ class LocalExecutor:
                     state.step = last_logged_step(state.run_dir)
                     if not proc.is_alive():
                         proc.join()
-                        _record_end(state, proc.exitcode)
+                        record_end(state, f"worker process died (exit code {proc.exitcode})")
                         del active[slot]
                 if on_update:
                     on_update(states)
@@ -139,17 +151,16 @@ class LocalExecutor:
                 if proc.is_alive():
                     proc.terminate()
                     proc.join()
-                _record_end(state, proc.exitcode)
+                record_end(state, f"worker process died (exit code {proc.exitcode})")
             raise
 
 
-def _record_end(state: RunState, exitcode: int | None) -> None:
-    """Fold a finished process into its state; a killed process leaves status 'running'."""
+def record_end(state: RunState, reason: str) -> None:
+    """Fold a finished run into its state. A run whose status file is missing or still says
+    'running' died without a word (a signal, the OOM killer, a lost node): recorded failed for `reason`."""
     status = read_status(state.run_dir)
     state.step = last_logged_step(state.run_dir)
-    state.status = status.get("status", "failed")
-    state.error = status.get("error")
-    if state.status == "running":  # died without a word: killed by a signal or the OOM killer
-        reason = f"worker process died (exit code {exitcode})"
+    state.status, state.error = status.get("status", "running"), status.get("error")
+    if state.status == "running":
         runio.write_json(state.run_dir / "status.json", {**status, "status": "failed", "error": reason})
         state.status, state.error = "failed", reason

@@ -16,7 +16,7 @@ from ganbench import runio
 from ganbench.datacache import prepare
 from ganbench.datasets import Preprocess
 from ganbench.design import roman
-from ganbench.executors import (FINAL, LocalExecutor, RunState, Update, default_workers, read_status,
+from ganbench.executors import (FINAL, Executor, LocalExecutor, RunState, Update, default_workers, read_status,
                                 threads_per_worker)
 from ganbench.suite import Run, Suite, SuiteError, did_you_mean
 
@@ -95,12 +95,19 @@ def prepare_data(runs: Sequence[Run], data_root: str | None, on_progress: DataPr
 
 def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | None = None,
               devices: Sequence[str] = ("cpu",), data_root: str | None = None,
-              on_update: Update | None = None, on_data: DataProgress | None = None) -> list[RunState]:
-    """Train every selected run that is not completed or diverged; returns all their states."""
+              on_update: Update | None = None, on_data: DataProgress | None = None,
+              executor: Executor | None = None) -> list[RunState]:
+    """Train every selected run that is not completed or diverged; returns all their states.
+
+    The default executor is local processes; another `executor` (Ray) gets the same states.
+    Data is decoded here first only for the local executor: a cluster's nodes may see data
+    this machine does not, and they build their caches themselves (under a file lock).
+    """
     write_manifest(suite)
     states = run_states(suite, select_runs(suite, selection))
-    prepare_data([s.run for s in states if s.status not in FINAL], data_root, on_data)
-    executor = LocalExecutor(workers or default_workers(devices), devices, data_root)
+    if executor is None:
+        prepare_data([s.run for s in states if s.status not in FINAL], data_root, on_data)
+        executor = LocalExecutor(workers or default_workers(devices), devices, data_root)
     executor.execute(states, on_update)
     return states
 

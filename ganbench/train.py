@@ -13,6 +13,8 @@ A run directory holds:
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 import traceback
 from contextlib import nullcontext
@@ -223,7 +225,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, preset: str | None = None, h
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     status: dict[str, Any] = {"status": "running", "step": 0, "steps": cfg.steps, "error": None,
-                              "started_at": started}
+                              "started_at": started, "host": socket.gethostname(), "pid": os.getpid()}
     try:
         device = resolve_device(cfg.device)
         if cfg.threads:
