@@ -269,7 +269,7 @@ def plan_command(
 @app.command("run")
 def run_command(
     suite_file: SuiteArg,
-    workers: Annotated[Optional[int], typer.Option(help="Parallel runs (default: one per CPU core, 4 per GPU).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Parallel runs of the local executor (default: one per CPU core, 4 per GPU).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda (all GPUs) or cuda:0,1 (runs spread over them).")] = "auto",
     only: OnlyOpt = None,
     seeds: SeedsOpt = None,
