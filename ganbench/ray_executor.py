@@ -188,9 +188,10 @@ class RayExecutor:
                     if on_update:
                         on_update(states)
             except KeyboardInterrupt:
-                for ref, state in refs.items():
+                for ref in refs:
                     ray.cancel(ref, force=True)
-                    self._sync(store, version, states)
+                self._sync(store, version, states)
+                for state in refs.values():
                     self._interrupted(state)
                 raise
         finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from ganbench.config import TrainConfig
 
@@ -71,9 +72,8 @@ def write_cifar_fixture(root: Path, per_batch: int = 4) -> Path:
     return root
 
 
-def photo(width: int, height: int, seed: int) -> "Image.Image":
+def photo(width: int, height: int, seed: int) -> Image.Image:
     """A smooth colour photo-like image (gradients plus a disc), deterministic per seed."""
-    from PIL import Image
 
     yy, xx = np.mgrid[0:height, 0:width]
     rng = np.random.default_rng(seed)
