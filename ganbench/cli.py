@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ganbench.config import ConfigError, TrainConfig, knob_choices, knob_docs, parse_assignments
+from ganbench.config import ConfigError, TrainConfig, did_you_mean, knob_choices, knob_docs, parse_assignments
 from ganbench.datacache import describe
 from ganbench.datasets import DataNotFoundError
 
@@ -293,7 +293,7 @@ def run_command(
     from ganbench.sweep import results_summary, run_states, run_suite, select_runs
 
     if executor not in ("local", "ray"):
-        fail(f"--executor {executor!r}: expected local or ray")
+        fail(f"--executor {executor!r}: expected local or ray{did_you_mean(executor, ('local', 'ray'))}")
     suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
     states = run_states(suite, select_runs(suite, selection))
     todo = [s for s in states if s.status not in FINAL]

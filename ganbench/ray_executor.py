@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ganbench import runio
+from ganbench.config import did_you_mean
 from ganbench.executors import FINAL, RunState, Update, last_logged_step, read_status, record_end, train_run
 from ganbench.suite import Run
 
@@ -132,7 +133,8 @@ class RayExecutor:
     def __init__(self, address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
                  max_retries: int = 3, results: str = "auto", data_root: str | None = None, poll_s: float = 0.5):
         if results not in RESULTS_MODES:
-            raise RayExecutorError(f"--ray-results {results!r}: expected one of {', '.join(RESULTS_MODES)}")
+            raise RayExecutorError(f"--ray-results {results!r}: expected one of {', '.join(RESULTS_MODES)}"
+                                   f"{did_you_mean(results, RESULTS_MODES)}")
         if cpus_per_run <= 0 or gpus_per_run < 0 or max_retries < 0:
             raise RayExecutorError("--cpus-per-run must be > 0, --gpus-per-run and --max-retries >= 0")
         self.address, self.cpus_per_run, self.gpus_per_run = address, cpus_per_run, gpus_per_run
