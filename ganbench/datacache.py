@@ -122,7 +122,11 @@ def build_entry(dataset: Dataset, root: Path, split: str, prep: Preprocess, entr
                 "decode_s": round(time.perf_counter() - started, 3), "skipped": log.skipped,
                 "version": DATA_CACHE_VERSION, "created_at": time.time()}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, entry)
+        try:
+            os.replace(tmp, entry)
+        except OSError:  # built meanwhile where the lock does not hold (NFS): keep that one
+            if not (entry / "meta.json").is_file():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -161,3 +161,14 @@ def test_grayscale_dataset_trains_at_larger_sizes(tmp_path, cache, size):
     cfg = tiny(dataset="fashion-mnist", arch="radford", image_size=size, g_fc_hidden=0, d_fc_hidden=0, steps=3)
     status = train(cfg, tmp_path / "run", data_root=root)
     assert status["status"] == "completed" and status["data"]["shape"] == [32, 1, size, size]
+
+
+def test_entry_built_concurrently_elsewhere_is_kept(tmp_path, cache):
+    root = write_cifar_fixture(tmp_path / "data")
+    prep = Preprocess(32, 3)
+    entry, hit = datacache.prepare("cifar10", "train", prep, root)
+    assert not hit
+    # Another node finished first (no lock across NFS): building again must not fail.
+    cifar = datasets.get_dataset("cifar10")
+    datacache.build_entry(cifar, cifar.locate(root), "train", prep, entry, None)
+    assert datacache.load_split("cifar10", "train", prep, root).info["cache"] == "hit"
