@@ -31,6 +31,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms import functional as TF
 
 from ganbench.config import ConfigError, did_you_mean
 
@@ -131,9 +133,6 @@ def _fit_chunks(images: np.ndarray, labels: np.ndarray, prep: Preprocess, chunk:
 
 def decode_photo(path: Path, prep: Preprocess) -> np.ndarray:
     """One photo → uint8 C×S×S (raises on unreadable files)."""
-    from PIL import Image
-    from torchvision.transforms import functional as TF
-
     with Image.open(path) as img:
         img = img.convert("RGB" if prep.channels == 3 else "L")
         if prep.resize == "squash":
