@@ -40,10 +40,6 @@ class LoadedSplit:
     labels: np.ndarray
     info: dict[str, Any]  # provenance and cost: cache hit, content hash, load time, memory
 
-    @property
-    def memory_mapped(self) -> bool:
-        return isinstance(self.images, np.memmap)
-
 
 def dataset_cache_dir() -> Path:
     return Path(os.environ.get("GANBENCH_DATASET_CACHE") or cache_dir() / "datasets")
@@ -110,8 +106,8 @@ def build_entry(dataset: Dataset, root: Path, split: str, prep: Preprocess, entr
         with open(tmp / "images.u8", "wb") as fh:
             for images, chunk_labels in decode_split(dataset, root, split, prep, log):
                 data = np.ascontiguousarray(images, dtype=np.uint8)
-                fh.write(data.tobytes())
-                digest.update(data.tobytes())
+                fh.write(data)  # the array's buffer, no copies
+                digest.update(data)
                 labels.append(chunk_labels)
                 n += len(data)
         if n == 0:

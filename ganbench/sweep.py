@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ganbench import runio
+from ganbench.data import preprocess
 from ganbench.datacache import prepare
 from ganbench.datasets import Preprocess
 from ganbench.design import roman
@@ -77,7 +78,7 @@ def data_needs(runs: Sequence[Run]) -> list[tuple[str, str, Preprocess]]:
     needs: dict[tuple[str, str, Preprocess], None] = {}
     for run in runs:
         cfg = run.config
-        prep = Preprocess(cfg.image_size, cfg.channels, cfg.resize)
+        prep = preprocess(cfg)
         needs[(cfg.dataset, cfg.data_split, prep)] = None
         if cfg.metrics != "none":
             needs[(cfg.dataset, cfg.eval_split, prep)] = None
