@@ -30,9 +30,9 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, time
 import numpy as np, torch
-from ganbench.datacache import load_split, resident_mb
-from ganbench.datasets import Preprocess
-from ganbench.data import BatchSampler
+from ganbench.data.cache import load_split, resident_mb
+from ganbench.data.datasets import Preprocess
+from ganbench.data.sampler import BatchSampler
 root, budget, batch = sys.argv[1], (None if sys.argv[2] == "none" else float(sys.argv[2])), int(sys.argv[3])
 before = resident_mb()
 loaded = load_split("celeba", "train", Preprocess(64, 3, "center_crop"), root, memory_budget_mb=budget)

@@ -20,8 +20,8 @@ import time
 import torch
 
 from ganbench.hacks import resolve
-from ganbench.extractors import resolve_inception_weights
-from ganbench.metrics import METRICS, FidelityGenerator, Reference, evaluate, parse_metrics
+from ganbench.metrics.extractors import resolve_inception_weights
+from ganbench.metrics.fidelity import METRICS, FidelityGenerator, Reference, evaluate, parse_metrics
 from ganbench.models import build_models
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from ganbench import runio
-from ganbench.executors import default_workers
-from ganbench.suite import load_suite
-from ganbench.sweep import run_suite
-from ganbench.train import train
+from ganbench import rundir
+from ganbench.execution.local import default_workers
+from ganbench.study.suite import load_suite
+from ganbench.execution.sweep import run_suite
+from ganbench.training.loop import train
 
 
 def main() -> None:
@@ -57,8 +57,8 @@ def main() -> None:
         sequential_s = time.perf_counter() - start
 
         for run in suite.runs:
-            a = runio.read_jsonl(suite.run_dirs()[run.run_id] / "stats.jsonl")
-            b = runio.read_jsonl(Path(tmp) / "sequential" / run.run_id / "stats.jsonl")
+            a = rundir.read_jsonl(suite.run_dirs()[run.run_id] / "stats.jsonl")
+            b = rundir.read_jsonl(Path(tmp) / "sequential" / run.run_id / "stats.jsonl")
             same = [(r["loss_d"], r["loss_g"]) for r in a] == [(r["loss_d"], r["loss_g"]) for r in b]
             print(f"run {run.run_id} seed {run.seed}: losses {'identical' if same else 'differ in the last bits (thread count changes float sums)'}")
     per_hour = lambda seconds: 3600 * args.runs / seconds  # noqa: E731

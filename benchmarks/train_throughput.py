@@ -27,11 +27,12 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from ganbench.data import load_images
-from ganbench.datasets import DATASETS
+from ganbench.data.sampler import load_images
+from ganbench.data.datasets import DATASETS
 from ganbench.hacks import resolve
 from ganbench.models import build_models
-from ganbench.train import GanTrainer, resolve_device
+from ganbench.devices import resolve as resolve_device
+from ganbench.training.single import GanTrainer
 
 
 def torchvision_root(tmp: Path) -> Path:
@@ -49,12 +50,12 @@ def torchvision_root(tmp: Path) -> Path:
 def time_ganbench(cfg, steps: int, warmup: int) -> float:
     device = resolve_device(cfg.device)
     trainer = GanTrainer(cfg, load_images(cfg).images, device)
-    for _ in range(warmup):
-        trainer.train_step()
+    for step in range(1, warmup + 1):
+        trainer.step(step)
     start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step()
-    trainer.train_step().tolist()  # drain queued GPU work before stopping the clock
+    for step in range(warmup + 1, warmup + steps + 1):
+        trainer.step(step)
+    trainer.step(warmup + steps + 1).tolist()  # drain queued GPU work before stopping the clock
     return (steps + 1) * cfg.batch_size / (time.perf_counter() - start)
 
 

@@ -1,14 +1,29 @@
 """ganbench: measure which GAN training hacks matter.
 
-The public API, re-exported here: the config, the hack registry, the models and the trainer.
+The public API, re-exported here: the config, the hack registry, the models and the
+trainer. Importing ganbench imports no torch: the names that need it (models, `train`)
+load on first use.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 from ganbench.config import ConfigError, TrainConfig
 from ganbench.hacks import HACKS, PRESETS, Hack, compose, register_hack, resolve
-from ganbench.models import Discriminator, Generator, build_models
-from ganbench.train import train
+
+_LAZY = {"Discriminator": "ganbench.models", "Generator": "ganbench.models", "build_models": "ganbench.models",
+         "train": "ganbench.training.loop"}
 
 __all__ = [
     "ConfigError", "TrainConfig", "HACKS", "PRESETS", "Hack", "compose", "register_hack", "resolve",
     "Discriminator", "Generator", "build_models", "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ganbench' has no attribute '{name}'")

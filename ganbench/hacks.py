@@ -111,7 +111,14 @@ def resolve(preset: str = "vanilla", hacks: Iterable[str] = (), overrides: Mappi
     Precedence, lowest first: defaults < preset < `base` (a suite's base knobs) < extra
     `hacks` (in order) < `overrides` (an arm's `set`, then the CLI's `--set`).
     """
-    from_preset = preset_hacks(preset)
+    return resolve_layers(preset_hacks(preset), hacks, base, overrides)
+
+
+def resolve_layers(preset_layer: Iterable[str], hacks: Iterable[str] = (), base: Mapping[str, Any] | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> tuple[TrainConfig, tuple[str, ...]]:
+    """`resolve` with the preset given as its hacks: a suite arm's preset layer is the part of
+    its preset the design kept (a leave-one-out arm drops one), and its other hacks go above `base`."""
+    from_preset = tuple(preset_layer)
     names = tuple(dict.fromkeys(from_preset + tuple(hacks)))
     _merged_settings(names)  # conflicts between preset and extra hacks fail here, before anything runs
     cfg = compose(from_preset).replace(**dict(base or {}))

@@ -133,6 +133,30 @@ class Generator(nn.Module):
         return self.net(z)
 
 
+class RunDropout(nn.Module):
+    """Dropout whose masks come from the run's own generator (`generator`, set by the trainer),
+    not the global RNG, so runs trained side by side in one process draw what each would draw
+    alone. On the CPU it is bit-identical to `nn.Dropout` fed from the same generator state."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator).div_(1 - self.p)
+        return x * keep
+
+
+def use_generator(net: nn.Module, generator: torch.Generator) -> None:
+    """Make every RunDropout of `net` draw from `generator`."""
+    for module in net.modules():
+        if isinstance(module, RunDropout):
+            module.generator = generator
+
+
 class Discriminator(nn.Module):
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
@@ -143,7 +167,7 @@ class Discriminator(nn.Module):
             return _activation(cfg.d_activation, cfg.leaky_slope)
 
         def drop() -> list[nn.Module]:
-            return [nn.Dropout(cfg.d_dropout)] if cfg.d_dropout > 0 else []
+            return [RunDropout(cfg.d_dropout)] if cfg.d_dropout > 0 else []
 
         layers: list[nn.Module] = []
         c_in = cfg.channels

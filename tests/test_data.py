@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from ganbench import data, datasets
+from ganbench.data import datasets, sampler as data
 from ganbench.config import TrainConfig
-from ganbench.data import BatchSampler, load_labelled
-from ganbench.datasets import DataNotFoundError, fit_images, read_idx
+from ganbench.data.sampler import BatchSampler, load_labelled
+from ganbench.data.datasets import DataNotFoundError, fit_images, read_idx
 
 from conftest import write_fashion_mnist_fixture, write_idx
 

@@ -6,11 +6,11 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from ganbench import datacache, datasets
+from ganbench.data import cache as datacache, datasets
 from ganbench.config import ConfigError, TrainConfig
-from ganbench.data import BatchSampler, load_images
-from ganbench.datacache import load_split
-from ganbench.datasets import DataNotFoundError, Preprocess, read_cifar_batch
+from ganbench.data.sampler import BatchSampler, load_images
+from ganbench.data.cache import load_split
+from ganbench.data.datasets import DataNotFoundError, Preprocess, read_cifar_batch
 
 from conftest import write_celeba_fixture, write_cifar_fixture, write_idx, write_image_folder_fixture
 
@@ -155,7 +155,7 @@ def test_unknown_dataset_and_split_suggest(cache):
 @pytest.mark.parametrize("size", [32, 64])
 def test_grayscale_dataset_trains_at_larger_sizes(tmp_path, cache, size):
     from conftest import tiny, write_fashion_mnist_fixture
-    from ganbench.train import train
+    from ganbench.training.loop import train
 
     root = write_fashion_mnist_fixture(tmp_path / "fmnist")
     cfg = tiny(dataset="fashion-mnist", arch="radford", image_size=size, g_fc_hidden=0, d_fc_hidden=0, steps=3)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ganbench.cli import app
-from ganbench.data import load_labelled
+from ganbench.data.sampler import load_labelled
 
 
 def test_real_fashion_mnist_is_complete():

@@ -7,13 +7,14 @@ import torch
 import torch_fidelity
 from typer.testing import CliRunner
 
-from ganbench import extractors, runio
+from ganbench import rundir
+from ganbench.metrics import extractors
 from ganbench.cli import app
 from ganbench.config import ConfigError
-from ganbench.data import load_labelled
-from ganbench.metrics import (FidelityGenerator, ImageTensorDataset, MetricError, Reference, evaluate,
-                              higher_is_better, parse_metrics)
-from ganbench.train import train
+from ganbench.data.sampler import load_labelled
+from ganbench.metrics.fidelity import FidelityGenerator, ImageTensorDataset, MetricError, Reference, evaluate
+from ganbench.metrics.registry import higher_is_better, parse_metrics
+from ganbench.training.loop import train
 
 from conftest import tiny
 
@@ -172,7 +173,7 @@ def test_training_writes_metrics_with_provenance(tmp_path):
     cfg = tiny(steps=4, metrics="fid_fmnist,kid_fmnist,isc_fmnist,prc_fmnist,modes_fmnist", eval_every=2,
                eval_samples=64, eval_reference_samples=0, checkpoint_every=2)
     status = train(cfg, tmp_path / "run")
-    rows = runio.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    rows = rundir.read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert sorted({r["step"] for r in rows}) == [2, 4]
     assert {r["metric"] for r in rows} >= {"fid_fmnist", "kid_fmnist", "isc_fmnist", "precision_fmnist",
                                            "recall_fmnist", "modes_covered_fmnist", "modes_kl_fmnist"}
@@ -197,8 +198,8 @@ def test_resume_reproduces_metrics(tmp_path):
         train(cfg, tmp_path / "broken", progress=crash)
     train(cfg, tmp_path / "broken")
     strip = lambda rows: [(r["step"], r["metric"], r["value"]) for r in rows]  # noqa: E731
-    assert strip(runio.read_jsonl(tmp_path / "broken" / "metrics.jsonl")) == strip(
-        runio.read_jsonl(tmp_path / "whole" / "metrics.jsonl"))
+    assert strip(rundir.read_jsonl(tmp_path / "broken" / "metrics.jsonl")) == strip(
+        rundir.read_jsonl(tmp_path / "whole" / "metrics.jsonl"))
 
 
 def test_bad_metric_fails_before_training(tmp_path):
@@ -218,7 +219,7 @@ def test_cli_eval(finished_run):
     result = CliRunner().invoke(app, ["eval", str(finished_run), "--metrics", "fid_fmnist,modes_fmnist",
                                       "--samples", "64", "--device", "cpu"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    rows = runio.read_jsonl(finished_run / "metrics.jsonl")
+    rows = rundir.read_jsonl(finished_run / "metrics.jsonl")
     assert {r["metric"] for r in rows} == {"fid_fmnist", "modes_covered_fmnist", "modes_kl_fmnist"}
     assert all(r["source"] == "ganbench eval" and r["step"] == 2 for r in rows)
 
@@ -246,7 +247,7 @@ def test_cli_eval_too_many_reference_samples(tmp_path):
 def test_cuda_evaluation_targets_the_runs_gpu(monkeypatch, fmnist_sets):
     """No GPU needed: torch-fidelity must get cuda=True inside a `torch.cuda.device` context for
     the run's own GPU, since it moves G and the extractor with a bare .cuda()."""
-    import ganbench.metrics as metrics_module
+    import ganbench.metrics.fidelity as metrics_module
 
     entered, calls = [], []
 
@@ -293,14 +294,14 @@ def test_offline_without_inception_weights_explains(monkeypatch, tmp_path, fmnis
 def test_colour_64px_run_evaluates_fid_and_kid_with_inception(tmp_path, monkeypatch, imported_inception):
     from conftest import write_celeba_fixture
 
-    from ganbench.train import train
+    from ganbench.training.loop import train
 
     monkeypatch.setenv("GANBENCH_INCEPTION_WEIGHTS", imported_inception)
     root = write_celeba_fixture(tmp_path / "data", n=24, partition=True)  # 17 train, 4 valid, 3 test
     cfg = tiny(dataset="celeba", arch="radford", image_size=64, channels=3, g_fc_hidden=0, d_fc_hidden=0, steps=2,
                metrics="fid,kid", eval_samples=10, eval_split="train")
     status = train(cfg, tmp_path / "run", data_root=root)
-    rows = runio.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    rows = rundir.read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert status["status"] == "completed" and {r["metric"] for r in rows} >= {"fid", "kid"}
     assert all(math.isfinite(r["value"]) for r in rows if r["metric"] in ("fid", "kid"))
     assert {r["reference_dataset"] for r in rows} == {"celeba"}

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ganbench.config import TrainConfig
-from ganbench.models import Discriminator, Generator, build_models
+from ganbench.models import Discriminator, Generator, RunDropout, build_models
 
 FAMILIES = [("dcgan28", 28), ("radford", 32), ("radford", 64)]
 
@@ -57,7 +57,7 @@ def test_knobs_reach_the_modules():
     net_d = Discriminator(cfg)
     kinds = [type(m) for m in net_d.net]
     assert nn.LeakyReLU in kinds and nn.ReLU not in kinds
-    assert kinds.count(nn.Dropout) == 2 and kinds.count(nn.BatchNorm2d) == 1  # none on the input layer
+    assert kinds.count(RunDropout) == 2 and kinds.count(nn.BatchNorm2d) == 1  # none on the input layer
     assert sum(isinstance(m, nn.Linear) for m in net_d.net) == 1  # no hidden FC
     bn_first = [type(m) for m in Generator(TrainConfig(g_batch_norm=True)).net][:3]
     assert bn_first == [nn.Linear, nn.BatchNorm1d, nn.ReLU]  # Radford placement by default

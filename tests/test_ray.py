@@ -10,10 +10,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ganbench import runio
+from ganbench import rundir
 from ganbench.cli import app
-from ganbench.sweep import run_states, run_suite
-from ganbench.suite import load_suite
+from ganbench.execution.sweep import run_states, run_suite
+from ganbench.study.suite import load_suite
 
 try:
     import ray
@@ -22,7 +22,7 @@ except ImportError:  # CI installs the extra; elsewhere the tests say why they d
         raise
     pytest.skip("ray is not installed (pip install 'ganbench[ray]')", allow_module_level=True)
 
-from ganbench.ray_executor import RayExecutor  # noqa: E402
+from ganbench.execution.ray import RayExecutor  # noqa: E402
 
 BASE = {"batch_size": 8, "log_every": 10, "sample_every": 0, "checkpoint_every": 20, "metrics": "none",
         "threads": 1, "device": "cpu", "sample_grid": 4, "g_width": 8, "d_width": 8, "g_fc_hidden": 0,
@@ -47,7 +47,7 @@ def write_suite(path, steps=40, arms=None, seeds=2, **base):
 
 
 def losses(run_dir):
-    return [{k: v for k, v in row.items() if k != "step_time_s"} for row in runio.read_jsonl(run_dir / "stats.jsonl")]
+    return [{k: v for k, v in row.items() if k != "step_time_s"} for row in rundir.read_jsonl(run_dir / "stats.jsonl")]
 
 
 @pytest.mark.parametrize("mode", ["auto", "gather"])
@@ -80,13 +80,13 @@ def test_killed_ray_worker_is_retried_and_resumes_from_its_checkpoint(cluster, t
     deadline, killed = time.time() + 120, None
     while time.time() < deadline and killed is None:
         time.sleep(0.1)
-        status = runio.read_json(run_dir / "status.json") if (run_dir / "status.json").exists() else {}
+        status = rundir.read_json(run_dir / "status.json") if (run_dir / "status.json").exists() else {}
         if (run_dir / "checkpoint.pt").exists() and status.get("status") == "running":
             killed = status["pid"]
             os.kill(killed, signal.SIGKILL)  # the Ray worker process training this run
     sweep.join(timeout=300)
     assert killed is not None, "the run finished before a checkpoint could be interrupted"
-    final = runio.read_json(run_dir / "status.json")
+    final = rundir.read_json(run_dir / "status.json")
     assert final["status"] == "completed" and final["pid"] != killed
     assert final["resumed_from"] >= 50  # retried by Ray, resumed from the checkpoint
     # Nothing lost: the same rows as an uninterrupted run of the same config.
@@ -104,12 +104,12 @@ def test_failing_and_diverging_runs_are_recorded_not_retried(cluster, tmp_path):
     assert by_arm == {"ok": {"completed"}, "boom": {"diverged"}, "nodata": {"failed"}}
     failed = [s for s in states if s.run.arm == "nodata"]
     assert all("image-folder" in s.error and "--data-root" in s.error for s in failed)
-    assert all(runio.read_json(s.run_dir / "status.json").get("resumed_from") is None for s in failed)
+    assert all(rundir.read_json(s.run_dir / "status.json").get("resumed_from") is None for s in failed)
 
 
 def test_placement_asks_ray_for_fractional_gpus():
-    resources, device, threads = RayExecutor(gpus_per_run=0.25, cpus_per_run=2).placement()
-    assert resources["num_gpus"] == 0.25 and resources["num_cpus"] == 2 and device == "cuda" and threads == 2
+    resources, device = RayExecutor(gpus_per_run=0.25, cpus_per_run=2).placement()
+    assert resources["num_gpus"] == 0.25 and resources["num_cpus"] == 2 and device == "cuda"
     assert resources["retry_exceptions"] is False and resources["max_retries"] == 3
     assert RayExecutor().placement()[1] == "cpu"
 

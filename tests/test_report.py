@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ganbench.cli import app
-from ganbench.results import load_results
+from ganbench.analysis.results import load_results
 
 SUITE = """
     name: rep
@@ -79,7 +79,7 @@ def test_tex_table_compiles(report, tmp_path):
 
 
 def test_compare_runs_and_arms(report):
-    from ganbench.suite import load_suite
+    from ganbench.study.suite import load_suite
 
     suite = load_suite(report / "rep.yaml", report / "results")
     dirs = {r.arm: suite.run_dirs()[r.run_id] for r in suite.runs if r.seed == 0}

@@ -9,8 +9,8 @@ from PIL import Image
 from torch import nn
 
 from ganbench.models import build_models
-from ganbench.suite import load_suite
-from ganbench.train import train
+from ganbench.study.suite import load_suite
+from ganbench.training.loop import train
 
 from conftest import write_celeba_fixture, write_image_folder_fixture
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ganbench import stats
+from ganbench.analysis import stats
 
 
 def test_holm_by_hand():

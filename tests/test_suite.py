@@ -3,9 +3,9 @@ import textwrap
 import pytest
 
 from ganbench.config import TrainConfig
-from ganbench.design import fractional_factorial, full_factorial
+from ganbench.study.design import fractional_factorial, full_factorial
 from ganbench.hacks import PRESETS
-from ganbench.suite import SuiteError, load_suite, run_id
+from ganbench.study.suite import SuiteError, load_suite, run_id
 
 
 def write(tmp_path, text, name="s.yaml"):
@@ -80,7 +80,7 @@ def test_fractional_design_in_a_suite_prints_aliases(tmp_path):
     ("preset: dcgan", "preset: dcgna", "did you mean 'dcgan'"),
     ("steps: 10", "steps: 10\n    base: {lr_dd: 1.0}", "base.lr_dd: unknown key (did you mean 'lr_d'?)"),
     ("steps: 10", "steps: 10\n    evaluation: {every: 5, sample: 10}", "evaluation.sample: unknown key"),
-    ("steps: 10", "steps: 10\n    results: ../../etc", "leaves the results root"),
+    ("steps: 10", "steps: 10\n    results: ../../etc", "inside the results root"),
     ("design: leave_one_out", "design: {type: fractional_factorial}", "needs an integer resolution"),
 ])
 def test_bad_suites_name_the_problem(tmp_path, old, new, fragment):

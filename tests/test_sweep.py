@@ -10,10 +10,10 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from ganbench import runio
+from ganbench import rundir
 from ganbench.cli import app
-from ganbench.suite import load_suite
-from ganbench.sweep import Selection, run_suite
+from ganbench.study.suite import load_suite
+from ganbench.execution.sweep import Selection, run_suite
 
 SUITE = """
     name: sweep
@@ -35,8 +35,8 @@ def suite_file(tmp_path, steps=8, batch=8, ckpt=4, extra=""):
 
 
 def losses(run_dir):
-    stats = [(r["step"], r["loss_d"], r["loss_g"]) for r in runio.read_jsonl(run_dir / "stats.jsonl")]
-    metrics = [(r["step"], r["metric"], r["value"]) for r in runio.read_jsonl(run_dir / "metrics.jsonl")]
+    stats = [(r["step"], r["loss_d"], r["loss_g"]) for r in rundir.read_jsonl(run_dir / "stats.jsonl")]
+    metrics = [(r["step"], r["metric"], r["value"]) for r in rundir.read_jsonl(run_dir / "metrics.jsonl")]
     return stats, metrics
 
 
@@ -44,16 +44,16 @@ def test_sweep_runs_everything_then_skips_finished(tmp_path):
     suite = load_suite(suite_file(tmp_path), tmp_path / "results")
     states = run_suite(suite, workers=2)
     assert sorted(s.status for s in states) == ["completed", "completed"]
-    manifest = runio.read_json(suite.results_dir / "suite.json")
+    manifest = rundir.read_json(suite.results_dir / "suite.json")
     assert {r["arm"] for r in manifest["runs"]} == {"all", "-batch_norm"}
-    finished = {s.run.run_id: runio.read_json(s.run_dir / "status.json")["finished_at"] for s in states}
+    finished = {s.run.run_id: rundir.read_json(s.run_dir / "status.json")["finished_at"] for s in states}
     again = run_suite(suite, workers=2)
-    assert {s.run.run_id: runio.read_json(s.run_dir / "status.json")["finished_at"] for s in again} == finished
+    assert {s.run.run_id: rundir.read_json(s.run_dir / "status.json")["finished_at"] for s in again} == finished
 
 
 def test_single_run_equals_train_command(tmp_path):
     """A run trained by a worker process equals the same config trained in-process."""
-    from ganbench.train import train
+    from ganbench.training.loop import train
 
     suite = load_suite(suite_file(tmp_path), tmp_path / "results")
     run_suite(suite, Selection(only_arms=("all",)), workers=1)
@@ -76,7 +76,7 @@ def test_diverged_run_is_recorded_and_the_others_complete(tmp_path):
                                       "--results-root", str(tmp_path / "results")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output  # diverging is a result, not a failure of the sweep
     suite = load_suite(path, tmp_path / "results")
-    status = {r.arm: runio.read_json(suite.run_dirs()[r.run_id] / "status.json") for r in suite.runs}
+    status = {r.arm: rundir.read_json(suite.run_dirs()[r.run_id] / "status.json") for r in suite.runs}
     assert status["fine"]["status"] == "completed"
     assert status["exploding"]["status"] == "diverged" and "non-finite" in status["exploding"]["error"]
     assert "diverged" in result.output
@@ -97,7 +97,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     deadline = time.time() + 240
     try:
         while time.time() < deadline:  # kill once the second run is past its first checkpoint
-            rows = runio.read_jsonl(second / "stats.jsonl")
+            rows = rundir.read_jsonl(second / "stats.jsonl")
             if rows and 45 <= rows[-1]["step"] < 120:
                 break
             time.sleep(0.02)
@@ -106,15 +106,15 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     finally:
         os.killpg(sweep.pid, signal.SIGKILL)
         sweep.wait()
-    assert runio.read_json(first / "status.json")["status"] == "completed"
-    assert runio.read_json(second / "status.json")["status"] == "running"  # killed without a word
-    finished_first = runio.read_json(first / "status.json")["finished_at"]
+    assert rundir.read_json(first / "status.json")["status"] == "completed"
+    assert rundir.read_json(second / "status.json")["status"] == "running"  # killed without a word
+    finished_first = rundir.read_json(first / "status.json")["finished_at"]
     rerun = subprocess.run([sys.executable, "-m", "ganbench.cli", "run", str(path), "--workers", "1",
                             "--device", "cpu", "--results-root", str(tmp_path / "killed")], env=env,
                            capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert runio.read_json(first / "status.json")["finished_at"] == finished_first  # not retrained
-    status = runio.read_json(second / "status.json")
+    assert rundir.read_json(first / "status.json")["finished_at"] == finished_first  # not retrained
+    status = rundir.read_json(second / "status.json")
     assert status["status"] == "completed" and status["resumed_from"] == 40
     whole = load_suite(path, tmp_path / "whole").run_dirs()
     for run in suite.runs:
@@ -122,20 +122,27 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
 
 
 def test_device_parsing_and_worker_defaults(monkeypatch):
-    """The CUDA branches without a GPU: device lists and workers per device."""
-    from ganbench import executors, sweep
-    from ganbench.suite import SuiteError
+    """The CUDA branches without a GPU: device lists and workers per device, all parsed by ganbench.devices."""
+    import torch
 
-    monkeypatch.setattr(sweep.torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(sweep.torch.cuda, "device_count", lambda: 2)
-    assert sweep.parse_devices("auto") == ["cuda:0", "cuda:1"]
-    assert sweep.parse_devices("cuda:1,0") == ["cuda:1", "cuda:0"]
-    assert executors.default_workers(["cuda:0", "cuda:1"]) == 8
-    monkeypatch.setattr(executors.os, "cpu_count", lambda: 16)
-    assert executors.threads_per_worker(8) == 2 and executors.default_workers(["cpu"]) == 16
-    monkeypatch.setattr(sweep.torch.cuda, "is_available", lambda: False)
-    assert sweep.parse_devices("auto") == ["cpu"]
-    with pytest.raises(SuiteError, match="CUDA is not available"):
-        sweep.parse_devices("cuda")
-    with pytest.raises(SuiteError, match="expected cuda:N"):
-        sweep.parse_devices("cuda:x")
+    from ganbench import devices
+    from ganbench.config import ConfigError
+    from ganbench.execution import jobs
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert devices.expand("auto") == ["cuda:0", "cuda:1"]
+    assert devices.expand("cuda:1,0") == ["cuda:1", "cuda:0"]
+    with pytest.raises(ConfigError, match="only 2 GPU"):
+        devices.expand("cuda:0,2")
+    assert jobs.default_workers(["cuda:0", "cuda:1"]) == 8
+    monkeypatch.setattr(jobs.os, "cpu_count", lambda: 16)
+    assert jobs.default_workers(["cpu"]) == 16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert devices.expand("auto") == ["cpu"]
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        devices.expand("cuda")
+    with pytest.raises(ConfigError, match="expected cuda:N"):
+        devices.expand("cuda:x")
+    with pytest.raises(ConfigError, match="auto, cpu, cuda or cuda:N"):
+        devices.resolve("gpu")

@@ -3,15 +3,17 @@ import json
 import pytest
 import torch
 
-from ganbench import runio
+from ganbench import rundir
 from ganbench.hacks import compose
-from ganbench.train import GanTrainer, train
+from ganbench.training import update
+from ganbench.training.loop import train
+from ganbench.training.single import GanTrainer
 
 from conftest import tiny
 
 
 def losses(run_dir):
-    return [(r["step"], r["loss_d"], r["loss_g"], r["d_real"]) for r in runio.read_jsonl(run_dir / "stats.jsonl")]
+    return [(r["step"], r["loss_d"], r["loss_g"], r["d_real"]) for r in rundir.read_jsonl(run_dir / "stats.jsonl")]
 
 
 def test_run_directory_layout(tmp_path):
@@ -22,7 +24,7 @@ def test_run_directory_layout(tmp_path):
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["config"] == cfg.to_dict() and saved["hacks"] == ["kernel_4"]
     assert {"versions", "git_commit", "machine"} <= set(saved["provenance"])
-    rows = runio.read_jsonl(tmp_path / "stats.jsonl")
+    rows = rundir.read_jsonl(tmp_path / "stats.jsonl")
     assert [r["step"] for r in rows] == [2, 4, 6]
     assert {"loss_d", "loss_g", "d_real", "d_fake_before", "d_fake_after", "grad_norm_d", "grad_norm_g",
             "step_time_s"} <= set(rows[0])
@@ -39,20 +41,18 @@ def test_same_seed_same_losses_other_seed_different(tmp_path):
 
 
 def test_nan_is_recorded_as_diverged(tmp_path, monkeypatch):
-    real_step = GanTrainer.train_step
-    calls = {"n": 0}
+    real_step = GanTrainer.step
 
-    def poisoned(self):
-        calls["n"] += 1
-        out = real_step(self)
-        return out * float("nan") if calls["n"] == 3 else out
+    def poisoned(self, step):
+        out = real_step(self, step)
+        return out * float("nan") if step == 3 else out
 
-    monkeypatch.setattr(GanTrainer, "train_step", poisoned)
+    monkeypatch.setattr(GanTrainer, "step", poisoned)
     status = train(tiny(steps=8), tmp_path)
     assert status["status"] == "diverged"
     assert "non-finite loss_d" in status["error"] and status["step"] == 4
-    assert runio.read_json(tmp_path / "status.json")["status"] == "diverged"
-    assert runio.read_jsonl(tmp_path / "stats.jsonl")[-1]["loss_d"] is None
+    assert rundir.read_json(tmp_path / "status.json")["status"] == "diverged"
+    assert rundir.read_jsonl(tmp_path / "stats.jsonl")[-1]["loss_d"] is None
 
 
 def test_crash_then_resume_equals_uninterrupted_run(tmp_path):
@@ -65,8 +65,8 @@ def test_crash_then_resume_equals_uninterrupted_run(tmp_path):
 
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(cfg, tmp_path / "broken", progress=crash)
-    assert runio.read_json(tmp_path / "broken" / "status.json")["status"] == "failed"
-    assert [r["step"] for r in runio.read_jsonl(tmp_path / "broken" / "stats.jsonl")] == [2, 4, 6]
+    assert rundir.read_json(tmp_path / "broken" / "status.json")["status"] == "failed"
+    assert [r["step"] for r in rundir.read_jsonl(tmp_path / "broken" / "stats.jsonl")] == [2, 4, 6]
     status = train(cfg, tmp_path / "broken")
     assert status["status"] == "completed" and status["resumed_from"] == 4
     assert losses(tmp_path / "broken") == losses(tmp_path / "whole")
@@ -82,24 +82,24 @@ def test_completed_run_is_not_retrained(tmp_path):
 
 
 def test_labels_smoothing_jitter_and_flips():
-    cfg = tiny(label_smoothing=0.3, real_label_jitter=0.5)
-    trainer = GanTrainer(cfg, torch.zeros(16, 1, 28, 28, dtype=torch.uint8), torch.device("cpu"))
-    real, fake = trainer.d_targets(4000)
+    cfg, gen, cpu = tiny(label_smoothing=0.3, real_label_jitter=0.5), torch.Generator().manual_seed(0), torch.device("cpu")
+    real, fake = update.draw_targets(cfg, 4000, gen, cpu)
     assert 0.7 <= real.min() and real.max() < 1.2 and abs(real.mean().item() - 0.95) < 0.01  # seed 004's range
     assert torch.all(fake == 0)
-    flipping = GanTrainer(tiny(label_flip_p=0.05), torch.zeros(16, 1, 28, 28, dtype=torch.uint8), torch.device("cpu"))
-    real, fake = flipping.d_targets(20000)
+    real, fake = update.draw_targets(tiny(label_flip_p=0.05), 20000, gen, cpu)
     assert abs((real == 0).float().mean().item() - 0.05) < 0.01 and abs((fake == 1).float().mean().item() - 0.05) < 0.01
 
 
 def test_lr_decay_follows_keras_formula():
     trainer = GanTrainer(tiny(lr_decay=0.01), torch.zeros(16, 1, 28, 28, dtype=torch.uint8), torch.device("cpu"))
-    trainer.set_learning_rates(100)
-    assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(2e-4 / 2)
+    trainer.step(101)  # iteration 101 uses lr / (1 + 0.01 · 100)
+    assert trainer.learning_rates(0) == (pytest.approx(2e-4 / 2), pytest.approx(2e-4 / 2))
+    lr = trainer.opt_d.param_groups[0]["lr"]  # a float64 tensor updated in place, never a Python float
+    assert torch.is_tensor(lr) and lr.dtype == torch.float64 and lr.item() == 2e-4 * (1.0 / (1.0 + 0.01 * 100))
 
 
 def test_g_latents_fresh_draws_new_z_for_the_g_step(monkeypatch):
-    from ganbench.data import load_images
+    from ganbench.data.sampler import load_images
 
     calls = {}
     for mode in ("reuse", "fresh"):
@@ -107,6 +107,6 @@ def test_g_latents_fresh_draws_new_z_for_the_g_step(monkeypatch):
         trainer = GanTrainer(cfg, load_images(cfg).images, torch.device("cpu"))
         forwards = []
         trainer.net_g.register_forward_hook(lambda *a: forwards.append(1))
-        trainer.train_step()
+        trainer.step(1)
         calls[mode] = len(forwards)
     assert calls == {"reuse": 1, "fresh": 2}  # one G forward for D's fakes, plus one for G's own z

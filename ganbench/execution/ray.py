@@ -30,10 +30,13 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ganbench import runio
+from ganbench import rundir
 from ganbench.config import did_you_mean
-from ganbench.executors import FINAL, RunState, Update, last_logged_step, read_status, record_end, train_run
-from ganbench.suite import Run
+from ganbench.execution.jobs import Placement, RunState, Update, run_threads
+from ganbench.execution.local import record_end, record_outcome
+from ganbench.execution.worker import outcome_of
+from ganbench.rundir import FINAL, RunDir
+from ganbench.study.suite import Run
 
 RESULTS_MODES = ("auto", "shared", "gather")
 INSTALL_HINT = "the Ray executor needs Ray: pip install 'ganbench[ray]' (or pip install 'ray[default]')"
@@ -67,7 +70,7 @@ def changed_files(run_dir: Path, seen: dict[str, tuple[int, int]]) -> Files:
 
 def write_files(run_dir: Path, files: Files) -> None:
     for rel, data in files.items():
-        runio.atomic_write(run_dir / rel, lambda tmp, data=data: Path(tmp).write_bytes(data))
+        rundir.atomic_write(run_dir / rel, lambda tmp, data=data: Path(tmp).write_bytes(data))
 
 
 class RunStore:
@@ -115,14 +118,13 @@ def ray_train_task(run: Run, run_dir: str, device: str, threads: int, data_root:
             if files:
                 ray.get(store.push.remote(run.run_id, files))
     outcome: dict[str, Any] = {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "shared": shared}
-    try:
-        status = train_run(run, where, device, threads, data_root, progress=None if shared else push)
-    except Exception as err:  # train() recorded 'failed' with the traceback; not worth a retry
-        status = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    # A failing run is not worth a retry: its outcome says why, and Ray retries only dead workers.
+    outcome.update(outcome_of(run, str(where), Placement(device, threads), data_root,
+                              progress=None if shared else push))
     if not shared:
         push()
         shutil.rmtree(where, ignore_errors=True)
-    return {**outcome, "status": status.get("status"), "error": status.get("error")}
+    return outcome
 
 
 # --- The executor -----------------------------------------------------------------------------
@@ -140,12 +142,14 @@ class RayExecutor:
         self.address, self.cpus_per_run, self.gpus_per_run = address, cpus_per_run, gpus_per_run
         self.max_retries, self.results, self.data_root, self.poll_s = max_retries, results, data_root, poll_s
 
-    def placement(self) -> tuple[dict[str, Any], str, int]:
-        """(Ray task options, the device a task trains on, its torch threads)."""
+    def placement(self) -> tuple[dict[str, Any], str]:
+        """(Ray task options, the device a task trains on). Torch threads come from the run
+        (`run_threads`), as with the local executor, so a run's numbers do not depend on
+        --cpus-per-run."""
         resources = dict(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=self.max_retries,
                          retry_exceptions=False)
         # Ray gives a GPU task CUDA_VISIBLE_DEVICES with its GPU, so 'cuda' is that GPU.
-        return resources, "cuda" if self.gpus_per_run > 0 else "cpu", max(1, int(self.cpus_per_run))
+        return resources, "cuda" if self.gpus_per_run > 0 else "cpu"
 
     def connect(self) -> bool:
         """Initialise Ray unless the caller already did; True when we started it (and shut it down)."""
@@ -177,10 +181,11 @@ class RayExecutor:
                     if (state.run_dir / "checkpoint.pt").exists():
                         ray.get(store.push.remote(state.run.run_id, changed_files(state.run_dir, {})))
             task = ray.remote(ray_train_task)
-            resources, device, threads = self.placement()
+            resources, device = self.placement()
             marker_arg = None if self.results == "gather" else str(marker)
             refs = {task.options(**resources, name=f"ganbench {s.run.arm} seed {s.run.seed}").remote(
-                s.run, str(s.run_dir), device, threads, self.data_root, marker_arg, store): s for s in pending}
+                s.run, str(s.run_dir), device, run_threads(s.run), self.data_root, marker_arg, store): s
+                for s in pending}
             try:
                 while refs:
                     ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=self.poll_s)
@@ -210,25 +215,27 @@ class RayExecutor:
                 write_files(by_id[run_id].run_dir, files)
         for state in states:
             if state.status in ("pending", "running"):
-                if read_status(state.run_dir).get("status") == "running" and state.status == "pending":
+                if RunDir(state.run_dir).read_status().get("status") == "running" and state.status == "pending":
                     state.status, state.started = "running", time.time()
-                state.step = last_logged_step(state.run_dir)
+                state.step = RunDir(state.run_dir).last_logged_step()
         return version
 
     def _finish(self, state: RunState, ref: Any) -> None:
         ray = require_ray()
         try:
             outcome = ray.get(ref)
-            reason = f"Ray task ended without a final status: {outcome.get('error')}"
         except ray.exceptions.RayError as err:  # retries exhausted, node lost, an error outside training
             cause = getattr(err, "cause", None) or err
-            reason = f"Ray: {type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
-        record_end(state, reason)
+            record_end(state, f"Ray: {type(cause).__name__}: "
+                              f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}")
+            return
+        record_outcome(state, outcome)
 
     def _interrupted(self, state: RunState) -> None:
         """A cancelled run that had started is 'interrupted' (it resumes); one that had not stays pending."""
-        status = read_status(state.run_dir)
+        run = RunDir(state.run_dir)
+        status = run.read_status()
         if status and status.get("status") not in FINAL:
             status.update(status="interrupted", error="interrupted by the user (Ctrl-C); re-run to resume")
-            runio.write_json(state.run_dir / "status.json", status)
+            run.write_status(status)
             state.status, state.error = "interrupted", status["error"]

@@ -22,17 +22,15 @@ for a typo, the closest valid name. Suites are read with `yaml.safe_load` (data,
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from ganbench.config import ConfigError, TrainConfig, did_you_mean
-from ganbench.design import DESIGNS, Design, add_one_in, explicit_arms, fractional_factorial, full_factorial, leave_one_out
-from ganbench.hacks import HACKS, preset_hacks, resolve
+from ganbench.config import ConfigError, TrainConfig, did_you_mean, run_id
+from ganbench.study.design import DESIGNS, Design, add_one_in, explicit_arms, fractional_factorial, full_factorial, leave_one_out
+from ganbench.hacks import HACKS, preset_hacks, resolve_layers
 
 SUITE_KEYS = ("name", "description", "dataset", "preset", "base", "hacks", "design", "designs", "arms", "seeds",
               "steps", "evaluation", "results")
@@ -41,10 +39,6 @@ EVAL_KEYS = {"every": "eval_every", "samples": "eval_samples", "reference_sample
 ARM_KEYS = ("hacks", "set")
 DESIGN_KEYS = ("type", "resolution", "reference")
 PART_KEYS = ("type", "resolution", "reference", "preset", "hacks")
-# Knobs that say how a run executes, not what it computes: left out of the run id, so a
-# suite can move between machines (and thread counts) and still find its finished runs.
-EXECUTION_KNOBS = ("device", "threads", "data_memory_mb")  # how a run executes, not what it computes
-RUN_ID_VERSION = 1
 
 
 class SuiteError(ConfigError):
@@ -77,19 +71,6 @@ class Suite:
 
     def run_dirs(self) -> dict[str, Path]:
         return {run.run_id: self.results_dir / "runs" / run.run_id for run in self.runs}
-
-
-def run_id(cfg: TrainConfig) -> str:
-    """A hash of everything that determines a run's results (its seed included).
-
-    Only knobs that differ from their default ("off") value enter the hash, so adding a
-    knob whose default keeps the old behaviour leaves existing run ids valid. (Changing a
-    default is therefore a breaking change: it must bump RUN_ID_VERSION.)
-    """
-    defaults = TrainConfig().to_dict()
-    knobs = {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_KNOBS and v != defaults[k]}
-    payload = json.dumps({"version": RUN_ID_VERSION, "knobs": knobs}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
 def _fail(path: Path, where: str, message: str) -> SuiteError:
@@ -145,7 +126,7 @@ def load_suite(path: str | Path, results_root: str | Path = "results") -> Suite:
         raise SuiteError(f"{path}: not valid YAML: {err}") from None
     data = _check_keys(path, "(top)", raw or {}, SUITE_KEYS)
     name = str(data.get("name") or path.stem)
-    if not name.replace("-", "_").replace(".", "_").isidentifier():
+    if name.strip(".") == "" or not name.replace("-", "_").replace(".", "_").lstrip("_").isidentifier():
         raise _fail(path, "name", f"'{name}' must be letters, digits, '-', '_' or '.' (it names a directory)")
     base = _base_knobs(path, data)
     designs = _designs(path, data)
@@ -156,11 +137,15 @@ def load_suite(path: str | Path, results_root: str | Path = "results") -> Suite:
         for arm in design.arms:
             for seed in seeds:
                 where = f"arm '{arm.name}', seed {seed}"
+                # defaults < the arm's preset hacks < base < its other hacks < its `set`
+                in_preset = preset_hacks(design.preset)
                 try:
-                    cfg, names = resolve("vanilla", arm.hacks, overrides={**arm.overrides, "seed": seed}, base=base)
+                    cfg, _ = resolve_layers([h for h in arm.hacks if h in in_preset],
+                                                [h for h in arm.hacks if h not in in_preset],
+                                                base=base, overrides={**arm.overrides, "seed": seed})
                 except ConfigError as err:
                     raise _fail(path, where, str(err)) from None
-                runs.append(Run(run_id(cfg), arm.name, seed, cfg, names, design.preset))
+                runs.append(Run(run_id(cfg), arm.name, seed, cfg, arm.hacks, design.preset))
     return Suite(name, path, str(data.get("description", "")), designs, seeds, results_dir, tuple(runs))
 
 
@@ -253,7 +238,8 @@ def _explicit(path: Path, arms_raw: Any, from_preset: tuple[str, ...], reference
 def _results_dir(path: Path, data: dict, results_root: str | Path, name: str) -> Path:
     """results/<name>, or the suite's `results`, which must stay inside the results root."""
     root = Path(results_root).resolve()
-    target = (root / str(data["results"])).resolve() if "results" in data else root / name
-    if target != root and root not in target.parents:
-        raise _fail(path, "results", f"'{data['results']}' leaves the results root {root}")
+    key, value = ("results", data["results"]) if "results" in data else ("name", name)
+    target = (root / str(value)).resolve()
+    if target == root or root not in target.parents:
+        raise _fail(path, key, f"'{value}' must name a directory inside the results root {root}")
     return target

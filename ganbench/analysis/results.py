@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ganbench import runio
+from ganbench import rundir
 from ganbench.hacks import HACKS
 
 RUN_COLUMNS = ("part", "arm", "seed", "run_id", "status", "error")
@@ -23,7 +23,7 @@ def load_manifest(results_dir: str | Path) -> dict[str, Any]:
     path = Path(results_dir) / "suite.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} missing: run `ganbench run SUITE` (or `ganbench plan`) first")
-    return runio.read_json(path)
+    return rundir.read_json(path)
 
 
 def _part_of(arm: str, manifest: dict[str, Any]) -> str:
@@ -40,14 +40,14 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for entry in manifest["runs"]:
         run_dir = results_dir / "runs" / entry["run_id"]
-        status = runio.read_json(run_dir / "status.json") if (run_dir / "status.json").exists() else {}
-        config = runio.read_json(run_dir / "config.json")["config"] if (run_dir / "config.json").exists() else {}
+        status = rundir.read_json(run_dir / "status.json") if (run_dir / "status.json").exists() else {}
+        config = rundir.read_json(run_dir / "config.json")["config"] if (run_dir / "config.json").exists() else {}
         run = {"part": _part_of(entry["arm"], manifest), "arm": entry["arm"], "seed": entry["seed"],
                "run_id": entry["run_id"], "status": status.get("status", "pending"), "error": status.get("error"),
                "wall_s": status.get("wall_s"),
                **{f"hack_{name}": name in entry["hacks"] for name in HACKS},
                **{f"knob_{k}": v for k, v in config.items()}}
-        metrics = [r for r in runio.read_jsonl(run_dir / "metrics.jsonl") if r.get("source") != "ganbench eval"]
+        metrics = [r for r in rundir.read_jsonl(run_dir / "metrics.jsonl") if r.get("source") != "ganbench eval"]
         if not metrics:
             rows.append({**run, "step": None, "metric": None, "value": None})
         for metric in metrics:
@@ -57,13 +57,28 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     return frame
 
 
+def metric_directions(frame: pd.DataFrame) -> dict[str, bool | None]:
+    """metric → True (higher is better), False (lower) or None (a spread), as the rows that
+    measured it say; the torch-free metric registry answers for a metric without rows."""
+    from ganbench.metrics.registry import METRICS
+
+    directions: dict[str, bool | None] = {}
+    for metric in METRICS.values():
+        directions.update(metric.higher_is_better)
+    if "higher_is_better" in frame and "metric" in frame:
+        rows = frame.dropna(subset=["metric"]).drop_duplicates("metric")
+        for metric, direction in zip(rows["metric"], rows["higher_is_better"]):
+            directions[metric] = None if pd.isna(direction) else bool(direction)
+    return directions
+
+
 def load_training_stats(results_dir: str | Path) -> pd.DataFrame:
     """stats.jsonl of every run (losses, D outputs, grad norms per logged step), with arm and seed."""
     results_dir = Path(results_dir)
     manifest = load_manifest(results_dir)
     frames = []
     for entry in manifest["runs"]:
-        rows = runio.read_jsonl(results_dir / "runs" / entry["run_id"] / "stats.jsonl")
+        rows = rundir.read_jsonl(results_dir / "runs" / entry["run_id"] / "stats.jsonl")
         if rows:
             frame = pd.DataFrame(rows)
             frame["arm"], frame["seed"], frame["run_id"] = entry["arm"], entry["seed"], entry["run_id"]
@@ -75,6 +90,6 @@ def save_results(frame: pd.DataFrame, results_dir: str | Path) -> list[Path]:
     """results.csv and results.parquet in the results directory."""
     results_dir = Path(results_dir)
     csv, parquet = results_dir / "results.csv", results_dir / "results.parquet"
-    runio.atomic_write(csv, lambda tmp: frame.to_csv(tmp, index=False))
-    runio.atomic_write(parquet, lambda tmp: frame.to_parquet(tmp, index=False))
+    rundir.atomic_write(csv, lambda tmp: frame.to_csv(tmp, index=False))
+    rundir.atomic_write(parquet, lambda tmp: frame.to_parquet(tmp, index=False))
     return [csv, parquet]

@@ -14,6 +14,7 @@ change to any of them recomputes (torch-fidelity's own cache keys only on the na
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -29,17 +30,14 @@ from torch.utils.data import Dataset
 from torch_fidelity.generative_model_base import GenerativeModelBase
 
 from ganbench.config import ConfigError, TrainConfig, did_you_mean
-from ganbench.datacache import load_split
-from ganbench.datasets import Preprocess, cache_dir, get_dataset
-from ganbench.classifier import load_classifier
-from ganbench.extractors import Weights, WeightsError, fidelity_extractor
+from ganbench.data.cache import load_split
+from ganbench.data.datasets import Preprocess, cache_dir, get_dataset
+from ganbench.metrics.classifier import load_classifier
+from ganbench.metrics.extractors import Weights, WeightsError, fidelity_extractor
+from ganbench.metrics.registry import METRICS, Metric, MetricError, parse_metrics
 
 UNIFORM_NOISE = "ganbench_uniform_m1_1"
 KID_SUBSET_SIZE = 1000
-
-
-class MetricError(ValueError):
-    """A metric that cannot be computed as asked; the message says why."""
 
 
 def _uniform_m1_1(rng: np.random.RandomState, shape: tuple[int, ...]) -> torch.Tensor:
@@ -50,73 +48,12 @@ if UNIFORM_NOISE not in torch_fidelity.registry.NOISE_SOURCE_REGISTRY:
     torch_fidelity.register_noise_source(UNIFORM_NOISE, _uniform_m1_1)
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str  # registry key, e.g. 'fid_fmnist'
-    kind: str  # 'fid' | 'kid' | 'isc' | 'prc' (torch-fidelity) or 'modes' (ganbench)
-    extractor: str  # 'inception' | 'fmnist'
-    higher_is_better: dict[str, bool | None]  # output value → direction (None: a spread, not a score)
-
-
-METRICS: dict[str, Metric] = {}
-
-_OUTPUTS: dict[str, dict[str, bool | None]] = {
-    "fid": {"fid": False},
-    "kid": {"kid": False, "kid_std": None},
-    "isc": {"isc": True, "isc_std": None},
-    "prc": {"precision": True, "recall": True, "f_score": True},
-    "modes": {"modes_covered": True, "modes_kl": False},
-}
 _FIDELITY_KEYS = {
     "fid": torch_fidelity.KEY_METRIC_FID, "kid": torch_fidelity.KEY_METRIC_KID_MEAN,
     "kid_std": torch_fidelity.KEY_METRIC_KID_STD, "isc": torch_fidelity.KEY_METRIC_ISC_MEAN,
     "isc_std": torch_fidelity.KEY_METRIC_ISC_STD, "precision": torch_fidelity.KEY_METRIC_PRECISION,
     "recall": torch_fidelity.KEY_METRIC_RECALL, "f_score": torch_fidelity.KEY_METRIC_F_SCORE,
 }
-
-
-def register_metric(kind: str, extractor: str) -> Metric:
-    if kind not in _OUTPUTS:
-        raise ConfigError(f"unknown metric kind '{kind}'{did_you_mean(kind, _OUTPUTS)}")
-    if kind == "modes" and extractor != "fmnist":
-        raise ConfigError("mode coverage needs a classifier: only the fmnist extractor has one")
-    suffix = "" if extractor == "inception" else f"_{extractor}"
-    metric = Metric(f"{kind}{suffix}", kind, extractor,
-                    {f"{out}{suffix}": direction for out, direction in _OUTPUTS[kind].items()})
-    if metric.name in METRICS:
-        raise ConfigError(f"metric '{metric.name}' is already registered")
-    METRICS[metric.name] = metric
-    return metric
-
-
-for _kind in ("fid", "kid", "isc", "prc"):
-    register_metric(_kind, "inception")
-    register_metric(_kind, "fmnist")
-register_metric("modes", "fmnist")
-
-FMNIST_DATASETS = ("fashion-mnist", "fake")
-FMNIST_DEFAULT = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "prc_fmnist", "modes_fmnist")
-
-
-def parse_metrics(spec: str | Iterable[str], dataset: str = "fashion-mnist") -> tuple[str, ...]:
-    """'auto' | 'none' | 'a,b,…' → checked metric names. 'auto' is the fmnist set on
-    Fashion-MNIST (and on `fake`, its stand-in in tests) and Inception FID/KID elsewhere."""
-    if isinstance(spec, str):
-        if spec == "auto":
-            return FMNIST_DEFAULT if dataset in FMNIST_DATASETS else ("fid", "kid")
-        spec = [] if spec in ("", "none") else spec.split(",")
-    names = tuple(dict.fromkeys(s.strip() for s in spec if s.strip()))
-    for name in names:
-        if name not in METRICS:
-            raise ConfigError(f"unknown metric '{name}'{did_you_mean(name, METRICS)}; choose from {sorted(METRICS)}")
-    return names
-
-
-def higher_is_better(value_name: str) -> bool | None:
-    for metric in METRICS.values():
-        if value_name in metric.higher_is_better:
-            return metric.higher_is_better[value_name]
-    raise KeyError(value_name)
 
 
 # --- Inputs handed to torch-fidelity ----------------------------------------------------------
@@ -210,6 +147,13 @@ class Reference:
             keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[: self.samples].sort()[0]
             images, labels = images[keep], labels[keep]
         return images, labels
+
+
+@functools.lru_cache(maxsize=4)
+def load_reference(reference: Reference) -> tuple[torch.Tensor, torch.Tensor]:
+    """`reference.load()`, kept for the life of the process: a persistent worker loads each
+    reference set once for all the runs it evaluates."""
+    return reference.load()
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -364,7 +308,7 @@ def make_evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path
     if not names:
         return None
     reference = Reference.for_config(cfg, data_root)
-    reference_data = reference.load()
+    reference_data = load_reference(reference)
     for extractor in {METRICS[n].extractor for n in names}:
         checked_weights(extractor, extractor == "inception" and "isc" in names, cfg.inception_weights or None)
 

@@ -21,9 +21,10 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ganbench import runio, stats  # noqa: E402
-from ganbench.metrics import higher_is_better  # noqa: E402
-from ganbench.results import load_manifest, load_results, load_training_stats, save_results  # noqa: E402
+from ganbench import rundir
+from ganbench.analysis import stats  # noqa: E402
+from ganbench.analysis.results import (load_manifest, load_results, load_training_stats, metric_directions,  # noqa: E402
+                                       save_results)
 
 PREFERRED = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "precision_fmnist", "recall_fmnist", "modes_covered_fmnist",
              "modes_kl_fmnist", "fid", "kid", "isc", "precision", "recall")
@@ -44,6 +45,7 @@ class PartResult:
     factorial: dict[str, pd.DataFrame]  # metric → factorial_effects (factorial designs only)
     interactions: bool  # two-way interactions estimable (full factorial, or resolution ≥ V)
     wall_s: dict[str, float]  # arm → median wall-clock seconds of its completed runs
+    directions: dict[str, bool | None]  # metric → higher is better (True/False) or neither (None), from its rows
 
 
 def reported_metrics(frame: pd.DataFrame, requested: Sequence[str] | None) -> list[str]:
@@ -53,28 +55,23 @@ def reported_metrics(frame: pd.DataFrame, requested: Sequence[str] | None) -> li
         if missing:
             raise ValueError(f"metric(s) {missing} not in these results; present: {sorted(present)}")
         return list(requested)
-    scored = [m for m in present if _direction(m) is not None]
+    directions = metric_directions(frame)
+    scored = [m for m in present if directions.get(m) is not None]
     return sorted(scored, key=lambda m: (PREFERRED.index(m) if m in PREFERRED else len(PREFERRED), m))
-
-
-def _direction(metric: str) -> bool | None:
-    try:
-        return higher_is_better(metric)
-    except KeyError:
-        return None
 
 
 def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any], metrics: list[str]) -> list[PartResult]:
     parts = []
+    directions = metric_directions(frame)
     for design in manifest["designs"]:
         arms = [a["name"] for a in design["arms"]]
         part_frame = frame[frame["arm"].isin(arms)]
         summaries, comparisons = {}, {}
         for metric in metrics:
-            values = stats.run_values(part_frame, metric, _direction(metric))
+            values = stats.run_values(part_frame, metric, directions.get(metric))
             summaries[metric] = stats.arm_summary(values)
             reference = design["reference_arm"]
-            comparisons[metric] = (stats.compare_to_reference(values, reference, _direction(metric),
+            comparisons[metric] = (stats.compare_to_reference(values, reference, directions.get(metric),
                                                               [a for a in arms if a != reference])
                                    if reference else pd.DataFrame())
         factorial, interactions = {}, False
@@ -82,7 +79,7 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
             interactions = design["kind"] == "full_factorial" or (design["resolution"] or 0) >= 5
             factors = {a["name"]: a["factors"] for a in design["arms"]}
             for metric in metrics:
-                values = stats.run_values(part_frame, metric, _direction(metric))
+                values = stats.run_values(part_frame, metric, directions.get(metric))
                 try:
                     factorial[metric] = stats.factorial_effects(values, factors, interactions)
                 except ValueError:  # too few runs for the model: say so in the report, not crash
@@ -91,7 +88,7 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
         wall = runs[runs["status"] == "completed"].groupby("arm")["wall_s"].median().to_dict()
         parts.append(PartResult(design["part"], design["kind"], design["reference_arm"], arms, summaries,
                                 comparisons, stats.collapse_rate(part_frame, training), factorial, interactions,
-                                wall))
+                                wall, directions))
     return parts
 
 
@@ -115,7 +112,7 @@ def main_table(part: PartResult, metrics: list[str]) -> pd.DataFrame:
         table[metric] = [_cell(summary.loc[a]) if a in summary.index else "—" for a in part.arms]
         means = summary["mean"].dropna()
         if len(means):
-            best[metric] = means.idxmax() if _direction(metric) else means.idxmin()
+            best[metric] = means.idxmax() if part.directions.get(metric) else means.idxmin()
     first = part.summaries[metrics[0]].set_index("arm")
     table["diverged"] = [f"{first.loc[a, 'diverged']:.0%}" for a in part.arms]
     collapse = part.collapse.set_index("arm")["collapsed"] if not part.collapse.empty else pd.Series(dtype=float)
@@ -208,7 +205,7 @@ def forest_plot(part: PartResult, metrics: list[str], path: Path, most: int = 4)
                         color=colour, capsize=3)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(y, comp["arm"])
-        arrow = "↑ better" if _direction(metric) else "↓ better"
+        arrow = "↑ better" if part.directions.get(metric) else "↓ better"
         ax.set_xlabel(f"Δ {metric} vs {part.reference} ({arrow})")
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in palette.items()]
     fig.legend(handles=handles, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.02 - 0.3 / len(part.arms)),
@@ -250,7 +247,7 @@ def main_effects_plot(part: PartResult, metric: str, path: Path) -> Path | None:
                 fmt="o", color=colour, capsize=3)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, main["term"])
-    ax.set_xlabel(f"main effect on {metric}, off → on ({'↑' if _direction(metric) else '↓'} better), 95 % CI")
+    ax.set_xlabel(f"main effect on {metric}, off → on ({'↑' if part.directions.get(metric) else '↓'} better), 95 % CI")
     ax.set_title(f"{part.name or 'design'}: main effects (OLS on ±1-coded hacks)")
     _save(fig, path)
     return path.with_suffix(".png")
@@ -295,7 +292,7 @@ def metric_curves(frame: pd.DataFrame, part: PartResult, metric: str, path: Path
     sns.lineplot(data=data, x="step", y="value", hue="arm", hue_order=present, style="arm", style_order=present,
                  dashes={a: dashes[a] for a in present}, errorbar=("ci", 95), seed=0,
                  palette={a: colours[a] for a in present}, ax=ax, marker="o")
-    ax.set_ylabel(f"{metric} ({'higher' if _direction(metric) else 'lower'} is better)")
+    ax.set_ylabel(f"{metric} ({'higher' if part.directions.get(metric) else 'lower'} is better)")
     ax.set_title(f"{metric} during training (mean over seeds, 95 % bootstrap band)")
     ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
     _save(fig, path)
@@ -359,7 +356,7 @@ def _provenance(frame: pd.DataFrame, results_dir: Path, manifest: dict[str, Any]
                      f"{first['resize_mode']}, torch-fidelity {first['torch_fidelity_version']}")
     first_run = next(iter(manifest["runs"]), None)
     if first_run:
-        config = runio.read_json(results_dir / "runs" / first_run["run_id"] / "config.json")
+        config = rundir.read_json(results_dir / "runs" / first_run["run_id"] / "config.json")
         prov, cfg = config["provenance"], config["config"]
         versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
         lines.append(f"- budget: {cfg['steps']} steps of batch {cfg['batch_size']} on `{cfg['dataset']}` "
@@ -432,25 +429,25 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
                  "",
                  to_markdown(table)]
         if "md" in formats:
-            runio.atomic_write(out_dir / "tables" / f"{label}.md", lambda tmp, t=table: Path(tmp).write_text(to_markdown(t)))
+            rundir.atomic_write(out_dir / "tables" / f"{label}.md", lambda tmp, t=table: Path(tmp).write_text(to_markdown(t)))
         if "tex" in formats:
             tex = to_latex(table, f"{manifest['name']} ({label}): final evaluation, mean ± 95 % CI (n)")
-            runio.atomic_write(out_dir / "tables" / f"{label}.tex", lambda tmp, t=tex: Path(tmp).write_text(t))
+            rundir.atomic_write(out_dir / "tables" / f"{label}.tex", lambda tmp, t=tex: Path(tmp).write_text(t))
         effects = effects_table(part, main)
         if not effects.empty:
             body += [f"Effects on `{main}` against `{part.reference}`:", "", to_markdown(effects)]
             if "md" in formats:
-                runio.atomic_write(out_dir / "tables" / f"{label}_effects.md",
+                rundir.atomic_write(out_dir / "tables" / f"{label}_effects.md",
                                    lambda tmp, e=effects: Path(tmp).write_text(to_markdown(e)))
             if "tex" in formats:
                 tex = to_latex(effects, f"{manifest['name']} ({label}): effects on {main}")
-                runio.atomic_write(out_dir / "tables" / f"{label}_effects.tex", lambda tmp, t=tex: Path(tmp).write_text(t))
+                rundir.atomic_write(out_dir / "tables" / f"{label}_effects.tex", lambda tmp, t=tex: Path(tmp).write_text(t))
         factorial = factorial_table(part, main)
         if not factorial.empty:
             body += [f"Factorial effects on `{main}` ({'main effects and two-way interactions' if part.interactions else 'main effects; two-way interactions are aliased with each other at this resolution and are not estimated'}):",
                      "", to_markdown(factorial)]
             if "md" in formats:
-                runio.atomic_write(out_dir / "tables" / f"{label}_factorial.md",
+                rundir.atomic_write(out_dir / "tables" / f"{label}_factorial.md",
                                    lambda tmp, f=factorial: Path(tmp).write_text(to_markdown(f)))
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a warning in a figure is a bug in the report
@@ -467,14 +464,14 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
             # summary.csv carries all three readings of a run: final, best over training, mean of the last 3.
             summary_frames.append(part.summaries[metric].assign(metric=metric, aggregate="final"))
             for aggregate in ("best", "last_k"):  # 'final' was computed by analyse()
-                values = stats.run_values(part_frame, metric, _direction(metric), aggregate)
+                values = stats.run_values(part_frame, metric, part.directions.get(metric), aggregate)
                 summary_frames.append(stats.arm_summary(values).assign(metric=metric, aggregate=aggregate))
     body += ["## Findings", "", *_findings(parts, main), ""]
     if "csv" in formats:
         summary = pd.concat(summary_frames, ignore_index=True)
-        runio.atomic_write(out_dir / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
+        rundir.atomic_write(out_dir / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
     readme = out_dir / "README.md"
-    runio.atomic_write(readme, lambda tmp: Path(tmp).write_text("\n".join(body)))
+    rundir.atomic_write(readme, lambda tmp: Path(tmp).write_text("\n".join(body)))
     return readme
 
 
@@ -494,4 +491,4 @@ def update_readme(readme: str | Path, report_dir: str | Path, name: str) -> None
     if effects:
         block += "\n" + "\n".join(t.read_text() for t in effects)
     new = text[: text.index(start) + len(start)] + "\n" + block + text[text.index(end):]
-    runio.atomic_write(readme, lambda tmp: Path(tmp).write_text(new))
+    rundir.atomic_write(readme, lambda tmp: Path(tmp).write_text(new))

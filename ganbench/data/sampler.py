@@ -1,7 +1,7 @@
 """Training images for a config, and batches sampled by index on the run's device.
 
 No per-item PIL decoding and no DataLoader: a split is decoded once into a uint8 cache
-(`ganbench.datacache`), loaded whole (Fashion-MNIST is 47 MB) and moved to the device, and
+(`ganbench.data.cache`), loaded whole (Fashion-MNIST is 47 MB) and moved to the device, and
 each batch is an index gather plus one scale-and-shift, which is what makes the trainer
 faster than the usual Dataset/transforms/DataLoader pipeline (see
 benchmarks/train_throughput.py). A split over the memory budget stays memory-mapped and
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from ganbench.config import ConfigError, TrainConfig
-from ganbench.datacache import LoadedSplit, load_split
-from ganbench.datasets import Preprocess
+from ganbench.data.cache import LoadedSplit, load_split
+from ganbench.data.datasets import Preprocess
 
 
 def preprocess(cfg: TrainConfig) -> Preprocess:

@@ -23,12 +23,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
-import torch
 
-from ganbench.datasets import Dataset, DecodeLog, Preprocess, cache_dir, get_dataset
+from ganbench.data.datasets import Dataset, DecodeLog, Preprocess, cache_dir, get_dataset
+
+if TYPE_CHECKING:
+    import torch
 
 DATA_CACHE_VERSION = 1  # bump when a decoder's output changes, so old entries are not reused
 DEFAULT_MEMORY_BUDGET_MB = 4096
@@ -159,6 +161,8 @@ def load_split(name: str, split: str, prep: Preprocess, data_root: str | os.Path
     if entry is None:  # uncached (fake): decode straight into memory
         log = DecodeLog()
         chunks = list(decode_split(get_dataset(name), Path("."), split, prep, log))
+        import torch
+
         images = torch.from_numpy(np.concatenate([c[0] for c in chunks]))
         labels = np.concatenate([c[1] for c in chunks])
         info: dict[str, Any] = {"cache": "off", "content_sha256": None, "skipped": log.skipped}
@@ -173,6 +177,8 @@ def load_split(name: str, split: str, prep: Preprocess, data_root: str | os.Path
         if memory_budget_mb is not None and nbytes > memory_budget_mb * 2**20:
             images = np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
         else:
+            import torch
+
             images = torch.from_numpy(np.fromfile(path, dtype=np.uint8).reshape(shape))
         labels = np.load(entry / "labels.npy")
         info = {"cache": "hit" if hit else "miss", "cache_path": str(entry), "content_sha256": meta["content_sha256"],

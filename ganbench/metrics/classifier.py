@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbench import runio
+from ganbench import rundir
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 WEIGHTS_PATH = WEIGHTS_DIR / "fmnist_cnn.pt"
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530  # Fashion-MNIST train-set pixel statistics in [0, 1]
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -76,7 +76,7 @@ def load_classifier(path: str | Path = WEIGHTS_PATH, expected_sha256: str | None
 
 def classifier_record(path: str | Path = WEIGHTS_PATH) -> dict[str, Any]:
     record = Path(path).with_suffix(".json")
-    return runio.read_json(record) if record.exists() else {}
+    return rundir.read_json(record) if record.exists() else {}
 
 
 @torch.no_grad()
@@ -128,7 +128,7 @@ def save_classifier(net: FashionCNN, info: dict[str, Any], path: str | Path = WE
     """Write the weights and a JSON record of their sha256, accuracy and training settings."""
     path = Path(path)
     state = {k: v.contiguous() for k, v in net.state_dict().items()}
-    runio.atomic_write(path, lambda tmp: torch.save(state, tmp))
+    rundir.atomic_write(path, lambda tmp: torch.save(state, tmp))
     record = {**info, "sha256": sha256_file(path), "file": path.name}
-    runio.write_json(path.with_suffix(".json"), record)
+    rundir.write_json(path.with_suffix(".json"), record)
     return record

@@ -1,7 +1,7 @@
 """The dataset registry: where each dataset's files live and how their real format decodes.
 
 Each dataset reads its own on-disk format and yields uint8 N×C×S×S chunks already at the
-run's size and channels (`Preprocess`); `ganbench.datacache` stores them once on disk.
+run's size and channels (`Preprocess`); `ganbench.data.cache` stores them once on disk.
 
     fashion-mnist, mnist  LeCun's IDX files (.gz or not), torchvision's layout accepted
     cifar10               cifar-10-batches-py/ python pickles (data_batch_1..5, test_batch)
@@ -26,15 +26,14 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image
-from torchvision.transforms import functional as TF
 
 from ganbench.config import ConfigError, did_you_mean
+
+if TYPE_CHECKING:  # torch, PIL and torchvision load when a dataset is decoded, not on import
+    import torch
 
 Chunk = tuple[np.ndarray, np.ndarray]  # (uint8 n×C×S×S images, int64 n labels; −1 = unlabelled)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -90,14 +89,34 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype).reshape(shape)
 
 
+# The only globals a CIFAR-10 python batch refers to: numpy's array reconstruction.
+_CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                  ("numpy._core.multiarray", "scalar")}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, bytes and numpy arrays, and refuses every other global, so a
+    booby-trapped file in a data root cannot run code (plain pickle.load would)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _CIFAR_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR-10 batch holds only arrays, "
+                                     "lists and bytes")
+
+
 def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 N×3×32×32, int64 labels) from one CIFAR-10 python batch.
 
-    The official format is a pickle; like torchvision we unpickle it, so only read CIFAR
-    files you trust.
+    The official format is a pickle. It is read with an unpickler that only rebuilds numpy
+    arrays, so a file that would run code is refused with its name, never executed.
     """
-    with open(path, "rb") as fh:
-        batch = pickle.load(fh, encoding="bytes")
+    try:
+        with open(path, "rb") as fh:
+            batch = _ArraysOnlyUnpickler(fh, encoding="bytes").load()
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{path} is not a plain CIFAR-10 python batch: {err}") from None
     try:
         data, labels = batch[b"data"], batch[b"labels"]
     except (TypeError, KeyError):
@@ -110,6 +129,9 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_images(images: torch.Tensor, side: int, channels: int) -> torch.Tensor:
     """Resize (antialiased bilinear) and convert channels of square uint8 images."""
+    import torch
+    import torch.nn.functional as F
+
     if images.shape[1] != channels:
         if channels == 3:
             images = images.expand(-1, 3, -1, -1).contiguous()
@@ -124,6 +146,8 @@ def fit_images(images: torch.Tensor, side: int, channels: int) -> torch.Tensor:
 
 def _fit_chunks(images: np.ndarray, labels: np.ndarray, prep: Preprocess, chunk: int = 4096) -> Iterator[Chunk]:
     """Square array images → prep's size and channels, a chunk at a time (bounded memory)."""
+    import torch
+
     for i in range(0, len(images), chunk):
         part = fit_images(torch.from_numpy(np.array(images[i : i + chunk])), prep.size, prep.channels)  # a writable copy
         yield part.numpy(), labels[i : i + chunk]
@@ -131,9 +155,25 @@ def _fit_chunks(images: np.ndarray, labels: np.ndarray, prep: Preprocess, chunk:
 
 # --- Photo folders ----------------------------------------------------------------------------
 
+def _eight_bit(img: Any) -> Any:
+    """16-bit (and 32-bit integer) gray images scaled to 8 bits. PIL's convert("L") clips them
+    at 255, which turns a 16-bit PNG white."""
+    if img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        return img
+    from PIL import Image
+
+    array = np.asarray(img).astype(np.float64)
+    top = 65535.0 if img.mode.startswith("I;16") or array.max() > 255 else 255.0
+    return Image.fromarray(np.clip(np.round(array * 255.0 / top), 0, 255).astype(np.uint8))
+
+
 def decode_photo(path: Path, prep: Preprocess) -> np.ndarray:
     """One photo → uint8 C×S×S (raises on unreadable files)."""
+    from PIL import Image
+    from torchvision.transforms import functional as TF
+
     with Image.open(path) as img:
+        img = _eight_bit(img)
         img = img.convert("RGB" if prep.channels == 3 else "L")
         if prep.resize == "squash":
             img = img.resize((prep.size, prep.size), Image.Resampling.BILINEAR)
@@ -398,6 +438,9 @@ class Fake(Dataset):
 
 def fake_images(split: str, n: int, side: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Smooth random blobs (deterministic per split): uint8 n×C×side×side and labels."""
+    import torch
+    import torch.nn.functional as F
+
     gen = torch.Generator().manual_seed(0 if split == "train" else 1)
     low = torch.rand(n, channels, 7, 7, generator=gen)
     images = F.interpolate(low, size=(side, side), mode="bilinear", align_corners=False)

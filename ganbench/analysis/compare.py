@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from ganbench import runio, stats
-from ganbench.metrics import higher_is_better
+from ganbench import rundir
+from ganbench.analysis import stats
 
 
 def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
@@ -17,8 +17,8 @@ def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
     for run in (run_a, run_b):
         if not (run / "config.json").exists():
             raise FileNotFoundError(f"{run}/config.json missing: is {run} a ganbench run directory?")
-        configs.append(runio.read_json(run / "config.json"))
-        status = runio.read_json(run / "status.json") if (run / "status.json").exists() else {}
+        configs.append(rundir.read_json(run / "config.json"))
+        status = rundir.read_json(run / "status.json") if (run / "status.json").exists() else {}
         finals.append({"status": status.get("status", "pending"), **status.get("metrics", {})})
     a, b = configs[0]["config"], configs[1]["config"]
     knobs = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
@@ -29,13 +29,13 @@ def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
 
 def compare_arms(results_dir: Path, arm_a: str, arm_b: str, metric: str) -> pd.DataFrame:
     """`arm_a` against `arm_b` over seeds on `metric` (final values; Welch, Hedges' g)."""
-    from ganbench.results import load_results
+    from ganbench.analysis.results import load_results, metric_directions
 
     frame = load_results(results_dir)
     for arm in (arm_a, arm_b):
         if arm not in set(frame["arm"]):
             raise ValueError(f"no arm '{arm}' in {results_dir}; arms: {sorted(set(frame['arm']))}")
-    direction = higher_is_better(metric)
+    direction = metric_directions(frame).get(metric)
     values = stats.run_values(frame[frame["arm"].isin([arm_a, arm_b])], metric, direction)
     summary = stats.arm_summary(values)
     comparison = stats.compare_to_reference(values, arm_b, direction, [arm_a])

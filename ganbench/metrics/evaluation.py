@@ -7,21 +7,23 @@ from typing import Any
 
 import torch
 
-from ganbench import runio
+from ganbench import devices
 from ganbench.config import TrainConfig
-from ganbench.metrics import FidelityGenerator, Reference, evaluate, parse_metrics
+from ganbench.metrics.fidelity import FidelityGenerator, Reference, evaluate, parse_metrics
 from ganbench.models import Generator
-from ganbench.train import resolve_device
+from ganbench.rundir import RunDir
 
 
 def load_run_generator(run_dir: Path, device: torch.device) -> tuple[TrainConfig, Generator, int]:
     """(config, G with its last checkpointed weights, that checkpoint's step)."""
-    config_path, ckpt_path = run_dir / "config.json", run_dir / "checkpoint.pt"
-    for path in (config_path, ckpt_path):
-        if not path.exists():
-            raise FileNotFoundError(f"{path} missing: is {run_dir} a ganbench run directory?")
-    cfg = TrainConfig().replace(**runio.read_json(config_path)["config"])
-    state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    run = RunDir(run_dir)
+    for name in ("config.json", "checkpoint.pt"):
+        if not run.file(name).exists():
+            raise FileNotFoundError(f"{run.file(name)} missing: is {run_dir} a ganbench run directory?")
+    cfg = TrainConfig().replace(**run.read_config()["config"])
+    state, why = run.load_checkpoint()
+    if state is None:
+        raise RuntimeError(why)
     net_g = Generator(cfg).to(device)
     net_g.load_state_dict(state["net_g"])
     return cfg, net_g, int(state["step"])
@@ -32,7 +34,13 @@ def evaluate_run(run_dir: str | Path, metrics: str | None = None, samples: int |
                  data_root: str | Path | None = None) -> list[dict[str, Any]]:
     """Evaluate the run's last checkpointed G; rows are appended to its metrics.jsonl and returned."""
     run_dir = Path(run_dir)
-    dev = resolve_device(device)
+    dev = devices.resolve(device)
+    with RunDir(run_dir).locked("evaluating"):  # not while another process trains it
+        return _evaluate_locked(run_dir, dev, metrics, samples, reference_samples, data_root)
+
+
+def _evaluate_locked(run_dir: Path, dev: torch.device, metrics: str | None, samples: int | None,
+                     reference_samples: int | None, data_root: str | Path | None) -> list[dict[str, Any]]:
     cfg, net_g, step = load_run_generator(run_dir, dev)
     if reference_samples is not None:
         cfg = cfg.replace(eval_reference_samples=reference_samples)
@@ -43,6 +51,5 @@ def evaluate_run(run_dir: str | Path, metrics: str | None = None, samples: int |
                     samples=samples or cfg.eval_samples, seed=cfg.seed, device=dev,
                     inception_weights=cfg.inception_weights or None)
     rows = [{"step": step, "source": "ganbench eval", **row} for row in rows]
-    for row in rows:
-        runio.append_jsonl(run_dir / "metrics.jsonl", row)
+    RunDir(run_dir).append_metrics(rows)
     return rows

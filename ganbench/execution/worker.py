@@ -1,0 +1,103 @@
+"""Workers: processes that live for many jobs and train them one after another.
+
+A worker imports torch once, keeps decoded training images on its device between runs
+(`Resources`), and reports each run's start and end to its driver, with the error when a
+run fails, so a cause survives even when the run's status file cannot be written (a full
+disk). It dies with its driver: it holds the read end of a pipe whose only write end the
+driver holds, and exits the moment that pipe closes, so a killed `ganbench run` leaves
+no orphans training beside the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from typing import Any, Callable
+
+from ganbench.execution.jobs import Job, Placement
+from ganbench.rundir import RunDirError, RunLocked
+from ganbench.study.suite import Run
+
+_RESOURCES: Any = None  # this process's Resources, made on first use (it imports torch)
+
+
+def process_resources() -> Any:
+    global _RESOURCES
+    if _RESOURCES is None:
+        from ganbench.training.resources import Resources
+
+        _RESOURCES = Resources()
+    return _RESOURCES
+
+
+def train_run(run: Run, run_dir: str, placement: Placement, data_root: str | None,
+              progress: Callable | None = None) -> dict[str, Any]:
+    """Train one run of a suite in this process (any executor's worker); returns its status."""
+    from ganbench.training.loop import train
+
+    cfg = run.config.replace(device=placement.device, threads=placement.threads)
+    return train(cfg, run_dir, preset=run.preset, hacks=run.hacks, data_root=data_root, progress=progress,
+                 resources=process_resources())
+
+
+def outcome_of(run: Run, run_dir: str, placement: Placement, data_root: str | None,
+               progress: Callable | None = None) -> dict[str, Any]:
+    """Train `run` and say how it ended: {status, error}. Never raises for a failing run;
+    'busy' when another process holds the run's lock."""
+    try:
+        status = train_run(run, run_dir, placement, data_root, progress)
+        return {"status": status.get("status"), "error": status.get("error")}
+    except RunLocked as err:
+        return {"status": "busy", "error": str(err)}
+    except (RunDirError, ValueError) as err:  # a directory holding another config, an unwritable root, bad config
+        return {"status": "failed", "error": str(err)}
+    except Exception as err:  # train() recorded 'failed' when it could; the cause travels with the outcome
+        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+
+
+def run_job(job: Job, placement: Placement, data_root: str | None,
+            report: Callable[[str, str, dict[str, Any] | None], None]) -> None:
+    """Train the job's runs; `report(event, run_id, outcome)` with event 'start' or 'end'."""
+    for run, run_dir in job.runs:
+        report("start", run.run_id, None)
+        report("end", run.run_id, outcome_of(run, run_dir, placement, data_root))
+
+
+def _die_with_driver(lifeline: Any) -> None:
+    """Exit this process as soon as the driver's end of `lifeline` closes (the driver died)."""
+    def watch() -> None:
+        try:
+            lifeline.recv()
+        except (EOFError, OSError):
+            pass
+        os._exit(3)
+
+    threading.Thread(target=watch, name="ganbench-lifeline", daemon=True).start()
+    if sys.platform.startswith("linux"):  # and on Linux, the kernel's own guarantee when the parent goes
+        import ctypes
+
+        try:
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def worker_main(worker_id: int, inbox: Any, outbox: Any, lifeline: Any, data_root: str | None) -> None:
+    """Body of a worker process: take (job, placement) from `inbox` until None."""
+    _die_with_driver(lifeline)
+
+    def report(event: str, run_id: str, outcome: dict[str, Any] | None) -> None:
+        outbox.put((event, worker_id, run_id, outcome))
+
+    try:
+        while True:
+            item = inbox.get()
+            if item is None:
+                return
+            job, placement = item
+            run_job(job, placement, data_root, report)
+            outbox.put(("idle", worker_id, None, None))
+    except KeyboardInterrupt:
+        sys.exit(130)

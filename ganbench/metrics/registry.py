@@ -1,0 +1,81 @@
+"""The metric registry: names, the extractor each needs, and which way each value is better.
+
+Torch-free, so the analysis side (results, stats, report, compare) and the CLI can check
+metric names and read directions without importing torch. A metric's computation lives in
+`ganbench.metrics.fidelity`; every row it writes also carries `higher_is_better`, and the
+analysis reads the direction from the rows first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from ganbench.config import ConfigError, did_you_mean
+
+
+class MetricError(ValueError):
+    """A metric that cannot be computed as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # registry key, e.g. 'fid_fmnist'
+    kind: str  # 'fid' | 'kid' | 'isc' | 'prc' (torch-fidelity) or 'modes' (ganbench)
+    extractor: str  # 'inception' | 'fmnist'
+    higher_is_better: dict[str, bool | None]  # output value → direction (None: a spread, not a score)
+
+
+METRICS: dict[str, Metric] = {}
+
+_OUTPUTS: dict[str, dict[str, bool | None]] = {
+    "fid": {"fid": False},
+    "kid": {"kid": False, "kid_std": None},
+    "isc": {"isc": True, "isc_std": None},
+    "prc": {"precision": True, "recall": True, "f_score": True},
+    "modes": {"modes_covered": True, "modes_kl": False},
+}
+
+
+def register_metric(kind: str, extractor: str) -> Metric:
+    if kind not in _OUTPUTS:
+        raise ConfigError(f"unknown metric kind '{kind}'{did_you_mean(kind, _OUTPUTS)}")
+    if kind == "modes" and extractor != "fmnist":
+        raise ConfigError("mode coverage needs a classifier: only the fmnist extractor has one")
+    suffix = "" if extractor == "inception" else f"_{extractor}"
+    metric = Metric(f"{kind}{suffix}", kind, extractor,
+                    {f"{out}{suffix}": direction for out, direction in _OUTPUTS[kind].items()})
+    if metric.name in METRICS:
+        raise ConfigError(f"metric '{metric.name}' is already registered")
+    METRICS[metric.name] = metric
+    return metric
+
+
+for _kind in ("fid", "kid", "isc", "prc"):
+    register_metric(_kind, "inception")
+    register_metric(_kind, "fmnist")
+register_metric("modes", "fmnist")
+
+FMNIST_DATASETS = ("fashion-mnist", "fake")
+FMNIST_DEFAULT = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "prc_fmnist", "modes_fmnist")
+
+
+def parse_metrics(spec: str | Iterable[str], dataset: str = "fashion-mnist") -> tuple[str, ...]:
+    """'auto' | 'none' | 'a,b,…' → checked metric names. 'auto' is the fmnist set on
+    Fashion-MNIST (and on `fake`, its stand-in in tests) and Inception FID/KID elsewhere."""
+    if isinstance(spec, str):
+        if spec == "auto":
+            return FMNIST_DEFAULT if dataset in FMNIST_DATASETS else ("fid", "kid")
+        spec = [] if spec in ("", "none") else spec.split(",")
+    names = tuple(dict.fromkeys(s.strip() for s in spec if s.strip()))
+    for name in names:
+        if name not in METRICS:
+            raise ConfigError(f"unknown metric '{name}'{did_you_mean(name, METRICS)}; choose from {sorted(METRICS)}")
+    return names
+
+
+def higher_is_better(value_name: str) -> bool | None:
+    for metric in METRICS.values():
+        if value_name in metric.higher_is_better:
+            return metric.higher_is_better[value_name]
+    raise KeyError(value_name)

@@ -1,0 +1,219 @@
+"""The training loop: drives any trainer over its K ≥ 1 runs, one recorder per run.
+
+It reads knobs, never hack names. The recorder owns a run's cadence (log every
+`log_every` steps, evaluate, write sample grids, checkpoint) and writes through the
+run-directory contract (`ganbench.rundir`): the loop holds each run's lock while it trains,
+refuses a directory that holds another config, and records every ending in status.json:
+completed, diverged (a non-finite statistic), failed (with the error) or interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ganbench import devices
+from ganbench.config import IDENTITY_KNOBS, TrainConfig, run_id
+from ganbench.metrics.fidelity import Evaluator, make_evaluator, summarize
+from ganbench.provenance import provenance
+from ganbench.rundir import FINAL, RunDir
+from ganbench.training.protocol import STAT_NAMES, Diverged, Trainer
+from ganbench.training.resources import Resources
+from ganbench.training.single import GanTrainer
+from ganbench.training.update import sample_latent
+
+FIXED_NOISE_SEED = 20151119  # one fixed-noise batch for every run, so grids of different arms compare
+Progress = Callable[[int, int, dict[str, Any] | None], None]
+
+
+def fixed_noise(cfg: TrainConfig, device: torch.device) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(FIXED_NOISE_SEED)
+    return sample_latent(cfg, cfg.sample_grid, gen, torch.device("cpu")).to(device)
+
+
+@dataclass
+class Recorder:
+    """One run's files and cadence while a trainer trains it (run k of the trainer)."""
+
+    k: int
+    cfg: TrainConfig
+    run_dir: RunDir
+    status: dict[str, Any]
+    evaluator: Evaluator | None
+    progress: Progress | None = None
+    start: int = 0
+    count: int = 0
+    acc: torch.Tensor | None = None
+    active: bool = True
+    tick: float = field(default_factory=time.perf_counter)
+
+    def resume(self, trainer: Trainer) -> None:
+        """Load the run's checkpoint into the trainer, or start over when there is none."""
+        state, why = self.run_dir.load_checkpoint()
+        device = trainer.device
+        self.acc = torch.zeros(len(STAT_NAMES), device=device)
+        if why:
+            self.status.setdefault("warnings", []).append(why)
+        if state is None:  # a run that died before its first checkpoint starts over
+            self.run_dir.clear_logs()
+            return
+        trainer.load_state_dict(self.k, state)
+        self.start, self.count, self.acc = state["step"], state["count"], state["acc"].to(device)
+        self.run_dir.truncate_logs(self.start)  # rows logged after the checkpoint are logged again, identically
+        self.status["resumed_from"] = self.start
+
+    def record(self, trainer: Trainer, step: int, stats: torch.Tensor, noise: torch.Tensor) -> None:
+        """Fold in this step's statistics and do whatever the cadence asks at `step`."""
+        cfg, rd = self.cfg, self.run_dir
+        self.acc += stats
+        self.count += 1
+        last = step == cfg.steps
+        # Log interval means (one host sync per interval); a non-finite mean ends the run.
+        if step % cfg.log_every == 0 or last:
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize(trainer.device)
+            elapsed, self.tick = time.perf_counter() - self.tick, time.perf_counter()
+            means = (self.acc / self.count).tolist()
+            lr_d, lr_g = trainer.learning_rates(self.k)
+            row = {"step": step, **dict(zip(STAT_NAMES, means)), "lr_d": lr_d, "lr_g": lr_g,
+                   "step_time_s": elapsed / self.count}
+            rd.append_stats(row)
+            self.acc.zero_()
+            self.count = 0
+            self.status["step"] = step
+            self.status["last_stats"] = {k: v if not isinstance(v, float) or math.isfinite(v) else None
+                                         for k, v in row.items()}
+            bad = [name for name, value in zip(STAT_NAMES, means) if not math.isfinite(value)]
+            if bad:
+                raise Diverged(f"non-finite {', '.join(bad)} in steps {step - cfg.log_every + 1}–{step}")
+            if self.progress:
+                self.progress(step, cfg.steps, row)
+        if self.evaluator and ((cfg.eval_every and step % cfg.eval_every == 0) or last):
+            rows = self.evaluator(trainer.generator(self.k), step)
+            rd.append_metrics(rows)
+            self.status["metrics"] = {"step": step, **summarize(rows)}
+        if (cfg.sample_every and step % cfg.sample_every == 0) or last:
+            rd.save_grid(trainer.samples(self.k, noise), step)
+        if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
+            rd.save_checkpoint({"step": step, "count": self.count, "acc": self.acc.cpu(),
+                                **trainer.state_dict(self.k)})
+
+    def finish_metrics(self) -> None:
+        """Resumed from the final checkpoint: the last evaluation is already on disk."""
+        if self.evaluator and "metrics" not in self.status:
+            rows = [r for r in self.run_dir.metric_rows() if r["step"] == self.cfg.steps]
+            self.status["metrics"] = {"step": self.cfg.steps, **summarize(rows)}
+
+
+def drive(trainer: Trainer, recorders: Sequence[Recorder]) -> None:
+    """Step the trainer until every run has reached its `steps` or diverged. A diverging run
+    is recorded 'diverged' at that step and stops; the others go on."""
+    starts = {r.start for r in recorders}
+    if len(starts) != 1:
+        raise ValueError(f"runs trained together must resume from one step, got {sorted(starts)}")
+    noises = [fixed_noise(r.cfg, trainer.device) for r in recorders]
+    for r in recorders:
+        if r.progress:
+            r.progress(r.start, r.cfg.steps, None)
+        r.tick = time.perf_counter()
+    for step in range(starts.pop() + 1, max(r.cfg.steps for r in recorders) + 1):
+        stats = trainer.step(step)
+        for r in recorders:
+            if not r.active:
+                continue
+            try:
+                r.record(trainer, step, stats[r.k], noises[r.k])
+            except Diverged as err:
+                r.status.update(status="diverged", error=str(err))
+                r.active = False
+                trainer.stop(r.k)
+                continue
+            if step == r.cfg.steps:
+                r.active = False
+                trainer.stop(r.k)
+        if not any(r.active for r in recorders):
+            break
+
+
+def _threads_for(cfg: TrainConfig, device: torch.device, run_dir: RunDir) -> int:
+    """CPU threads of this run: the thread count a resumed run started with (CPU reductions
+    depend on it), else the config's, else torch's default."""
+    recorded = run_dir.recorded_execution() if run_dir.file("checkpoint.pt").exists() else {}
+    if device.type == "cpu" and recorded.get("threads"):
+        return int(recorded["threads"])
+    return cfg.threads or torch.get_num_threads()
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, *, preset: str | None = None, hacks: Sequence[str] = (),
+          data_root: str | Path | None = None, progress: Progress | None = None, fresh: bool = False,
+          resources: Resources | None = None) -> dict[str, Any]:
+    """Train one GAN into `run_dir` and return its status dict.
+
+    Holds the run's lock while training (`RunLocked` when another process trains it),
+    refuses a directory holding another config (`ConfigMismatch`; `fresh=True` discards it),
+    resumes from its checkpoint, and returns a completed or diverged run as it is. Any other
+    exception is recorded as 'failed' (or 'interrupted' on Ctrl-C) and re-raised.
+    """
+    device = devices.resolve(cfg.device)  # a bad device fails before anything is written
+    rd = RunDir(run_dir)
+    with rd.locked():
+        if fresh:
+            rd.reset()
+        rd.check_identity(cfg.to_dict(), IDENTITY_KNOBS, TrainConfig().to_dict(), {"device_type": device.type})
+        previous = rd.read_status()
+        if previous.get("status") in FINAL:
+            return previous  # finished: a diverged run would only diverge again
+        threads = _threads_for(cfg, device, rd)
+        torch.set_num_threads(threads)
+        warnings = [previous["error"]] if previous.get("corrupt_status") else []
+        return _train_locked(cfg, rd, device, threads, preset, hacks, data_root, progress,
+                             resources or Resources(), warnings)
+
+
+def _train_locked(cfg: TrainConfig, rd: RunDir, device: torch.device, threads: int, preset: str | None,
+                  hacks: Sequence[str], data_root: str | Path | None, progress: Progress | None,
+                  resources: Resources, warnings: list[str]) -> dict[str, Any]:
+    started = time.time()
+    status: dict[str, Any] = {"status": "running", "step": 0, "steps": cfg.steps, "error": None,
+                              "started_at": started, "host": socket.gethostname(), "pid": os.getpid()}
+    if warnings:
+        status["warnings"] = list(warnings)
+    try:
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        execution = {"device": str(device), "device_type": device.type, "threads": threads}
+        rd.write_config({"run_id": run_id(cfg), "config": cfg.to_dict(), "preset": preset, "hacks": list(hacks),
+                         "execution": execution, "provenance": provenance(device)})
+        rd.write_status(status)
+        evaluator = make_evaluator(cfg, device, data_root)  # fails here, before training, on a bad metric
+        images, info = resources.training_images(cfg, device, data_root)
+        status["data"] = info  # cache hit, load time, memory: provenance and cost of the data
+        rd.write_status(status)
+        trainer = GanTrainer(cfg, images, device)
+        recorder = Recorder(0, cfg, rd, status, evaluator, progress)
+        recorder.resume(trainer)
+        drive(trainer, [recorder])
+        if status["status"] == "running":
+            status["status"] = "completed"
+            recorder.finish_metrics()
+    except KeyboardInterrupt:
+        status.update(status="interrupted", error="interrupted by the user (Ctrl-C); re-run to resume")
+        raise
+    except Exception as err:
+        status.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+        raise
+    finally:
+        status.update(finished_at=time.time(), wall_s=round(time.time() - started, 3))
+        try:
+            rd.write_status(status)
+        except OSError as err:  # disk full: the caller still gets the cause, in the exception it sees
+            status["status_write_error"] = f"{rd.file('status.json')} could not be written: {err}"
+    return status

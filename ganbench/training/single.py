@@ -1,0 +1,153 @@
+"""`GanTrainer`: one run (the K = 1 case of the trainer protocol)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganbench.config import TrainConfig
+from ganbench.data.sampler import BatchSampler, SamplerState
+from ganbench.models import build_models, use_generator
+from ganbench.training import update
+
+
+class GanTrainer:
+    """G, D, their optimisers and every random stream of one run.
+
+    Streams: the data order (the sampler's CPU generator), latents / label noise / the mixed
+    batch's shuffle (`noise_gen`, on the device), dropout masks (`dropout_gen`: on the CPU it
+    continues the global RNG after initialisation, which is what `nn.Dropout` used to draw
+    from, so old runs replay bit for bit). Learning rates are float64 tensors inside the
+    optimisers, updated in place.
+    """
+
+    def __init__(self, cfg: TrainConfig, images: torch.Tensor | np.ndarray, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        self.configs = (cfg,)
+        torch.manual_seed(cfg.seed)  # initialisation
+        self.net_g, self.net_d = (net.to(device) for net in build_models(cfg))
+        if device.type == "cpu":
+            self.dropout_gen = torch.Generator().manual_seed(0)
+            self.dropout_gen.set_state(torch.get_rng_state())
+        else:  # its own stream, apart from noise_gen's
+            self.dropout_gen = torch.Generator(device=device).manual_seed(cfg.seed + 0x5EED_D20F)
+        use_generator(self.net_d, self.dropout_gen)
+        self.base_lr_d, self.base_lr_g = (torch.tensor(lr, dtype=torch.float64) for lr in (cfg.lr_d, cfg.lr_g))
+        self.lr_d, self.lr_g = self.base_lr_d.clone(), self.base_lr_g.clone()
+        cuda = device.type == "cuda"
+        options = dict(betas=(cfg.beta1, cfg.beta2), foreach=False if not cuda else None, capturable=cuda)
+        self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr=self._lr_for(self.lr_g), **options)
+        self.opt_d = torch.optim.Adam(self.net_d.parameters(), lr=self._lr_for(self.lr_d), **options)
+        self.sampler = BatchSampler(images, cfg.batch_size, cfg.pixel_range, device, cfg.seed)
+        self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.autocast = update.autocast_for(cfg, device)
+        self.active = True
+
+    def _lr_for(self, lr: torch.Tensor) -> torch.Tensor:
+        """The tensor the optimiser reads: the float64 one on the CPU (same arithmetic as a
+        Python float); a device copy for capturable CUDA Adam."""
+        return lr if self.device.type == "cpu" else lr.to(self.device, torch.float32)
+
+    # Protocol.
+    def step(self, step: int) -> torch.Tensor:
+        """One iteration: d_steps D updates, then g_steps G updates. Returns 1 × len(STAT_NAMES)."""
+        cfg = self.cfg
+        if cfg.lr_decay > 0:
+            for base, lr, opt in ((self.base_lr_d, self.lr_d, self.opt_d), (self.base_lr_g, self.lr_g, self.opt_g)):
+                update.decayed_lr(base, cfg.lr_decay, step - 1, lr)
+                if opt.param_groups[0]["lr"] is not lr:
+                    opt.param_groups[0]["lr"].copy_(lr)
+        # Update D.
+        reuse = cfg.g_latents == "reuse"
+        for i in range(cfg.d_steps):
+            loss_d, d_real, d_fake_before, norm_d, fake = self.d_step(keep_fake=reuse and i == cfg.d_steps - 1)
+        # Update G.
+        for i in range(cfg.g_steps):
+            loss_g, d_fake_after, norm_g = self.g_step(fake if i == 0 else None)
+        return torch.stack([loss_d, loss_g, d_real, d_fake_before, d_fake_after, norm_d, norm_g]).float()[None]
+
+    def learning_rates(self, k: int = 0) -> tuple[float, float]:
+        return float(self.lr_d), float(self.lr_g)
+
+    @torch.no_grad()
+    def samples(self, k: int, noise: torch.Tensor) -> torch.Tensor:
+        """G(noise) in eval mode (BN running statistics), mapped to [0, 1]."""
+        self.net_g.eval()
+        with self.autocast:
+            images = self.net_g(noise).float()
+        self.net_g.train()
+        low, high = self.cfg.pixel_range
+        return ((images - low) / (high - low)).clamp_(0, 1)
+
+    def generator(self, k: int = 0) -> torch.nn.Module:
+        return self.net_g
+
+    def stop(self, k: int = 0) -> None:
+        self.active = False
+
+    # The update, one network at a time.
+    def d_step(self, keep_fake: bool) -> tuple[Any, ...]:
+        """One D update. Returns (loss, mean D(x), mean D(G(z)), grad norm, fake batch or None)."""
+        cfg = self.cfg
+        inputs = update.draw_d_inputs(cfg, self.sampler.next(), self.noise_gen, self.device)
+        # The last D step keeps G's graph so the G step reuses this fake batch (as pytorch/examples).
+        with self.autocast, (torch.enable_grad() if keep_fake else torch.no_grad()):
+            fake = self.net_g(inputs.z)
+        logit_real, logit_fake = update.d_logits(self.net_d, inputs.real, fake.detach(), inputs.perm, self.autocast)
+        loss = update.d_loss(logit_real, logit_fake, inputs.target_real, inputs.target_fake)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = update.grad_total_norm(self.net_d)
+        self.opt_d.step()
+        return (loss.detach(), torch.sigmoid(logit_real).mean().detach(), torch.sigmoid(logit_fake).mean().detach(),
+                grad_norm, fake if keep_fake else None)
+
+    def g_step(self, fake: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """One G update against the current D. Returns (loss, mean D(G(z)) after the D step, grad norm)."""
+        cfg = self.cfg
+        if fake is None:
+            z = update.sample_latent(cfg, cfg.batch_size, self.noise_gen, self.device)
+            with self.autocast:
+                fake = self.net_g(z)
+        self.net_d.requires_grad_(False)  # D's weight gradients are not needed here
+        with self.autocast:
+            logits = self.net_d(fake).float()
+        self.net_d.requires_grad_(True)
+        loss = update.g_loss(logits, cfg.g_loss)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = update.grad_total_norm(self.net_g)
+        self.opt_g.step()
+        return loss.detach(), torch.sigmoid(logits).mean().detach(), grad_norm
+
+    # Checkpoints: one run's state, the same format for every trainer.
+    def state_dict(self, k: int = 0) -> dict[str, Any]:
+        sampler = self.sampler.state()
+        return {
+            "net_g": self.net_g.state_dict(), "net_d": self.net_d.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "sampler": {"order": sampler.order, "cursor": sampler.cursor, "generator": sampler.generator},
+            "noise_gen": self.noise_gen.get_state(),
+            "dropout_rng": self.dropout_gen.get_state(),
+        }
+
+    def load_state_dict(self, k: int, state: dict[str, Any]) -> None:
+        self.net_g.load_state_dict(state["net_g"])
+        self.net_d.load_state_dict(state["net_d"])
+        for opt, lr in ((self.opt_g, self.lr_g), (self.opt_d, self.lr_d)):
+            lr_tensor = opt.param_groups[0]["lr"]
+            opt.load_state_dict(state["opt_g" if opt is self.opt_g else "opt_d"])
+            saved = opt.param_groups[0]["lr"]  # a float in checkpoints of older versions
+            lr.copy_(saved.to(lr.dtype) if torch.is_tensor(saved) else torch.tensor(saved, dtype=lr.dtype))
+            lr_tensor.copy_(lr)
+            opt.param_groups[0]["lr"] = lr_tensor
+        s = state["sampler"]
+        self.sampler.load_state(SamplerState(s["order"], s["cursor"], s["generator"]))
+        self.noise_gen.set_state(state["noise_gen"])
+        # Older checkpoints kept the global RNG, which was dropout's stream.
+        dropout_state = state.get("dropout_rng", state.get("torch_rng"))
+        if dropout_state is not None and (self.device.type == "cpu" or "dropout_rng" in state):
+            self.dropout_gen.set_state(dropout_state)
+

@@ -1,0 +1,107 @@
+"""The GAN update rule as functions of explicit inputs.
+
+Every random number an iteration consumes (the real batch, latents, label noise, flips,
+the mixed-batch permutation) is drawn by `draw_*` from the run's own generators, in a fixed
+order, and handed to the update functions. A trainer that advances several runs at once
+draws each run's inputs from that run's generators, so each run gets exactly the numbers it
+would get alone.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ganbench.config import TrainConfig
+
+
+def sample_latent(cfg: TrainConfig, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """z of shape n×latent_dim from the run's latent distribution."""
+    if cfg.latent_dist == "gaussian":
+        return torch.randn(n, cfg.latent_dim, generator=generator, device=device)
+    return torch.rand(n, cfg.latent_dim, generator=generator, device=device).mul_(2).sub_(1)
+
+
+def real_target(cfg: TrainConfig) -> float:
+    """The real class's BCE target after one-sided smoothing."""
+    return cfg.real_label - cfg.label_smoothing
+
+
+def draw_targets(cfg: TrainConfig, n: int, gen: torch.Generator, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(real, fake) BCE targets after smoothing, jitter and random flips."""
+    real = torch.full((n,), real_target(cfg), device=device)
+    if cfg.real_label_jitter > 0:
+        real += cfg.real_label_jitter * torch.rand(n, generator=gen, device=device)
+    fake = torch.full((n,), cfg.fake_label, device=device)
+    if cfg.label_flip_p > 0:
+        flip_real = torch.rand(n, generator=gen, device=device) < cfg.label_flip_p
+        flip_fake = torch.rand(n, generator=gen, device=device) < cfg.label_flip_p
+        real, fake = torch.where(flip_real, cfg.fake_label, real), torch.where(flip_fake, real_target(cfg), fake)
+    return real, fake
+
+
+@dataclass
+class DInputs:
+    """The random inputs of one D update, drawn in the run's order."""
+
+    real: torch.Tensor  # real batch, in pixel_range
+    z: torch.Tensor  # latents of the fake batch
+    target_real: torch.Tensor
+    target_fake: torch.Tensor
+    perm: torch.Tensor | None  # mixed batch: the shuffle of real+fake; None for separate batches
+
+
+def draw_d_inputs(cfg: TrainConfig, real: torch.Tensor, gen: torch.Generator, device: torch.device) -> DInputs:
+    n = cfg.batch_size
+    z = sample_latent(cfg, n, gen, device)
+    target_real, target_fake = draw_targets(cfg, n, gen, device)
+    perm = torch.randperm(2 * n, generator=gen, device=device) if cfg.d_batch == "mixed" else None
+    return DInputs(real, z, target_real, target_fake, perm)
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device) -> Any:
+    return torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
+
+
+def d_logits(net_d: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, perm: torch.Tensor | None,
+             autocast: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's logits on the real and the fake batch: two batches, or one shuffled batch of both
+    (BN in D then sees mixed statistics)."""
+    with autocast:
+        if perm is None:
+            return net_d(real).float(), net_d(fake).float()
+        n = real.shape[0]
+        mixed = torch.cat([real, fake.to(real.dtype)])[perm]
+        logits = torch.empty(2 * n, device=real.device)
+        logits[perm] = net_d(mixed).float()
+        return logits[:n], logits[n:]
+
+
+def d_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor, target_real: torch.Tensor,
+           target_fake: torch.Tensor) -> torch.Tensor:
+    """Sum of the two BCE means for both batch modes, so loss_d is comparable between them."""
+    return (F.binary_cross_entropy_with_logits(logit_real, target_real)
+            + F.binary_cross_entropy_with_logits(logit_fake, target_fake))
+
+
+def g_loss(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """'nonsaturating': −log D(G(z)); 'minimax': log(1 − D(G(z)))."""
+    if kind == "nonsaturating":
+        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    return -F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+
+
+def grad_total_norm(net: torch.nn.Module) -> torch.Tensor:
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads).float()
+
+
+def decayed_lr(base: torch.Tensor, decay: float, step: int, out: torch.Tensor) -> None:
+    """Keras' inverse-time decay into the optimiser's lr tensor, in float64:
+    lr = base · 1 / (1 + decay·step), the same IEEE operations as on Python floats."""
+    factor = torch.tensor(1.0 / (1.0 + decay * step), dtype=out.dtype, device=out.device)
+    torch.mul(base, factor, out=out)
