@@ -411,8 +411,17 @@ def report_command(
     else:
         results_dir = target
     name = results_dir.resolve().name
+    import warnings
+
+    from ganbench.rundir import CorruptLineWarning
+
     try:
-        readme = build_report(results_dir, out or Path("reports") / name, metric, format_.split(","))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CorruptLineWarning)
+            readme = build_report(results_dir, out or Path("reports") / name, metric, format_.split(","))
+        for w in caught:
+            if issubclass(w.category, CorruptLineWarning):
+                err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False)
         if update_readme:
             fill_readme(update_readme, readme.parent, name)
     except (FileNotFoundError, ValueError) as err:

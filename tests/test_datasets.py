@@ -172,3 +172,33 @@ def test_entry_built_concurrently_elsewhere_is_kept(tmp_path, cache):
     cifar = datasets.get_dataset("cifar10")
     datacache.build_entry(cifar, cifar.locate(root), "train", prep, entry, None)
     assert datacache.load_split("cifar10", "train", prep, root).info["cache"] == "hit"
+
+
+def test_cifar_pickle_that_would_run_code_is_refused(tmp_path, cache):
+    import os
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    directory = write_cifar_fixture(tmp_path) / "cifar-10-batches-py"
+    with open(directory / "data_batch_1", "wb") as fh:
+        pickle.dump({b"data": Payload(), b"labels": [0]}, fh)
+    with pytest.raises(ValueError, match=r"data_batch_1 is not a plain CIFAR-10 python batch.*refusing to load"):
+        read_cifar_batch(directory / "data_batch_1")
+    assert not marker.exists()
+    images, labels = read_cifar_batch(directory / "data_batch_2")  # the real format still loads
+    assert images.shape == (4, 3, 32, 32) and labels.shape == (4,)
+
+
+def test_sixteen_bit_png_keeps_its_gray_levels(tmp_path):
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 … 65520
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as img:
+        assert img.mode.startswith("I")  # PIL reads it as 16/32-bit integer gray
+    decoded = datasets.decode_photo(tmp_path / "deep.png", Preprocess(64, 1, "squash"))[0]
+    assert decoded.min() == 0 and decoded.max() == 255 and len(np.unique(decoded)) > 200  # convert("L") alone: white
+    assert abs(int(decoded[32, 0]) - round(ramp[32, 0] / 257)) <= 1

@@ -69,6 +69,24 @@ def test_report_files_and_diverged_arm(report):
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine (apt-get install texlive-latex-recommended)")
+def test_a_damaged_log_line_is_reported_and_drops_no_run(report, tmp_path):
+    results = tmp_path / "rep"
+    shutil.copytree(report / "results" / "rep", results)
+    run_dir = next(p for p in sorted((results / "runs").iterdir())
+                   if (p / "metrics.jsonl").exists() and "fid_fmnist" in (p / "metrics.jsonl").read_text())
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    lines[0] = lines[0][: len(lines[0]) // 2]  # the step-3 row cut in half, mid-file
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(app, ["report", str(results), "--out", str(tmp_path / "out")], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "metrics.jsonl:1: not a JSON row" in result.output.replace("\n", "")
+    assert "## Data problems" in (tmp_path / "out" / "README.md").read_text()
+    before = pd.read_csv(report / "report" / "summary.csv")
+    after = pd.read_csv(tmp_path / "out" / "summary.csv")
+    final = ["arm", "metric", "aggregate", "n"]
+    assert after[final].equals(before[final])  # every run still counts in its arm
+
+
 def test_tex_table_compiles(report, tmp_path):
     table = (report / "report" / "tables" / "main.tex").read_text()
     doc = tmp_path / "doc.tex"

@@ -147,3 +147,35 @@ def test_multi_part_suite(tmp_path):
     assert {r.preset for r in suite.runs if r.arm.startswith("loo:")} == {"dcgan"}
     with pytest.raises(SuiteError, match="designs.aoi.preset"):
         load_suite(write(tmp_path, text.replace("preset: vanilla}", "preset: vanila}", 1), "bad.yaml"), tmp_path)
+
+
+def test_suite_precedence_is_defaults_preset_base_hacks_set(tmp_path):
+    """base sits above the preset's hacks and below the arm's own hacks and `set`."""
+    text = """
+        name: prec
+        dataset: fake
+        preset: dcgan
+        base: {beta1: 0.8, latent_dist: uniform}
+        design: {type: arms, reference: plain}
+        arms:
+          plain: {}
+          latent: {hacks: [gaussian_latent]}
+          pinned: {set: {beta1: 0.3}}
+    """
+    assert "adam_beta1_05" in PRESETS["dcgan"] and "gaussian_latent" not in PRESETS["dcgan"]
+    suite = load_suite(write(tmp_path, text), tmp_path / "results")
+    cfg = {r.arm: r.config for r in suite.runs}
+    assert cfg["plain"].beta1 == 0.8  # base over the preset's adam_beta1_05 (0.5)
+    assert cfg["plain"].latent_dist == "uniform" and cfg["latent"].latent_dist == "gaussian"  # hack over base
+    assert cfg["pinned"].beta1 == 0.3  # set over everything
+    loo = load_suite(write(tmp_path, BASE.replace("steps: 10", "steps: 10\n    base: {beta1: 0.8}"), "loo.yaml"),
+                     tmp_path / "results")
+    assert {r.config.beta1 for r in loo.runs} == {0.8}
+
+
+@pytest.mark.parametrize("name", ["..", ".", "..."])
+def test_suite_name_cannot_leave_the_results_root(tmp_path, name):
+    path = write(tmp_path, BASE.replace("name: t", f"name: '{name}'"))
+    with pytest.raises(SuiteError, match="name"):
+        load_suite(path, tmp_path / "root" / "results")
+    assert not (tmp_path / "root").exists()

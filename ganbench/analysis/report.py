@@ -400,9 +400,14 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
         if fmt not in FORMATS:
             raise ValueError(f"unknown format '{fmt}'; choose from {FORMATS}")
     manifest = load_manifest(results_dir)
-    frame = load_results(results_dir)
+    with warnings.catch_warnings(record=True) as caught:  # damaged log lines: skipped, and said in the report
+        warnings.simplefilter("always", rundir.CorruptLineWarning)
+        frame = load_results(results_dir)
+        training = load_training_stats(results_dir)
+    problems = [str(w.message) for w in caught if issubclass(w.category, rundir.CorruptLineWarning)]
+    for w in caught:  # anything else, and each problem once more for the caller (the CLI prints them)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     save_results(frame, results_dir)
-    training = load_training_stats(results_dir)
     chosen = reported_metrics(frame, metrics)
     if not chosen:
         raise ValueError(f"no evaluated metric in {results_dir}: nothing to report yet")
@@ -416,6 +421,9 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
         body.append(f"- {design['part'] or 'design'}: `{design['kind']}` from preset `{design['preset']}` over "
                     f"{len(design['studied_hacks'])} hacks, {len(design['arms'])} arms × {len(manifest['seeds'])} seeds; "
                     f"reference arm `{design['reference_arm'] or '-'}`")
+    if problems:
+        body += ["", "## Data problems", "", "Lines of run logs that are not JSON were skipped (every other row "
+                 "of those runs is used):", "", *[f"- `{p}`" for p in problems]]
     body += ["", "## Setup", "", *_provenance(frame, results_dir, manifest), "",
              "Statistics:", "", *[f"- {line}" for line in stats.METHODS], ""]
     summary_frames = []
