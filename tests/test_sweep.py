@@ -146,3 +146,47 @@ def test_device_parsing_and_worker_defaults(monkeypatch):
         devices.expand("cuda:x")
     with pytest.raises(ConfigError, match="auto, cpu, cuda or cuda:N"):
         devices.resolve("gpu")
+
+
+def test_one_persistent_worker_trains_every_run_and_keeps_the_data(tmp_path):
+    suite = load_suite(suite_file(tmp_path, steps=4), tmp_path / "results")
+    states = run_suite(suite, workers=1)
+    statuses = [rundir.read_json(s.run_dir / "status.json") for s in states]
+    assert [s["status"] for s in statuses] == ["completed", "completed"]
+    assert statuses[0]["pid"] == statuses[1]["pid"] != os.getpid()  # one process, no start per run
+    assert [s["data"]["process_cache"] for s in statuses] == ["miss", "hit"]
+
+
+def test_a_dead_worker_fails_only_its_run_and_is_replaced(tmp_path):
+    import threading
+
+    extra = """
+        design: {type: arms, reference: a}
+        arms: {a: {}, b: {set: {lr_d: 1.0e-4}}, c: {set: {lr_d: 3.0e-4}}}
+    """
+    text = SUITE.replace("    hacks: [batch_norm]\n    design: leave_one_out\n", "")
+    path = tmp_path / "dead.yaml"
+    path.write_text(textwrap.dedent(text.format(steps=300, batch=8, ckpt=100)) + textwrap.dedent(extra))
+    suite = load_suite(path, tmp_path / "results")
+    first = suite.run_dirs()[suite.runs[0].run_id]
+    killed = {}
+
+    def kill_first_worker() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            status = rundir.RunDir(first).read_status()
+            if status.get("status") == "running" and rundir.RunDir(first).last_logged_step() >= 10:
+                killed["pid"] = status["pid"]
+                os.kill(status["pid"], signal.SIGKILL)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_first_worker)
+    killer.start()
+    states = run_suite(suite, workers=1)
+    killer.join()
+    by_arm = {s.run.arm: s for s in states}
+    assert by_arm["a"].status == "failed" and "worker process died (exit code -9)" in by_arm["a"].error
+    assert rundir.read_json(first / "status.json")["status"] == "failed"
+    assert by_arm["b"].status == by_arm["c"].status == "completed"
+    assert rundir.read_json(by_arm["b"].run_dir / "status.json")["pid"] != killed["pid"]
