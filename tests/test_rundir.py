@@ -23,6 +23,14 @@ def stats_of(path):
     return [{k: v for k, v in r.items() if k != "step_time_s"} for r in rundir.read_jsonl(path / "stats.jsonl")]
 
 
+def crash_at(at: int):
+    """A progress callback that raises at step `at`, as a crash mid-run would."""
+    def crash(step, total, row):
+        if step == at:
+            raise RuntimeError("simulated crash")
+    return crash
+
+
 def test_second_writer_is_refused_and_told_who_holds_the_run(tmp_path):
     holder = RunDir(tmp_path)
     holder.acquire("training")
@@ -51,12 +59,8 @@ def test_other_config_in_a_finished_run_directory_is_refused_with_the_difference
 def test_other_config_never_resumes_an_interrupted_run(tmp_path):
     cfg = tiny(steps=8, checkpoint_every=4)
 
-    def crash(step, total, row):
-        if step == 6:
-            raise RuntimeError("simulated crash")
-
     with pytest.raises(RuntimeError):
-        train(cfg, tmp_path, progress=crash)
+        train(cfg, tmp_path, progress=crash_at(6))
     with pytest.raises(ConfigMismatch, match="lr_g"):
         train(cfg.replace(lr_g=5e-4), tmp_path)
     assert rundir.read_json(tmp_path / "config.json")["config"]["lr_g"] == 2e-4  # untouched
@@ -82,13 +86,9 @@ def test_resume_keeps_rows_after_a_corrupt_line(tmp_path):
     cfg = tiny(steps=12, checkpoint_every=8)
     train(cfg, tmp_path / "whole")
 
-    def crash(step, total, row):
-        if step == 10:
-            raise RuntimeError("simulated crash")
-
     broken = tmp_path / "broken"
     with pytest.raises(RuntimeError):
-        train(cfg, broken, progress=crash)
+        train(cfg, broken, progress=crash_at(10))
     lines = (broken / "stats.jsonl").read_text().splitlines()
     lines[0] = lines[0][:-5] + "#####"  # step 2's row damaged on disk
     (broken / "stats.jsonl").write_text("\n".join(lines) + "\n")
@@ -102,13 +102,9 @@ def test_corrupt_status_json_resumes_from_the_checkpoint_and_says_so(tmp_path):
     cfg = tiny(steps=8, checkpoint_every=4)
     train(cfg, tmp_path / "whole")
 
-    def crash(step, total, row):
-        if step == 6:
-            raise RuntimeError("simulated crash")
-
     run = tmp_path / "run"
     with pytest.raises(RuntimeError):
-        train(cfg, run, progress=crash)
+        train(cfg, run, progress=crash_at(6))
     (run / "status.json").write_text('{"status": "runn')
     assert RunDir(run).read_status()["status"] == "failed"  # unreadable = unfinished, never a crash
     status = train(cfg, run)
@@ -121,13 +117,9 @@ def test_truncated_checkpoint_is_moved_aside_and_the_run_starts_over(tmp_path):
     cfg = tiny(steps=8, checkpoint_every=4)
     train(cfg, tmp_path / "whole")
 
-    def crash(step, total, row):
-        if step == 6:
-            raise RuntimeError("simulated crash")
-
     run = tmp_path / "run"
     with pytest.raises(RuntimeError):
-        train(cfg, run, progress=crash)
+        train(cfg, run, progress=crash_at(6))
     data = (run / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(data[: len(data) // 3])
     status = train(cfg, run)
@@ -165,12 +157,8 @@ def test_atomic_writes_fsync_the_file_and_its_directory(tmp_path, monkeypatch):
 def test_resume_keeps_the_thread_count_the_run_started_with(tmp_path):
     cfg = tiny(steps=8, checkpoint_every=4, threads=1)
 
-    def crash(step, total, row):
-        if step == 6:
-            raise RuntimeError("simulated crash")
-
     with pytest.raises(RuntimeError):
-        train(cfg, tmp_path, progress=crash)
+        train(cfg, tmp_path, progress=crash_at(6))
     train(cfg.replace(threads=2), tmp_path)
     assert rundir.read_json(tmp_path / "config.json")["execution"]["threads"] == 1
     assert torch.get_num_threads() == 1
