@@ -8,6 +8,7 @@ cheap FID/KID/PR features on CPU, its logits give IS and mode coverage.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from pathlib import Path
@@ -65,13 +66,21 @@ def load_classifier(path: str | Path = WEIGHTS_PATH, expected_sha256: str | None
     if not path.exists():
         raise FileNotFoundError(f"classifier weights {path} missing; create them with `ganbench classifier train`")
     expected = expected_sha256 or classifier_record(path).get("sha256")
+    stat = path.stat()
+    net = FashionCNN()
+    net.load_state_dict(_verified_state(str(path.resolve()), stat.st_size, stat.st_mtime_ns, expected))
+    return net.eval().requires_grad_(False)
+
+
+@functools.lru_cache(maxsize=4)
+def _verified_state(path: str, size: int, mtime_ns: int, expected: str | None) -> dict[str, torch.Tensor]:
+    """The weights of `path` after checking their sha256, read once per process per file version
+    (a persistent worker evaluates many runs)."""
     actual = sha256_file(path)
     if expected != actual:
         raise ValueError(f"classifier weights {path} have sha256 {actual}, but {expected} was recorded; "
                          "retrain with `ganbench classifier train` or restore the file")
-    net = FashionCNN()
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return net.eval().requires_grad_(False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def classifier_record(path: str | Path = WEIGHTS_PATH) -> dict[str, Any]:
