@@ -285,6 +285,9 @@ def run_command(
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
     results_root: ResultsOpt = Path("results"),
     executor: Annotated[str, typer.Option(help="local (worker processes here) or ray (tasks on a Ray cluster).")] = "local",
+    max_fused: Annotated[Optional[int], typer.Option(help="Local: most runs trained together as one fused network "
+                                                     "(runs of one structure; default: 1 on CPU, sized from free "
+                                                     "memory on a GPU).")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray: 'auto' (the cluster this machine is in), "
                                                    "ray://HOST:10001 (Ray Client), or unset for a new local Ray.")] = None,
     cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs each run reserves. Its torch threads are the "
@@ -305,6 +308,8 @@ def run_command(
         fail(f"--executor {executor!r}: expected local or ray{did_you_mean(executor, ('local', 'ray'))}")
     if workers is not None and workers < 1:
         fail(f"--workers must be >= 1, got {workers}")
+    if max_fused is not None and max_fused < 1:
+        fail(f"--max-fused must be >= 1, got {max_fused}")
     suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
     states = run_states(suite, select_runs(suite, selection))
     todo = [s for s in states if s.status not in FINAL]
@@ -358,7 +363,7 @@ def run_command(
 
         try:
             states = run_suite(suite, selection, workers, devices, str(data_root) if data_root else None, on_update,
-                               on_data, runner)
+                               on_data, runner, max_fused)
         except (ConfigError, DataNotFoundError, RayExecutorError, RunDirError) as err:
             fail(str(err))
         except KeyboardInterrupt:

@@ -204,6 +204,15 @@ def structure_key(cfg: TrainConfig) -> tuple[Any, ...]:
     return tuple(getattr(cfg, k) for k in STRUCTURE_KNOBS)
 
 
+def fusion_key(cfg: TrainConfig) -> tuple[Any, ...] | None:
+    """Runs with equal keys can be trained as one fused network; None: this run trains alone.
+    Dropout masks would have to be drawn per run outside the batched forward (not built), and
+    the thread count changes CPU numbers, so both are part of the rule."""
+    if cfg.d_dropout > 0:
+        return None
+    return structure_key(cfg) + (cfg.threads,)
+
+
 
 def knob_choices(name: str) -> tuple[Any, ...] | None:
     """The allowed values of a `Literal` knob, else None."""

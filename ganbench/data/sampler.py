@@ -70,17 +70,20 @@ class BatchSampler:
         self.generator = torch.Generator().manual_seed(seed)
         self.order = torch.randperm(images.shape[0], generator=self.generator)
         self.cursor = 0
+        self._order_here: torch.Tensor | None = None  # this epoch's order on the device: one copy per epoch
 
     def next(self) -> torch.Tensor:
         if self.cursor + self.batch_size > self.order.numel():
             self.order = torch.randperm(self.order.numel(), generator=self.generator)
-            self.cursor = 0
-        idx = self.order[self.cursor : self.cursor + self.batch_size]
-        self.cursor += self.batch_size
+            self.cursor, self._order_here = 0, None
+        start, self.cursor = self.cursor, self.cursor + self.batch_size
         if self.mapped is not None:
+            idx = self.order[start : self.cursor]
             batch = self.gather_mapped(idx.numpy()).to(self.device, non_blocking=True)
         else:
-            batch = self.images[idx.to(self.device, non_blocking=True)]
+            if self._order_here is None:
+                self._order_here = self.order.to(self.device)
+            batch = self.images[self._order_here[start : self.cursor]]
         return batch.float().mul_(self.scale).add_(self.offset)
 
     def gather_mapped(self, idx: np.ndarray) -> torch.Tensor:
@@ -93,5 +96,5 @@ class BatchSampler:
         return SamplerState(self.order.clone(), self.cursor, self.generator.get_state())
 
     def load_state(self, state: SamplerState) -> None:
-        self.order, self.cursor = state.order.clone(), state.cursor
+        self.order, self.cursor, self._order_here = state.order.clone(), state.cursor, None
         self.generator.set_state(state.generator)

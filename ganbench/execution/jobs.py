@@ -1,8 +1,9 @@
-"""Pending runs → jobs: what a worker is handed (runs, the trainer that trains them, placement).
+"""Pending runs → jobs: what a worker is handed (runs, the trainer that trains them).
 
-Today every job holds one run and the one-run trainer (`single`); a fused trainer will put
-the runs that share a `structure_key` into one job. Progress never flows through jobs: it
-is read from the run directories, the same files every executor writes.
+Runs that share a `config.fusion_key` (same shapes, control flow and threads; no dropout)
+go into one job of up to `max_fused` runs, trained by one fused trainer; the others are
+jobs of one run. Progress never flows through jobs: it is read from the run directories,
+the same files every executor writes.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
+from ganbench.config import fusion_key
 from ganbench.study.suite import Run
 
-TRAINERS = ("single",)
+TRAINERS = ("single", "fused")
 
 
 @dataclass
@@ -41,18 +43,31 @@ class Placement:
 @dataclass(frozen=True)
 class Job:
     runs: tuple[tuple[Run, str], ...]  # (run, its run directory)
-    trainer: str = "single"
+    trainer: str = field(init=False)  # 'single' (one run) or 'fused' (several, one stacked network)
     run_ids: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.trainer not in TRAINERS:
-            raise ValueError(f"unknown trainer '{self.trainer}'; known: {', '.join(TRAINERS)}")
+        if len(self.runs) > 1 and len({fusion_key(run.config) for run, _ in self.runs} | {None}) != 2:
+            raise ValueError("a fused job needs runs of one fusion key")
+        object.__setattr__(self, "trainer", "fused" if len(self.runs) > 1 else "single")
         object.__setattr__(self, "run_ids", tuple(run.run_id for run, _ in self.runs))
 
 
-def make_jobs(states: Sequence[RunState]) -> list[Job]:
-    """One job per pending run, in suite order (arms × seeds)."""
-    return [Job(((s.run, str(s.run_dir)),)) for s in states if s.status == "pending"]
+def make_jobs(states: Sequence[RunState], max_fused: int = 1) -> list[Job]:
+    """Pending runs → jobs: runs of one fusion key in groups of up to `max_fused`, in suite order
+    of each group's first run; runs that cannot fuse alone."""
+    if max_fused < 1:
+        raise ValueError(f"--max-fused must be >= 1, got {max_fused}")
+    groups: dict[Any, list[RunState]] = {}
+    for s in states:
+        if s.status == "pending":
+            key = fusion_key(s.run.config)
+            groups.setdefault(key if key is not None and max_fused > 1 else ("alone", s.run.run_id), []).append(s)
+    jobs = []
+    for members in groups.values():
+        for i in range(0, len(members), max_fused):
+            jobs.append(Job(tuple((s.run, str(s.run_dir)) for s in members[i : i + max_fused])))
+    return jobs
 
 
 def run_threads(run: Run) -> int:
@@ -64,7 +79,8 @@ def run_threads(run: Run) -> int:
 
 def default_workers(devices: Sequence[str]) -> int:
     """CPU: one single-threaded process per core (two 1-thread processes beat one 2-thread
-    process on small convs); CUDA: four small DCGANs per GPU."""
+    process on small convs); CUDA: two workers per GPU, each training fused groups (one
+    prepares its next inputs while the other's graph runs)."""
     if all(d == "cpu" for d in devices):
         return max(1, os.cpu_count() or 1)
-    return 4 * len(devices)
+    return 2 * len(devices)

@@ -48,13 +48,15 @@ class _Worker:
 class LocalExecutor:
     """Up to `workers` persistent worker processes, spread round-robin over `devices`."""
 
-    def __init__(self, workers: int, devices: Sequence[str], data_root: str | None = None, poll_s: float = 0.2):
+    def __init__(self, workers: int, devices: Sequence[str], data_root: str | None = None, poll_s: float = 0.2,
+                 max_fused: int = 1):
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
         self.workers, self.devices, self.data_root, self.poll_s = workers, list(devices), data_root, poll_s
+        self.max_fused = max_fused
 
     def execute(self, states: Sequence[RunState], on_update: Update | None = None) -> None:
-        jobs = make_jobs(states)
+        jobs = make_jobs(states, self.max_fused)
         if not jobs:
             return
         by_id = {s.run.run_id: s for s in states}

@@ -95,22 +95,56 @@ def prepare_data(runs: Sequence[Run], data_root: str | None, on_progress: DataPr
                 lambda done, total, label=label: on_progress(label, done, total))
 
 
+MAX_FUSED_CAP = 32  # beyond this a DCGAN group gains little (measured on an H100; see README "On a GPU")
+
+
+def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) -> int:
+    """How many runs one fused job may hold: 1 on the CPU (one run per process is as fast
+    there); on a GPU, as many as fit in half of its free memory shared by its workers, measured
+    by training one step of the largest pending run, up to MAX_FUSED_CAP."""
+    if not runs or all(d == "cpu" for d in devices):
+        return 1
+    import torch
+
+    from ganbench.data.datasets import fake_images
+    from ganbench.training.single import GanTrainer
+
+    device = torch.device(devices[0])
+    run = max(runs, key=lambda r: (r.config.batch_size * r.config.image_size ** 2, r.config.g_width))
+    cfg = run.config.replace(device=str(device), metrics="none")
+    images, _ = fake_images("train", max(256, cfg.batch_size), cfg.image_size, cfg.channels)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    trainer = GanTrainer(cfg, images, device)
+    trainer.step(1).tolist()
+    per_run = max(torch.cuda.max_memory_allocated(device) - before, 1)
+    del trainer
+    free, _ = torch.cuda.mem_get_info(device)
+    per_gpu_workers = max(1, workers // len(devices))
+    return int(max(1, min(MAX_FUSED_CAP, 0.5 * free / per_gpu_workers // per_run)))
+
+
 def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | None = None,
               devices: Sequence[str] = ("cpu",), data_root: str | None = None,
               on_update: Update | None = None, on_data: DataProgress | None = None,
-              executor: Executor | None = None) -> list[RunState]:
+              executor: Executor | None = None, max_fused: int | None = None) -> list[RunState]:
     """Train every selected run that is not completed or diverged; returns all their states.
 
-    The default executor is local processes; another `executor` (Ray) gets the same states.
-    Data is decoded here first only for the local executor: a cluster's nodes may see data
-    this machine does not, and they build their caches themselves (under a file lock).
+    The default executor is local processes, training fused groups of up to `max_fused` runs
+    (None: `auto_max_fused`); another `executor` (Ray) gets the same states. Data is decoded
+    here first only for the local executor: a cluster's nodes may see data this machine does
+    not, and they build their caches themselves (under a file lock).
     """
     rundir.ensure_writable(suite.results_dir / "runs")  # an unwritable root fails here, with a message
     write_manifest(suite)
     states = run_states(suite, select_runs(suite, selection))
     if executor is None:
-        prepare_data([s.run for s in states if s.status not in FINAL], data_root, on_data)
-        executor = LocalExecutor(default_workers(devices) if workers is None else workers, devices, data_root)
+        pending = [s.run for s in states if s.status not in FINAL]
+        prepare_data(pending, data_root, on_data)
+        workers = default_workers(devices) if workers is None else workers
+        if max_fused is None:
+            max_fused = auto_max_fused(pending, devices, workers)
+        executor = LocalExecutor(workers, devices, data_root, max_fused=max_fused)
     executor.execute(states, on_update)
     return states
 

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from ganbench.execution.jobs import Job, Placement
@@ -57,9 +58,27 @@ def outcome_of(run: Run, run_dir: str, placement: Placement, data_root: str | No
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
+def group_outcomes(job: Job, placement: Placement, data_root: str | None) -> list[dict[str, Any]]:
+    """Train a fused job's runs together; one outcome per run, in the job's order."""
+    from ganbench.training.loop import RunSpec, train_group
+
+    specs = [RunSpec(run.config.replace(device=placement.device, threads=placement.threads), Path(run_dir),
+                     run.preset, run.hacks) for run, run_dir in job.runs]
+    try:
+        return train_group(specs, data_root=data_root, resources=process_resources())
+    except (RunDirError, ValueError) as err:  # the device or the group itself is unusable
+        return [{"status": "failed", "error": str(err)} for _ in specs]
+
+
 def run_job(job: Job, placement: Placement, data_root: str | None,
             report: Callable[[str, str, dict[str, Any] | None], None]) -> None:
     """Train the job's runs; `report(event, run_id, outcome)` with event 'start' or 'end'."""
+    if job.trainer == "fused":
+        for run_id in job.run_ids:
+            report("start", run_id, None)
+        for run_id, outcome in zip(job.run_ids, group_outcomes(job, placement, data_root)):
+            report("end", run_id, outcome)
+        return
     for run, run_dir in job.runs:
         report("start", run.run_id, None)
         report("end", run.run_id, outcome_of(run, run_dir, placement, data_root))

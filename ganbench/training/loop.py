@@ -21,10 +21,10 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ganbench import devices
-from ganbench.config import IDENTITY_KNOBS, TrainConfig, run_id
+from ganbench.config import IDENTITY_KNOBS, ConfigError, TrainConfig, run_id
 from ganbench.metrics.fidelity import Evaluator, make_evaluator, summarize
 from ganbench.provenance import provenance
-from ganbench.rundir import FINAL, RunDir
+from ganbench.rundir import FINAL, RunDir, RunDirError, RunLocked
 from ganbench.training.protocol import STAT_NAMES, Diverged, Trainer
 from ganbench.training.resources import Resources
 from ganbench.training.single import GanTrainer
@@ -55,9 +55,9 @@ class Recorder:
     active: bool = True
     tick: float = field(default_factory=time.perf_counter)
 
-    def resume(self, trainer: Trainer) -> None:
-        """Load the run's checkpoint into the trainer, or start over when there is none."""
-        state, why = self.run_dir.load_checkpoint()
+    def resume(self, trainer: Trainer, state: dict[str, Any] | None, why: str | None) -> None:
+        """Load the run's checkpoint (`RunDir.load_checkpoint`'s answer) into the trainer, or
+        start over when there is none."""
         device = trainer.device
         self.acc = torch.zeros(len(STAT_NAMES), device=device)
         if why:
@@ -152,6 +152,45 @@ def _threads_for(cfg: TrainConfig, device: torch.device, run_dir: RunDir) -> int
     return cfg.threads or torch.get_num_threads()
 
 
+@dataclass
+class RunSpec:
+    """One run to train: its config, directory, and where its config came from."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    preset: str | None = None
+    hacks: tuple[str, ...] = ()
+    progress: Progress | None = None
+
+
+@dataclass
+class _Opened:
+    """A run whose lock this process holds and whose directory holds its config."""
+
+    spec: RunSpec
+    rd: RunDir
+    warnings: list[str]
+
+
+def _open(spec: RunSpec, device: torch.device, fresh: bool = False) -> _Opened | dict[str, Any]:
+    """Lock the run and check its directory; a finished run's status instead (lock released).
+    Raises `RunLocked` / `ConfigMismatch` / `RunDirError`."""
+    rd = RunDir(spec.run_dir)
+    rd.acquire()
+    try:
+        if fresh:
+            rd.reset()
+        rd.check_identity(spec.cfg.to_dict(), IDENTITY_KNOBS, TrainConfig().to_dict(), {"device_type": device.type})
+        previous = rd.read_status()
+    except BaseException:
+        rd.release()
+        raise
+    if previous.get("status") in FINAL:
+        rd.release()
+        return previous  # finished: a diverged run would only diverge again
+    return _Opened(spec, rd, [previous["error"]] if previous.get("corrupt_status") else [])
+
+
 def train(cfg: TrainConfig, run_dir: str | Path, *, preset: str | None = None, hacks: Sequence[str] = (),
           data_root: str | Path | None = None, progress: Progress | None = None, fresh: bool = False,
           resources: Resources | None = None) -> dict[str, Any]:
@@ -163,57 +202,124 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, preset: str | None = None, h
     exception is recorded as 'failed' (or 'interrupted' on Ctrl-C) and re-raised.
     """
     device = devices.resolve(cfg.device)  # a bad device fails before anything is written
-    rd = RunDir(run_dir)
-    with rd.locked():
-        if fresh:
-            rd.reset()
-        rd.check_identity(cfg.to_dict(), IDENTITY_KNOBS, TrainConfig().to_dict(), {"device_type": device.type})
-        previous = rd.read_status()
-        if previous.get("status") in FINAL:
-            return previous  # finished: a diverged run would only diverge again
-        threads = _threads_for(cfg, device, rd)
-        torch.set_num_threads(threads)
-        warnings = [previous["error"]] if previous.get("corrupt_status") else []
-        return _train_locked(cfg, rd, device, threads, preset, hacks, data_root, progress,
-                             resources or Resources(), warnings)
-
-
-def _train_locked(cfg: TrainConfig, rd: RunDir, device: torch.device, threads: int, preset: str | None,
-                  hacks: Sequence[str], data_root: str | Path | None, progress: Progress | None,
-                  resources: Resources, warnings: list[str]) -> dict[str, Any]:
-    started = time.time()
-    status: dict[str, Any] = {"status": "running", "step": 0, "steps": cfg.steps, "error": None,
-                              "started_at": started, "host": socket.gethostname(), "pid": os.getpid()}
-    if warnings:
-        status["warnings"] = list(warnings)
+    opened = _open(RunSpec(cfg, Path(run_dir), preset, tuple(hacks), progress), device, fresh)
+    if isinstance(opened, dict):
+        return opened
     try:
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        execution = {"device": str(device), "device_type": device.type, "threads": threads}
-        rd.write_config({"run_id": run_id(cfg), "config": cfg.to_dict(), "preset": preset, "hacks": list(hacks),
-                         "execution": execution, "provenance": provenance(device)})
-        rd.write_status(status)
-        evaluator = make_evaluator(cfg, device, data_root)  # fails here, before training, on a bad metric
-        images, info = resources.training_images(cfg, device, data_root)
-        status["data"] = info  # cache hit, load time, memory: provenance and cost of the data
-        rd.write_status(status)
-        trainer = GanTrainer(cfg, images, device)
-        recorder = Recorder(0, cfg, rd, status, evaluator, progress)
-        recorder.resume(trainer)
-        drive(trainer, [recorder])
-        if status["status"] == "running":
-            status["status"] = "completed"
-            recorder.finish_metrics()
+        return _train_opened([opened], device, data_root, resources or Resources())[0]
+    finally:
+        opened.rd.release()
+
+
+def train_group(specs: Sequence[RunSpec], *, data_root: str | Path | None = None,
+                resources: Resources | None = None) -> list[dict[str, Any]]:
+    """Train runs that share a `structure_key` together (one fused trainer) and return each
+    run's outcome {status, error}; never raises for a run that fails. A run another process
+    holds is 'busy'; a finished one is returned as it is; a directory holding another config
+    is 'failed' with the reason. A crash of the group records every unfinished run 'failed'
+    with the cause; each resumes from its own checkpoint on the next sweep."""
+    device = devices.resolve(specs[0].cfg.device)
+    outcomes: list[dict[str, Any] | None] = [None] * len(specs)
+    opened: list[tuple[int, _Opened]] = []
+    for i, spec in enumerate(specs):
+        try:
+            result = _open(spec, device)
+        except RunLocked as err:
+            outcomes[i] = {"status": "busy", "error": str(err)}
+            continue
+        except (RunDirError, ConfigError) as err:
+            outcomes[i] = {"status": "failed", "error": str(err)}
+            continue
+        if isinstance(result, dict):
+            outcomes[i] = {"status": result.get("status"), "error": result.get("error")}
+        else:
+            opened.append((i, result))
+    try:
+        if opened:
+            statuses = _train_opened([o for _, o in opened], device, data_root, resources or Resources())
+            for (i, _), status in zip(opened, statuses):
+                outcomes[i] = {"status": status["status"], "error": status.get("error")}
     except KeyboardInterrupt:
-        status.update(status="interrupted", error="interrupted by the user (Ctrl-C); re-run to resume")
         raise
     except Exception as err:
-        status.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+        for i, _ in opened:
+            outcomes[i] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    finally:
+        for _, o in opened:
+            o.rd.release()
+    return [o or {"status": "failed", "error": "not trained"} for o in outcomes]
+
+
+def _start(opened: _Opened, device: torch.device, threads: int, group: int) -> dict[str, Any]:
+    """Write the run's config.json and its 'running' status; returns the status dict."""
+    cfg, rd = opened.spec.cfg, opened.rd
+    status: dict[str, Any] = {"status": "running", "step": 0, "steps": cfg.steps, "error": None,
+                              "started_at": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+    if group > 1:
+        status["fused_group"] = group  # trained as one of `group` runs in one stacked network
+    if opened.warnings:
+        status["warnings"] = list(opened.warnings)
+    execution = {"device": str(device), "device_type": device.type, "threads": threads}
+    rd.write_config({"run_id": run_id(cfg), "config": cfg.to_dict(), "preset": opened.spec.preset,
+                     "hacks": list(opened.spec.hacks), "execution": execution, "provenance": provenance(device)})
+    rd.write_status(status)
+    return status
+
+
+def _make_trainer(cfgs: Sequence[TrainConfig], images: Any, device: torch.device) -> Trainer:
+    if len(cfgs) == 1:
+        return GanTrainer(cfgs[0], images, device)
+    from ganbench.training.fused import FusedTrainer
+
+    return FusedTrainer(cfgs, images, device)
+
+
+def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str | Path | None,
+                  resources: Resources) -> list[dict[str, Any]]:
+    """Train locked runs of one structure (K = 1: GanTrainer; more: FusedTrainer)."""
+    cfgs = [o.spec.cfg for o in runs]
+    threads = _threads_for(cfgs[0], device, runs[0].rd)
+    torch.set_num_threads(threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    statuses = [_start(o, device, threads, len(runs)) for o in runs]
+    try:
+        evaluators = [make_evaluator(cfg, device, data_root) for cfg in cfgs]  # a bad metric fails before training
+        images, info = resources.training_images(cfgs[0], device, data_root)
+        for o, status in zip(runs, statuses):
+            status["data"] = info  # cache hit, load time, memory: provenance and cost of the data
+            o.rd.write_status(status)
+        checkpoints = [o.rd.load_checkpoint() for o in runs]
+        # Runs resuming from different steps cannot step together: one trainer per resume step.
+        by_start: dict[int, list[int]] = {}
+        for i, (state, _) in enumerate(checkpoints):
+            by_start.setdefault(state["step"] if state else 0, []).append(i)
+        for members in by_start.values():
+            trainer = _make_trainer([cfgs[i] for i in members], images, device)
+            recorders = [Recorder(k, cfgs[i], runs[i].rd, statuses[i], evaluators[i], runs[i].spec.progress)
+                         for k, i in enumerate(members)]
+            for r, i in zip(recorders, members):
+                r.resume(trainer, *checkpoints[i])
+            drive(trainer, recorders)
+            for r in recorders:
+                if r.status["status"] == "running":
+                    r.status["status"] = "completed"
+                    r.finish_metrics()
+    except KeyboardInterrupt:
+        for status in statuses:
+            if status["status"] not in FINAL:
+                status.update(status="interrupted", error="interrupted by the user (Ctrl-C); re-run to resume")
+        raise
+    except Exception as err:
+        for status in statuses:
+            if status["status"] not in FINAL:
+                status.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
         raise
     finally:
-        status.update(finished_at=time.time(), wall_s=round(time.time() - started, 3))
-        try:
-            rd.write_status(status)
-        except OSError as err:  # disk full: the caller still gets the cause, in the exception it sees
-            status["status_write_error"] = f"{rd.file('status.json')} could not be written: {err}"
-    return status
+        for o, status in zip(runs, statuses):
+            status.update(finished_at=time.time(), wall_s=round(time.time() - status["started_at"], 3))
+            try:
+                o.rd.write_status(status)
+            except OSError as err:  # disk full: the caller still gets the cause, in the exception it sees
+                status["status_write_error"] = f"{o.rd.file('status.json')} could not be written: {err}"
+    return statuses
