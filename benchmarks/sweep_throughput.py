@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ganbench import rundir
-from ganbench.execution.local import default_workers
+from ganbench.execution.jobs import default_workers
 from ganbench.study.suite import load_suite
 from ganbench.execution.sweep import run_suite
 from ganbench.training.loop import train
