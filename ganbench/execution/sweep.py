@@ -100,10 +100,17 @@ MAX_FUSED_CAP = 32  # beyond this a DCGAN group gains little (measured on an H10
 
 def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) -> int:
     """How many runs one fused job may hold: 1 on the CPU (one run per process is as fast
-    there); on a GPU, as many as fit in half of its free memory shared by its workers, measured
-    by training one step of the largest pending run, up to MAX_FUSED_CAP."""
+    there); on a GPU, enough to give every worker a group (the largest fusable set of pending
+    runs spread over the workers), no more than fit in half of the GPU's free memory shared by
+    its workers (measured by training one step of the largest pending run), up to MAX_FUSED_CAP."""
     if not runs or all(d == "cpu" for d in devices):
         return 1
+    from collections import Counter
+
+    from ganbench.config import fusion_key
+
+    largest = max(Counter(fusion_key(r.config) for r in runs if fusion_key(r.config) is not None).values(), default=1)
+    spread = -(-largest // workers)
     import torch
 
     from ganbench.data.datasets import fake_images
@@ -121,7 +128,7 @@ def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) ->
     del trainer
     free, _ = torch.cuda.mem_get_info(device)
     per_gpu_workers = max(1, workers // len(devices))
-    return int(max(1, min(MAX_FUSED_CAP, 0.5 * free / per_gpu_workers // per_run)))
+    return int(max(1, min(MAX_FUSED_CAP, spread, 0.5 * free / per_gpu_workers // per_run)))
 
 
 def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | None = None,
