@@ -120,6 +120,7 @@ def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) ->
     run = max(runs, key=lambda r: (r.config.batch_size * r.config.image_size ** 2, r.config.g_width))
     cfg = run.config.replace(device=str(device), metrics="none")
     images, _ = fake_images("train", max(256, cfg.batch_size), cfg.image_size, cfg.channels)
+    torch.zeros(1, device=device)  # the context must exist before its memory statistics can be read
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
     trainer = GanTrainer(cfg, images, device)
