@@ -118,7 +118,7 @@ def main() -> None:
                 rate, n = sweep_rate(path, Path(tmp) / f"{name}-procs{workers}", device_list, workers, 1, args.data_root)
                 results.append((f"process per run, {workers} workers", rate, n))
             suite = load_suite(path, Path(tmp) / "probe")
-            fused_workers = args.fused_workers or (2 * len(device_list) if gpu else 1)
+            fused_workers = args.fused_workers or (2 * len(device_list) if gpu else 1)  # training only: 2 suffice
             k = args.max_fused or auto_max_fused(list(suite.runs), device_list, fused_workers)
             rate, n = sweep_rate(path, Path(tmp) / f"{name}-fused", device_list, fused_workers, k, args.data_root)
             results.append((f"fused groups of ≤ {k}, {fused_workers} workers", rate, n))

@@ -135,7 +135,7 @@ def test_device_parsing_and_worker_defaults(monkeypatch):
     assert devices.expand("cuda:1,0") == ["cuda:1", "cuda:0"]
     with pytest.raises(ConfigError, match="only 2 GPU"):
         devices.expand("cuda:0,2")
-    assert jobs.default_workers(["cuda:0", "cuda:1"]) == 4
+    assert jobs.default_workers(["cuda:0", "cuda:1"]) == 8
     monkeypatch.setattr(jobs.os, "cpu_count", lambda: 16)
     assert jobs.default_workers(["cpu"]) == 16
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -30,7 +30,7 @@ from torch.func import functional_call, stack_module_state
 
 from ganbench.config import TrainConfig, fusion_key
 from ganbench.data.sampler import BatchSampler, SamplerState
-from ganbench.models import build_models
+from ganbench.models import Generator, build_models
 from ganbench.training import update
 
 ADAM_EPS = 1e-8  # torch.optim.Adam's default, as GanTrainer uses
@@ -260,8 +260,7 @@ class FusedTrainer:
 
     def generator(self, k: int) -> torch.nn.Module:
         """Run k's G as a plain module (for evaluation), with its current weights."""
-        torch.manual_seed(self.configs[k].seed)
-        net_g, _ = build_models(self.configs[k])
+        net_g = Generator(self.configs[k])
         net_g.load_state_dict(self._net_state(self.g, k))
         return net_g.to(self.device)
 
