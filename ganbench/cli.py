@@ -245,33 +245,43 @@ def plan_command(
     seeds: SeedsOpt = None,
     workers: Annotated[Optional[int], typer.Option(help="Workers the estimate assumes (default: as `run`).")] = None,
     device: Annotated[str, typer.Option(help="Device the estimate is measured on: auto, cpu, cuda:N.")] = "auto",
-    estimate: Annotated[bool, typer.Option(help="Time 3 steps of each distinct network here to estimate cost.")] = True,
+    estimate: Annotated[bool, typer.Option(help="Time 3 steps of each distinct job here to estimate cost.")] = True,
+    max_fused: Annotated[Optional[int], typer.Option(help="Runs per fused group, as `run` (default: 1 on CPU, "
+                                                     "sized from free memory on a GPU).")] = None,
     results_root: ResultsOpt = Path("results"),
 ) -> None:
-    """Show the arms × seeds of a suite with run ids, which are done, the design's aliases and the cost here."""
+    """Show the arms × seeds of a suite with run ids, which are done, the jobs (fused groups)
+    that would train the rest, the design's aliases and the cost here."""
     from ganbench.execution.jobs import default_workers
-    from ganbench.execution.sweep import design_lines, plan_rows
+    from ganbench.execution.sweep import auto_max_fused, design_lines, pending_runs, plan_rows
 
     suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
     if workers is not None and workers < 1:
         fail(f"--workers must be >= 1, got {workers}")
+    if max_fused is not None and max_fused < 1:
+        fail(f"--max-fused must be >= 1, got {max_fused}")
     n_workers = workers or default_workers(devices)
+    if max_fused is None:
+        max_fused = auto_max_fused(pending_runs(suite, selection), devices, n_workers)
     console.print(f"[bold]{suite.name}[/] ({suite.path}): {suite.description}", highlight=False)
     for line in design_lines(suite):
         console.print(line, highlight=False)
-    rows = plan_rows(suite, selection, estimate, devices[0])
+    rows = plan_rows(suite, selection, estimate, devices[0], max_fused)
     table = Table(title=f"runs → {suite.results_dir}/runs/")
-    for column in ("arm", "seed", "run id", "status", "steps", "est. time"):
-        table.add_column(column)
+    for column in ("arm", "seed", "run id", "status", "steps", "job", "est. time"):
+        table.add_column(column, no_wrap=column == "arm")
     for row in rows:
         est = _fmt_seconds(row["estimate_s"]) if row["estimate_s"] is not None else "-"
-        table.add_row(row["arm"], str(row["seed"]), row["run_id"], row["status"], f"{row['step']}/{row['steps']}", est)
+        table.add_row(row["arm"], str(row["seed"]), row["run_id"], row["status"], f"{row['step']}/{row['steps']}",
+                      row["group"] or "-", est)
     console.print(table)
     todo = [r for r in rows if r["estimate_s"] is not None]
     if todo:
         total = sum(r["estimate_s"] for r in todo)
-        console.print(f"{len(todo)} runs to train: ≈ {_fmt_seconds(total / n_workers)} with {n_workers} workers on "
-                      f"{devices[0]} (training steps only, measured here; evaluations add to it)", highlight=False)
+        jobs = len({r["group"] for r in todo})
+        console.print(f"{len(todo)} runs in {jobs} jobs (≤ {max_fused} runs each) to train: ≈ "
+                      f"{_fmt_seconds(total / n_workers)} with {n_workers} workers on {devices[0]} "
+                      "(training steps only, measured here; evaluations add to it)", highlight=False)
 
 
 @app.command("run")
@@ -387,7 +397,7 @@ def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("result
     from ganbench.execution.sweep import plan_rows, results_summary, run_states
 
     suite, selection, _ = _load(suite_file, results_root, None, None)
-    rows = plan_rows(suite, selection, estimate=False, device="cpu")
+    rows = plan_rows(suite, selection, estimate=False, device="cpu")  # jobs of one run: status needs no grouping
     counts = results_summary(run_states(suite, suite.runs))
     table = Table(title=f"{suite.name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     for column in ("arm", "seed", "run id", "status", "steps"):

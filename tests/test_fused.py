@@ -187,3 +187,19 @@ def test_a_sweep_trains_fused_groups(tmp_path):
         assert status["fused_group"] == 6 and "fid_fmnist" in status["metrics"]
         assert (s.run_dir / "samples" / "step_000006.png").exists()
     assert len({rundir.read_json(s.run_dir / "status.json")["pid"] for s in states}) == 1
+
+
+def test_plan_shows_the_jobs_and_times_each_once(tmp_path):
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    path = tmp_path / "pl.yaml"
+    path.write_text("name: pl\ndataset: fake\npreset: dcgan\ndesign: {type: arms, reference: a}\n"
+                    "arms: {a: {}, b: {set: {beta1: 0.8}}, c: {hacks: [kernel_4]}}\nseeds: 2\nsteps: 10\n"
+                    "base: {batch_size: 16}\nevaluation: {metrics: none}\n")
+    result = CliRunner().invoke(app, ["plan", str(path), "--device", "cpu", "--max-fused", "4", "--workers", "1",
+                                      "--results-root", str(tmp_path / "r")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert result.output.count("1 (×4)") == 4 and result.output.count("2 (×2)") == 2  # kernel_4 changes shapes
+    assert "6 runs in 2 jobs (≤ 4 runs each)" in result.output

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from ganbench import rundir
 from ganbench.config import structure_key
-from ganbench.execution.jobs import RunState, Update, default_workers, run_threads
+from ganbench.execution.jobs import RunState, Update, default_workers, make_jobs, run_threads
 from ganbench.execution.local import Executor, LocalExecutor
 from ganbench.rundir import FINAL, RunDir
 from ganbench.study.design import roman
@@ -49,6 +49,11 @@ def write_manifest(suite: Suite) -> None:
                                "factors": dict(a.factors)} for a in d.arms]} for d in suite.designs],
         "runs": [{"run_id": r.run_id, "arm": r.arm, "seed": r.seed, "hacks": list(r.hacks)} for r in suite.runs],
     })
+
+
+def pending_runs(suite: Suite, selection: Selection) -> list[Run]:
+    """The selected runs that are not completed or diverged."""
+    return [s.run for s in run_states(suite, select_runs(suite, selection)) if s.status not in FINAL]
 
 
 def run_states(suite: Suite, runs: Sequence[Run]) -> list[RunState]:
@@ -157,40 +162,58 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
     return states
 
 
-def estimate_step_seconds(run: Run, device: str, steps: int = 3) -> float:
-    """Seconds per training step of `run`'s networks on this machine, measured on fake data
-    with the thread count the sweep would give it."""
+def estimate_step_seconds(runs: Sequence[Run], device: str, steps: int = 3) -> float:
+    """Seconds per training step of `runs` trained together (one run: GanTrainer; several of
+    one fusion key: FusedTrainer) on this machine, measured on fake data with the thread count
+    the sweep would give them."""
     import torch
 
     from ganbench.data.datasets import fake_images
-    from ganbench.training.single import GanTrainer
+    from ganbench.training.loop import _make_trainer
 
-    threads = run_threads(run)
-    cfg = run.config.replace(device=device, metrics="none", threads=threads)
+    threads = run_threads(runs[0])
+    cfgs = [r.config.replace(device=device, metrics="none", threads=threads) for r in runs]
     torch.set_num_threads(threads)
-    images, _ = fake_images("train", max(256, cfg.batch_size), cfg.image_size, cfg.channels)
-    trainer = GanTrainer(cfg, images, torch.device(device))
-    trainer.step(1)
+    images, _ = fake_images("train", max(256, cfgs[0].batch_size), cfgs[0].image_size, cfgs[0].channels)
+    trainer = _make_trainer(cfgs, images, torch.device(device))
+    trainer.step(1).tolist()
     start = time.perf_counter()
     for step in range(2, steps + 2):
-        trainer.step(step).tolist()
+        out = trainer.step(step)
+    out.tolist()
     return (time.perf_counter() - start) / steps
 
 
-def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str) -> list[dict[str, Any]]:
-    """One row per selected run: arm, seed, run id, status, and (optionally) estimated seconds.
-    Runs with one `structure_key` (same shapes and control flow) are timed once."""
+def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
+              max_fused: int = 1) -> list[dict[str, Any]]:
+    """One row per selected run: arm, seed, run id, status, the job (group) that would train it,
+    and (optionally) its share of that job's estimated seconds. Jobs of one shape and size
+    are timed once."""
+    runs = select_runs(suite, selection)
+    states = [RunState(run, suite.results_dir / "runs" / run.run_id) for run in runs]
+    statuses = {s.run.run_id: RunDir(s.run_dir).read_status() for s in states}
+    for s in states:
+        if statuses[s.run.run_id].get("status") in FINAL:
+            s.status = statuses[s.run.run_id]["status"]
+    group_of: dict[str, tuple[int, Any]] = {}
+    for number, job in enumerate(make_jobs(states, max_fused), start=1):
+        for run_id in job.run_ids:
+            group_of[run_id] = (number, job)
     step_cost: dict[tuple, float] = {}
     rows = []
-    for run in select_runs(suite, selection):
-        status = RunDir(suite.results_dir / "runs" / run.run_id).read_status()
+    for run in runs:
+        status = statuses[run.run_id]
         row = {"arm": run.arm, "seed": run.seed, "run_id": run.run_id, "status": status.get("status", "pending"),
-               "step": status.get("step", 0), "steps": run.config.steps, "estimate_s": None}
-        if estimate and row["status"] not in FINAL:
-            key = (structure_key(run.config), run_threads(run))
-            if key not in step_cost:
-                step_cost[key] = estimate_step_seconds(run, device)
-            row["estimate_s"] = step_cost[key] * (run.config.steps - row["step"])
+               "step": status.get("step", 0), "steps": run.config.steps, "estimate_s": None, "group": None}
+        if run.run_id in group_of:
+            number, job = group_of[run.run_id]
+            row["group"] = f"{number}" + (f" (×{len(job.runs)})" if len(job.runs) > 1 else "")
+            if estimate:
+                members = [r for r, _ in job.runs]
+                key = (structure_key(run.config), run_threads(run), len(members))
+                if key not in step_cost:
+                    step_cost[key] = estimate_step_seconds(members, device)
+                row["estimate_s"] = step_cost[key] * (run.config.steps - row["step"]) / len(members)
         rows.append(row)
     return rows
 
