@@ -295,15 +295,17 @@ def run_command(
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
     results_root: ResultsOpt = Path("results"),
     executor: Annotated[str, typer.Option(help="local (worker processes here) or ray (tasks on a Ray cluster).")] = "local",
-    max_fused: Annotated[Optional[int], typer.Option(help="Local: most runs trained together as one fused network "
-                                                     "(runs of one structure; default: 1 on CPU, sized from free "
-                                                     "memory on a GPU).")] = None,
+    max_fused: Annotated[Optional[int], typer.Option(help="Most runs trained together as one fused network (runs "
+                                                     "of one structure). Local: default 1 on CPU, sized from free "
+                                                     "memory on a GPU; Ray: default 1 (one run per task).")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray: 'auto' (the cluster this machine is in), "
                                                    "ray://HOST:10001 (Ray Client), or unset for a new local Ray.")] = None,
-    cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs each run reserves. Its torch threads are the "
-                                                "suite's `threads` (default 1), so numbers never depend on this.")] = 1.0,
-    gpus_per_run: Annotated[float, typer.Option(help="Ray: GPUs each run asks for; 0.25 puts 4 runs on a GPU, "
-                                                "0 trains on CPU.")] = 0.0,
+    cpus_per_run: Annotated[float, typer.Option("--cpus-per-task", "--cpus-per-run", help=(
+        "Ray: CPUs each task (a run, or a fused group with --max-fused) reserves. Torch threads are the suite's "
+        "`threads` (default 1), so numbers never depend on this."))] = 1.0,
+    gpus_per_run: Annotated[float, typer.Option("--gpus-per-task", "--gpus-per-run", help=(
+        "Ray: GPUs each task asks for; 0.25 puts 4 tasks on a GPU, 0 trains on CPU. With --max-fused K a task "
+        "trains a fused group of up to K runs."))] = 0.0,
     max_retries: Annotated[int, typer.Option(help="Ray: restarts of a run whose worker died (it resumes from "
                                              "its checkpoint); failing runs are not retried.")] = 3,
     ray_results: Annotated[str, typer.Option(help="Ray: how run files reach the results directory: shared "
@@ -323,7 +325,7 @@ def run_command(
     suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
     states = run_states(suite, select_runs(suite, selection))
     todo = [s for s in states if s.status not in FINAL]
-    where = (f"Ray ({address or 'local'}, {cpus_per_run:g} CPU + {gpus_per_run:g} GPU per run)" if executor == "ray"
+    where = (f"Ray ({address or 'local'}, {cpus_per_run:g} CPU + {gpus_per_run:g} GPU per task)" if executor == "ray"
              else ", ".join(devices))
     console.print(f"[bold]{suite.name}[/]: {len(states)} runs, {len(states) - len(todo)} already finished, "
                   f"{len(todo)} to train on {where} → {suite.results_dir}", highlight=False)
@@ -336,7 +338,7 @@ def run_command(
         try:
             require_ray()
             runner = RayExecutor(address, cpus_per_run, gpus_per_run, max_retries, ray_results,
-                                 str(data_root) if data_root else None)
+                                 str(data_root) if data_root else None, max_fused=max_fused or 1)
         except RayExecutorError as err:
             fail(str(err))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -129,3 +129,15 @@ def test_cli_without_ray_explains_how_to_install(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["run", str(path), "--executor", "ray", "--results-root", str(tmp_path / "r")])
     assert result.exit_code == 2 and "pip install 'ganbench[ray]'" in result.output
     assert not (tmp_path / "r" / "s" / "runs").exists()  # nothing trained
+
+
+@pytest.mark.parametrize("mode", ["auto", "gather"])
+def test_ray_trains_a_fused_group_as_one_task(cluster, tmp_path, mode):
+    path = write_suite(tmp_path / "fused.yaml", arms={"a": {}, "b": {"set": {"beta1": 0.8}}}, seeds=2)
+    local = run_suite(load_suite(path, tmp_path / "local"), workers=1, max_fused=4)
+    on_ray = run_suite(load_suite(path, tmp_path / "ray"),
+                       executor=RayExecutor(results=mode, poll_s=0.2, max_fused=4))
+    assert [s.status for s in on_ray] == ["completed"] * 4
+    for a, b in zip(local, on_ray):
+        assert rundir.read_json(b.run_dir / "status.json")["fused_group"] == 4
+        assert losses(a.run_dir) == losses(b.run_dir)  # the same group, the same arithmetic

@@ -1,7 +1,8 @@
 """Run a suite's runs as Ray tasks (`ganbench run SUITE --executor ray`).
 
-Each run is one Ray task asking for `cpus_per_run` CPUs and `gpus_per_run` GPUs, so
-fractions (0.25) let several small DCGANs share a GPU. Ray retries a task whose worker
+Each job is one Ray task asking for `cpus_per_run` CPUs and `gpus_per_run` GPUs: one run,
+or with `max_fused` > 1 a fused group of runs of one structure trained as one network.
+Fractions (0.25) let several tasks share a GPU. Ray retries a task whose worker
 process died (`max_retries`); the retry resumes from the run's last checkpoint. A run that
 fails by itself (an exception in training) returns its 'failed' status and is not retried,
 and a diverged run is recorded as diverged, exactly as with the local executor.
@@ -32,11 +33,10 @@ from typing import Any, Sequence
 
 from ganbench import rundir
 from ganbench.config import did_you_mean
-from ganbench.execution.jobs import Placement, RunState, Update, run_threads
+from ganbench.execution.jobs import Job, Placement, RunState, Update, make_jobs, run_threads
 from ganbench.execution.local import record_end, record_outcome
-from ganbench.execution.worker import outcome_of
+from ganbench.execution.worker import group_outcomes, outcome_of
 from ganbench.rundir import FINAL, RunDir
-from ganbench.study.suite import Run
 
 RESULTS_MODES = ("auto", "shared", "gather")
 INSTALL_HINT = "the Ray executor needs Ray: pip install 'ganbench[ray]' (or pip install 'ray[default]')"
@@ -94,46 +94,63 @@ class RunStore:
         return self.version, {run_id: files for run_id, files in out.items() if files}
 
 
-def ray_train_task(run: Run, run_dir: str, device: str, threads: int, data_root: str | None, marker: str | None,
+def ray_train_task(job: Job, device: str, threads: int, data_root: str | None, marker: str | None,
                    store: Any) -> dict[str, Any]:
-    """One run on a Ray worker: in place when the results directory is visible here, else
-    in scratch space synchronised through `store`. Returns how it went (never raises for a
-    failing run, so Ray retries only dead workers)."""
+    """One job (one run, or a fused group) on a Ray worker: in place when the results directory
+    is visible here, else in scratch space synchronised through `store`. Returns how each run
+    went (never raises for a failing run, so Ray retries only dead workers)."""
     import ray
 
     shared = marker is not None and Path(marker).exists()
     if store is None and not shared:
         raise RayExecutorError(f"--ray-results shared, but this node ({os.uname().nodename}) cannot see {marker}; "
                                "use --ray-results gather or mount the results directory on every node")
-    where = Path(run_dir)
+    where = {run.run_id: Path(run_dir) for run, run_dir in job.runs}
+    pushers: dict[str, Any] = {}
     if not shared:
-        where = Path(tempfile.gettempdir()) / "ganbench-ray" / run.run_id
-        shutil.rmtree(where, ignore_errors=True)
-        write_files(where, ray.get(store.pull.remote(run.run_id)))  # a retry resumes from the last push
-        seen: dict[str, tuple[int, int]] = {}
-        changed_files(where, seen)
-
-        def push(*_: Any) -> None:
-            files = changed_files(where, seen)
-            if files:
-                ray.get(store.push.remote(run.run_id, files))
-    outcome: dict[str, Any] = {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "shared": shared}
-    # A failing run is not worth a retry: its outcome says why, and Ray retries only dead workers.
-    outcome.update(outcome_of(run, str(where), Placement(device, threads), data_root,
-                              progress=None if shared else push))
-    if not shared:
+        for run_id in where:
+            where[run_id] = Path(tempfile.gettempdir()) / "ganbench-ray" / run_id
+            shutil.rmtree(where[run_id], ignore_errors=True)
+            write_files(where[run_id], ray.get(store.pull.remote(run_id)))  # a retry resumes from the last push
+            pushers[run_id] = _pusher(store, run_id, where[run_id])
+    placement = Placement(device, threads)
+    local = Job(tuple((run, str(where[run.run_id])) for run, _ in job.runs))
+    if job.trainer == "fused":
+        outcomes = group_outcomes(local, placement, data_root, progress=pushers or None)
+    else:
+        run, run_dir = local.runs[0]
+        outcomes = [outcome_of(run, run_dir, placement, data_root, progress=pushers.get(run.run_id))]
+    for run_id, push in pushers.items():
         push()
-        shutil.rmtree(where, ignore_errors=True)
-    return outcome
+        shutil.rmtree(where[run_id], ignore_errors=True)
+    return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "shared": shared,
+            "outcomes": dict(zip(job.run_ids, outcomes))}
+
+
+def _pusher(store: Any, run_id: str, where: Path) -> Any:
+    """A progress callback that pushes the run directory's changed files to `store`."""
+    import ray
+
+    seen: dict[str, tuple[int, int]] = {}
+    changed_files(where, seen)
+
+    def push(*_: Any) -> None:
+        files = changed_files(where, seen)
+        if files:
+            ray.get(store.push.remote(run_id, files))
+
+    return push
 
 
 # --- The executor -----------------------------------------------------------------------------
 
 class RayExecutor:
-    """Every pending run as a Ray task on the cluster at `address` (None: a local Ray instance)."""
+    """Every pending job (a run, or a fused group of up to `max_fused`) as a Ray task on the cluster at
+    `address` (None: a local Ray instance)."""
 
     def __init__(self, address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
-                 max_retries: int = 3, results: str = "auto", data_root: str | None = None, poll_s: float = 0.5):
+                 max_retries: int = 3, results: str = "auto", data_root: str | None = None, poll_s: float = 0.5,
+                 max_fused: int = 1):
         if results not in RESULTS_MODES:
             raise RayExecutorError(f"--ray-results {results!r}: expected one of {', '.join(RESULTS_MODES)}"
                                    f"{did_you_mean(results, RESULTS_MODES)}")
@@ -141,6 +158,7 @@ class RayExecutor:
             raise RayExecutorError("--cpus-per-run must be > 0, --gpus-per-run and --max-retries >= 0")
         self.address, self.cpus_per_run, self.gpus_per_run = address, cpus_per_run, gpus_per_run
         self.max_retries, self.results, self.data_root, self.poll_s = max_retries, results, data_root, poll_s
+        self.max_fused = max_fused  # runs per task: a fused group is one task with one task's resources
 
     def placement(self) -> tuple[dict[str, Any], str]:
         """(Ray task options, the device a task trains on). Torch threads come from the run
@@ -183,9 +201,14 @@ class RayExecutor:
             task = ray.remote(ray_train_task)
             resources, device = self.placement()
             marker_arg = None if self.results == "gather" else str(marker)
-            refs = {task.options(**resources, name=f"ganbench {s.run.arm} seed {s.run.seed}").remote(
-                s.run, str(s.run_dir), device, run_threads(s.run), self.data_root, marker_arg, store): s
-                for s in pending}
+            by_id = {s.run.run_id: s for s in pending}
+            refs = {}
+            for job in make_jobs(pending, self.max_fused):
+                first = job.runs[0][0]
+                name = f"ganbench {first.arm} seed {first.seed}" + (f" +{len(job.runs) - 1}" if len(job.runs) > 1 else "")
+                ref = task.options(**resources, name=name).remote(job, device, run_threads(first), self.data_root,
+                                                                  marker_arg, store)
+                refs[ref] = [by_id[run_id] for run_id in job.run_ids]
             try:
                 while refs:
                     ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=self.poll_s)
@@ -198,8 +221,9 @@ class RayExecutor:
                 for ref in refs:
                     ray.cancel(ref, force=True)
                 self._sync(store, version, states)
-                for state in refs.values():
-                    self._interrupted(state)
+                for job_states in refs.values():
+                    for state in job_states:
+                        self._interrupted(state)
                 raise
         finally:
             marker.unlink(missing_ok=True)
@@ -220,16 +244,18 @@ class RayExecutor:
                 state.step = RunDir(state.run_dir).last_logged_step()
         return version
 
-    def _finish(self, state: RunState, ref: Any) -> None:
+    def _finish(self, states: Sequence[RunState], ref: Any) -> None:
         ray = require_ray()
         try:
-            outcome = ray.get(ref)
+            outcomes = ray.get(ref)["outcomes"]
         except ray.exceptions.RayError as err:  # retries exhausted, node lost, an error outside training
             cause = getattr(err, "cause", None) or err
-            record_end(state, f"Ray: {type(cause).__name__}: "
-                              f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}")
+            for state in states:
+                record_end(state, f"Ray: {type(cause).__name__}: "
+                                  f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}")
             return
-        record_outcome(state, outcome)
+        for state in states:
+            record_outcome(state, outcomes[state.run.run_id])
 
     def _interrupted(self, state: RunState) -> None:
         """A cancelled run that had started is 'interrupted' (it resumes); one that had not stays pending."""

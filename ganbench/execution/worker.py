@@ -58,12 +58,14 @@ def outcome_of(run: Run, run_dir: str, placement: Placement, data_root: str | No
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
-def group_outcomes(job: Job, placement: Placement, data_root: str | None) -> list[dict[str, Any]]:
-    """Train a fused job's runs together; one outcome per run, in the job's order."""
+def group_outcomes(job: Job, placement: Placement, data_root: str | None,
+                   progress: dict[str, Callable] | None = None) -> list[dict[str, Any]]:
+    """Train a fused job's runs together; one outcome per run, in the job's order. `progress`:
+    run id → the callback of that run's log rows (the Ray executor pushes files with it)."""
     from ganbench.training.loop import RunSpec, train_group
 
     specs = [RunSpec(run.config.replace(device=placement.device, threads=placement.threads), Path(run_dir),
-                     run.preset, run.hacks) for run, run_dir in job.runs]
+                     run.preset, run.hacks, (progress or {}).get(run.run_id)) for run, run_dir in job.runs]
     try:
         return train_group(specs, data_root=data_root, resources=process_resources())
     except (RunDirError, ValueError) as err:  # the device or the group itself is unusable
