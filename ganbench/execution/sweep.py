@@ -7,11 +7,12 @@ run id belongs to which arm and seed; each run lives in `results/<suite>/runs/<r
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ganbench import rundir
-from ganbench.config import structure_key
+from ganbench.config import fusion_key, structure_key
 from ganbench.execution.jobs import RunState, Update, default_workers, make_jobs, run_threads
 from ganbench.execution.local import Executor, LocalExecutor
 from ganbench.rundir import FINAL, RunDir
@@ -110,16 +111,13 @@ def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) ->
     its workers (measured by training one step of the largest pending run), up to MAX_FUSED_CAP."""
     if not runs or all(d == "cpu" for d in devices):
         return 1
-    from collections import Counter
-
-    from ganbench.config import fusion_key
-
-    largest = max(Counter(fusion_key(r.config) for r in runs if fusion_key(r.config) is not None).values(), default=1)
-    spread = -(-largest // workers)
     import torch
 
     from ganbench.data.datasets import fake_images
     from ganbench.training.single import GanTrainer
+
+    sizes = Counter(key for key in (fusion_key(r.config) for r in runs) if key is not None)
+    spread = -(-max(sizes.values(), default=1) // workers)  # ceil: every worker gets a group
 
     device = torch.device(devices[0])
     run = max(runs, key=lambda r: (r.config.batch_size * r.config.image_size ** 2, r.config.g_width))

@@ -32,6 +32,7 @@ from ganbench.config import TrainConfig, fusion_key
 from ganbench.data.sampler import BatchSampler, SamplerState
 from ganbench.models import Generator, build_models
 from ganbench.training import update
+from ganbench.training.single import dropout_generator
 
 ADAM_EPS = 1e-8  # torch.optim.Adam's default, as GanTrainer uses
 
@@ -111,9 +112,7 @@ class FusedTrainer:
             net_g, net_d = build_models(cfg)
             nets_g.append(net_g.to(device))
             nets_d.append(net_d.to(device))
-            gen = torch.Generator().manual_seed(0)
-            gen.set_state(torch.get_rng_state())
-            self.dropout_gens.append(gen)  # unused without dropout; kept so checkpoints match GanTrainer's
+            self.dropout_gens.append(dropout_generator(cfg, device))  # unused (no dropout): checkpoints match GanTrainer's
         self.g, self.d = _Stack(nets_g), _Stack(nets_d)
         self.samplers = [BatchSampler(images, c.batch_size, c.pixel_range, device, c.seed) for c in cfgs]
         self.noise_gens = [torch.Generator(device=device).manual_seed(c.seed) for c in cfgs]

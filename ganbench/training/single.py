@@ -13,6 +13,17 @@ from ganbench.models import build_models, use_generator
 from ganbench.training import update
 
 
+def dropout_generator(cfg: TrainConfig, device: torch.device) -> torch.Generator:
+    """The run's dropout stream, made right after its networks are initialised. On the CPU it
+    continues the global RNG (what `nn.Dropout` drew from before dropout had its own stream, so
+    old runs replay bit for bit); on a GPU it is seeded apart from the run's noise stream."""
+    if device.type == "cpu":
+        gen = torch.Generator().manual_seed(0)
+        gen.set_state(torch.get_rng_state())
+        return gen
+    return torch.Generator(device=device).manual_seed(cfg.seed + 0x5EED_D20F)
+
+
 class GanTrainer:
     """G, D, their optimisers and every random stream of one run.
 
@@ -28,11 +39,7 @@ class GanTrainer:
         self.configs = (cfg,)
         torch.manual_seed(cfg.seed)  # initialisation
         self.net_g, self.net_d = (net.to(device) for net in build_models(cfg))
-        if device.type == "cpu":
-            self.dropout_gen = torch.Generator().manual_seed(0)
-            self.dropout_gen.set_state(torch.get_rng_state())
-        else:  # its own stream, apart from noise_gen's
-            self.dropout_gen = torch.Generator(device=device).manual_seed(cfg.seed + 0x5EED_D20F)
+        self.dropout_gen = dropout_generator(cfg, device)
         use_generator(self.net_d, self.dropout_gen)
         self.base_lr_d, self.base_lr_g = (torch.tensor(lr, dtype=torch.float64) for lr in (cfg.lr_d, cfg.lr_g))
         self.lr_d, self.lr_g = self.base_lr_d.clone(), self.base_lr_g.clone()
