@@ -83,7 +83,7 @@ def test_diverged_run_is_recorded_and_the_others_complete(tmp_path):
 
 
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
-    path = suite_file(tmp_path, steps=120, batch=64, ckpt=40)
+    path = suite_file(tmp_path, steps=120, batch=32, ckpt=40)
     env = {**os.environ, "COLUMNS": "200"}
     reference = subprocess.run([sys.executable, "-m", "ganbench.cli", "run", str(path), "--workers", "1",
                                 "--device", "cpu", "--results-root", str(tmp_path / "whole")], env=env,
