@@ -14,7 +14,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-import torch
 
 from ganbench import rundir
 from ganbench.config import KNOB_CATEGORIES, KNOBS, TrainConfig, fusion_key

@@ -16,9 +16,6 @@ from typing import Any, Callable, Sequence
 from ganbench.config import fusion_key
 from ganbench.study.suite import Run
 
-TRAINERS = ("single", "fused")
-
-
 @dataclass
 class RunState:
     """What the driver knows of one run."""
@@ -47,7 +44,8 @@ class Job:
     run_ids: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        if len(self.runs) > 1 and len({fusion_key(run.config) for run, _ in self.runs} | {None}) != 2:
+        keys = {fusion_key(run.config) for run, _ in self.runs}
+        if len(self.runs) > 1 and (len(keys) != 1 or None in keys):
             raise ValueError("a fused job needs runs of one fusion key")
         object.__setattr__(self, "trainer", "fused" if len(self.runs) > 1 else "single")
         object.__setattr__(self, "run_ids", tuple(run.run_id for run, _ in self.runs))

@@ -167,13 +167,13 @@ def estimate_step_seconds(runs: Sequence[Run], device: str, steps: int = 3) -> f
     import torch
 
     from ganbench.data.datasets import fake_images
-    from ganbench.training.loop import _make_trainer
+    from ganbench.training.loop import make_trainer
 
     threads = run_threads(runs[0])
     cfgs = [r.config.replace(device=device, metrics="none", threads=threads) for r in runs]
     torch.set_num_threads(threads)
     images, _ = fake_images("train", max(256, cfgs[0].batch_size), cfgs[0].image_size, cfgs[0].channels)
-    trainer = _make_trainer(cfgs, images, torch.device(device))
+    trainer = make_trainer(cfgs, images, torch.device(device))
     trainer.step(1).tolist()
     start = time.perf_counter()
     for step in range(2, steps + 2):

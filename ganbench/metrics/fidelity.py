@@ -29,7 +29,7 @@ import torch_fidelity
 from torch.utils.data import Dataset
 from torch_fidelity.generative_model_base import GenerativeModelBase
 
-from ganbench.config import ConfigError, TrainConfig, did_you_mean
+from ganbench.config import TrainConfig
 from ganbench.data.cache import load_split
 from ganbench.data.datasets import Preprocess, cache_dir, get_dataset
 from ganbench.metrics.classifier import load_classifier

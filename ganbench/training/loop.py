@@ -266,7 +266,8 @@ def _start(opened: _Opened, device: torch.device, threads: int, group: int) -> d
     return status
 
 
-def _make_trainer(cfgs: Sequence[TrainConfig], images: Any, device: torch.device) -> Trainer:
+def make_trainer(cfgs: Sequence[TrainConfig], images: Any, device: torch.device) -> Trainer:
+    """The trainer of runs of one fusion key: GanTrainer for one, FusedTrainer for several."""
     if len(cfgs) == 1:
         return GanTrainer(cfgs[0], images, device)
     from ganbench.training.fused import FusedTrainer
@@ -295,7 +296,7 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
         for i, (state, _) in enumerate(checkpoints):
             by_start.setdefault(state["step"] if state else 0, []).append(i)
         for members in by_start.values():
-            trainer = _make_trainer([cfgs[i] for i in members], images, device)
+            trainer = make_trainer([cfgs[i] for i in members], images, device)
             recorders = [Recorder(k, cfgs[i], runs[i].rd, statuses[i], evaluators[i], runs[i].spec.progress)
                          for k, i in enumerate(members)]
             for r, i in zip(recorders, members):
