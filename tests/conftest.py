@@ -34,6 +34,14 @@ def tiny(**changes) -> TrainConfig:
     return TrainConfig().replace(**{**base, **changes})
 
 
+def crash_at(at: int):
+    """A progress callback that raises at step `at`, as a crash mid-run would."""
+    def crash(step, total, row):
+        if step == at:
+            raise RuntimeError("simulated crash")
+    return crash
+
+
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
     """Write `array` (uint8) in LeCun's IDX format, as the real Fashion-MNIST files are."""
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)

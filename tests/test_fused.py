@@ -14,6 +14,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from conftest import crash_at
 
 from ganbench import rundir
 from ganbench.config import KNOB_CATEGORIES, KNOBS, TrainConfig, fusion_key
@@ -43,13 +44,6 @@ def rows(run_dir: Path) -> list[dict]:
 def worst_relative(a: list[dict], b: list[dict]) -> list[float]:
     assert [r["step"] for r in a] == [r["step"] for r in b]
     return [max(abs(ra[k] - rb[k]) / max(abs(rb[k]), 1e-12) for k in STATS) for ra, rb in zip(a, b)]
-
-
-def crash_at(at: int):
-    def crash(step, total, row):
-        if step == at:
-            raise RuntimeError("simulated crash")
-    return crash
 
 
 def test_fused_group_matches_the_same_runs_trained_alone(tmp_path):

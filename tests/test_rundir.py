@@ -8,7 +8,7 @@ import os
 
 import pytest
 import torch
-from conftest import tiny
+from conftest import crash_at, tiny
 
 from ganbench import rundir
 from ganbench.execution.jobs import Placement, RunState
@@ -21,14 +21,6 @@ from ganbench.training.loop import train
 
 def stats_of(path):
     return [{k: v for k, v in r.items() if k != "step_time_s"} for r in rundir.read_jsonl(path / "stats.jsonl")]
-
-
-def crash_at(at: int):
-    """A progress callback that raises at step `at`, as a crash mid-run would."""
-    def crash(step, total, row):
-        if step == at:
-            raise RuntimeError("simulated crash")
-    return crash
 
 
 def test_second_writer_is_refused_and_told_who_holds_the_run(tmp_path):
