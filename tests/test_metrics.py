@@ -14,6 +14,7 @@ from ganbench.config import ConfigError
 from ganbench.data.sampler import load_labelled
 from ganbench.metrics.fidelity import FidelityGenerator, ImageTensorDataset, MetricError, Reference, evaluate
 from ganbench.metrics.registry import higher_is_better, parse_metrics
+from ganbench.models import build_models
 from ganbench.training.loop import train
 
 from conftest import tiny
@@ -261,12 +262,12 @@ def test_cuda_evaluation_targets_the_runs_gpu(monkeypatch, fmnist_sets):
         def __exit__(self, *exc):
             return False
 
-    def fake_calculate_metrics(**kwargs):
+    def fake_fidelity_metrics(kwargs, extra_layers=()):
         calls.append(kwargs)
-        return {"frechet_inception_distance": 1.0}
+        return {"frechet_inception_distance": 1.0}, {}
 
     monkeypatch.setattr(metrics_module.torch.cuda, "device", DeviceContext)
-    monkeypatch.setattr(metrics_module.torch_fidelity, "calculate_metrics", fake_calculate_metrics)
+    monkeypatch.setattr(metrics_module, "fidelity_metrics", fake_fidelity_metrics)
     _, test_images, test_labels = fmnist_sets
     rows = evaluate(test_images[:10], ["fid_fmnist"], Reference("fashion-mnist", "test", 10, 28, 1), samples=10,
                     device=torch.device("cuda:1"), reference_data=(test_images[:10], test_labels[:10]))
@@ -305,3 +306,38 @@ def test_colour_64px_run_evaluates_fid_and_kid_with_inception(tmp_path, monkeypa
     assert status["status"] == "completed" and {r["metric"] for r in rows} >= {"fid", "kid"}
     assert all(math.isfinite(r["value"]) for r in rows if r["metric"] in ("fid", "kid"))
     assert {r["reference_dataset"] for r in rows} == {"celeba"}
+
+
+@pytest.mark.parametrize("dim,shift", [(128, 0.3), (2048, 0.05)])
+def test_kid_on_device_equals_torch_fidelity(dim, shift):
+    """The batched KID (used on GPUs) against torch-fidelity's numpy KID on the same features."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    from ganbench.metrics.fidelity import kid_on_device
+
+    g = torch.Generator().manual_seed(dim)
+    generated = torch.randn(1500, dim, generator=g).relu()
+    real = (torch.randn(3000, dim, generator=g) + shift).relu()
+    theirs = kid_features_to_metric(generated, real, rng_seed=7, kid_subset_size=500, kid_subsets=20, verbose=False)
+    ours = kid_on_device(generated, real, torch.device("cpu"), rng_seed=7, kid_subset_size=500, kid_subsets=20)
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value, rel=1e-3), key
+
+
+def test_evaluations_reuse_the_extractor_and_the_reference_features(monkeypatch):
+    """A worker evaluating run after run builds the extractor and reads the reference once."""
+    from torch_fidelity import utils as fidelity_utils
+
+    from ganbench.metrics import fidelity
+
+    fidelity._extractor.cache_clear()
+    fidelity._REFERENCES.clear()
+    built, real = [], fidelity_utils.create_feature_extractor
+    monkeypatch.setattr(fidelity_utils, "create_feature_extractor", lambda *a, **k: built.append(1) or real(*a, **k))
+    cfg = tiny(eval_samples=64, metrics="fid_fmnist,kid_fmnist,modes_fmnist")
+    reference = Reference("fake", "test", 0, 28, 1)
+    net_g = build_models(cfg)[0]
+    first = evaluate(FidelityGenerator(net_g, cfg), parse_metrics(cfg.metrics), reference, samples=64)
+    second = evaluate(FidelityGenerator(net_g, cfg), parse_metrics(cfg.metrics), reference, samples=64)
+    assert len(built) == 1 and len(fidelity._REFERENCES) == 1
+    assert [r["value"] for r in first] == [r["value"] for r in second]

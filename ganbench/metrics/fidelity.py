@@ -156,6 +156,106 @@ def load_reference(reference: Reference) -> tuple[torch.Tensor, torch.Tensor]:
     return reference.load()
 
 
+# --- torch-fidelity, with what a process can keep between evaluations ---------------------------
+
+@functools.lru_cache(maxsize=4)
+def _extractor(name: str, layers: tuple[str, ...], weights_path: str | None, cuda_device: int | None) -> Any:
+    """A torch-fidelity feature extractor, built (weights read) once per process and device."""
+    from torch_fidelity.utils import create_feature_extractor
+
+    return create_feature_extractor(name, list(layers), cuda=cuda_device is not None,
+                                    feature_extractor_weights_path=weights_path, verbose=False)
+
+
+_REFERENCES: dict[tuple, dict[str, torch.Tensor]] = {}  # (reference cache name, extractor) → its features
+_KEEP_REFERENCES = 4
+
+
+def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = ()) -> tuple[dict[str, float], dict]:
+    """What `torch_fidelity.calculate_metrics(**kwargs)` returns, computed by torch-fidelity's own
+    functions in its own order, plus the generated images' features (`extra_layers` too). The
+    extractor and the reference set's features are kept for the life of the process, so a
+    worker that evaluates many runs builds and reads them once."""
+    from torch_fidelity.helpers import get_kwarg
+    from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached, fid_statistics_to_metric
+    from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+    from torch_fidelity.metric_prc import prc_featuresdict_to_metric
+    from torch_fidelity.utils import (extract_featuresdict_from_input_id_cached, get_cacheable_input_name,
+                                      resolve_feature_extractor, resolve_feature_layer_for_metric)
+
+    kinds = [kind for kind in ("isc", "fid", "kid", "prc") if get_kwarg(kind, kwargs)]
+    layers = {kind: resolve_feature_layer_for_metric(kind, **kwargs) for kind in kinds}
+    requested = tuple(sorted(set(layers.values()) | set(extra_layers)))
+    cuda = get_kwarg("cuda", kwargs)
+    extractor_key = (resolve_feature_extractor(**kwargs), requested, kwargs.get("feature_extractor_weights_path"),
+                     torch.cuda.current_device() if cuda else None)
+    feat_extractor = _extractor(*extractor_key)
+    features_1 = extract_featuresdict_from_input_id_cached(1, feat_extractor, **kwargs)
+    metrics: dict[str, float] = {}
+    if not kinds:
+        return metrics, features_1
+    name_2 = get_cacheable_input_name(2, **kwargs)
+    if (name_2, extractor_key) not in _REFERENCES:
+        while len(_REFERENCES) >= _KEEP_REFERENCES:
+            _REFERENCES.pop(next(iter(_REFERENCES)))
+        _REFERENCES[(name_2, extractor_key)] = extract_featuresdict_from_input_id_cached(2, feat_extractor, **kwargs)
+    features_2 = _REFERENCES[(name_2, extractor_key)]
+    if "isc" in layers:
+        metrics.update(isc_featuresdict_to_metric(features_1, layers["isc"], **kwargs))
+    if "fid" in layers:
+        stats_1 = fid_featuresdict_to_statistics_cached(features_1, get_cacheable_input_name(1, **kwargs),
+                                                        feat_extractor, layers["fid"], **kwargs)
+        stats_2 = fid_featuresdict_to_statistics_cached(features_2, name_2, feat_extractor, layers["fid"], **kwargs)
+        metrics.update(fid_statistics_to_metric(stats_1, stats_2, get_kwarg("verbose", kwargs)))
+    if "kid" in layers and cuda:  # on a GPU: batched on the device (torch-fidelity's numpy loop is CPU-bound)
+        device = torch.device("cuda", torch.cuda.current_device())
+        metrics.update(kid_on_device(features_1[layers["kid"]], features_2[layers["kid"]], device, **kwargs))
+    elif "kid" in layers:  # on the CPU torch-fidelity's own code is the faster one (measured)
+        metrics.update(kid_featuresdict_to_metric(features_1, features_2, layers["kid"], **kwargs))
+    if "prc" in layers:
+        metrics.update(prc_featuresdict_to_metric(features_1, features_2, layers["prc"], **kwargs))
+    return metrics, features_1
+
+
+@torch.no_grad()
+def kid_on_device(features_1: torch.Tensor, features_2: torch.Tensor, device: torch.device,
+                  **kwargs: Any) -> dict[str, float]:
+    """torch-fidelity's KID (polynomial kernel, unbiased MMD² over random subsets) on `device`:
+    the same subsets from the same RandomState, kernels in float32 as torch-fidelity's numpy code
+    computes them, sums in float64 (so tiny KIDs are a little more exact than torch-fidelity's
+    float32 sums). torch-fidelity runs it in numpy on the CPU, one subset at a time: about a
+    fifth of an fmnist evaluation; on a GPU the subsets go through batched matmuls here."""
+    from torch_fidelity.helpers import get_kwarg
+
+    if get_kwarg("kid_kernel", kwargs) != "poly":
+        raise MetricError("only KID's default polynomial kernel is computed on the device")
+    subsets, size = get_kwarg("kid_subsets", kwargs), get_kwarg("kid_subset_size", kwargs)
+    degree, gamma, coef0 = (get_kwarg(f"kid_kernel_poly_{k}", kwargs) for k in ("degree", "gamma", "coef0"))
+    n_1, n_2 = len(features_1), len(features_2)
+    if n_1 < size or n_2 < size:
+        raise MetricError(f"KID subset size {size} exceeds the samples ({n_1} generated, {n_2} reference)")
+    gamma = 1.0 / features_1.shape[1] if gamma is None else gamma
+    rng = np.random.RandomState(get_kwarg("rng_seed", kwargs))
+    picks = [(rng.choice(n_1, size, replace=False), rng.choice(n_2, size, replace=False)) for _ in range(subsets)]
+    f_1, f_2 = features_1.to(device, torch.float32), features_2.to(device, torch.float32)
+    mmds = []
+    for start in range(0, subsets, 10):  # ten subsets per batched matmul: bounded memory
+        chunk = picks[start : start + 10]
+        x = f_1[torch.as_tensor(np.stack([a for a, _ in chunk]), device=device)]
+        y = f_2[torch.as_tensor(np.stack([b for _, b in chunk]), device=device)]
+
+        def kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return (torch.bmm(a, b.transpose(1, 2)) * gamma + coef0) ** degree
+
+        k_xx, k_yy, k_xy = kernel(x, x).double(), kernel(y, y).double(), kernel(x, y).double()
+        off_xx = k_xx.sum((1, 2)) - k_xx.diagonal(dim1=1, dim2=2).sum(1)
+        off_yy = k_yy.sum((1, 2)) - k_yy.diagonal(dim1=1, dim2=2).sum(1)
+        mmds.append((off_xx + off_yy) / (size * (size - 1)) - 2 * k_xy.sum((1, 2)) / (size * size))
+    mmd = torch.cat(mmds).cpu().numpy()
+    return {torch_fidelity.KEY_METRIC_KID_MEAN: float(np.mean(mmd)), torch_fidelity.KEY_METRIC_KID_STD: float(np.std(mmd))}
+
+
 def cache_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -230,29 +330,25 @@ def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: 
                      "weights": weights.sha256, "layers": [feature_layer, "logits_unbiased"],
                      "content": content_hash(real_images), "torch_fidelity": torch_fidelity.__version__})
     values: dict[str, float] = {}
-    fidelity_kinds = kinds - {"modes"}
-    if fidelity_kinds:
-        is_gen = isinstance(source, GenerativeModelBase)
-        # torch-fidelity moves G and the extractor with .cuda(): make that the run's own GPU.
-        with torch.cuda.device(device) if device.type == "cuda" else nullcontext(), _explain_download(weights):
-            result = torch_fidelity.calculate_metrics(
-                input1=source if is_gen else ImageTensorDataset(source),
-                input1_model_num_samples=samples if is_gen else None,
-                input2=ImageTensorDataset(real_images), input2_cache_name=f"ganbench-{key}",
-                cache_root=str(cache_dir() / "fidelity"), feature_extractor=fidelity_name,
-                feature_extractor_weights_path=str(weights.path) if weights.path else None,
-                cuda=device.type == "cuda", rng_seed=seed, verbose=False, save_cpu_ram=True, samples_shuffle=True,
-                kid_subset_size=kid_subset, **{kind: True for kind in fidelity_kinds},
-            )
-        for metric in group:
-            if metric.kind == "modes":
-                continue
-            for value_name in metric.higher_is_better:
-                base = value_name.removesuffix(f"_{extractor}") if extractor != "inception" else value_name
-                values[value_name] = float(result[_FIDELITY_KEYS[base]])
-    if "modes" in kinds:
-        generated = source if isinstance(source, torch.Tensor) else generate_images(source, samples, seed)
-        values.update(mode_coverage(generated, real_labels))
+    is_gen = isinstance(source, GenerativeModelBase)
+    kwargs = dict(
+        input1=source if is_gen else ImageTensorDataset(source), input1_model_num_samples=samples if is_gen else None,
+        input2=ImageTensorDataset(real_images), input2_cache_name=f"ganbench-{key}",
+        cache_root=str(cache_dir() / "fidelity"), feature_extractor=fidelity_name,
+        feature_extractor_weights_path=str(weights.path) if weights.path else None,
+        cuda=device.type == "cuda", rng_seed=seed, verbose=False, save_cpu_ram=True, samples_shuffle=True,
+        kid_subset_size=kid_subset, **{kind: True for kind in kinds - {"modes"}})
+    # torch-fidelity moves G and the extractor with .cuda(): make that the run's own GPU.
+    with torch.cuda.device(device) if device.type == "cuda" else nullcontext(), _explain_download(weights):
+        result, generated_features = fidelity_metrics(kwargs, extra_layers=("logits",) if "modes" in kinds else ())
+    for metric in group:
+        if metric.kind == "modes":
+            continue
+        for value_name in metric.higher_is_better:
+            base = value_name.removesuffix(f"_{extractor}") if extractor != "inception" else value_name
+            values[value_name] = float(result[_FIDELITY_KEYS[base]])
+    if "modes" in kinds:  # the classifier's logits of the images the other metrics saw: no second pass
+        values.update(mode_coverage_from_logits(generated_features["logits"], real_labels))
     provenance = {
         "extractor": extractor, "feature_extractor": fidelity_name, "feature_layer": feature_layer,
         "weights_source": weights.source,
@@ -282,7 +378,14 @@ def mode_coverage(images: torch.Tensor, real_labels: torch.Tensor, min_share: fl
     gray = images.float().mean(1, keepdim=True) / 255
     if gray.shape[-2:] != (28, 28):
         gray = torch.nn.functional.interpolate(gray, size=(28, 28), mode="bilinear", antialias=True)
-    preds = torch.cat([net(gray[i : i + 1000])[1].argmax(1) for i in range(0, len(gray), 1000)])
+    logits = torch.cat([net(gray[i : i + 1000])[1] for i in range(0, len(gray), 1000)])
+    return mode_coverage_from_logits(logits, real_labels, min_share)
+
+
+def mode_coverage_from_logits(logits: torch.Tensor, real_labels: torch.Tensor,
+                              min_share: float = 0.01) -> dict[str, float]:
+    """`mode_coverage` from the classifier's logits of the generated images."""
+    preds = logits.argmax(1).cpu()
     classes = 10
     p_gen = torch.bincount(preds, minlength=classes).double() / len(preds)
     p_real = torch.bincount(real_labels, minlength=classes).double() / len(real_labels)
