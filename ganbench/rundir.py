@@ -31,7 +31,6 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 CONFIG, STATS, METRICS, SAMPLES = "config.json", "stats.jsonl", "metrics.jsonl", "samples"
 CHECKPOINT, STATUS, LOCK = "checkpoint.pt", "status.json", ".lock"
 FINAL = ("completed", "diverged")  # a re-run skips these; failed, interrupted and killed runs resume
-STATUSES = ("pending", "running", "completed", "diverged", "failed", "interrupted")
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -155,28 +154,6 @@ def truncate_jsonl(path: str | os.PathLike, last_step: int) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-@contextlib.contextmanager
-def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
-    """An exclusive advisory lock (POSIX flock; a no-op elsewhere). Yields False when
-    `blocking` is off and another process holds it."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield True
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_writable(directory: Path) -> None:
     """Create `directory` or say clearly why it cannot be (no traceback for a read-only root)."""
     try:
@@ -222,9 +199,6 @@ class RunDir:
 
     def write_status(self, status: Mapping[str, Any]) -> None:
         write_json(self.file(STATUS), dict(status))
-
-    def is_final(self) -> bool:
-        return self.read_status().get("status") in FINAL
 
     def last_logged_step(self) -> int:
         """The step of the last complete stats.jsonl row (cheap: reads the file's tail)."""
@@ -323,9 +297,6 @@ class RunDir:
             self.release()
 
     # Logs.
-    def stats_rows(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.file(STATS))
-
     def metric_rows(self) -> list[dict[str, Any]]:
         return read_jsonl(self.file(METRICS))
 

@@ -35,6 +35,3 @@ class Resources:
         images = loaded.images if isinstance(loaded.images, np.ndarray) else loaded.images.to(device)
         self._images[key] = (images, dict(loaded.info))
         return images, {**loaded.info, "process_cache": "miss"}
-
-    def clear(self) -> None:
-        self._images.clear()
