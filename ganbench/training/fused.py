@@ -239,17 +239,18 @@ class FusedTrainer:
         graph.replay()
         return out
 
-    def _snapshot(self) -> list[torch.Tensor]:
+    def _snapshot(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(live tensor, copy) of every piece of training state, for `_restore`."""
         tensors = [*self.g.params.values(), *self.g.buffers.values(), *self.g.exp_avg.values(),
                    *self.g.exp_avg_sq.values(), *self.d.params.values(), *self.d.buffers.values(),
                    *self.d.exp_avg.values(), *self.d.exp_avg_sq.values(), self.adam_steps_d, self.adam_steps_g]
-        self._snap_tensors = tensors
-        return [t.detach().clone() for t in tensors]
+        return [(t, t.detach().clone()) for t in tensors]
 
-    def _restore(self, saved: list[torch.Tensor]) -> None:
+    @staticmethod
+    def _restore(saved: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         with torch.no_grad():
-            for t, s in zip(self._snap_tensors, saved):
-                t.copy_(s)
+            for live, copy_ in saved:
+                live.copy_(copy_)
 
     def learning_rates(self, k: int) -> tuple[float, float]:
         return float(self.lr_d[k]), float(self.lr_g[k])
