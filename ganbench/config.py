@@ -104,6 +104,8 @@ class TrainConfig:
     eval_split: str = "test"  # reference split of the dataset; off: test
     eval_reference_samples: int = 0  # real reference images (a seeded subset); 0 = the whole split; off: 0
     inception_weights: str = ""  # Inception weights file; '' = the resolution order of ganbench.metrics.extractors; off: ''
+    eval_draws: int = 3  # independent latent draws at the final evaluation (the run's value is their mean; their spread is the evaluation noise); off: 3
+    fid_infinity: bool = False  # also report FID∞ at the final evaluation (Chong & Forsyth 2020: FID at several N, extrapolated to 1/N = 0); off: False
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -157,7 +159,7 @@ KNOB_CATEGORIES: dict[str, str] = {
     **dict.fromkeys(("device", "threads", "data_memory_mb"), "execution"),
     **dict.fromkeys(("log_every", "sample_every", "sample_grid", "checkpoint_every"), "cadence"),
     **dict.fromkeys(("metrics", "eval_every", "eval_samples", "eval_split", "eval_reference_samples",
-                     "inception_weights"), "evaluation"),
+                     "inception_weights", "eval_draws", "fid_infinity"), "evaluation"),
     **dict.fromkeys(("dataset", "data_split", "resize", "data_limit", "arch", "image_size", "channels", "g_width",
                      "d_width", "g_start_side", "g_output_layer", "latent_dim", "d_activation", "g_activation",
                      "g_batch_norm", "d_batch_norm", "d_input_batch_norm", "d_block_convs", "d_head", "bn_position",
@@ -183,7 +185,7 @@ IDENTITY_KNOBS = knobs_in("cadence", "evaluation", "structure", "numeric")  # wh
 STRUCTURE_KNOBS = knobs_in("structure")
 
 
-RUN_ID_VERSION = 1
+RUN_ID_VERSION = 2  # 2: eval_draws (default 3) changed what a run's final evaluation holds
 
 
 def run_id(cfg: TrainConfig) -> str:
@@ -301,7 +303,8 @@ def _check_ranges(cfg: TrainConfig) -> None:
         if not ok:
             raise ConfigError(f"bad value {getattr(cfg, name)!r} for '{name}': must be {rule}")
 
-    for name in ("latent_dim", "batch_size", "steps", "d_steps", "g_steps", "log_every", "sample_grid", "eval_samples"):
+    for name in ("latent_dim", "batch_size", "steps", "d_steps", "g_steps", "log_every", "sample_grid", "eval_samples",
+                 "eval_draws"):
         need(getattr(cfg, name) >= 1, name, ">= 1")
     for name in ("g_width", "d_width", "g_fc_hidden", "d_fc_hidden", "threads", "sample_every", "checkpoint_every", "seed",
                  "eval_every", "eval_reference_samples", "g_start_side", "data_limit", "data_memory_mb"):

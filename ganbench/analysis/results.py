@@ -3,11 +3,14 @@
 One row per (arm, run, step, metric value), with the run's arm, seed, status and error,
 one boolean column per registered hack (`hack_<name>`), every knob (`knob_<name>`) and
 the metric's provenance columns. A run that failed or diverged before any evaluation is
-one row with its status and an empty metric, never silently dropped.
+one row with its status and an empty metric, never silently dropped. An evaluation of
+several latent draws (`eval_draws`) is one row: `value` is the mean of the draws, `draws`
+their number and `draw_sd` their standard deviation (the evaluation noise).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +57,32 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
             rows.append({**run, **metric})
     frame = pd.DataFrame(rows)
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
-    return frame
+    return mean_over_draws(frame)
+
+
+def mean_over_draws(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (arm, run, step, metric): the draws' mean, count and SD (see the module doc)."""
+    keys = ["arm", "run_id", "step", "metric"]
+    if "draw" not in frame:
+        return frame.assign(draws=frame["metric"].notna().astype(int), draw_sd=math.nan)
+    measured, unmeasured = frame[frame["metric"].notna()], frame[frame["metric"].isna()]
+    values = measured.groupby(keys, sort=False)["value"]
+    first = measured.drop_duplicates(keys).set_index(keys)
+    first["value"] = values.mean()
+    first["draws"] = values.count()
+    first["draw_sd"] = values.std(ddof=1)
+    merged = pd.concat([first.reset_index().drop(columns=["draw"]), unmeasured.drop(columns=["draw"])],
+                       ignore_index=True)
+    return merged[[c for c in frame.columns if c != "draw"] + ["draw_sd"]].assign(
+        draws=merged["draws"].fillna(0).astype(int))
 
 
 def metric_directions(frame: pd.DataFrame) -> dict[str, bool | None]:
     """metric → True (higher is better), False (lower) or None (a spread), as the rows that
     measured it say; the torch-free metric registry answers for a metric without rows."""
-    from ganbench.metrics.registry import METRICS
+    from ganbench.metrics.registry import METRICS, OPTIONAL_OUTPUTS
 
-    directions: dict[str, bool | None] = {}
+    directions: dict[str, bool | None] = dict(OPTIONAL_OUTPUTS)
     for metric in METRICS.values():
         directions.update(metric.higher_is_better)
     if "higher_is_better" in frame and "metric" in frame:

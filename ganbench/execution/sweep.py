@@ -42,7 +42,9 @@ def select_runs(suite: Suite, selection: Selection) -> list[Run]:
 def write_manifest(suite: Suite) -> None:
     rundir.write_json(suite.results_dir / "suite.json", {
         "name": suite.name, "suite_file": str(suite.path), "description": suite.description,
-        "seeds": list(suite.seeds),
+        "seeds": list(suite.seeds), "budget": {"kind": suite.budget.kind, "amount": suite.budget.amount,
+                                               "device": suite.budget.device, "text": suite.budget.describe()},
+        "analysis": suite.analysis,
         "designs": [{"part": d.name, "kind": d.kind, "preset": d.preset, "studied_hacks": list(d.studied),
                      "reference_arm": d.reference_arm, "resolution": d.resolution,
                      "generators": list(d.generators), "aliases": list(d.aliases),
@@ -155,31 +157,44 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
         workers = default_workers(devices) if workers is None else workers
         if max_fused is None:
             max_fused = auto_max_fused(pending, devices, workers)
+        record_step_costs(suite, pending, devices[0])
         executor = LocalExecutor(workers, devices, data_root, max_fused=max_fused)
     executor.execute(states, on_update)
     return states
 
 
 def estimate_step_seconds(runs: Sequence[Run], device: str, steps: int = 3) -> float:
-    """Seconds per training step of `runs` trained together (one run: GanTrainer; several of
-    one fusion key: FusedTrainer) on this machine, measured on fake data with the thread count
-    the sweep would give them."""
-    import torch
+    """Seconds per training step of `runs` trained together, timed alone on this machine with
+    the thread count the sweep would give them (`ganbench.training.compute.time_step`)."""
+    from ganbench.training.compute import time_step
 
-    from ganbench.data.datasets import fake_images
-    from ganbench.training.loop import make_trainer
+    return time_step([r.config for r in runs], device, run_threads(runs[0]), steps)
 
-    threads = run_threads(runs[0])
-    cfgs = [r.config.replace(device=device, metrics="none", threads=threads) for r in runs]
-    torch.set_num_threads(threads)
-    images, _ = fake_images("train", max(256, cfgs[0].batch_size), cfgs[0].image_size, cfgs[0].channels)
-    trainer = make_trainer(cfgs, images, torch.device(device))
-    trainer.step(1).tolist()
-    start = time.perf_counter()
-    for step in range(2, steps + 2):
-        out = trainer.step(step)
-    out.tolist()
-    return (time.perf_counter() - start) / steps
+
+COMPUTE_FILE = "compute.json"
+
+
+def record_step_costs(suite: Suite, runs: Sequence[Run], device: str) -> None:
+    """Time one step of each arm alone on `device`, before workers start, into
+    results/<suite>/compute.json (arm → seconds per step, with the device and threads): the
+    report's equal-time comparisons read it, since wall time under contention is not compute.
+    Arms already timed on this device type are not timed again."""
+    from ganbench.devices import resolve
+
+    path = suite.results_dir / COMPUTE_FILE
+    recorded = rundir.read_json(path) if path.exists() else {}
+    device_type = resolve(device).type
+    arms = recorded.get("arms", {}) if recorded.get("device_type") == device_type else {}
+    first = {}
+    for run in runs:
+        first.setdefault(run.arm, run)
+    todo = [run for arm, run in first.items() if arm not in arms]
+    if not todo:
+        return
+    for run in todo:
+        arms[run.arm] = {"step_seconds": estimate_step_seconds([run], device), "threads": run_threads(run)}
+    rundir.write_json(path, {"device": device, "device_type": device_type, "arms": arms,
+                             "method": "one run alone: 1 warm-up step, then the mean of 3 timed steps on fake data"})
 
 
 def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,

@@ -29,6 +29,7 @@ import torch_fidelity
 from torch.utils.data import Dataset
 from torch_fidelity.generative_model_base import GenerativeModelBase
 
+from ganbench import rundir
 from ganbench.config import TrainConfig
 from ganbench.data.cache import load_split
 from ganbench.data.datasets import Preprocess, cache_dir, get_dataset
@@ -269,11 +270,12 @@ def content_hash(images: torch.Tensor) -> str:
 def evaluate(source: FidelityGenerator | torch.Tensor, metric_names: Iterable[str], reference: Reference, *,
              samples: int, seed: int = 0, device: torch.device = torch.device("cpu"),
              inception_weights: str | None = None, reference_data: tuple[torch.Tensor, torch.Tensor] | None = None,
-             ) -> list[dict[str, Any]]:
+             fid_infinity: bool = False) -> list[dict[str, Any]]:
     """Rows {metric, value, higher_is_better, provenance…} for `source` against `reference`.
 
     `source` is a generator (torch-fidelity draws `samples` images from it) or a uint8
-    image tensor (a saved set of images, or real images as a sanity check).
+    image tensor (a saved set of images, or real images as a sanity check). `fid_infinity`
+    adds a FID∞ row beside each FID (see `extrapolated_fid`).
     """
     names = parse_metrics(list(metric_names))
     real_images, real_labels = reference_data or reference.load()
@@ -281,7 +283,7 @@ def evaluate(source: FidelityGenerator | torch.Tensor, metric_names: Iterable[st
     for extractor in dict.fromkeys(METRICS[n].extractor for n in names):
         group = [METRICS[n] for n in names if METRICS[n].extractor == extractor]
         rows += _evaluate_extractor(source, group, extractor, reference, real_images, real_labels, samples, seed,
-                                    device, inception_weights)
+                                    device, inception_weights, fid_infinity)
     return rows
 
 
@@ -317,7 +319,7 @@ def _explain_download(weights: Weights) -> Iterator[None]:
 
 def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: Reference, real_images: torch.Tensor,
                         real_labels: torch.Tensor, samples: int, seed: int, device: torch.device,
-                        inception_weights: str | None) -> list[dict[str, Any]]:
+                        inception_weights: str | None, fid_infinity: bool = False) -> list[dict[str, Any]]:
     kinds = {m.kind for m in group}
     fidelity_name, weights = checked_weights(extractor, "isc" in kinds, inception_weights)
     n_generated = samples if isinstance(source, GenerativeModelBase) else len(source)
@@ -349,6 +351,12 @@ def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: 
             values[value_name] = float(result[_FIDELITY_KEYS[base]])
     if "modes" in kinds:  # the classifier's logits of the images the other metrics saw: no second pass
         values.update(mode_coverage_from_logits(generated_features["logits"], real_labels))
+    extra: dict[str, float] = {}
+    if fid_infinity and "fid" in kinds:
+        suffix = "" if extractor == "inception" else f"_{extractor}"
+        reference_features = next(f for (name, _), f in _REFERENCES.items() if name == f"ganbench-{key}")
+        extra[f"fid_infinity{suffix}"] = extrapolated_fid(generated_features[feature_layer],
+                                                          reference_features[feature_layer], seed)
     provenance = {
         "extractor": extractor, "feature_extractor": fidelity_name, "feature_layer": feature_layer,
         "weights_source": weights.source,
@@ -364,7 +372,32 @@ def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: 
         for value_name, direction in metric.higher_is_better.items():
             rows.append({"metric": value_name, "value": values[value_name], "metric_group": metric.name,
                          "higher_is_better": direction, **provenance})
+    for value_name, value in extra.items():
+        rows.append({"metric": value_name, "value": value, "metric_group": f"fid{value_name.removeprefix('fid_infinity')}",
+                     "higher_is_better": False, **provenance,
+                     "method": f"Chong & Forsyth 2020: FID of {FID_INFINITY_POINTS} random subsets of "
+                               f"{n_generated // 5}–{n_generated} generated images, least squares in 1/N, read at 1/N = 0"})
     return rows
+
+
+FID_INFINITY_POINTS = 10
+
+
+def extrapolated_fid(generated: torch.Tensor, reference: torch.Tensor, seed: int) -> float:
+    """FID∞ (Chong & Forsyth 2020): FID is biased upwards by a term linear in 1/N; the FID of
+    random subsets of N = n/5 … n generated images, fitted by least squares in 1/N, read at 1/N = 0."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    stats_ref = fid_features_to_statistics(reference)
+    rng = np.random.default_rng(seed)
+    sizes = np.linspace(len(generated) // 5, len(generated), FID_INFINITY_POINTS).astype(int)
+    fids = []
+    for size in sizes:
+        subset = generated[torch.from_numpy(rng.choice(len(generated), size, replace=False))]
+        stats = fid_features_to_statistics(subset)
+        fids.append(fid_statistics_to_metric(stats, stats_ref, False)[torch_fidelity.KEY_METRIC_FID])
+    slope, intercept = np.polyfit(1.0 / sizes, np.asarray(fids), 1)
+    return float(intercept)
 
 
 @torch.no_grad()
@@ -395,7 +428,12 @@ def mode_coverage_from_logits(logits: torch.Tensor, real_labels: torch.Tensor,
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
-    return {row["metric"]: row["value"] for row in rows if row["value"] is not None and math.isfinite(row["value"])}
+    """metric → value of one evaluation; the mean over its latent draws where it has several."""
+    values: dict[str, list[float]] = {}
+    for row in rows:
+        if row["value"] is not None and math.isfinite(row["value"]):
+            values.setdefault(row["metric"], []).append(row["value"])
+    return {metric: sum(v) / len(v) for metric, v in values.items()}
 
 
 Evaluator = Callable[[torch.nn.Module, int], list[dict[str, Any]]]
@@ -417,8 +455,54 @@ def make_evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path
 
     def evaluator(net_g: torch.nn.Module, step: int) -> list[dict[str, Any]]:
         gen = FidelityGenerator(net_g, cfg)
-        rows = evaluate(gen, names, reference, samples=cfg.eval_samples, seed=cfg.seed, device=device,
-                        inception_weights=cfg.inception_weights or None, reference_data=reference_data)
-        return [{"step": step, **row} for row in rows]
+        final = step == cfg.steps
+        draws = cfg.eval_draws if final else 1
+        rows = []
+        for draw in range(draws):
+            drawn = evaluate(gen, names, reference, samples=cfg.eval_samples, seed=draw_seed(cfg.seed, draw),
+                             device=device, inception_weights=cfg.inception_weights or None,
+                             reference_data=reference_data, fid_infinity=final and cfg.fid_infinity)
+            rows += [{"step": step, "draw": draw, "draws": draws, **row} for row in drawn]
+        for row in rows:
+            if row["metric"] in ("fid", "fid_fmnist"):
+                row["uniform_noise_fid"] = uniform_noise_fid(row["extractor"], reference, reference_data,
+                                                             cfg.eval_samples, device, cfg.inception_weights or None)
+        return rows
 
     return evaluator
+
+
+def draw_seed(seed: int, draw: int) -> int:
+    """The latent seed of evaluation draw `draw` (draw 0 is the run's seed, as before draws existed)."""
+    return (seed + draw * 1_000_003) % 2**32
+
+
+_NOISE_FLOORS: dict[str, float] = {}
+
+
+def uniform_noise_fid(extractor: str, reference: Reference, reference_data: tuple[torch.Tensor, torch.Tensor],
+                      samples: int, device: torch.device, inception_weights: str | None) -> float:
+    """FID of uniform pixel noise (images of the reference's shape, every pixel U{0…255}) against
+    the reference set, with the run's extractor and sample count: a generator at or above it has
+    not learned anything. Measured once and cached on disk (a JSON file per setting)."""
+    real_images = reference_data[0]
+    key = cache_key({"reference": content_hash(real_images), "extractor": extractor, "samples": samples,
+                     "weights": checked_weights(extractor, False, inception_weights)[1].sha256,
+                     "torch_fidelity": torch_fidelity.__version__})
+    if key in _NOISE_FLOORS:
+        return _NOISE_FLOORS[key]
+    path = cache_dir() / "noise_floor" / f"{key}.json"
+    if path.exists():
+        _NOISE_FLOORS[key] = float(json.loads(path.read_text())["fid"])
+        return _NOISE_FLOORS[key]
+    rng = np.random.RandomState(0)
+    shape = (samples, real_images.shape[1], *real_images.shape[2:])
+    noise = torch.from_numpy(rng.randint(0, 256, size=shape, dtype=np.uint8))
+    metric = "fid" if extractor == "inception" else f"fid_{extractor}"
+    rows = evaluate(noise, [metric], reference, samples=samples, device=device, inception_weights=inception_weights,
+                    reference_data=reference_data)
+    value = next(r["value"] for r in rows if r["metric"] == metric)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rundir.write_json(path, {"fid": value, "metric": metric, "samples": samples, "what": "uniform pixel noise"})
+    _NOISE_FLOORS[key] = value
+    return value

@@ -37,6 +37,23 @@ _OUTPUTS: dict[str, dict[str, bool | None]] = {
 }
 
 
+# Values a metric writes only when a knob asks for them (fid_infinity): name → direction.
+OPTIONAL_OUTPUTS: dict[str, bool | None] = {"fid_infinity": False, "fid_infinity_fmnist": False}
+
+# The range each value can take (low, high); intervals are kept inside it.
+RANGES: dict[str, tuple[float, float]] = {
+    "fid": (0.0, float("inf")), "fid_infinity": (float("-inf"), float("inf")), "kid": (float("-inf"), float("inf")),
+    "isc": (1.0, float("inf")), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "f_score": (0.0, 1.0),
+    "modes_covered": (0.0, 10.0), "modes_kl": (0.0, float("inf")),
+}
+
+
+def value_range(value_name: str) -> tuple[float, float]:
+    """(low, high) of a metric value; unbounded for a name the registry does not know."""
+    base = value_name.removesuffix("_fmnist")
+    return RANGES.get(base, (float("-inf"), float("inf")))
+
+
 def register_metric(kind: str, extractor: str) -> Metric:
     if kind not in _OUTPUTS:
         raise ConfigError(f"unknown metric kind '{kind}'{did_you_mean(kind, _OUTPUTS)}")
@@ -75,6 +92,8 @@ def parse_metrics(spec: str | Iterable[str], dataset: str = "fashion-mnist") -> 
 
 
 def higher_is_better(value_name: str) -> bool | None:
+    if value_name in OPTIONAL_OUTPUTS:
+        return OPTIONAL_OUTPUTS[value_name]
     for metric in METRICS.values():
         if value_name in metric.higher_is_better:
             return metric.higher_is_better[value_name]

@@ -12,7 +12,9 @@
       loo: {type: leave_one_out, preset: dcgan}
       aoi: {type: add_one_in, preset: vanilla, hacks: [...]}
     seeds: 3                         # or a list: [0, 1, 2]
-    steps: 1500                      # training budget per run
+    steps: 1500                      # training budget per run (equal steps), or instead:
+    budget: {flops: 3.0e13}          # equal compute; or {seconds: 600, device: cpu} (see study/budget.py)
+    analysis: {primary: fid_fmnist, verdicts: [fid_fmnist, kid_fmnist]}  # the multiplicity family
     evaluation: {every: 500, samples: 5000, reference_samples: 0, metrics: auto}
 
 Every key, hack, knob and value is checked; an error names the file, the key path and,
@@ -29,11 +31,13 @@ from typing import Any, Mapping
 import yaml
 
 from ganbench.config import ConfigError, TrainConfig, did_you_mean, run_id
+from ganbench.study.budget import Budget, StepPlanner, parse_budget
 from ganbench.study.design import DESIGNS, Design, add_one_in, explicit_arms, fractional_factorial, full_factorial, leave_one_out
 from ganbench.hacks import HACKS, preset_hacks, resolve_layers
 
 SUITE_KEYS = ("name", "description", "dataset", "preset", "base", "hacks", "design", "designs", "arms", "seeds",
-              "steps", "evaluation", "results")
+              "steps", "budget", "evaluation", "analysis", "results")
+ANALYSIS_KEYS = ("primary", "verdicts")
 EVAL_KEYS = {"every": "eval_every", "samples": "eval_samples", "reference_samples": "eval_reference_samples",
              "split": "eval_split", "metrics": "metrics"}
 ARM_KEYS = ("hacks", "set")
@@ -64,6 +68,8 @@ class Suite:
     seeds: tuple[int, ...]
     results_dir: Path
     runs: tuple[Run, ...]  # arms × seeds; one arm's runs are adjacent
+    budget: Budget = Budget("steps", 0)
+    analysis: dict[str, Any] = dataclasses.field(default_factory=dict)  # primary metric, verdict metrics
 
     @property
     def arms(self) -> list[str]:
@@ -128,10 +134,12 @@ def load_suite(path: str | Path, results_root: str | Path = "results") -> Suite:
     name = str(data.get("name") or path.stem)
     if name.strip(".") == "" or not name.replace("-", "_").replace(".", "_").lstrip("_").isidentifier():
         raise _fail(path, "name", f"'{name}' must be letters, digits, '-', '_' or '.' (it names a directory)")
+    budget = _budget(path, data)
     base = _base_knobs(path, data)
     designs = _designs(path, data)
     seeds = _seeds(path, data.get("seeds", 1))
     results_dir = _results_dir(path, data, results_root, name)
+    planner = StepPlanner(budget, results_dir)
     runs = []
     for design in designs:
         for arm in design.arms:
@@ -143,10 +151,41 @@ def load_suite(path: str | Path, results_root: str | Path = "results") -> Suite:
                     cfg, _ = resolve_layers([h for h in arm.hacks if h in in_preset],
                                                 [h for h in arm.hacks if h not in in_preset],
                                                 base=base, overrides={**arm.overrides, "seed": seed})
+                    if budget.kind != "steps":
+                        cfg = cfg.replace(steps=planner.steps_for(arm.name, cfg))
                 except ConfigError as err:
                     raise _fail(path, where, str(err)) from None
                 runs.append(Run(run_id(cfg), arm.name, seed, cfg, arm.hacks, design.preset))
-    return Suite(name, path, str(data.get("description", "")), designs, seeds, results_dir, tuple(runs))
+    planner.save()
+    return Suite(name, path, str(data.get("description", "")), designs, seeds, results_dir, tuple(runs),
+                 dataclasses.replace(budget, amount=budget.amount or runs[0].config.steps), _analysis(path, data))
+
+
+def _budget(path: Path, data: dict) -> Budget:
+    if "budget" not in data:
+        return Budget("steps", 0)
+    if "steps" in data:
+        raise _fail(path, "budget", "give either `steps` or `budget`, not both")
+    try:
+        budget = parse_budget(data["budget"])
+    except ConfigError as err:
+        raise SuiteError(f"{path}: {err}") from None
+    if budget.kind == "steps":
+        data["steps"] = int(budget.amount)  # the steps knob, as if given at the top
+    return budget
+
+
+def _analysis(path: Path, data: dict) -> dict[str, Any]:
+    """`analysis: {primary, verdicts}`, checked against the metric registry's value names."""
+    from ganbench.metrics.registry import METRICS, OPTIONAL_OUTPUTS
+
+    spec = _check_keys(path, "analysis", data.get("analysis") or {}, ANALYSIS_KEYS)
+    known = {v for m in METRICS.values() for v, d in m.higher_is_better.items() if d is not None} | set(OPTIONAL_OUTPUTS)
+    names = ([spec["primary"]] if "primary" in spec else []) + list(spec.get("verdicts") or [])
+    for name in names:
+        if not isinstance(name, str) or name not in known:
+            raise _fail(path, "analysis", f"'{name}' is not a scored metric value{did_you_mean(str(name), known)}")
+    return {k: spec[k] for k in ANALYSIS_KEYS if k in spec}
 
 
 def _designs(path: Path, data: dict) -> tuple[Design, ...]:

@@ -25,6 +25,7 @@ from ganbench.config import IDENTITY_KNOBS, ConfigError, TrainConfig, run_id
 from ganbench.metrics.fidelity import Evaluator, make_evaluator, summarize
 from ganbench.provenance import provenance
 from ganbench.rundir import FINAL, RunDir, RunDirError, RunLocked
+from ganbench.training.compute import step_compute
 from ganbench.training.protocol import STAT_NAMES, Diverged, Trainer
 from ganbench.training.resources import Resources
 from ganbench.training.single import GanTrainer
@@ -259,6 +260,7 @@ def _start(opened: _Opened, device: torch.device, threads: int, group: int) -> d
         status["fused_group"] = group  # trained as one of `group` runs in one stacked network
     if opened.warnings:
         status["warnings"] = list(opened.warnings)
+    status["compute"] = step_compute(cfg)  # FLOPs per step and parameter counts, for equal-compute comparisons
     execution = {"device": str(device), "device_type": device.type, "threads": threads}
     rd.write_config({"run_id": run_id(cfg), "config": cfg.to_dict(), "preset": opened.spec.preset,
                      "hacks": list(opened.spec.hacks), "execution": execution, "provenance": provenance(device)})

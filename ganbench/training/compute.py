@@ -1,0 +1,66 @@
+"""What a training step costs: FLOPs, parameters, and seconds measured with nothing else running.
+
+FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` over one whole training
+step (every D and G update, forward and backward) of the run's own networks at its batch
+size; the counter counts matrix multiplications and convolutions (2 FLOPs per
+multiply-add), the operations that dominate a DCGAN step. A step's FLOPs depend only on the
+structure knobs, so they are counted once per structure. Wall time under contention is not
+compute (the same run took 85 s or 305 s on one GPU depending on how many runs shared it),
+so step seconds are timed alone, the way `ganbench plan` times them.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, Sequence
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ganbench.config import TrainConfig, structure_key
+
+FLOP_METHOD = ("torch.utils.flop_counter.FlopCounterMode over one training step (all D and G updates, forward and "
+               "backward; matmuls and convolutions, 2 FLOPs per multiply-add)")
+
+
+def step_compute(cfg: TrainConfig) -> dict[str, Any]:
+    """{flops_per_step, params_g, params_d, flop_method} of a run (counted on the CPU)."""
+    return dict(_counted(structure_key(cfg), cfg.replace(device="cpu", metrics="none", seed=0)))
+
+
+@functools.lru_cache(maxsize=64)
+def _counted(key: tuple, cfg: TrainConfig) -> tuple[tuple[str, Any], ...]:
+    from ganbench.data.datasets import fake_images
+    from ganbench.training.single import GanTrainer
+
+    rng_state = torch.get_rng_state()  # counting must not move the caller's random streams
+    try:
+        images, _ = fake_images("train", max(256, cfg.batch_size), cfg.image_size, cfg.channels)
+        trainer = GanTrainer(cfg, images, torch.device("cpu"))
+        with FlopCounterMode(display=False) as counter:
+            trainer.step(1)
+        params_g = sum(p.numel() for p in trainer.net_g.parameters())
+        params_d = sum(p.numel() for p in trainer.net_d.parameters())
+    finally:
+        torch.set_rng_state(rng_state)
+    return (("flops_per_step", int(counter.get_total_flops())), ("params_g", params_g), ("params_d", params_d),
+            ("flop_method", FLOP_METHOD))
+
+
+def time_step(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int = 3) -> float:
+    """Seconds per training step of `cfgs` trained together (one run: GanTrainer; several of
+    one fusion key: FusedTrainer) on this machine, on fake data, with `threads` CPU threads."""
+    from ganbench.data.datasets import fake_images
+    from ganbench.training.loop import make_trainer
+
+    cfgs = [cfg.replace(device=device, metrics="none", threads=threads) for cfg in cfgs]
+    torch.set_num_threads(threads)
+    images, _ = fake_images("train", max(256, cfgs[0].batch_size), cfgs[0].image_size, cfgs[0].channels)
+    trainer = make_trainer(cfgs, images, torch.device(device))
+    trainer.step(1).tolist()  # warm-up: allocations, cuDNN autotuning, CUDA graph capture
+    start = time.perf_counter()
+    for step in range(2, steps + 2):
+        out = trainer.step(step)
+    out.tolist()
+    return (time.perf_counter() - start) / steps
