@@ -341,3 +341,51 @@ def test_evaluations_reuse_the_extractor_and_the_reference_features(monkeypatch)
     second = evaluate(FidelityGenerator(net_g, cfg), parse_metrics(cfg.metrics), reference, samples=64)
     assert len(built) == 1 and len(fidelity._REFERENCES) == 1
     assert [r["value"] for r in first] == [r["value"] for r in second]
+
+
+def test_final_evaluation_draws_noise_floor_and_fid_infinity(tmp_path, monkeypatch):
+    from ganbench.analysis.results import mean_over_draws
+    from ganbench.metrics import fidelity
+
+    cfg = tiny(steps=4, metrics="fid_fmnist", eval_every=2, eval_samples=64, eval_draws=3, fid_infinity=True)
+    status = train(cfg, tmp_path / "run")
+    rows = rundir.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    fid = [r for r in rows if r["metric"] == "fid_fmnist"]
+    assert [(r["step"], r["draw"], r["draws"]) for r in fid] == [(2, 0, 1), (4, 0, 3), (4, 1, 3), (4, 2, 3)]
+    finals = [r["value"] for r in fid if r["step"] == 4]
+    assert len(set(finals)) == 3  # independent latents, so three different values
+    assert len({r["rng_seed"] for r in fid if r["step"] == 4}) == 3 and fid[0]["rng_seed"] == cfg.seed
+    assert status["metrics"]["fid_fmnist"] == pytest.approx(np.mean(finals))
+    assert [r["step"] for r in rows if r["metric"] == "fid_infinity_fmnist"] == [4, 4, 4]
+    noise = {r["uniform_noise_fid"] for r in fid}
+    assert len(noise) == 1 and noise.pop() > 0
+    assert len(list((tmp_path / "cache").rglob("noise_floor/*.json"))) == 1
+    # Measured once: another process reads the cached file instead of evaluating noise again.
+    fidelity._NOISE_FLOORS.clear()
+    monkeypatch.setattr(fidelity, "evaluate", lambda *a, **k: pytest.fail("noise evaluated twice"))
+    reference = Reference.for_config(cfg)
+    assert fidelity.uniform_noise_fid("fmnist", reference, fidelity.load_reference(reference), 64,
+                                      torch.device("cpu"), None) == fid[0]["uniform_noise_fid"]
+    import pandas as pd
+
+    table = mean_over_draws(pd.DataFrame([{**r, "arm": "a", "run_id": "r"} for r in fid]))
+    final = table[table["step"] == 4].iloc[0]
+    assert len(table) == 2 and final["draws"] == 3 and final["value"] == pytest.approx(np.mean(finals))
+    assert final["draw_sd"] == pytest.approx(np.std(finals, ddof=1))
+    compute = status["compute"]
+    assert compute["flops_per_step"] > 1e6 and compute["params_g"] > 1000 and compute["params_d"] > 1000
+
+
+@pytest.mark.parametrize("shift, true_fid", [(0.0, 0.0), (0.5, 16 * 0.25)])
+def test_fid_infinity_removes_the_finite_sample_bias(shift, true_fid):
+    from ganbench.metrics.fidelity import extrapolated_fid
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    gen = torch.Generator().manual_seed(0)
+    reference = torch.randn(20000, 16, generator=gen, dtype=torch.float64)
+    generated = torch.randn(2000, 16, generator=gen, dtype=torch.float64) + shift
+    at_n = fid_statistics_to_metric(fid_features_to_statistics(generated), fid_features_to_statistics(reference),
+                                    False)["frechet_inception_distance"]
+    extrapolated = extrapolated_fid(generated, reference, seed=0)
+    assert abs(extrapolated - true_fid) < abs(at_n - true_fid)  # closer to the truth than FID at N
+    assert abs(extrapolated - true_fid) < 0.1

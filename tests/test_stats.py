@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ganbench.analysis import stats
+from ganbench.analysis import inference, stats
 
 
 def test_holm_by_hand():
@@ -72,9 +72,10 @@ def test_run_values_and_comparison_direction():
     summary = stats.arm_summary(values).set_index("arm")
     assert summary.loc["good", "runs"] == 5 and summary.loc["good", "n"] == 4 and summary.loc["good", "diverged"] == 0.2
     assert summary.loc["ref", "ci_method"] == stats.CI_T
-    comparison = stats.compare_to_reference(values, "ref", higher_is_better=False).set_index("arm")
-    assert comparison.loc["good", "diff"] == pytest.approx(-10.0) and comparison.loc["good", "verdict"] == "better"
-    assert comparison.loc["same", "verdict"] == "no clear difference"
+    comparison = inference.apply_family(inference.compare_to_reference(values, "ref", "fid_fmnist", False))
+    comparison = comparison.set_index("arm")  # 4 seeds: estimates and intervals, no verdicts
+    assert comparison.loc["good", "diff"] == pytest.approx(-10.0) and comparison.loc["good", "verdict"] == "exploratory"
+    assert comparison.loc["good", "adj_high"] < 0 < comparison.loc["same", "adj_high"]
     best = stats.run_values(_frame(rows), "fid_fmnist", higher_is_better=False, aggregate="best")
     assert best.loc[best["run_id"] == "ref0", "value"].item() == 20.0
 

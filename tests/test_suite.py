@@ -179,3 +179,41 @@ def test_suite_name_cannot_leave_the_results_root(tmp_path, name):
     with pytest.raises(SuiteError, match="name"):
         load_suite(path, tmp_path / "root" / "results")
     assert not (tmp_path / "root").exists()
+
+
+def test_flops_budget_gives_each_arm_its_steps(tmp_path):
+    text = BASE.replace("steps: 10", "budget: {flops: 2.0e11}").replace("batch_norm, leaky_relu", "strided_conv, leaky_relu")
+    suite = load_suite(write(tmp_path, text), tmp_path / "results")
+    from ganbench.training.compute import step_compute
+
+    steps = {r.arm: r.config.steps for r in suite.runs}
+    for run in suite.runs:
+        assert run.config.steps == round(2.0e11 / step_compute(run.config)["flops_per_step"])
+    assert steps["-strided_conv"] < steps["all"]  # pooling costs more FLOPs per step: fewer steps
+    assert suite.budget.kind == "flops" and "equal compute" in suite.budget.describe()
+
+
+def test_seconds_budget_is_timed_once_and_kept(tmp_path, monkeypatch):
+    from ganbench.training import compute
+
+    calls = []
+    monkeypatch.setattr(compute, "time_step", lambda cfgs, device, threads: calls.append(1) or 0.5)
+    path = write(tmp_path, BASE.replace("steps: 10", "budget: {seconds: 10, device: cpu}"))
+    first = load_suite(path, tmp_path / "results")
+    assert {r.config.steps for r in first.runs} == {20} and len(calls) == 4  # once per arm
+    assert (first.results_dir / "budget.json").exists()
+    monkeypatch.setattr(compute, "time_step", lambda *a, **k: pytest.fail("timed again"))
+    again = load_suite(path, tmp_path / "results")
+    assert [r.run_id for r in again.runs] == [r.run_id for r in first.runs]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("budget: {flops: 1.0e+12}\n    steps: 10", "either `steps` or `budget`"),
+    ("budget: {flop: 5}", "did you mean 'flops'"),
+    ("budget: {flops: -1}", "positive number"),
+    ("budget: {flops: 5, seconds: 3}", "exactly one"),
+    ("analysis: {primary: fid_fmnst}", "did you mean 'fid_fmnist'"),
+])
+def test_bad_budget_or_analysis_is_named(tmp_path, text, fragment):
+    with pytest.raises(SuiteError, match=fragment):
+        load_suite(write(tmp_path, BASE.replace("steps: 10", text)), tmp_path / "results")

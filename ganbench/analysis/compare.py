@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 
 from ganbench import rundir
-from ganbench.analysis import stats
+from ganbench.analysis import inference, stats
+from ganbench.metrics.registry import value_range
 
 
 def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
@@ -37,7 +38,11 @@ def compare_arms(results_dir: Path, arm_a: str, arm_b: str, metric: str) -> pd.D
             raise ValueError(f"no arm '{arm}' in {results_dir}; arms: {sorted(set(frame['arm']))}")
     direction = metric_directions(frame).get(metric)
     values = stats.run_values(frame[frame["arm"].isin([arm_a, arm_b])], metric, direction)
-    summary = stats.arm_summary(values)
-    comparison = stats.compare_to_reference(values, arm_b, direction, [arm_a])
-    return summary.merge(comparison[["arm", "diff", "ci_low", "ci_high", "p", "g", "verdict"]], on="arm", how="left",
-                         suffixes=("", "_diff"))
+    summary = stats.arm_summary(values, value_range(metric))
+    # One comparison: its own family of one, so its interval is the plain 95 % one.
+    comparison = inference.apply_family(inference.compare_to_reference(values, arm_b, metric, direction, [arm_a]))
+    comparison["diff_shown"] = [inference.on_display_scale(v, sc) for v, sc in zip(comparison["estimate"], comparison["scale"])]
+    comparison["ci_low"] = [inference.on_display_scale(v, sc) for v, sc in zip(comparison["adj_low"], comparison["scale"])]
+    comparison["ci_high"] = [inference.on_display_scale(v, sc) for v, sc in zip(comparison["adj_high"], comparison["scale"])]
+    return summary.merge(comparison[["arm", "diff", "scale", "diff_shown", "ci_low", "ci_high", "test", "p", "g",
+                                     "verdict"]], on="arm", how="left", suffixes=("", "_diff"))

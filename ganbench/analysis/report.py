@@ -22,9 +22,11 @@ import seaborn as sns  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ganbench import rundir
-from ganbench.analysis import stats  # noqa: E402
-from ganbench.analysis.results import (load_manifest, load_results, load_training_stats, metric_directions,  # noqa: E402
-                                       save_results)
+from ganbench.analysis import failures, inference, stats  # noqa: E402
+from ganbench.analysis.inference import on_display_scale  # noqa: E402
+from ganbench.analysis.results import (load_manifest, load_results, load_step_costs,  # noqa: E402
+                                       load_training_stats, metric_directions, save_results)
+from ganbench.metrics.registry import value_range  # noqa: E402
 
 PREFERRED = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "precision_fmnist", "recall_fmnist", "modes_covered_fmnist",
              "modes_kl_fmnist", "fid", "kid", "isc", "precision", "recall")
@@ -40,12 +42,24 @@ class PartResult:
     reference: str | None
     arms: list[str]
     summaries: dict[str, pd.DataFrame]  # metric → arm_summary
-    comparisons: dict[str, pd.DataFrame]  # metric → compare_to_reference (empty without a reference)
-    collapse: pd.DataFrame
+    comparisons: dict[str, pd.DataFrame]  # metric → comparison rows at equal steps, after the family correction
+    equal_compute: pd.DataFrame  # primary metric at equal FLOPs (in the family) and equal seconds (estimates)
+    failures: pd.DataFrame  # arm → shares of failed to learn / mode collapse / D wins
     factorial: dict[str, pd.DataFrame]  # metric → factorial_effects (factorial designs only)
     interactions: bool  # two-way interactions estimable (full factorial, or resolution ≥ V)
-    wall_s: dict[str, float]  # arm → median wall-clock seconds of its completed runs
+    compute: pd.DataFrame  # arm → parameters, FLOPs per step, seconds per step timed alone
     directions: dict[str, bool | None]  # metric → higher is better (True/False) or neither (None), from its rows
+
+
+@dataclass
+class Analysis:
+    """Every part, and the choices that shape the whole report's inference."""
+
+    parts: list[PartResult]
+    primary: str
+    verdict_metrics: list[str]
+    family_size: int
+    exploratory: bool  # no row could be tested (every comparison has < MIN_SEEDS runs on a side)
 
 
 def reported_metrics(frame: pd.DataFrame, requested: Sequence[str] | None) -> list[str]:
@@ -60,20 +74,59 @@ def reported_metrics(frame: pd.DataFrame, requested: Sequence[str] | None) -> li
     return sorted(scored, key=lambda m: (PREFERRED.index(m) if m in PREFERRED else len(PREFERRED), m))
 
 
-def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any], metrics: list[str]) -> list[PartResult]:
-    parts = []
+def choose_metrics(chosen: list[str], analysis: dict[str, Any]) -> tuple[str, list[str]]:
+    """(primary metric, verdict metrics): the suite's `analysis` section, else the dataset's FID
+    (the fmnist one where present) and the next three scored metrics reported."""
+    primary = analysis.get("primary") or next((m for m in ("fid_fmnist", "fid") if m in chosen), chosen[0])
+    if primary not in chosen:
+        raise ValueError(f"the suite's primary metric '{primary}' is not in these results; present: {chosen}")
+    verdicts = list(analysis.get("verdicts") or [primary, *[m for m in chosen if m != primary][:3]])
+    if primary not in verdicts:
+        verdicts.insert(0, primary)
+    return primary, [m for m in verdicts if m in chosen]
+
+
+def _compute_table(frame: pd.DataFrame, arms: list[str], costs: dict[str, Any]) -> pd.DataFrame:
+    runs = frame[frame["arm"].isin(arms)].drop_duplicates(["arm", "run_id"])
+    timed = costs.get("arms", {})
+    rows = []
+    for arm in arms:
+        first = runs[runs["arm"] == arm].head(1)
+        value = (lambda col: first[col].iloc[0] if len(first) and col in first and pd.notna(first[col].iloc[0])
+                 else math.nan)
+        rows.append({"arm": arm, "params_g": value("params_g"), "params_d": value("params_d"),
+                     "flops_per_step": value("flops_per_step"), "steps": value("knob_steps"),
+                     "step_seconds": timed.get(arm, {}).get("step_seconds", math.nan)})
+    return pd.DataFrame(rows)
+
+
+def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any], metrics: list[str],
+            costs: dict[str, Any] | None = None) -> Analysis:
     directions = metric_directions(frame)
+    primary, verdict_metrics = choose_metrics(metrics, manifest.get("analysis") or {})
+    labels = failures.failure_labels(frame, training)
+    parts, rows = [], []
     for design in manifest["designs"]:
         arms = [a["name"] for a in design["arms"]]
         part_frame = frame[frame["arm"].isin(arms)]
-        summaries, comparisons = {}, {}
+        reference = design["reference_arm"]
+        others = [a for a in arms if a != reference]
+        summaries = {}
         for metric in metrics:
             values = stats.run_values(part_frame, metric, directions.get(metric))
-            summaries[metric] = stats.arm_summary(values)
-            reference = design["reference_arm"]
-            comparisons[metric] = (stats.compare_to_reference(values, reference, directions.get(metric),
-                                                              [a for a in arms if a != reference])
-                                   if reference else pd.DataFrame())
+            summaries[metric] = stats.arm_summary(values, value_range(metric))
+            if reference and metric in verdict_metrics:
+                rows.append(inference.compare_to_reference(values, reference, metric, directions.get(metric), others)
+                            .assign(part=design["part"]))
+        compute = _compute_table(frame, arms, costs or {})
+        if reference:
+            flops = compute.set_index("arm")["flops_per_step"].dropna().to_dict()
+            rows.append(inference.compare_at_equal_compute(part_frame, reference, primary, directions.get(primary),
+                                                           flops, others, "FLOPs").assign(part=design["part"]))
+            seconds = compute.set_index("arm")["step_seconds"].dropna().to_dict()
+            timed = inference.compare_at_equal_compute(part_frame, reference, primary, directions.get(primary),
+                                                       seconds, others, "seconds")
+            rows.append(timed.assign(part=design["part"], testable=False))  # an estimate, outside the family
         factorial, interactions = {}, False
         if design["kind"] in ("full_factorial", "fractional_factorial"):
             interactions = design["kind"] == "full_factorial" or (design["resolution"] or 0) >= 5
@@ -84,27 +137,39 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
                     factorial[metric] = stats.factorial_effects(values, factors, interactions)
                 except ValueError:  # too few runs for the model: say so in the report, not crash
                     factorial[metric] = pd.DataFrame()
-        runs = part_frame.drop_duplicates(["arm", "run_id"])
-        wall = runs[runs["status"] == "completed"].groupby("arm")["wall_s"].median().to_dict()
-        parts.append(PartResult(design["part"], design["kind"], design["reference_arm"], arms, summaries,
-                                comparisons, stats.collapse_rate(part_frame, training), factorial, interactions,
-                                wall, directions))
-    return parts
+        parts.append(PartResult(design["part"], design["kind"], reference, arms, summaries, {}, pd.DataFrame(),
+                                failures.failure_rates(labels[labels["arm"].isin(arms)]), factorial, interactions,
+                                compute, directions))
+    family = inference.apply_family(pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
+    for part in parts:
+        mine = family[family["part"] == part.name] if not family.empty else family
+        for metric in verdict_metrics:
+            part.comparisons[metric] = (mine[(mine["metric"] == metric) & (mine["basis"] == "equal steps")]
+                                        if not mine.empty else pd.DataFrame())
+        part.equal_compute = mine[mine["basis"] != "equal steps"] if not mine.empty else pd.DataFrame()
+    size = int(family["family_size"].iloc[0]) if not family.empty else 0
+    return Analysis(parts, primary, verdict_metrics, size, size == 0)
 
 
 # --- Tables -------------------------------------------------------------------------------------
 
 def _cell(row: pd.Series) -> str:
+    """'mean [low, high] (n=…)': the interval inside the metric's range, never '± 0'."""
     if not np.isfinite(row["mean"]):
         return "—"
+    if row["n"] > 1 and not np.isfinite(row["std"]) or (row["n"] > 1 and row["std"] == 0):
+        return f"{row['mean']:.3g} (all {row['n']} equal)"
     if not np.isfinite(row["ci_low"]):
         return f"{row['mean']:.3g} (n={row['n']})"
-    half = (row["ci_high"] - row["ci_low"]) / 2
-    return f"{row['mean']:.3g} ± {half:.2g} (n={row['n']})"
+    return f"{row['mean']:.3g} [{row['ci_low']:.3g}, {row['ci_high']:.3g}] (n={row['n']})"
+
+
+def _share(value: float, n: int) -> str:
+    return f"{value:.0%}" if np.isfinite(value) else "unavailable"
 
 
 def main_table(part: PartResult, metrics: list[str]) -> pd.DataFrame:
-    """Arms × metrics, 'mean ± CI half-width (n)', plus diverged and collapsed shares; best marked."""
+    """Arms × metrics, 'mean [CI] (n)', plus diverged and failure shares; best marked."""
     table = pd.DataFrame({"arm": part.arms})
     best: dict[str, str] = {}
     for metric in metrics:
@@ -115,13 +180,41 @@ def main_table(part: PartResult, metrics: list[str]) -> pd.DataFrame:
             best[metric] = means.idxmax() if part.directions.get(metric) else means.idxmin()
     first = part.summaries[metrics[0]].set_index("arm")
     table["diverged"] = [f"{first.loc[a, 'diverged']:.0%}" for a in part.arms]
-    collapse = part.collapse.set_index("arm")["collapsed"] if not part.collapse.empty else pd.Series(dtype=float)
-    table["collapsed"] = [f"{collapse[a]:.0%}" if a in collapse.index else "—" for a in part.arms]
-    # Equal steps are not equal compute: show what each arm cost, so a win bought with time is visible.
-    table["s/run"] = [f"{part.wall_s.get(a, math.nan):.0f}" if np.isfinite(part.wall_s.get(a, math.nan)) else "—"
-                      for a in part.arms]
+    rates = part.failures.set_index("arm") if not part.failures.empty else pd.DataFrame()
+    for label, title in (("failed_to_learn", "failed to learn"), ("mode_collapse", "mode collapse"),
+                         ("d_wins", "D wins")):
+        table[title] = [_share(rates.loc[a, label], rates.loc[a, f"{label}_n"]) if a in rates.index else "—"
+                        for a in part.arms]
     table.attrs["best"] = best
     return table
+
+
+def compute_table(part: PartResult) -> pd.DataFrame:
+    """Per arm: parameters, FLOPs per step, seconds per step timed alone, and the run's budget."""
+    def fmt(value: float, spec: str, scale: float = 1.0) -> str:
+        return format(value / scale, spec) if np.isfinite(value) else "unavailable"
+
+    c = part.compute
+    return pd.DataFrame({
+        "arm": c["arm"], "params G (M)": [fmt(v, ".3f", 1e6) for v in c["params_g"]],
+        "params D (M)": [fmt(v, ".3f", 1e6) for v in c["params_d"]],
+        "GFLOPs/step": [fmt(v, ".2f", 1e9) for v in c["flops_per_step"]],
+        "steps": [fmt(v, ".0f") for v in c["steps"]],
+        "total TFLOPs": [fmt(f * n, ".1f", 1e12) for f, n in zip(c["flops_per_step"], c["steps"])],
+        "s/step alone": [fmt(v, ".3g") for v in c["step_seconds"]],
+    })
+
+
+def noise_table(part: PartResult, metric: str) -> pd.DataFrame:
+    """Per arm: SD over seeds next to the evaluation noise (SD over latent draws of one generator)."""
+    summary = part.summaries[metric]
+    return pd.DataFrame({
+        "arm": summary["arm"], "n": summary["n"],
+        f"seed SD of {metric}": [_num(v, ".3g") for v in summary["std"]],
+        "evaluation SD (latent draws)": [_num(v, ".3g") for v in summary["eval_sd"]],
+        "eval / seed": [_num(e / sd, ".2f") if np.isfinite(sd) and sd > 0 else "—"
+                        for e, sd in zip(summary["eval_sd"], summary["std"])],
+    })
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -161,20 +254,48 @@ def _num(value: float, spec: str) -> str:
     return format(value, spec) if np.isfinite(value) else "—"
 
 
+def _interval(row: Any) -> str:
+    """'Δ [adjusted CI]' in display units (% change on the log scale)."""
+    if not np.isfinite(getattr(row, "estimate", math.nan)):
+        return "—"
+    values = [on_display_scale(v, row.scale) for v in (row.estimate, row.adj_low, row.adj_high)]
+    if row.scale == "log":  # % change: whole percents past ±10 %, never 1e+02
+        text = [_num(v, "+.0f" if abs(v) >= 10 else "+.1f") if np.isfinite(v) else "—" for v in values]
+        return f"{text[0]} % [{text[1]} %, {text[2]} %]"
+    return f"{_num(values[0], '+.3g')} [{_num(values[1], '+.3g')}, {_num(values[2], '+.3g')}]"
+
+
 def effects_table(part: PartResult, metric: str) -> pd.DataFrame:
-    comparison = part.comparisons[metric]
+    comparison = part.comparisons.get(metric, pd.DataFrame())
     if comparison.empty:
         return pd.DataFrame()
     return pd.DataFrame({
         "arm": comparison["arm"],
-        f"Δ {metric} vs {part.reference} [95 % CI]": [
-            f"{_num(r.diff, '+.3g')} [{_num(r.ci_low, '+.3g')}, {_num(r.ci_high, '+.3g')}]" if np.isfinite(r.diff)
-            else "—" for r in comparison.itertuples()],
+        f"Δ {metric} vs {part.reference} [simultaneous CI]": [_interval(r) for r in comparison.itertuples()],
         "n": [f"{r.n} vs {r.n_reference}" for r in comparison.itertuples()],
-        "p (Welch)": [_num(r.p, ".3g") for r in comparison.itertuples()],
-        "p (Holm)": [_num(r.p_holm, ".3g") for r in comparison.itertuples()],
+        "test": comparison["test"],
+        "p": [_num(r.p, ".3g") for r in comparison.itertuples()],
+        "p (Holm, family)": [_num(r.p_holm, ".3g") for r in comparison.itertuples()],
+        "p (Dunnett)": [_num(r.p_dunnett, ".3g") for r in comparison.itertuples()],
+        "p (Welch, raw)": [_num(r.p_welch, ".3g") for r in comparison.itertuples()],
+        "p (permutation)": [_num(r.p_permutation, ".3g") for r in comparison.itertuples()],
         "Hedges' g": [_num(r.g, "+.2f") for r in comparison.itertuples()],
         "verdict": comparison["verdict"],
+    })
+
+
+def equal_compute_table(part: PartResult, metric: str) -> pd.DataFrame:
+    rows = part.equal_compute
+    if rows.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "arm": rows["arm"], "basis": rows["basis"],
+        f"Δ {metric} vs {part.reference} [simultaneous CI]": [_interval(r) for r in rows.itertuples()],
+        "n": [f"{r.n} vs {r.n_reference}" if np.isfinite(getattr(r, "n", math.nan)) else "—" for r in rows.itertuples()],
+        "p (Holm, family)": [_num(r.p_holm, ".3g") for r in rows.itertuples()],
+        "verdict": [r.verdict if r.basis == "equal FLOPs" else "estimate only (outside the family)"
+                    for r in rows.itertuples()],
+        "where": rows["note"].fillna(""),
     })
 
 
@@ -189,28 +310,35 @@ def _save(fig: plt.Figure, path: Path) -> list[Path]:
     return [path.with_suffix(".png"), path.with_suffix(".pdf")]
 
 
-def forest_plot(part: PartResult, metrics: list[str], path: Path, most: int = 4) -> Path | None:
-    shown = [m for m in metrics if not part.comparisons[m].empty][:most]
+VERDICT_ORDER = ("better", "worse", "no clear difference", "exploratory", "too few runs")
+
+
+def forest_plot(part: PartResult, metrics: list[str], path: Path) -> Path | None:
+    """Each verdict metric's differences from the reference with their simultaneous intervals."""
+    shown = [m for m in metrics if not part.comparisons.get(m, pd.DataFrame()).empty]
     if not shown:
         return None
     fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown) + 1.5, 0.42 * len(part.arms) + 1.6),
                              sharey=True, squeeze=False)
-    palette = dict(zip(("better", "worse", "no clear difference", "too few runs"), sns.color_palette("colorblind", 4)))
+    palette = dict(zip(VERDICT_ORDER, sns.color_palette("colorblind", len(VERDICT_ORDER))))
     for ax, metric in zip(axes[0], shown):
         comp = part.comparisons[metric].iloc[::-1]
         y = np.arange(len(comp))
         for yi, row in zip(y, comp.itertuples()):
-            colour = palette.get(row.verdict, "grey")
-            ax.errorbar(row.diff, yi, xerr=[[row.diff - row.ci_low], [row.ci_high - row.diff]], fmt="o",
-                        color=colour, capsize=3)
+            mid, lo, hi = (on_display_scale(v, row.scale) for v in (row.estimate, row.adj_low, row.adj_high))
+            if np.isfinite(mid):
+                ax.errorbar(mid, yi, xerr=[[mid - lo], [hi - mid]] if np.isfinite(lo) else None, fmt="o",
+                            color=palette.get(row.verdict, "grey"), capsize=3)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(y, comp["arm"])
         arrow = "↑ better" if part.directions.get(metric) else "↓ better"
-        ax.set_xlabel(f"Δ {metric} vs {part.reference} ({arrow})")
+        unit = " (%)" if (comp["scale"] == "log").any() else ""
+        ax.set_xlabel(f"Δ {metric}{unit} vs {part.reference} ({arrow})")
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in palette.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.02 - 0.3 / len(part.arms)),
+    fig.legend(handles=handles, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.02 - 0.3 / len(part.arms)),
                frameon=False)
-    fig.suptitle(f"{part.name or 'design'}: effect of each arm vs '{part.reference}' (95 % CI over seeds)")
+    fig.suptitle(f"{part.name or 'design'}: each arm vs '{part.reference}' at equal steps "
+                 "(simultaneous intervals over the report's family)")
     _save(fig, path)
     return path.with_suffix(".png")
 
@@ -367,20 +495,53 @@ def _provenance(frame: pd.DataFrame, results_dir: Path, manifest: dict[str, Any]
     return lines
 
 
-def _findings(parts: list[PartResult], metric: str) -> list[str]:
-    lines = []
-    for part in parts:
-        comparison = part.comparisons.get(metric)
-        if comparison is None or comparison.empty:
+def _finding_numbers(row: Any, metric: str, family: int) -> str:
+    return (f"{row.basis}, Δ {metric} = {_interval(row)} (simultaneous CI), n = {row.n} vs {row.n_reference}, "
+            f"{row.test}" + (f", Holm p = {_num(row.p_holm, '.3g')} in a family of {family}"
+                             if np.isfinite(row.p_holm) else
+                             f", not tested (exploratory; Bonferroni interval over {row.family_rows} comparisons)"))
+
+
+def _findings(result: Analysis) -> list[str]:
+    """One line per arm on the primary metric, at equal steps and equal FLOPs, with the other
+    verdict metrics' verdicts where they say something; every line gives basis, n, CI, family."""
+    metric, lines = result.primary, []
+    for part in result.parts:
+        steps = part.comparisons.get(metric, pd.DataFrame())
+        if steps.empty:
             continue
-        for row in comparison.itertuples():
-            numbers = (f"Δ {metric} = {_num(row.diff, '+.3g')}, 95 % CI [{_num(row.ci_low, '+.3g')}, "
-                       f"{_num(row.ci_high, '+.3g')}], n = {row.n} vs {row.n_reference}, Welch p = "
-                       f"{_num(row.p, '.3g')}, Holm p = {_num(row.p_holm, '.3g')}, g = {_num(row.g, '+.2f')}")
-            if row.verdict in ("better", "worse"):
-                lines.append(f"- **{row.arm}** is {row.verdict} than `{part.reference}` ({numbers}).")
+        flops = part.equal_compute[part.equal_compute["basis"] == "equal FLOPs"].set_index("arm") \
+            if not part.equal_compute.empty else pd.DataFrame()
+        for row in steps.itertuples():
+            at_steps = _finding_numbers(row, metric, result.family_size)
+            compute = flops.loc[row.arm] if row.arm in flops.index else None
+            if compute is not None and np.isfinite(compute.get("estimate", math.nan)):
+                crow = pd.Series(compute).to_frame().T.assign(arm=row.arm).itertuples().__next__()
+                at_compute = f"{_finding_numbers(crow, metric, result.family_size)}; {compute['note']}"
+                compute_verdict = compute["verdict"]
             else:
-                lines.append(f"- {row.arm}: {row.verdict} from `{part.reference}` ({numbers}).")
+                at_compute = (compute["note"] if compute is not None and isinstance(compute.get("note"), str)
+                              else "no equal-compute reading")
+                compute_verdict = None
+            if row.verdict in ("better", "worse") and compute_verdict not in (None, row.verdict):
+                head = (f"- **{row.arm}** is {row.verdict} than `{part.reference}` at equal steps but "
+                        f"*{compute_verdict}* at equal compute: both readings hold under their conditions")
+            elif row.verdict in ("better", "worse"):
+                head = f"- **{row.arm}** is {row.verdict} than `{part.reference}` at equal steps"
+                if compute_verdict == row.verdict:
+                    head += " and at equal compute"
+            elif compute_verdict in ("better", "worse"):
+                head = (f"- **{row.arm}**: {row.verdict} from `{part.reference}` at equal steps, "
+                        f"{compute_verdict} at equal compute")
+            else:
+                head = f"- {row.arm}: {row.verdict} (equal steps)" + (
+                    f", {compute_verdict} (equal compute)" if compute_verdict else "")
+            others = [f"{m}: {part.comparisons[m].set_index('arm').loc[row.arm, 'verdict']}"
+                      for m in result.verdict_metrics if m != metric and not part.comparisons[m].empty
+                      and row.arm in set(part.comparisons[m]["arm"])
+                      and part.comparisons[m].set_index("arm").loc[row.arm, "verdict"] in ("better", "worse")]
+            lines.append(f"{head} ({at_steps}; {at_compute})." + (
+                f" Other metrics: {', '.join(others)}." if others else ""))
         summary = part.summaries[metric]
         for row in summary.itertuples():
             if row.diverged > 0 or row.failed > 0:
@@ -390,6 +551,22 @@ def _findings(parts: list[PartResult], metric: str) -> list[str]:
                 lines.append(f"- {row.arm}: {row.unfinished:.0%} of its {row.runs} runs have not finished; "
                              "its numbers are provisional.")
     return lines or ["- No arm could be compared with a reference arm."]
+
+
+def _inference_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
+    budget = (manifest.get("budget") or {}).get("text", "equal steps")
+    if result.exploratory:
+        mode = (f"**Exploratory study**: fewer than {inference.MIN_SEEDS} usable runs per arm, so no comparison is "
+                "tested and there are no better/worse verdicts; the tables give estimates with simultaneous "
+                "intervals (Bonferroni over every comparison shown). Run at least "
+                f"{inference.MIN_SEEDS} seeds per arm for verdicts.")
+    else:
+        mode = (f"Verdicts: at equal steps from the pooled-variance model (Dunnett and Welch p beside it), at "
+                f"equal FLOPs from Welch's t; one Holm correction over a family of {result.family_size} "
+                "comparisons (every verdict in this report), with simultaneous intervals that agree with it.")
+    return [mode, "", f"- primary metric: `{result.primary}`; verdict metrics: "
+            f"{', '.join(f'`{m}`' for m in result.verdict_metrics)}",
+            f"- budget: {budget}", f"- {inference.INTERPOLATION}"]
 
 
 def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence[str] | None = None,
@@ -411,9 +588,9 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
     chosen = reported_metrics(frame, metrics)
     if not chosen:
         raise ValueError(f"no evaluated metric in {results_dir}: nothing to report yet")
-    parts = analyse(frame, training, manifest, chosen)
+    result = analyse(frame, training, manifest, chosen, load_step_costs(results_dir))
     sns.set_theme(style="whitegrid", palette="colorblind", context="paper")
-    main = chosen[0]
+    main = result.primary
     body = [f"# {manifest['name']}: {manifest.get('description', '')}", "",
             f"Generated by `ganbench report {results_dir}` from {len(manifest['runs'])} runs.", "",
             "## Design", ""]
@@ -421,45 +598,45 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
         body.append(f"- {design['part'] or 'design'}: `{design['kind']}` from preset `{design['preset']}` over "
                     f"{len(design['studied_hacks'])} hacks, {len(design['arms'])} arms × {len(manifest['seeds'])} seeds; "
                     f"reference arm `{design['reference_arm'] or '-'}`")
+    body += ["", "## Inference", "", *_inference_lines(result, manifest)]
     if problems:
         body += ["", "## Data problems", "", "Lines of run logs that are not JSON were skipped (every other row "
                  "of those runs is used):", "", *[f"- `{p}`" for p in problems]]
     body += ["", "## Setup", "", *_provenance(frame, results_dir, manifest), "",
-             "Statistics:", "", *[f"- {line}" for line in stats.METHODS], ""]
-    summary_frames = []
-    for part in parts:
+             "Statistics:", "", *[f"- {line}" for line in stats.METHODS], "",
+             "Failure labels (shares of completed runs):", "", *[f"- {line}" for line in failures.DEFINITIONS], ""]
+    summary_frames, family_frames = [], []
+    for part in result.parts:
         label = part.name or "main"
         table = main_table(part, chosen)
-        body += [f"## Results: {label}", "", "Final evaluation (`summary.csv` also has the best-over-training and "
-                 "mean-of-last-3 readings), mean ± 95 % CI half-width (n = usable runs); best "
-                 "per column in bold. Diverged runs are excluded from the means and counted in `diverged`. "
-                 "`s/run` is the median wall-clock time of a run: arms compare at equal steps, not equal compute.",
-                 "",
-                 to_markdown(table)]
-        if "md" in formats:
-            rundir.atomic_write(out_dir / "tables" / f"{label}.md", lambda tmp, t=table: Path(tmp).write_text(to_markdown(t)))
-        if "tex" in formats:
-            tex = to_latex(table, f"{manifest['name']} ({label}): final evaluation, mean ± 95 % CI (n)")
-            rundir.atomic_write(out_dir / "tables" / f"{label}.tex", lambda tmp, t=tex: Path(tmp).write_text(t))
-        effects = effects_table(part, main)
-        if not effects.empty:
-            body += [f"Effects on `{main}` against `{part.reference}`:", "", to_markdown(effects)]
-            if "md" in formats:
-                rundir.atomic_write(out_dir / "tables" / f"{label}_effects.md",
-                                   lambda tmp, e=effects: Path(tmp).write_text(to_markdown(e)))
-            if "tex" in formats:
-                tex = to_latex(effects, f"{manifest['name']} ({label}): effects on {main}")
-                rundir.atomic_write(out_dir / "tables" / f"{label}_effects.tex", lambda tmp, t=tex: Path(tmp).write_text(t))
-        factorial = factorial_table(part, main)
-        if not factorial.empty:
-            body += [f"Factorial effects on `{main}` ({'main effects and two-way interactions' if part.interactions else 'main effects; two-way interactions are aliased with each other at this resolution and are not estimated'}):",
-                     "", to_markdown(factorial)]
-            if "md" in formats:
-                rundir.atomic_write(out_dir / "tables" / f"{label}_factorial.md",
-                                   lambda tmp, f=factorial: Path(tmp).write_text(to_markdown(f)))
+        body += [f"## Results: {label}", "", "Final evaluation (the mean of its latent draws; `summary.csv` also has "
+                 "the best-over-training and mean-of-last-3 readings): mean [95 % CI inside the metric's range] "
+                 "(n = usable runs); best per column in bold. Diverged runs are excluded from the means and counted "
+                 "in `diverged`.", "", to_markdown(table)]
+        _write_table(out_dir, label, table, f"{manifest['name']} ({label}): final evaluation, mean [95 % CI] (n)",
+                     formats)
+        tables = [("compute", compute_table(part), "What each arm costs: parameters, FLOPs per training step "
+                   "(counted), seconds per step timed alone on the sweep's device. Equal steps is not equal compute.",
+                   "compute per arm"),
+                  ("noise", noise_table(part, main), f"Evaluation noise against seed noise on `{main}`: a "
+                   "difference smaller than the evaluation SD cannot be told from a different latent draw.",
+                   "evaluation noise vs seed noise"),
+                  ("effects", effects_table(part, main), f"Effects on `{main}` against `{part.reference}` at "
+                   f"equal steps ({'exploratory: no tests' if result.exploratory else 'verdicts from the family'}):",
+                   f"effects on {main} at equal steps"),
+                  ("equal_compute", equal_compute_table(part, main), f"`{main}` against `{part.reference}` at "
+                   "equal compute (FLOPs: in the family; seconds timed alone: an estimate):",
+                   f"{main} at equal compute"),
+                  ("factorial", factorial_table(part, main), f"Factorial effects on `{main}` "
+                   f"({'main effects and two-way interactions' if part.interactions else 'main effects; two-way interactions are aliased with each other at this resolution and are not estimated'}):",
+                   f"factorial effects on {main}")]
+        for suffix, extra, caption, title in tables:
+            if not extra.empty:
+                body += [caption, "", to_markdown(extra)]
+                _write_table(out_dir, f"{label}_{suffix}", extra, f"{manifest['name']} ({label}): {title}", formats)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a warning in a figure is a bug in the report
-            figures = [forest_plot(part, chosen, out_dir / "figures" / f"{label}_forest"),
+            figures = [forest_plot(part, result.verdict_metrics, out_dir / "figures" / f"{label}_forest"),
                        main_effects_plot(part, main, out_dir / "figures" / f"{label}_main_effects"),
                        interaction_heatmap(part, main, out_dir / "figures" / f"{label}_interactions"),
                        metric_curves(frame, part, main, out_dir / "figures" / f"{label}_{main}_curves"),
@@ -473,14 +650,26 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
             summary_frames.append(part.summaries[metric].assign(metric=metric, aggregate="final"))
             for aggregate in ("best", "last_k"):  # 'final' was computed by analyse()
                 values = stats.run_values(part_frame, metric, part.directions.get(metric), aggregate)
-                summary_frames.append(stats.arm_summary(values).assign(metric=metric, aggregate=aggregate))
-    body += ["## Findings", "", *_findings(parts, main), ""]
+                summary_frames.append(stats.arm_summary(values, value_range(metric))
+                                      .assign(metric=metric, aggregate=aggregate))
+        family_frames += [*part.comparisons.values(), part.equal_compute]
+    body += ["## Findings", "", *_findings(result), ""]
     if "csv" in formats:
         summary = pd.concat(summary_frames, ignore_index=True)
         rundir.atomic_write(out_dir / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
+        family = pd.concat([f for f in family_frames if not f.empty] or [pd.DataFrame()], ignore_index=True)
+        rundir.atomic_write(out_dir / "comparisons.csv", lambda tmp: family.to_csv(tmp, index=False))
     readme = out_dir / "README.md"
     rundir.atomic_write(readme, lambda tmp: Path(tmp).write_text("\n".join(body)))
     return readme
+
+
+def _write_table(out_dir: Path, stem: str, table: pd.DataFrame, caption: str, formats: Sequence[str]) -> None:
+    if "md" in formats:
+        rundir.atomic_write(out_dir / "tables" / f"{stem}.md", lambda tmp: Path(tmp).write_text(to_markdown(table)))
+    if "tex" in formats:
+        tex = to_latex(table, caption)
+        rundir.atomic_write(out_dir / "tables" / f"{stem}.tex", lambda tmp: Path(tmp).write_text(tex))
 
 
 def update_readme(readme: str | Path, report_dir: str | Path, name: str) -> None:
@@ -494,8 +683,9 @@ def update_readme(readme: str | Path, report_dir: str | Path, name: str) -> None
     tables = sorted((report_dir / "tables").glob("*.md"))
     if not tables:
         raise FileNotFoundError(f"no tables in {report_dir}/tables: run `ganbench report` first")
-    block = "\n".join(f"{t.read_text()}" for t in tables if not t.stem.endswith("_effects"))
-    effects = [t for t in tables if t.stem.endswith("_effects")]
+    extras = ("_compute", "_noise", "_effects", "_equal_compute", "_factorial")
+    block = "\n".join(f"{t.read_text()}" for t in tables if not t.stem.endswith(extras))
+    effects = [t for t in tables if t.stem.endswith(("_effects", "_equal_compute"))]
     if effects:
         block += "\n" + "\n".join(t.read_text() for t in effects)
     new = text[: text.index(start) + len(start)] + "\n" + block + text[text.index(end):]

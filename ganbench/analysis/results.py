@@ -48,6 +48,7 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
         run = {"part": _part_of(entry["arm"], manifest), "arm": entry["arm"], "seed": entry["seed"],
                "run_id": entry["run_id"], "status": status.get("status", "pending"), "error": status.get("error"),
                "wall_s": status.get("wall_s"),
+               **{k: status.get("compute", {}).get(k) for k in ("flops_per_step", "params_g", "params_d")},
                **{f"hack_{name}": name in entry["hacks"] for name in HACKS},
                **{f"knob_{k}": v for k, v in config.items()}}
         metrics = [r for r in rundir.read_jsonl(run_dir / "metrics.jsonl") if r.get("source") != "ganbench eval"]
@@ -104,6 +105,12 @@ def load_training_stats(results_dir: str | Path) -> pd.DataFrame:
             frame["arm"], frame["seed"], frame["run_id"] = entry["arm"], entry["seed"], entry["run_id"]
             frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_step_costs(results_dir: str | Path) -> dict[str, Any]:
+    """compute.json of a local sweep (arm → seconds per step, timed alone), or {} without one."""
+    path = Path(results_dir) / "compute.json"
+    return rundir.read_json(path) if path.exists() else {}
 
 
 def save_results(frame: pd.DataFrame, results_dir: str | Path) -> list[Path]:

@@ -1,56 +1,61 @@
-"""Statistics over seeds: per-arm summaries, effects against a reference arm, factorial effects.
+"""Statistics over seeds: per-arm summaries, intervals, tests, factorial effects.
 
 The methods are listed in METHODS below and named in every output table, so a reader
-knows what was computed.
+knows what was computed. Comparisons against a reference arm and the multiplicity family
+live in `ganbench.analysis.inference`; failure labels in `ganbench.analysis.failures`.
 
-A run's value is its final evaluation, its best one (by the metric's direction) or the mean
-of its last k. A run counts as collapsed when it covered at most 3 of the 10 classes
-(`modes_covered_fmnist` ≤ 3) or its discriminator loss fell below 0.05 (D separates real
-from fake almost perfectly, so G gets no signal); diverged and failed runs count apart.
+A run's value is its final evaluation (the mean of its `eval_draws` latent draws), its
+best one (by the metric's direction) or the mean of its last k.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 METHODS = (
-    "Confidence intervals of an arm's mean: the percentile bootstrap over seeds (10 000 resamples, seeded) "
-    "from 10 seeds; with fewer seeds the bootstrap covers far less than 95 % (about 75 % at 3 seeds), so the "
-    "Student-t interval is used instead, and each table says which.",
-    "Differences from the reference arm: difference of means with a Welch t interval (a bootstrap one, each arm "
-    "resampled on its own, from 10 seeds per arm); Welch's t-test p, Holm-corrected across the arms of a design; "
-    "an exact permutation p alongside; Hedges' g as the effect size. An arm is 'better' or 'worse' only when "
-    "its CI excludes 0 and its Holm p < 0.05.",
+    "A run's value is its final evaluation: the mean of its independent latent draws (`eval_draws`). Diverged and "
+    "failed runs are left out of means and counted apart.",
+    "Intervals of an arm's mean: the percentile bootstrap over seeds (10 000 resamples, seeded) from 10 seeds; with "
+    "fewer seeds the bootstrap covers far less than 95 % (about 75 % at 3 seeds), so the Student-t interval is used "
+    "instead. Every interval is intersected with the metric's range (a mean cannot leave it, so coverage is kept); "
+    "when every run has the same value no interval is given.",
+    "Evaluation noise: per run, the SD of its final evaluation over latent draws; per arm, the root mean square of "
+    "those, shown beside the SD over seeds (which contains it).",
+    "Comparisons with the reference arm: with fewer than 5 usable runs in either arm the comparison is exploratory "
+    "(estimate and interval, no verdict). From 5 runs on, at equal steps, a pooled-variance model (OLS with the arm as "
+    "a factor over all arms of the design; FID and IS on the log scale, reported as % change) drives the verdict, "
+    "Dunnett's many-to-one p and Welch's p shown beside; at equal compute, Welch's t on the same scale.",
+    "One multiplicity family: every verdict the report shows (arms × verdict metrics at equal steps, and the "
+    "primary metric at equal compute), Holm-corrected together. Intervals are simultaneous: with m tests of which "
+    "Holm rejects r, each is a t interval at level 1 − 0.05/max(m − r, 1), so an interval excludes 0 exactly when "
+    "Holm calls the arm better or worse. Exploratory rows get Bonferroni intervals over every row shown.",
+    "Equal compute: FLOPs per step counted by torch's flop counter (one step, forward and backward); both arms read "
+    "at the smaller of their final budgets, each run's curve linearly interpolated between evaluations.",
+    "The exact permutation p (all relabellings up to 20 000, else 20 000 random ones) is shown for each comparison; "
+    "with 3 seeds per arm it cannot go below 0.1. Hedges' g is the effect size.",
     "Factorial designs: ordinary least squares on ±1-coded hacks; an effect is the change from off to on (2·β) "
     "with a t-based 95 % CI.",
-    "A run's value is its final evaluation. Diverged and failed runs are left out of means and counted apart. A "
-    "completed run counts as collapsed when it covers at most 3 of the 10 classes (modes_covered_fmnist ≤ 3) or "
-    "its final D loss is below 0.05 (D separates real from fake almost perfectly: G gets no signal).",
 )
 N_BOOTSTRAP = 10_000
 N_PERMUTATIONS = 20_000
 BOOTSTRAP_MIN_N = 10
 CI_BOOTSTRAP = "95 % percentile bootstrap over seeds (10 000 resamples)"
 CI_T = "95 % Student-t interval over seeds (fewer than 10 seeds: the bootstrap under-covers)"
-DIFF_CI_BOOTSTRAP = "95 % bootstrap CI of the difference (arms resampled separately)"
-DIFF_CI_WELCH = "95 % Welch t interval of the difference"
-TEST_METHOD = "Welch's t-test (two-sided), Holm-corrected across the arms of the design"
-EFFECT_SIZE = "Hedges' g"
-COLLAPSE_MODES, COLLAPSE_LOSS_D = 3, 0.05
 AGGREGATES = ("final", "best", "last_k")
 
 
 def run_values(frame: pd.DataFrame, metric: str, higher_is_better: bool | None, aggregate: str = "final",
                k: int = 3) -> pd.DataFrame:
-    """One row per run (part, arm, seed, run_id, status, value) for `metric`.
+    """One row per run (part, arm, seed, run_id, status, value, draw_sd) for `metric`.
 
     Runs without that metric (failed or diverged before evaluating) keep their row with NaN.
+    `draw_sd` is the final evaluation's SD over latent draws (NaN for other aggregates).
     """
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {AGGREGATES}, got '{aggregate}'")
@@ -64,6 +69,11 @@ def run_values(frame: pd.DataFrame, metric: str, higher_is_better: bool | None, 
     else:
         values = rows.groupby(["arm", "run_id"])["value"].apply(lambda v: v.tail(k).mean())
     out = runs.merge(values.rename("value").reset_index(), on=["arm", "run_id"], how="left")
+    if aggregate == "final" and "draw_sd" in rows:
+        noise = rows.groupby(["arm", "run_id"])["draw_sd"].last().rename("draw_sd").reset_index()
+        out = out.merge(noise, on=["arm", "run_id"], how="left")
+    else:
+        out["draw_sd"] = np.nan
     # A diverged run's last numbers describe a broken model: they are not its result.
     out.loc[out["status"] != "completed", "value"] = np.nan
     return out.reset_index(drop=True)
@@ -92,18 +102,6 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, str]:
     """(low, high, method): bootstrap from 10 values, Student t below (see the module doc)."""
     n = int(np.isfinite(np.asarray(values, float)).sum())
     return (*bootstrap_ci(values), CI_BOOTSTRAP) if n >= BOOTSTRAP_MIN_N else (*t_ci(values), CI_T)
-
-
-def bootstrap_diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95,
-                      seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of mean(a) − mean(b), each sample resampled on its own."""
-    x, y = np.asarray(a, float), np.asarray(b, float)
-    if len(x) < 2 or len(y) < 2:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    diffs = (rng.choice(x, (N_BOOTSTRAP, len(x))).mean(1) - rng.choice(y, (N_BOOTSTRAP, len(y))).mean(1))
-    alpha = (1 - level) / 2
-    return (float(np.quantile(diffs, alpha)), float(np.quantile(diffs, 1 - alpha)))
 
 
 def welch(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -170,58 +168,27 @@ def hedges_g(a: Sequence[float], b: Sequence[float]) -> float:
     return float((x.mean() - y.mean()) / pooled * correction)
 
 
-def arm_summary(values: pd.DataFrame) -> pd.DataFrame:
-    """Per arm: runs, usable n, mean, std, CI, and the shares of diverged, failed and unfinished runs."""
+def arm_summary(values: pd.DataFrame, value_range: tuple[float, float] = (-math.inf, math.inf)) -> pd.DataFrame:
+    """Per arm: runs, usable n, mean, SD over seeds, evaluation-noise SD, CI inside `value_range`
+    (NaN when every run has the same value), and the shares of diverged, failed and unfinished runs."""
     rows = []
     for (part, arm), group in values.groupby(["part", "arm"], sort=False):
         ok = group["value"].dropna().to_numpy()
         lo, hi, method = mean_ci(ok)
+        if len(ok) > 1 and np.ptp(ok) == 0:
+            lo, hi, method = math.nan, math.nan, "none: every run has the same value"
+        lo, hi = max(lo, value_range[0]), min(hi, value_range[1])
+        noise = group["draw_sd"].dropna().to_numpy() if "draw_sd" in group else np.array([])
         rows.append({"part": part, "arm": arm, "runs": len(group), "n": len(ok),
                      "mean": float(ok.mean()) if len(ok) else math.nan,
-                     "std": float(ok.std(ddof=1)) if len(ok) > 1 else math.nan, "ci_low": lo, "ci_high": hi,
+                     "std": float(ok.std(ddof=1)) if len(ok) > 1 else math.nan,
+                     "eval_sd": float(np.sqrt(np.mean(noise**2))) if len(noise) else math.nan,
+                     "ci_low": lo, "ci_high": hi,
                      "diverged": float((group["status"] == "diverged").mean()),
                      "failed": float(group["status"].isin(["failed", "interrupted"]).mean()),
                      "unfinished": float(group["status"].isin(["pending", "running"]).mean()),
                      "ci_method": method})
     return pd.DataFrame(rows)
-
-
-def compare_to_reference(values: pd.DataFrame, reference_arm: str, higher_is_better: bool | None,
-                         arms: Iterable[str] | None = None) -> pd.DataFrame:
-    """Each arm against `reference_arm`: difference, CI, Welch p, Holm p, permutation p, Hedges' g, verdict."""
-    ref = values.loc[values["arm"] == reference_arm, "value"].dropna().to_numpy()
-    rows = []
-    for arm in arms or [a for a in values["arm"].unique() if a != reference_arm]:
-        x = values.loc[values["arm"] == arm, "value"].dropna().to_numpy()
-        lo, hi, p = welch(x, ref)
-        ci_method = DIFF_CI_WELCH
-        if min(len(x), len(ref)) >= BOOTSTRAP_MIN_N:
-            (lo, hi), ci_method = bootstrap_diff_ci(x, ref), DIFF_CI_BOOTSTRAP
-        rows.append({"arm": arm, "reference": reference_arm, "n": len(x), "n_reference": len(ref),
-                     "diff": float(x.mean() - ref.mean()) if len(x) and len(ref) else math.nan,
-                     "ci_low": lo, "ci_high": hi, "p": p, "p_permutation": permutation_pvalue(x, ref),
-                     "g": hedges_g(x, ref), "ci_method": ci_method})
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    out["p_holm"] = holm(out["p"].tolist())
-    sign = 1 if higher_is_better else -1
-    # Oriented so that "better" always means better for this metric's direction.
-    out["verdict"] = [_verdict(*sorted((sign * r.ci_low, sign * r.ci_high)), r.p_holm)
-                      if higher_is_better is not None else "n/a" for r in out.itertuples()]
-    out["test_method"] = f"{TEST_METHOD}; effect size: {EFFECT_SIZE}"
-    return out
-
-
-def _verdict(lo: float, hi: float, p_holm: float) -> str:
-    """'better' / 'worse' than the reference when the CI excludes 0 and Holm's p < 0.05."""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "too few runs"
-    if p_holm < 0.05 and lo > 0:
-        return "better"
-    if p_holm < 0.05 and hi < 0:
-        return "worse"
-    return "no clear difference"
 
 
 def factorial_effects(values: pd.DataFrame, factors: dict[str, dict[str, bool]], interactions: bool = False,
@@ -255,21 +222,3 @@ def factorial_effects(values: pd.DataFrame, factors: dict[str, dict[str, bool]],
                      "ci_high": 2 * (beta[i] + t * se), "p": float(2 * sps.t.sf(abs(beta[i] / se), dof)) if se else
                      math.nan, "dof": dof, "method": "OLS on ±1-coded hacks; effect = 2β; t-based 95 % CI"})
     return pd.DataFrame(rows)
-
-
-def collapse_rate(frame: pd.DataFrame, stats: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per arm: share of completed runs that collapsed (few modes, or D loss → 0; see module doc)."""
-    final = frame[frame["metric"] == "modes_covered_fmnist"].sort_values("step").groupby("run_id")["value"].last()
-    low_d = pd.Series(dtype=float)
-    if stats is not None and not stats.empty:
-        low_d = stats.sort_values("step").groupby("run_id")["loss_d"].last()
-    runs = frame.drop_duplicates(["arm", "run_id"])[["arm", "run_id", "status"]]
-    runs = runs[runs["status"] == "completed"]
-
-    def collapsed(run_id: str) -> bool:
-        modes = final.get(run_id, math.nan)
-        loss_d = low_d.get(run_id, math.nan)
-        return bool((np.isfinite(modes) and modes <= COLLAPSE_MODES) or (np.isfinite(loss_d) and loss_d < COLLAPSE_LOSS_D))
-
-    runs = runs.assign(collapsed=runs["run_id"].map(collapsed))
-    return runs.groupby("arm", sort=False)["collapsed"].mean().rename("collapsed").reset_index()

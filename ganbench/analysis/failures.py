@@ -1,0 +1,107 @@
+"""How a completed run failed, if it did: three labels, each defined here and in the report.
+
+- failed to learn: its final FID is at or above the FID of uniform pixel noise against the
+  same reference, extractor and sample count (measured by the evaluation and carried in each
+  FID row as `uniform_noise_fid`): its images are no closer to the data than noise.
+- mode collapse: a run that learned whose generated class histogram is far from the data's:
+  KL(generated ‖ real) above ln 2 nats (as concentrated as an even spread over half the
+  classes), or at most 3 of the 10 classes holding ≥ 1 % of the samples.
+- D wins: the discriminator's loss at the end of training is within 0.05 nats of the lowest
+  value its own label targets allow. With one-sided smoothing, jitter or flipped labels that
+  floor is not 0: a perfect D still pays the binary entropy of its expected targets,
+  H(E[target | real]) + H(E[target | fake]) (0.33 at smoothing 0.1, 0.60 with 5 % flips too).
+
+A label that cannot be decided (no FID row, no class histogram, no logged loss) is NaN and
+shown as unavailable, never as "no".
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+MODE_KL_THRESHOLD = math.log(2)
+MIN_CLASSES = 3
+D_WINS_EPSILON = 0.05
+LABELS = ("failed_to_learn", "mode_collapse", "d_wins")
+DEFINITIONS = (
+    "failed to learn: final FID ≥ the FID of uniform pixel noise against the same reference, extractor and "
+    "sample count (measured once per setting and cached)",
+    f"mode collapse (runs that learned): class-histogram KL(generated ‖ real) > ln 2 = {MODE_KL_THRESHOLD:.3f} nats "
+    f"(as concentrated as an even spread over half the classes), or ≤ {MIN_CLASSES} classes holding ≥ 1 % of the "
+    "samples",
+    f"D wins: final logged D loss within {D_WINS_EPSILON} nats of the floor its label targets allow, "
+    "H(E[real target]) + H(E[fake target]) after smoothing, jitter and flips (0 without them)",
+)
+
+
+def binary_entropy(p: float) -> float:
+    """H(p) in nats; 0 at p ∈ {0, 1}."""
+    if p <= 0 or p >= 1:
+        return 0.0
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
+def d_loss_floor(real_label: float, fake_label: float, smoothing: float, jitter: float, flip_p: float) -> float:
+    """The smallest expected D loss (sum of the real and fake BCE means) under these targets:
+    a D that cannot predict the label noise does best by outputting each class's expected target."""
+    real = real_label - smoothing + jitter / 2
+    expected_real = (1 - flip_p) * real + flip_p * fake_label
+    expected_fake = (1 - flip_p) * fake_label + flip_p * (real_label - smoothing)
+    return binary_entropy(expected_real) + binary_entropy(expected_fake)
+
+
+def _final(frame: pd.DataFrame, metric: str, column: str = "value") -> pd.Series:
+    rows = frame[frame["metric"] == metric].sort_values("step")
+    if rows.empty or column not in rows:
+        return pd.Series(dtype=float)
+    return rows.groupby("run_id")[column].last()
+
+
+def failure_labels(frame: pd.DataFrame, training: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per completed run: arm, run_id and the three labels (1.0 / 0.0 / NaN)."""
+    runs = frame.drop_duplicates(["arm", "run_id"])
+    runs = runs[runs["status"] == "completed"]
+    fid_metric = next((m for m in ("fid_fmnist", "fid") if m in set(frame["metric"].dropna())), None)
+    fid = _final(frame, fid_metric) if fid_metric else pd.Series(dtype=float)
+    noise = _final(frame, fid_metric, "uniform_noise_fid") if fid_metric else pd.Series(dtype=float)
+    kl, classes = _final(frame, "modes_kl_fmnist"), _final(frame, "modes_covered_fmnist")
+    loss_d = pd.Series(dtype=float)
+    if training is not None and not training.empty and "loss_d" in training:
+        loss_d = training.sort_values("step").groupby("run_id")["loss_d"].last()
+    rows = []
+    for run in runs.itertuples():
+        f, n = fid.get(run.run_id, math.nan), noise.get(run.run_id, math.nan)
+        failed = float(f >= n) if np.isfinite(f) and np.isfinite(n) else math.nan
+        k, c = kl.get(run.run_id, math.nan), classes.get(run.run_id, math.nan)
+        if failed == 1.0:
+            collapse = 0.0  # noise is not a collapse onto a few modes; it is counted as failed to learn
+        elif np.isfinite(k) or np.isfinite(c):
+            collapse = float((np.isfinite(k) and k > MODE_KL_THRESHOLD) or (np.isfinite(c) and c <= MIN_CLASSES))
+        else:
+            collapse = math.nan
+        knobs = {k: v for k, v in run._asdict().items() if not (isinstance(v, float) and math.isnan(v))}
+        floor = d_loss_floor(*(float(knobs.get(f"knob_{k}", d)) for k, d in (
+            ("real_label", 1.0), ("fake_label", 0.0), ("label_smoothing", 0.0), ("real_label_jitter", 0.0),
+            ("label_flip_p", 0.0))))
+        final_d = loss_d.get(run.run_id, math.nan)
+        wins = float(final_d - floor < D_WINS_EPSILON) if np.isfinite(final_d) else math.nan
+        rows.append({"arm": run.arm, "run_id": run.run_id, "failed_to_learn": failed, "mode_collapse": collapse,
+                     "d_wins": wins, "d_loss_floor": floor})
+    return pd.DataFrame(rows, columns=["arm", "run_id", *LABELS, "d_loss_floor"])
+
+
+def failure_rates(labels: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: the share of completed runs with each label (over the runs where it is decided),
+    and how many runs it was decided on."""
+    rows = []
+    for arm, group in labels.groupby("arm", sort=False):
+        row = {"arm": arm}
+        for label in LABELS:
+            decided = group[label].dropna()
+            row[label] = float(decided.mean()) if len(decided) else math.nan
+            row[f"{label}_n"] = len(decided)
+        rows.append(row)
+    return pd.DataFrame(rows)

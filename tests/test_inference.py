@@ -1,0 +1,169 @@
+"""Comparisons, the multiplicity family, equal compute and failure labels, on synthetic tables."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ganbench.analysis import failures, inference, stats
+
+
+def _values(arms: dict[str, list[float]], part: str = "") -> pd.DataFrame:
+    return pd.DataFrame([{"part": part, "arm": arm, "seed": i, "run_id": f"{arm}-{i}", "status": "completed",
+                          "value": v, "draw_sd": math.nan} for arm, xs in arms.items() for i, v in enumerate(xs)])
+
+
+def _study(rng, n: int, effects: dict[str, float], sd: float = 1.0, base: float = 20.0) -> pd.DataFrame:
+    return _values({"ref": list(rng.normal(base, sd, n)),
+                    **{arm: list(rng.normal(base + e, sd, n)) for arm, e in effects.items()}})
+
+
+def test_the_family_is_every_row_across_metrics():
+    rng = np.random.default_rng(0)
+    effects = {"a": -3.0, "b": 0.0, "c": 2.0}
+    rows = pd.concat([inference.compare_to_reference(_study(rng, 6, effects), "ref", "fid_fmnist", False),
+                      inference.compare_to_reference(_study(rng, 6, effects, base=0.5, sd=0.05), "ref",
+                                                     "precision_fmnist", True)], ignore_index=True)
+    family = inference.apply_family(rows)
+    assert (family["family_size"] == 6).all()
+    assert family["p_holm"].tolist() == pytest.approx(stats.holm(rows["p"].tolist()))
+    per_metric = [stats.holm(rows.loc[rows["metric"] == m, "p"].tolist()) for m in ("fid_fmnist", "precision_fmnist")]
+    assert (family["p_holm"].to_numpy() >= np.concatenate(per_metric) - 1e-12).all()  # never more lenient
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_simultaneous_intervals_agree_with_the_verdicts(seed):
+    rng = np.random.default_rng(seed)
+    effects = {f"arm{i}": float(rng.choice([0.0, 0.0, -1.5, 1.5, -4.0])) for i in range(6)}
+    rows = pd.concat([inference.compare_to_reference(_study(rng, int(rng.integers(5, 11)), effects), "ref",
+                                                     "fid_fmnist", False),
+                      inference.compare_to_reference(_study(rng, 7, effects), "ref", "kid_fmnist", False)],
+                     ignore_index=True)
+    family = inference.apply_family(rows)
+    excludes_zero = (family["adj_low"] > 0) | (family["adj_high"] < 0)
+    called = family["verdict"].isin(["better", "worse"])
+    assert (excludes_zero == called).all()
+    lower_is_better = family["estimate"] < 0
+    assert (family.loc[called & lower_is_better, "verdict"] == "better").all()
+
+
+def test_under_five_seeds_there_are_no_verdicts():
+    rng = np.random.default_rng(1)
+    rows = inference.compare_to_reference(_study(rng, 3, {"far": -15.0, "same": 0.0}), "ref", "fid_fmnist", False)
+    family = inference.apply_family(rows)
+    assert set(family["verdict"]) == {"exploratory"} and family["p_holm"].isna().all()
+    assert (family["family_size"] == 0).all()
+    assert family["adjusted_alpha"].tolist() == pytest.approx([0.05 / 2] * 2)  # Bonferroni over the rows shown
+    assert np.isfinite(family["adj_low"]).all()
+    assert (family["test"] == "Welch's t").all()
+    five = inference.apply_family(inference.compare_to_reference(_study(rng, 5, {"far": -15.0}), "ref", "fid_fmnist",
+                                                                 False))
+    assert five["verdict"].item() == "better" and five["test"].item().startswith("pooled OLS")
+
+
+def test_pooled_model_matches_statsmodels():
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(2)
+    values = _study(rng, 6, {"a": -2.0, "b": 1.0, "c": 0.0})
+    values.loc[values["arm"] == "c", "value"] += rng.normal(0, 2.0, 6)  # unequal spreads: pooling matters
+    rows = inference.compare_to_reference(values, "ref", "fid_fmnist", False).set_index("arm")
+    data = values.assign(y=np.log(values["value"]))
+    fit = smf.ols("y ~ C(arm, Treatment('ref'))", data=data).fit()
+    for arm in ("a", "b", "c"):
+        term = f"C(arm, Treatment('ref'))[T.{arm}]"
+        assert rows.loc[arm, "scale"] == "log"
+        assert rows.loc[arm, "estimate"] == pytest.approx(fit.params[term], rel=1e-9)
+        assert rows.loc[arm, "se"] == pytest.approx(fit.bse[term], rel=1e-9)
+        assert rows.loc[arm, "p"] == pytest.approx(fit.pvalues[term], rel=1e-6)
+        assert rows.loc[arm, "dof"] == fit.df_resid
+    from scipy import stats as sps
+
+    dunnett = sps.dunnett(*[np.log(values.loc[values["arm"] == a, "value"]) for a in ("a", "b", "c")],
+                          control=np.log(values.loc[values["arm"] == "ref", "value"]), random_state=0)
+    assert rows.loc[["a", "b", "c"], "p_dunnett"].tolist() == pytest.approx(list(dunnett.pvalue))
+
+
+def _curves(arm: str, seeds: int, steps: list[int], fn) -> list[dict]:
+    return [{"part": "", "arm": arm, "seed": s, "run_id": f"{arm}{s}", "status": "completed", "step": step,
+             "metric": "fid_fmnist", "value": fn(step) + s * 0.01, "knob_steps": steps[-1]}
+            for s in range(seeds) for step in steps]
+
+
+def test_equal_compute_reads_the_costlier_arm_early():
+    # ref: 1 FLOP/step, FID falls 100 → 20 linearly over 800 steps; pooled: 4 FLOPs/step, flat 10.
+    frame = pd.DataFrame(_curves("ref", 5, [200, 400, 600, 800], lambda s: 100 - 0.1 * s)
+                         + _curves("pooled", 5, [100, 200, 300, 400, 800], lambda s: 10.0))
+    rows = inference.compare_at_equal_compute(frame, "ref", "fid_fmnist", False, {"ref": 1.0, "pooled": 4.0},
+                                              ["pooled"]).set_index("arm")
+    assert rows.loc["pooled", "budget"] == 800.0 and rows.loc["pooled", "early_arm"] == "pooled"
+    assert rows.loc["pooled", "step_read"] == 200.0
+    assert rows.loc["pooled", "diff"] == pytest.approx(10.0 - (100 - 80) - 0.0, abs=1e-9)
+    # Read between evaluations: ref at 3 FLOPs/step → budget 800 = pooled's step 200 … ref 2400 → ref's 800.
+    rows = inference.compare_at_equal_compute(frame, "ref", "fid_fmnist", False, {"ref": 1.0, "pooled": 1.5},
+                                              ["pooled"]).set_index("arm")
+    assert rows.loc["pooled", "step_read"] == pytest.approx(800 / 1.5)
+    assert inference.read_curve_at(np.array([200, 400]), np.array([50.0, 30.0]), 1.0, 300) == pytest.approx(40.0)
+    assert math.isnan(inference.read_curve_at(np.array([200, 400]), np.array([50.0, 30.0]), 1.0, 100))
+
+
+def test_findings_say_both_when_equal_compute_disagrees():
+    from ganbench.analysis import report
+
+    rng = np.random.default_rng(4)
+    at_steps = inference.compare_to_reference(_study(rng, 6, {"pooled": -8.0}), "ref", "fid_fmnist", False)
+    at_compute = at_steps.assign(basis="equal FLOPs", estimate=-at_steps["estimate"], note="at 1e9 FLOPs")
+    family = inference.apply_family(pd.concat([at_steps, at_compute], ignore_index=True))
+    part = report.PartResult("", "arms", "ref", ["ref", "pooled"],
+                             {"fid_fmnist": stats.arm_summary(_study(rng, 6, {"pooled": -8.0}))},
+                             {"fid_fmnist": family[family["basis"] == "equal steps"]},
+                             family[family["basis"] == "equal FLOPs"], pd.DataFrame(), {}, False, pd.DataFrame(),
+                             {"fid_fmnist": False})
+    result = report.Analysis([part], "fid_fmnist", ["fid_fmnist"], 2, False)
+    line = next(line for line in report._findings(result) if "pooled" in line)
+    assert "better than `ref` at equal steps but *worse* at equal compute" in line
+    assert "family of 2" in line and "n = 6 vs 6" in line and "simultaneous CI" in line
+
+
+def test_intervals_stay_in_the_metric_range():
+    values = _values({"low": [0.0, 0.01, 0.17], "ceiling": [10.0, 10.0, 10.0]})
+    recall = stats.arm_summary(values[values["arm"] == "low"], (0.0, 1.0)).iloc[0]
+    assert recall["ci_low"] == 0.0 and recall["ci_high"] <= 1.0
+    modes = stats.arm_summary(values[values["arm"] == "ceiling"], (0.0, 10.0)).iloc[0]
+    assert math.isnan(modes["ci_low"]) and "same value" in modes["ci_method"]
+    from ganbench.analysis.report import _cell
+
+    assert _cell(modes) == "10 (all 3 equal)"
+
+
+def _run(run_id: str, fid: float, noise: float, kl: float, classes: float, **knobs) -> list[dict]:
+    base = {"arm": run_id, "run_id": run_id, "status": "completed", "step": 100,
+            **{f"knob_{k}": v for k, v in knobs.items()}}
+    return [{**base, "metric": "fid_fmnist", "value": fid, "uniform_noise_fid": noise},
+            {**base, "metric": "modes_kl_fmnist", "value": kl}, {**base, "metric": "modes_covered_fmnist",
+                                                                  "value": classes}]
+
+
+def test_failure_labels_on_constructed_runs():
+    frame = pd.DataFrame(_run("noise", 81.0, 65.7, 2.0, 2.0) + _run("collapsed", 30.0, 65.7, 1.2, 3.0)
+                         + _run("fine", 8.0, 65.7, 0.02, 10.0)
+                         + _run("smoothed_d", 9.0, 65.7, 0.02, 10.0, label_smoothing=0.1)
+                         + _run("smoothed_flipped", 9.0, 65.7, 0.02, 10.0, label_smoothing=0.1, label_flip_p=0.05))
+    training = pd.DataFrame([{"run_id": "noise", "step": 100, "loss_d": 1.3}, {"run_id": "collapsed", "step": 100, "loss_d": 0.9},
+                             {"run_id": "fine", "step": 100, "loss_d": 0.04},
+                             {"run_id": "smoothed_d", "step": 100, "loss_d": 0.36},
+                             {"run_id": "smoothed_flipped", "step": 100, "loss_d": 0.62}])
+    labels = failures.failure_labels(frame, training).set_index("run_id")
+    assert labels.loc["noise", "failed_to_learn"] == 1 and labels.loc["noise", "mode_collapse"] == 0
+    assert labels.loc["collapsed", "failed_to_learn"] == 0 and labels.loc["collapsed", "mode_collapse"] == 1
+    assert labels.loc["fine", ["failed_to_learn", "mode_collapse"]].tolist() == [0, 0]
+    assert labels.loc["fine", "d_wins"] == 1  # 0.04 nats above a floor of 0
+    # One-sided smoothing 0.1: floor H(0.9) = 0.325; 0.36 is within 0.05 of it (the old "< 0.05" rule never fires).
+    assert labels.loc["smoothed_d", "d_loss_floor"] == pytest.approx(0.3251, abs=1e-4)
+    assert labels.loc["smoothed_d", "d_wins"] == 1
+    assert labels.loc["smoothed_flipped", "d_loss_floor"] == pytest.approx(0.597, abs=1e-3)
+    assert labels.loc["smoothed_flipped", "d_wins"] == 1
+    assert labels.loc["collapsed", "d_wins"] == 0
+    no_noise = frame.drop(columns="uniform_noise_fid")
+    assert failures.failure_labels(no_noise, training)["failed_to_learn"].isna().all()  # unavailable, not "no"
