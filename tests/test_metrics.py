@@ -347,6 +347,7 @@ def test_final_evaluation_draws_noise_floor_and_fid_infinity(tmp_path, monkeypat
     from ganbench.analysis.results import mean_over_draws
     from ganbench.metrics import fidelity
 
+    monkeypatch.setattr(fidelity, "_NOISE_FLOORS", {})  # measured in this test's cache, not an earlier test's
     cfg = tiny(steps=4, metrics="fid_fmnist", eval_every=2, eval_samples=64, eval_draws=3, fid_infinity=True)
     status = train(cfg, tmp_path / "run")
     rows = rundir.read_jsonl(tmp_path / "run" / "metrics.jsonl")

@@ -155,7 +155,9 @@ def compare_at_equal_compute(frame: pd.DataFrame, reference: str, metric: str, h
         steps_read = budget / cost[early]
         note = (f"at {budget:.3g} {unit}: `{early}` read at step {steps_read:.0f} of its curve"
                 if finals[arm] != finals[reference] else f"at {budget:.3g} {unit}: equal budgets")
-        if len(x) < len(read[arm]) or len(ref) < len(read[reference]):
+        if not len(x) or not len(ref):
+            note = f"unavailable at {budget:.3g} {unit}: step {steps_read:.0f} of `{early}` is before its first evaluation"
+        elif len(x) < len(read[arm]) or len(ref) < len(read[reference]):
             note += "; runs without an evaluation at or before that point are left out"
         rows.append({"metric": metric, "arm": arm, "reference": reference, "basis": f"equal {unit}", "scale": scale,
                      "n": len(x), "n_reference": len(ref), "estimate": estimate, "se": se, "dof": dof,

@@ -274,7 +274,7 @@ def effects_table(part: PartResult, metric: str) -> pd.DataFrame:
         f"Δ {metric} vs {part.reference} [simultaneous CI]": [_interval(r) for r in comparison.itertuples()],
         "n": [f"{r.n} vs {r.n_reference}" for r in comparison.itertuples()],
         "test": comparison["test"],
-        "p": [_num(r.p, ".3g") for r in comparison.itertuples()],
+        "p (uncorrected)": [_num(r.p, ".3g") for r in comparison.itertuples()],
         "p (Holm, family)": [_num(r.p_holm, ".3g") for r in comparison.itertuples()],
         "p (Dunnett)": [_num(r.p_dunnett, ".3g") for r in comparison.itertuples()],
         "p (Welch, raw)": [_num(r.p_welch, ".3g") for r in comparison.itertuples()],
@@ -487,7 +487,9 @@ def _provenance(frame: pd.DataFrame, results_dir: Path, manifest: dict[str, Any]
         config = rundir.read_json(results_dir / "runs" / first_run["run_id"] / "config.json")
         prov, cfg = config["provenance"], config["config"]
         versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
-        lines.append(f"- budget: {cfg['steps']} steps of batch {cfg['batch_size']} on `{cfg['dataset']}` "
+        equal_steps = (manifest.get("budget") or {}).get("kind", "steps") == "steps"
+        steps = f"{cfg['steps']} steps" if equal_steps else "the steps of the compute table"
+        lines.append(f"- training: {steps} of batch {cfg['batch_size']} on `{cfg['dataset']}` "
                      f"(`{cfg['data_split']}` split), precision {cfg['precision']}, evaluation every "
                      f"{cfg['eval_every']} steps")
         lines.append(f"- machine: {prov['machine'].get('host_cpu')} ({prov['machine'].get('cpu_count')} cores), "
@@ -512,6 +514,9 @@ def _findings(result: Analysis) -> list[str]:
             continue
         flops = part.equal_compute[part.equal_compute["basis"] == "equal FLOPs"].set_index("arm") \
             if not part.equal_compute.empty else pd.DataFrame()
+        if result.exploratory:
+            lines += _exploratory_findings(part, steps, flops, metric)
+            steps = steps.iloc[0:0]
         for row in steps.itertuples():
             at_steps = _finding_numbers(row, metric, result.family_size)
             compute = flops.loc[row.arm] if row.arm in flops.index else None
@@ -551,6 +556,20 @@ def _findings(result: Analysis) -> list[str]:
                 lines.append(f"- {row.arm}: {row.unfinished:.0%} of its {row.runs} runs have not finished; "
                              "its numbers are provisional.")
     return lines or ["- No arm could be compared with a reference arm."]
+
+
+def _exploratory_findings(part: PartResult, steps: pd.DataFrame, flops: pd.DataFrame, metric: str) -> list[str]:
+    """No verdicts: each arm's estimate at equal steps and at equal FLOPs, with n and the intervals."""
+    lines = []
+    for row in steps.itertuples():
+        text = f"- {row.arm} vs `{part.reference}` on {metric}: equal steps {_interval(row)}"
+        if row.arm in flops.index:
+            crow = pd.Series(flops.loc[row.arm]).to_frame().T.assign(arm=row.arm).itertuples().__next__()
+            text += (f"; equal FLOPs {_interval(crow)} ({crow.note})" if np.isfinite(crow.estimate)
+                     else f"; equal FLOPs {crow.note}")
+        lines.append(f"{text}; n = {row.n} vs {row.n_reference}; not tested (exploratory), simultaneous "
+                     f"Bonferroni intervals over the {row.family_rows} comparisons shown.")
+    return lines
 
 
 def _inference_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:

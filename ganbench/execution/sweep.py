@@ -157,13 +157,13 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
         workers = default_workers(devices) if workers is None else workers
         if max_fused is None:
             max_fused = auto_max_fused(pending, devices, workers)
-        record_step_costs(suite, pending, devices[0])
+        record_step_costs(suite, [s.run for s in states], devices[0])
         executor = LocalExecutor(workers, devices, data_root, max_fused=max_fused)
     executor.execute(states, on_update)
     return states
 
 
-def estimate_step_seconds(runs: Sequence[Run], device: str, steps: int = 3) -> float:
+def estimate_step_seconds(runs: Sequence[Run], device: str, steps: int = 5) -> float:
     """Seconds per training step of `runs` trained together, timed alone on this machine with
     the thread count the sweep would give them (`ganbench.training.compute.time_step`)."""
     from ganbench.training.compute import time_step
@@ -175,7 +175,7 @@ COMPUTE_FILE = "compute.json"
 
 
 def record_step_costs(suite: Suite, runs: Sequence[Run], device: str) -> None:
-    """Time one step of each arm alone on `device`, before workers start, into
+    """Time one step of each selected arm alone on `device`, before workers start, into
     results/<suite>/compute.json (arm → seconds per step, with the device and threads): the
     report's equal-time comparisons read it, since wall time under contention is not compute.
     Arms already timed on this device type are not timed again."""
@@ -194,7 +194,7 @@ def record_step_costs(suite: Suite, runs: Sequence[Run], device: str) -> None:
     for run in todo:
         arms[run.arm] = {"step_seconds": estimate_step_seconds([run], device), "threads": run_threads(run)}
     rundir.write_json(path, {"device": device, "device_type": device_type, "arms": arms,
-                             "method": "one run alone: 1 warm-up step, then the mean of 3 timed steps on fake data"})
+                             "method": "one run alone on fake data: after 2 warm-up steps, the fastest of 3 blocks of 5 steps"})
 
 
 def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
@@ -234,7 +234,7 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
 def design_lines(suite: Suite) -> list[str]:
     n_arms = sum(len(d.arms) for d in suite.designs)
     lines = [f"{n_arms} arms × {len(suite.seeds)} seeds = {len(suite.runs)} runs "
-             f"({len({r.run_id for r in suite.runs})} distinct configs)"]
+             f"({len({r.run_id for r in suite.runs})} distinct configs); budget: {suite.budget.describe()}"]
     for design in suite.designs:
         label = f"part '{design.name}': " if design.name else ""
         lines.append(f"{label}design {design.kind} from preset '{design.preset}', {len(design.arms)} arms, "

@@ -48,9 +48,12 @@ def _counted(key: tuple, cfg: TrainConfig) -> tuple[tuple[str, Any], ...]:
             ("flop_method", FLOP_METHOD))
 
 
-def time_step(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int = 3) -> float:
+def time_step(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int = 5, warmup: int = 2,
+              repeats: int = 3) -> float:
     """Seconds per training step of `cfgs` trained together (one run: GanTrainer; several of
-    one fusion key: FusedTrainer) on this machine, on fake data, with `threads` CPU threads."""
+    one fusion key: FusedTrainer) on this machine, on fake data, with `threads` CPU threads:
+    after `warmup` untimed steps (allocations, cuDNN autotuning, CUDA graph capture), the
+    fastest of `repeats` blocks of `steps` steps, since anything else running only adds time."""
     from ganbench.data.datasets import fake_images
     from ganbench.training.loop import make_trainer
 
@@ -58,9 +61,14 @@ def time_step(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int
     torch.set_num_threads(threads)
     images, _ = fake_images("train", max(256, cfgs[0].batch_size), cfgs[0].image_size, cfgs[0].channels)
     trainer = make_trainer(cfgs, images, torch.device(device))
-    trainer.step(1).tolist()  # warm-up: allocations, cuDNN autotuning, CUDA graph capture
-    start = time.perf_counter()
-    for step in range(2, steps + 2):
-        out = trainer.step(step)
-    out.tolist()
-    return (time.perf_counter() - start) / steps
+    for step in range(1, warmup + 1):
+        trainer.step(step).tolist()
+    step, blocks = warmup, []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step += 1
+            out = trainer.step(step)
+        out.tolist()
+        blocks.append((time.perf_counter() - start) / steps)
+    return min(blocks)
