@@ -160,3 +160,39 @@ def test_factorial_report_has_effects_and_interactions(tmp_path):
     assert (tmp_path / "report" / "figures" / "main_interactions.png").exists()
     assert (tmp_path / "report" / "figures" / "main_main_effects.png").exists()
     _tables_are_well_formed(readme)
+
+
+def test_from_five_seeds_the_family_gives_verdicts():
+    """analyse() on a synthetic 6-seed study: pooled-model verdicts, one family over metrics and
+    equal compute, and findings that name basis, n, interval and family size."""
+    import numpy as np
+
+    from ganbench.analysis import report as rep
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for arm, shift, flops in (("ref", 0.0, 1e9), ("good", -6.0, 1e9), ("costly", -6.0, 4e9)):
+        for seed in range(6):
+            for step in (200, 400, 600, 800):
+                noise = rng.normal(0, 0.3)
+                for metric, value in (("fid_fmnist", 40 - step / 40 + shift + noise), ("kid_fmnist", 0.2 + shift / 100)):
+                    rows.append({"part": "", "arm": arm, "seed": seed, "run_id": f"{arm}{seed}", "status": "completed",
+                                 "step": step, "metric": metric, "value": value + rng.normal(0, 0.005),
+                                 "higher_is_better": False, "knob_steps": 800, "flops_per_step": flops,
+                                 "params_g": 1000, "params_d": 1000, "draw_sd": 0.1})
+    frame = pd.DataFrame(rows)
+    manifest = {"designs": [{"part": "", "kind": "arms", "reference_arm": "ref", "resolution": None,
+                             "arms": [{"name": a, "factors": {}} for a in ("ref", "good", "costly")]}],
+                "analysis": {"primary": "fid_fmnist", "verdicts": ["fid_fmnist", "kid_fmnist"]}}
+    result = rep.analyse(frame, pd.DataFrame(), manifest, ["fid_fmnist", "kid_fmnist"])
+    assert not result.exploratory and result.family_size == 2 * 2 + 2  # arms × metrics + equal FLOPs
+    steps = result.parts[0].comparisons["fid_fmnist"].set_index("arm")
+    assert steps.loc["good", "verdict"] == "better" and steps.loc["good", "test"].startswith("pooled OLS")
+    flops = result.parts[0].equal_compute.set_index(["basis", "arm"]).loc["equal FLOPs"]
+    # `costly` spends 4× the FLOPs: read at step 200 of its curve it is worse than `ref` at 800.
+    assert flops.loc["costly", "verdict"] == "worse" and flops.loc["costly", "step_read"] == 200
+    findings = "\n".join(rep._findings(result))
+    assert "**costly** is better than `ref` at equal steps but *worse* at equal compute" in findings
+    assert "family of 6" in findings and "n = 6 vs 6" in findings
+    table = rep.effects_table(result.parts[0], "fid_fmnist")
+    assert {"p (Dunnett)", "p (permutation)", "p (Holm, family)"} <= set(table.columns)

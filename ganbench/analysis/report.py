@@ -272,7 +272,7 @@ def effects_table(part: PartResult, metric: str) -> pd.DataFrame:
     return pd.DataFrame({
         "arm": comparison["arm"],
         f"Δ {metric} vs {part.reference} [simultaneous CI]": [_interval(r) for r in comparison.itertuples()],
-        "n": [f"{r.n} vs {r.n_reference}" for r in comparison.itertuples()],
+        "n": [f"{r.n:.0f} vs {r.n_reference:.0f}" for r in comparison.itertuples()],
         "test": comparison["test"],
         "p (uncorrected)": [_num(r.p, ".3g") for r in comparison.itertuples()],
         "p (Holm, family)": [_num(r.p_holm, ".3g") for r in comparison.itertuples()],
@@ -291,7 +291,8 @@ def equal_compute_table(part: PartResult, metric: str) -> pd.DataFrame:
     return pd.DataFrame({
         "arm": rows["arm"], "basis": rows["basis"],
         f"Δ {metric} vs {part.reference} [simultaneous CI]": [_interval(r) for r in rows.itertuples()],
-        "n": [f"{r.n} vs {r.n_reference}" if np.isfinite(getattr(r, "n", math.nan)) else "—" for r in rows.itertuples()],
+        "n": [f"{r.n:.0f} vs {r.n_reference:.0f}" if np.isfinite(getattr(r, "n", math.nan)) else "—"
+              for r in rows.itertuples()],
         "p (Holm, family)": [_num(r.p_holm, ".3g") for r in rows.itertuples()],
         "verdict": [r.verdict if r.basis == "equal FLOPs" else "estimate only (outside the family)"
                     for r in rows.itertuples()],
@@ -498,7 +499,7 @@ def _provenance(frame: pd.DataFrame, results_dir: Path, manifest: dict[str, Any]
 
 
 def _finding_numbers(row: Any, metric: str, family: int) -> str:
-    return (f"{row.basis}, Δ {metric} = {_interval(row)} (simultaneous CI), n = {row.n} vs {row.n_reference}, "
+    return (f"{row.basis}, Δ {metric} = {_interval(row)} (simultaneous CI), n = {row.n:.0f} vs {row.n_reference:.0f}, "
             f"{row.test}" + (f", Holm p = {_num(row.p_holm, '.3g')} in a family of {family}"
                              if np.isfinite(row.p_holm) else
                              f", not tested (exploratory; Bonferroni interval over {row.family_rows} comparisons)"))
@@ -567,7 +568,7 @@ def _exploratory_findings(part: PartResult, steps: pd.DataFrame, flops: pd.DataF
             crow = pd.Series(flops.loc[row.arm]).to_frame().T.assign(arm=row.arm).itertuples().__next__()
             text += (f"; equal FLOPs {_interval(crow)} ({crow.note})" if np.isfinite(crow.estimate)
                      else f"; equal FLOPs {crow.note}")
-        lines.append(f"{text}; n = {row.n} vs {row.n_reference}; not tested (exploratory), simultaneous "
+        lines.append(f"{text}; n = {row.n:.0f} vs {row.n_reference:.0f}; not tested (exploratory), simultaneous "
                      f"Bonferroni intervals over the {row.family_rows} comparisons shown.")
     return lines
 
