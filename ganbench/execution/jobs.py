@@ -26,6 +26,7 @@ class RunState:
     step: int = 0
     error: str | None = None
     started: float | None = None
+    phase: dict[str, Any] | None = None  # status.json's `phase` while the run evaluates, else None
 
 
 Update = Callable[[Sequence[RunState]], None]

@@ -96,7 +96,9 @@ class LocalExecutor:
                                 start_worker(slot)
                 for state in states:
                     if state.status == "running":
-                        state.step = RunDir(state.run_dir).last_logged_step()
+                        run_dir = RunDir(state.run_dir)
+                        state.step = run_dir.last_logged_step()
+                        state.phase = run_dir.read_status().get("phase")
                 if on_update:
                     on_update(states)
         except KeyboardInterrupt:

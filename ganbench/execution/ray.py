@@ -239,9 +239,10 @@ class RayExecutor:
                 write_files(by_id[run_id].run_dir, files)
         for state in states:
             if state.status in ("pending", "running"):
-                if RunDir(state.run_dir).read_status().get("status") == "running" and state.status == "pending":
+                status = RunDir(state.run_dir).read_status()
+                if status.get("status") == "running" and state.status == "pending":
                     state.status, state.started = "running", time.time()
-                state.step = RunDir(state.run_dir).last_logged_step()
+                state.step, state.phase = RunDir(state.run_dir).last_logged_step(), status.get("phase")
         return version
 
     def _finish(self, states: Sequence[RunState], ref: Any) -> None:

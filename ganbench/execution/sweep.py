@@ -158,6 +158,7 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
         if max_fused is None:
             max_fused = auto_max_fused(pending, devices, workers)
         record_step_costs(suite, [s.run for s in states], devices[0])
+        record_plan(suite, pending, devices[0], workers, data_root)
         executor = LocalExecutor(workers, devices, data_root, max_fused=max_fused)
     executor.execute(states, on_update)
     return states
@@ -197,11 +198,32 @@ def record_step_costs(suite: Suite, runs: Sequence[Run], device: str) -> None:
                              "method": "one run alone on fake data: after 2 warm-up steps, the fastest of 3 blocks of 5 steps"})
 
 
+def record_plan(suite: Suite, runs: Sequence[Run], device: str, workers: int, data_root: str | None) -> None:
+    """plan.json from this sweep's own measurements (compute.json's step times, the evaluation
+    timed here), unless `ganbench plan` wrote one: `ganbench status` compares it with the
+    measured times once runs finish."""
+    from ganbench.execution.costs import PLAN_FILE, evaluations_per_run, time_evaluation, write_plan
+
+    if (suite.results_dir / PLAN_FILE).exists() or not runs:
+        return
+    timed = rundir.read_json(suite.results_dir / COMPUTE_FILE)["arms"]
+    rows = []
+    for run in runs:
+        evaluations = evaluations_per_run(run.config)
+        rows.append({"arm": run.arm, "estimate_s": timed[run.arm]["step_seconds"] * run.config.steps,
+                     "eval_s": evaluations * time_evaluation(run.config, device, data_root)["seconds"]
+                     if evaluations else 0.0})
+    write_plan(suite.results_dir, device, workers, rows)
+
+
 def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
-              max_fused: int = 1) -> list[dict[str, Any]]:
+              max_fused: int = 1, data_root: str | None = None) -> list[dict[str, Any]]:
     """One row per selected run: arm, seed, run id, status, the job (group) that would train it,
-    and (optionally) its share of that job's estimated seconds. Jobs of one shape and size
-    are timed once."""
+    and (optionally) its share of that job's estimated training seconds (`estimate_s`) and the
+    seconds of the evaluations it has left (`eval_s`). Jobs of one shape and size, and
+    evaluations of one metric set, are timed once."""
+    from ganbench.execution.costs import evaluations_per_run, time_evaluation
+
     runs = select_runs(suite, selection)
     states = [RunState(run, suite.results_dir / "runs" / run.run_id) for run in runs]
     statuses = {s.run.run_id: RunDir(s.run_dir).read_status() for s in states}
@@ -217,7 +239,8 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
     for run in runs:
         status = statuses[run.run_id]
         row = {"arm": run.arm, "seed": run.seed, "run_id": run.run_id, "status": status.get("status", "pending"),
-               "step": status.get("step", 0), "steps": run.config.steps, "estimate_s": None, "group": None}
+               "step": status.get("step", 0), "steps": run.config.steps, "estimate_s": None, "eval_s": None,
+               "group": None, "phase": status.get("phase") if status.get("status") == "running" else None}
         if run.run_id in group_of:
             number, job = group_of[run.run_id]
             row["group"] = f"{number}" + (f" (×{len(job.runs)})" if len(job.runs) > 1 else "")
@@ -227,6 +250,9 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
                 if key not in step_cost:
                     step_cost[key] = estimate_step_seconds(members, device)
                 row["estimate_s"] = step_cost[key] * (run.config.steps - row["step"]) / len(members)
+                evaluations = evaluations_per_run(run.config, row["step"])
+                row["eval_s"] = evaluations * time_evaluation(run.config, device, data_root)["seconds"] \
+                    if evaluations else 0.0
         rows.append(row)
     return rows
 

@@ -78,9 +78,10 @@ class FidelityGenerator(GenerativeModelBase):
     """A ganbench G as torch-fidelity input: z from the run's own latent distribution,
     output rounded (not truncated) to uint8 and repeated to 3 channels; G in eval mode."""
 
-    def __init__(self, net_g: torch.nn.Module, cfg: TrainConfig) -> None:
+    def __init__(self, net_g: torch.nn.Module, cfg: TrainConfig,
+                 on_batch: Callable[[int], None] | None = None) -> None:
         super().__init__()
-        self.net_g, self.cfg = net_g, cfg
+        self.net_g, self.cfg, self.on_batch = net_g, cfg, on_batch
 
     @property
     def z_size(self) -> int:
@@ -101,6 +102,8 @@ class FidelityGenerator(GenerativeModelBase):
         device = next(self.net_g.parameters()).device
         images = self.net_g(z.to(device)).float()
         self.net_g.train(was_training)
+        if self.on_batch:  # evaluation progress: images generated so far (the extractor follows batch by batch)
+            self.on_batch(len(z))
         return to_uint8(images, self.cfg.pixel_range).expand(-1, 3, -1, -1)
 
 
@@ -436,7 +439,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {metric: sum(v) / len(v) for metric, v in values.items()}
 
 
-Evaluator = Callable[[torch.nn.Module, int], list[dict[str, Any]]]
+SampleProgress = Callable[[int, int], None]  # (images generated so far, images this evaluation generates)
+Evaluator = Callable[..., list[dict[str, Any]]]  # (net_g, step, on_samples: SampleProgress | None) → rows
 
 
 def make_evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path | None = None) -> Evaluator | None:
@@ -453,10 +457,17 @@ def make_evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path
     for extractor in {METRICS[n].extractor for n in names}:
         checked_weights(extractor, extractor == "inception" and "isc" in names, cfg.inception_weights or None)
 
-    def evaluator(net_g: torch.nn.Module, step: int) -> list[dict[str, Any]]:
-        gen = FidelityGenerator(net_g, cfg)
+    def evaluator(net_g: torch.nn.Module, step: int, on_samples: SampleProgress | None = None) -> list[dict[str, Any]]:
         final = step == cfg.steps
         draws = cfg.eval_draws if final else 1
+        total, done = cfg.eval_samples * draws, [0]
+
+        def on_batch(n: int) -> None:
+            done[0] += n
+            if on_samples:
+                on_samples(min(done[0], total), total)
+
+        gen = FidelityGenerator(net_g, cfg, on_batch)
         rows = []
         for draw in range(draws):
             drawn = evaluate(gen, names, reference, samples=cfg.eval_samples, seed=draw_seed(cfg.seed, draw),

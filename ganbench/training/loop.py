@@ -98,14 +98,38 @@ class Recorder:
             if self.progress:
                 self.progress(step, cfg.steps, row)
         if self.evaluator and ((cfg.eval_every and step % cfg.eval_every == 0) or last):
-            rows = self.evaluator(trainer.generator(self.k), step)
+            rows = self.evaluator(trainer.generator(self.k), step, self._evaluation_progress(step))
+            self.status.pop("phase", None)
             rd.append_metrics(rows)
             self.status["metrics"] = {"step": step, **summarize(rows)}
+            rd.write_status(self.status)  # back to training, with the new metrics
         if (cfg.sample_every and step % cfg.sample_every == 0) or last:
             rd.save_grid(trainer.samples(self.k, noise), step)
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
             rd.save_checkpoint({"step": step, "count": self.count, "acc": self.acc.cpu(),
                                 **trainer.state_dict(self.k)})
+
+    def _evaluation_progress(self, step: int, every_s: float = 1.0) -> Callable[[int, int], None]:
+        """A callback for the evaluator: status.json's `phase` says the run is evaluating, how many
+        images it has generated of how many and when it should finish (written at most once per
+        `every_s`), and the progress callback gets {"evaluating": phase}."""
+        started, last_write = time.time(), [0.0]
+        phase = {"name": "evaluating", "step": step, "metrics": self.cfg.metrics, "samples_done": 0,
+                 "samples_total": None, "started_at": started, "eta_s": None}
+        self.status["phase"] = phase
+        self.run_dir.write_status(self.status)  # at once: a cold reference cache can take a while
+
+        def on_samples(done: int, total: int) -> None:
+            elapsed = time.time() - started
+            phase.update(samples_done=done, samples_total=total,
+                         eta_s=round(elapsed * (total - done) / done, 1) if done else None)
+            if time.time() - last_write[0] >= every_s or done == total:
+                last_write[0] = time.time()
+                self.run_dir.write_status(self.status)
+                if self.progress:
+                    self.progress(step, self.cfg.steps, {"evaluating": dict(phase)})
+
+        return on_samples
 
     def finish_metrics(self) -> None:
         """Resumed from the final checkpoint: the last evaluation is already on disk."""

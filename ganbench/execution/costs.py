@@ -1,0 +1,170 @@
+"""What a suite will cost before it runs: evaluations, worker start-up, and the warning before
+an expensive choice; `plan.json` so that `ganbench status` can put the estimate beside the
+measured time afterwards.
+
+Training steps are timed by `ganbench.training.compute.time_step` (see `sweep.plan_rows`).
+An evaluation is timed here, on the chosen device, by running the run's own evaluator on an
+untrained generator with a small calibration set (`CALIBRATION` images against as many real
+ones): once to build the extractor and the reference features, once timed. Its images per
+second, scaled to the suite's sample count, give the seconds of one evaluation; the reference
+features and the uniform-noise FID are a one-time cost per machine (cached on disk after).
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Sequence
+
+from ganbench import rundir
+from ganbench.config import TrainConfig
+from ganbench.metrics.registry import METRICS, parse_metrics
+
+CALIBRATION = {"inception": 64, "fmnist": 500}  # images per timed evaluation, by the costliest extractor
+PLAN_FILE = "plan.json"
+
+
+def evaluations_per_run(cfg: TrainConfig, from_step: int = 0) -> int:
+    """Evaluator passes a run still makes after `from_step`: one per evaluation step, and
+    `eval_draws` at the final one."""
+    if not parse_metrics(cfg.metrics, cfg.dataset) or from_step >= cfg.steps:
+        return 0
+    steps = set(range(cfg.eval_every, cfg.steps + 1, cfg.eval_every)) if cfg.eval_every else set()
+    steps.add(cfg.steps)
+    return sum(1 for s in steps if s > from_step) + cfg.eval_draws - 1
+
+
+def uses_inception(cfg: TrainConfig) -> bool:
+    return any(METRICS[name].extractor == "inception" for name in parse_metrics(cfg.metrics, cfg.dataset))
+
+
+def _evaluation_key(cfg: TrainConfig) -> tuple:
+    return (cfg.dataset, cfg.eval_split, cfg.eval_reference_samples, cfg.image_size, cfg.channels, cfg.resize,
+            parse_metrics(cfg.metrics, cfg.dataset), cfg.arch, cfg.inception_weights)
+
+
+def time_evaluation(cfg: TrainConfig, device: str, data_root: str | None = None) -> dict[str, Any]:
+    """{seconds (one evaluation at cfg.eval_samples), one_time_s, images_per_s, method} measured here."""
+    return dict(_timed(_evaluation_key(cfg), cfg.eval_samples, cfg, device, data_root))
+
+
+@functools.lru_cache(maxsize=32)
+def _timed(key: tuple, samples: int, cfg: TrainConfig, device: str, data_root: str | None) -> tuple:
+    import torch
+
+    from ganbench.metrics.fidelity import Reference, make_evaluator
+    from ganbench.models import Generator
+
+    n = min(samples, CALIBRATION["inception" if uses_inception(cfg) else "fmnist"])
+    reference = Reference.for_config(cfg, data_root).load()[0]
+    calibration = cfg.replace(eval_samples=n, eval_reference_samples=min(n, len(reference)), eval_draws=1,
+                              fid_infinity=False, device=device)
+    dev = torch.device(device)
+    rng_state = torch.get_rng_state()
+    try:
+        evaluator = make_evaluator(calibration, dev, data_root)
+        net_g = Generator(calibration).to(dev)
+        evaluator(net_g, 0)  # extractor, calibration reference features, noise floor: not timed
+        start = time.perf_counter()
+        evaluator(net_g, 0)
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_rng_state(rng_state)
+    rate = n / seconds
+    one_time = (len(reference) if cfg.eval_reference_samples == 0 else cfg.eval_reference_samples) / rate
+    one_time += samples / rate  # the uniform-noise FID at the run's sample count
+    return (("seconds", samples / rate), ("one_time_s", one_time), ("images_per_s", rate),
+            ("method", f"one evaluation of {n} images timed on {device}, scaled to {samples}"))
+
+
+@functools.lru_cache(maxsize=1)
+def worker_startup_seconds() -> float:
+    """Seconds for a fresh Python process to import the training stack (what every worker pays)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import ganbench.training.loop, ganbench.metrics.fidelity"], check=True,
+                   capture_output=True)
+    return time.perf_counter() - start
+
+
+def inception_warning(cfg: TrainConfig, device: str, runs: int = 1, data_root: str | None = None) -> str | None:
+    """The warning before Inception metrics on a CPU: how long they will take here, and the
+    cheaper choices. None when the run evaluates no Inception metric or not on a CPU."""
+    if device != "cpu" or not uses_inception(cfg):
+        return None
+    timing = time_evaluation(cfg, device, data_root)
+    evaluations = evaluations_per_run(cfg) * runs
+    total = timing["seconds"] * evaluations + timing["one_time_s"]
+    inception = [n for n in parse_metrics(cfg.metrics, cfg.dataset) if METRICS[n].extractor == "inception"]
+    cheaper = (f"`--set metrics={','.join(n + '_fmnist' for n in inception if n + '_fmnist' in METRICS)}` "
+               "(the dataset's own extractor), " if cfg.dataset in ("fashion-mnist", "fake") else "")
+    return (f"Inception metrics ({', '.join(inception)}) on the CPU run at about {timing['images_per_s']:.1f} "
+            f"images/s here: {evaluations} evaluation(s) of {cfg.eval_samples} images"
+            f"{f' over {runs} runs' if runs > 1 else ''} ≈ {_hours(total)} (including "
+            f"{_hours(timing['one_time_s'])} once for the reference features and the noise floor). Cheaper: "
+            f"{cheaper}fewer images for a smoke test (`--set eval_samples=500`), evaluating less often "
+            "(`--set eval_every=0`: the last step only), `--set metrics=none`, or a GPU (`--device cuda`).")
+
+
+def evaluation_warnings(runs: Sequence[Any], device: str, data_root: str | None = None) -> list[str]:
+    """One `inception_warning` per distinct metric setup among `runs` (suite runs)."""
+    groups: dict[tuple, list[Any]] = {}
+    for run in runs:
+        groups.setdefault(_evaluation_key(run.config) + (run.config.eval_samples,), []).append(run)
+    warnings = (inception_warning(group[0].config, device, len(group), data_root) for group in groups.values())
+    return [w for w in warnings if w]
+
+
+def plan_total(suite: Any, rows: Sequence[dict[str, Any]], device: str, workers: int,
+               data_root: str | None = None) -> dict[str, Any]:
+    """What `plan` prints: training and evaluation seconds of the rows (spread over `workers`),
+    worker start-up (the workers start together: once) and one-time costs per metric setup."""
+    configs = {run.run_id: run.config for run in suite.runs}
+    cfgs = [configs[row["run_id"]] for row in rows]
+    train = sum(row["estimate_s"] for row in rows)
+    evaluate = sum(row.get("eval_s") or 0.0 for row in rows)
+    setups = {_evaluation_key(c) + (c.eval_samples,): c for c in cfgs if evaluations_per_run(c)}
+    one_time = sum(time_evaluation(c, device, data_root)["one_time_s"] for c in setups.values())
+    startup = worker_startup_seconds()
+    return {"train_s": train / workers, "eval_s": evaluate / workers, "startup_s": startup, "one_time_s": one_time,
+            "evaluations": sum(evaluations_per_run(c, row["step"]) for c, row in zip(cfgs, rows)),
+            "total_s": (train + evaluate) / workers + startup + one_time}
+
+
+def _hours(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def write_plan(results_dir: Any, device: str, workers: int, rows: Sequence[dict[str, Any]]) -> None:
+    """plan.json: per arm, the estimated seconds of one run (training + evaluations)."""
+    arms: dict[str, dict[str, float]] = {}
+    for row in rows:
+        if row.get("estimate_s") is not None:
+            arms.setdefault(row["arm"], {"train_s": row["estimate_s"], "eval_s": row.get("eval_s") or 0.0})
+    if arms:
+        rundir.ensure_writable(results_dir)
+        rundir.write_json(results_dir / PLAN_FILE, {"device": device, "workers": workers, "created_at": time.time(),
+                                                    "arms": arms})
+
+
+def planned_vs_actual(suite: Any) -> dict[str, dict[str, Any]] | None:
+    """arm → {planned_s, actual_s (median wall time of its finished runs), finished}; None
+    without a plan.json."""
+    path = suite.results_dir / PLAN_FILE
+    if not path.exists():
+        return None
+    planned = rundir.read_json(path)["arms"]
+    out: dict[str, dict[str, Any]] = {}
+    for arm, plan in planned.items():
+        walls = []
+        for run in (r for r in suite.runs if r.arm == arm):
+            status = rundir.RunDir(suite.results_dir / "runs" / run.run_id).read_status()
+            if status.get("status") in rundir.FINAL and status.get("wall_s"):
+                walls.append(float(status["wall_s"]))
+        out[arm] = {"planned_s": plan["train_s"] + plan["eval_s"], "finished": len(walls),
+                    "actual_s": statistics.median(walls) if walls else None}
+    return out

@@ -1,0 +1,117 @@
+"""What a command will cost: plan's evaluation estimate, evaluation progress, the Inception-on-CPU warning."""
+
+import json
+import textwrap
+import threading
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ganbench import rundir
+from ganbench.cli import app
+from ganbench.execution import costs
+from ganbench.metrics import fidelity
+
+from conftest import tiny
+
+SECONDS_PER_IMAGE = 0.002
+
+SUITE = """
+    name: est
+    dataset: fake
+    preset: dcgan
+    design: {type: arms, reference: a}
+    arms: {a: {}, b: {hacks: [label_smoothing]}}
+    seeds: 2
+    steps: 4
+    base: {batch_size: 8, log_every: 2, checkpoint_every: 0, sample_every: 0}
+    evaluation: {every: 2, samples: 200, reference_samples: 100, metrics: METRICS}
+"""
+
+
+def slow_metric(source, names, reference, *, samples, **kwargs):
+    """A stand-in evaluation that costs SECONDS_PER_IMAGE per image and measures nothing."""
+    time.sleep(samples * SECONDS_PER_IMAGE)
+    return []
+
+
+def test_plan_estimate_includes_evaluations(tmp_path, monkeypatch):
+    from ganbench.execution.sweep import Selection, plan_rows
+    from ganbench.study.suite import load_suite
+
+    monkeypatch.setattr(fidelity, "evaluate", slow_metric)
+    costs._timed.cache_clear()
+    rows = {}
+    for metrics in ("fid_fmnist", "none"):
+        path = tmp_path / f"{metrics}.yaml"
+        path.write_text(textwrap.dedent(SUITE).replace("METRICS", metrics))
+        suite = load_suite(path, tmp_path / "results")
+        rows[metrics] = plan_rows(suite, Selection(), True, "cpu")
+        total = costs.plan_total(suite, rows[metrics], "cpu", workers=1)
+        assert total["total_s"] == pytest.approx(total["train_s"] + total["eval_s"] + total["startup_s"]
+                                                 + total["one_time_s"])
+    # 4 steps, evaluations at 2 and 4, 3 draws at the last: 4 evaluator passes of 200 images each.
+    assert costs.evaluations_per_run(suite.runs[0].config.replace(metrics="fid_fmnist")) == 4
+    expected = 4 * 200 * SECONDS_PER_IMAGE
+    for row in rows["fid_fmnist"]:
+        assert row["eval_s"] == pytest.approx(expected, rel=0.25)
+    assert all(row["eval_s"] == 0 for row in rows["none"])
+
+
+def test_status_reports_the_evaluation_phase(tmp_path, monkeypatch):
+    release, generated = threading.Event(), threading.Event()
+
+    def blocking_metric(source, names, reference, *, samples, **kwargs):
+        source(torch.zeros(50, source.z_size))  # 50 images generated: progress the run can report
+        generated.set()
+        assert release.wait(60), "the test never released the metric"
+        return []
+
+    monkeypatch.setattr(fidelity, "evaluate", blocking_metric)
+    cfg = tiny(steps=4, metrics="fid_fmnist", eval_every=0, eval_samples=200, eval_draws=1)
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(status=__import__("ganbench.training.loop", fromlist=[
+        "train"]).train(cfg, tmp_path / "run")))
+    thread.start()
+    try:
+        assert generated.wait(60)
+        status = json.loads((tmp_path / "run" / "status.json").read_text())
+        phase = status["phase"]
+        assert status["status"] == "running" and phase["name"] == "evaluating" and phase["step"] == 4
+        assert phase["samples_done"] == 50 and phase["samples_total"] == 200 and phase["eta_s"] >= 0
+        from ganbench.cli import describe_phase
+
+        assert "evaluating (fid_fmnist) at step 4: 50/200 images, ETA" in describe_phase(phase)
+    finally:
+        release.set()
+        thread.join(60)
+    final = rundir.read_json(tmp_path / "run" / "status.json")
+    assert final["status"] == "completed" and "phase" not in final
+
+
+def test_inception_on_cpu_is_announced_before_training(tmp_path, monkeypatch, imported_inception):
+    from conftest import write_cifar_fixture
+
+    monkeypatch.setenv("GANBENCH_INCEPTION_WEIGHTS", imported_inception)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = write_cifar_fixture(tmp_path / "data", per_batch=8)
+    costs._timed.cache_clear()
+    result = CliRunner().invoke(app, [
+        "train", "--dataset", "cifar10", "--data-root", str(root), "--steps", "2", "--device", "cpu",
+        "--set", "arch=radford", "--set", "image_size=32", "--set", "channels=3", "--set", "batch_size=8",
+        "--set", "eval_samples=16", "--set", "eval_draws=1", "--out", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "warning: Inception metrics (fid, kid) on the CPU run at about" in output
+    assert "images/s here: 1 evaluation(s) of 16 images ≈" in output and "--set metrics=none" in output
+    assert output.index("warning: Inception") < output.index("completed")
+    # The metrics asked for are the metrics computed: the warning changes nothing.
+    rows = rundir.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert {r["metric"] for r in rows} >= {"fid", "kid"}
+
+
+def test_no_warning_for_cheap_metrics():
+    assert costs.inception_warning(tiny(metrics="fid_fmnist"), "cpu") is None
+    assert costs.inception_warning(tiny(metrics="fid"), "cuda") is None
