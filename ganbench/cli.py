@@ -237,9 +237,9 @@ def _load(suite_file: Path, results_root: Path, only: list[str] | None, seeds: s
 
 
 def _fmt_seconds(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+    from ganbench.execution.costs import format_duration
+
+    return format_duration(seconds)
 
 
 def _warn_before_evaluating(cfgs: list[TrainConfig], device: str, data_root: str | None) -> None:
@@ -330,9 +330,9 @@ def plan_command(
                       f"{devices[0]}: ≈ {_fmt_seconds(cost['total_s'])} in all = training steps "
                       f"{_fmt_seconds(cost['train_s'])} + evaluations {_fmt_seconds(cost['eval_s'])} (each run's, "
                       f"{cost['evaluations']} in all, timed here and scaled to the suite's sample counts) + worker "
-                      f"start-up {_fmt_seconds(cost['startup_s'])} + once per machine (reference features, noise "
-                      f"floor; 0 when cached) {_fmt_seconds(cost['one_time_s'])}. Measured here; excludes data "
-                      "decoding (cached after the first run).", highlight=False)
+                      f"start-up {_fmt_seconds(cost['startup_s'])} + up to {_fmt_seconds(cost['one_time_s'])} once per "
+                      "machine (reference features and the uniform-noise FID; nothing when they are cached). "
+                      "Measured here; excludes decoding the dataset (cached after the first run).", highlight=False)
 
 
 @app.command("run")

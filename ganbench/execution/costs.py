@@ -102,8 +102,8 @@ def inception_warning(cfg: TrainConfig, device: str, runs: int = 1, data_root: s
                "(the dataset's own extractor), " if cfg.dataset in ("fashion-mnist", "fake") else "")
     return (f"Inception metrics ({', '.join(inception)}) on the CPU run at about {timing['images_per_s']:.1f} "
             f"images/s here: {evaluations} evaluation(s) of {cfg.eval_samples} images"
-            f"{f' over {runs} runs' if runs > 1 else ''} ≈ {_hours(total)} (including "
-            f"{_hours(timing['one_time_s'])} once for the reference features and the noise floor). Cheaper: "
+            f"{f' over {runs} runs' if runs > 1 else ''} ≈ {format_duration(total)} (including "
+            f"{format_duration(timing['one_time_s'])} once for the reference features and the noise floor). Cheaper: "
             f"{cheaper}fewer images for a smoke test (`--set eval_samples=500`), evaluating less often "
             "(`--set eval_every=0`: the last step only), `--set metrics=none`, or a GPU (`--device cuda`).")
 
@@ -133,10 +133,11 @@ def plan_total(suite: Any, rows: Sequence[dict[str, Any]], device: str, workers:
             "total_s": (train + evaluate) / workers + startup + one_time}
 
 
-def _hours(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """'1h02m' or '3m05s'."""
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def write_plan(results_dir: Any, device: str, workers: int, rows: Sequence[dict[str, Any]]) -> None:
