@@ -42,7 +42,7 @@ def test_plan_estimate_includes_evaluations(tmp_path, monkeypatch):
     from ganbench.study.suite import load_suite
 
     monkeypatch.setattr(fidelity, "evaluate", slow_metric)
-    costs._timed.cache_clear()
+    monkeypatch.setattr(costs, "_TIMED", {})
     rows = {}
     for metrics in ("fid_fmnist", "none"):
         path = tmp_path / f"{metrics}.yaml"
@@ -97,7 +97,7 @@ def test_inception_on_cpu_is_announced_before_training(tmp_path, monkeypatch, im
     monkeypatch.setenv("GANBENCH_INCEPTION_WEIGHTS", imported_inception)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = write_cifar_fixture(tmp_path / "data", per_batch=8)
-    costs._timed.cache_clear()
+    monkeypatch.setattr(costs, "_TIMED", {})
     result = CliRunner().invoke(app, [
         "train", "--dataset", "cifar10", "--data-root", str(root), "--steps", "2", "--device", "cpu",
         "--set", "arch=radford", "--set", "image_size=32", "--set", "channels=3", "--set", "batch_size=8",

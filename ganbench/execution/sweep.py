@@ -164,7 +164,7 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
     return states
 
 
-def estimate_step_seconds(runs: Sequence[Run], device: str, steps: int = 5) -> float:
+def estimate_step_seconds(runs: Sequence[Run], device: str, steps: int = 3) -> float:
     """Seconds per training step of `runs` trained together, timed alone on this machine with
     the thread count the sweep would give them (`ganbench.training.compute.time_step`)."""
     from ganbench.training.compute import time_step
@@ -195,7 +195,8 @@ def record_step_costs(suite: Suite, runs: Sequence[Run], device: str) -> None:
     for run in todo:
         arms[run.arm] = {"step_seconds": estimate_step_seconds([run], device), "threads": run_threads(run)}
     rundir.write_json(path, {"device": device, "device_type": device_type, "arms": arms,
-                             "method": "one run alone on fake data: after 2 warm-up steps, the fastest of 3 blocks of 5 steps"})
+                             "method": "one run alone on fake data: after 2 warm-up steps, the faster of 2 "
+                                       "blocks of 3 steps"})
 
 
 def record_plan(suite: Suite, runs: Sequence[Run], device: str, workers: int, data_root: str | None) -> None:

@@ -48,8 +48,8 @@ def _counted(key: tuple, cfg: TrainConfig) -> tuple[tuple[str, Any], ...]:
             ("flop_method", FLOP_METHOD))
 
 
-def time_step(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int = 5, warmup: int = 2,
-              repeats: int = 3) -> float:
+def time_step(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int = 3, warmup: int = 2,
+              repeats: int = 2) -> float:
     """Seconds per training step of `cfgs` trained together (one run: GanTrainer; several of
     one fusion key: FusedTrainer) on this machine, on fake data, with `threads` CPU threads:
     after `warmup` untimed steps (allocations, cuDNN autotuning, CUDA graph capture), the
