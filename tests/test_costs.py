@@ -115,3 +115,23 @@ def test_inception_on_cpu_is_announced_before_training(tmp_path, monkeypatch, im
 def test_no_warning_for_cheap_metrics():
     assert costs.inception_warning(tiny(metrics="fid_fmnist"), "cpu") is None
     assert costs.inception_warning(tiny(metrics="fid"), "cuda") is None
+
+
+def test_status_puts_the_plan_beside_the_measured_time(tmp_path):
+    suite = tmp_path / "est.yaml"
+    suite.write_text(textwrap.dedent(SUITE).replace("METRICS", "none").replace("seeds: 2", "seeds: 1"))
+    runner = CliRunner()
+    before = runner.invoke(app, ["status", str(suite), "--results-root", str(tmp_path / "r")], env={"COLUMNS": "200"})
+    assert before.exit_code == 0 and "no estimate to compare with" in before.output
+    result = runner.invoke(app, ["run", str(suite), "--workers", "1", "--device", "cpu",
+                                 "--results-root", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    plan = rundir.read_json(tmp_path / "r" / "est" / "plan.json")
+    assert set(plan["arms"]) == {"a", "b"} and all(arm["train_s"] > 0 for arm in plan["arms"].values())
+    after = runner.invoke(app, ["status", str(suite), "--results-root", str(tmp_path / "r")], env={"COLUMNS": "200"})
+    assert after.exit_code == 0, after.output
+    assert "planned vs measured seconds per run" in after.output
+    table = after.output[after.output.index("planned vs measured"):]
+    row = next(line for line in table.splitlines() if line.strip().startswith("│ a "))
+    cells = [c.strip() for c in row.strip().strip("│").split("│")]
+    assert cells[1] == "1" and float(cells[4]) > 0  # arm, finished, planned, measured, measured / planned
