@@ -513,22 +513,21 @@ def _findings(result: Analysis) -> list[str]:
         steps = part.comparisons.get(metric, pd.DataFrame())
         if steps.empty:
             continue
-        flops = part.equal_compute[part.equal_compute["basis"] == "equal FLOPs"].set_index("arm") \
-            if not part.equal_compute.empty else pd.DataFrame()
+        compute = part.equal_compute
+        flops = {r.arm: r for r in compute[compute["basis"] == "equal FLOPs"].itertuples()} if len(compute) else {}
         if result.exploratory:
             lines += _exploratory_findings(part, steps, flops, metric)
             steps = steps.iloc[0:0]
+        verdicts = {m: dict(zip(part.comparisons[m]["arm"], part.comparisons[m]["verdict"]))
+                    for m in result.verdict_metrics if m != metric and not part.comparisons[m].empty}
         for row in steps.itertuples():
             at_steps = _finding_numbers(row, metric, result.family_size)
-            compute = flops.loc[row.arm] if row.arm in flops.index else None
-            if compute is not None and np.isfinite(compute.get("estimate", math.nan)):
-                crow = pd.Series(compute).to_frame().T.assign(arm=row.arm).itertuples().__next__()
-                at_compute = f"{_finding_numbers(crow, metric, result.family_size)}; {compute['note']}"
-                compute_verdict = compute["verdict"]
+            crow = flops.get(row.arm)
+            compute_verdict = crow.verdict if crow is not None and np.isfinite(crow.estimate) else None
+            if compute_verdict is not None:
+                at_compute = f"{_finding_numbers(crow, metric, result.family_size)}; {crow.note}"
             else:
-                at_compute = (compute["note"] if compute is not None and isinstance(compute.get("note"), str)
-                              else "no equal-compute reading")
-                compute_verdict = None
+                at_compute = crow.note if crow is not None and isinstance(crow.note, str) else "no equal-compute reading"
             if row.verdict in ("better", "worse") and compute_verdict not in (None, row.verdict):
                 head = (f"- **{row.arm}** is {row.verdict} than `{part.reference}` at equal steps but "
                         f"*{compute_verdict}* at equal compute: both readings hold under their conditions")
@@ -542,10 +541,7 @@ def _findings(result: Analysis) -> list[str]:
             else:
                 head = f"- {row.arm}: {row.verdict} (equal steps)" + (
                     f", {compute_verdict} (equal compute)" if compute_verdict else "")
-            others = [f"{m}: {part.comparisons[m].set_index('arm').loc[row.arm, 'verdict']}"
-                      for m in result.verdict_metrics if m != metric and not part.comparisons[m].empty
-                      and row.arm in set(part.comparisons[m]["arm"])
-                      and part.comparisons[m].set_index("arm").loc[row.arm, "verdict"] in ("better", "worse")]
+            others = [f"{m}: {v[row.arm]}" for m, v in verdicts.items() if v.get(row.arm) in ("better", "worse")]
             lines.append(f"{head} ({at_steps}; {at_compute})." + (
                 f" Other metrics: {', '.join(others)}." if others else ""))
         summary = part.summaries[metric]
@@ -559,13 +555,13 @@ def _findings(result: Analysis) -> list[str]:
     return lines or ["- No arm could be compared with a reference arm."]
 
 
-def _exploratory_findings(part: PartResult, steps: pd.DataFrame, flops: pd.DataFrame, metric: str) -> list[str]:
+def _exploratory_findings(part: PartResult, steps: pd.DataFrame, flops: dict[str, Any], metric: str) -> list[str]:
     """No verdicts: each arm's estimate at equal steps and at equal FLOPs, with n and the intervals."""
     lines = []
     for row in steps.itertuples():
         text = f"- {row.arm} vs `{part.reference}` on {metric}: equal steps {_interval(row)}"
-        if row.arm in flops.index:
-            crow = pd.Series(flops.loc[row.arm]).to_frame().T.assign(arm=row.arm).itertuples().__next__()
+        crow = flops.get(row.arm)
+        if crow is not None:
             text += (f"; equal FLOPs {_interval(crow)} ({crow.note})" if np.isfinite(crow.estimate)
                      else f"; equal FLOPs {crow.note}")
         lines.append(f"{text}; n = {row.n:.0f} vs {row.n_reference:.0f}; not tested (exploratory), simultaneous "
