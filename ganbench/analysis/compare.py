@@ -41,8 +41,8 @@ def compare_arms(results_dir: Path, arm_a: str, arm_b: str, metric: str) -> pd.D
     summary = stats.arm_summary(values, value_range(metric))
     # One comparison: its own family of one, so its interval is the plain 95 % one.
     comparison = inference.apply_family(inference.compare_to_reference(values, arm_b, metric, direction, [arm_a]))
-    comparison["diff_shown"] = [inference.on_display_scale(v, sc) for v, sc in zip(comparison["estimate"], comparison["scale"])]
-    comparison["ci_low"] = [inference.on_display_scale(v, sc) for v, sc in zip(comparison["adj_low"], comparison["scale"])]
-    comparison["ci_high"] = [inference.on_display_scale(v, sc) for v, sc in zip(comparison["adj_high"], comparison["scale"])]
-    return summary.merge(comparison[["arm", "diff", "scale", "diff_shown", "ci_low", "ci_high", "test", "p", "g",
-                                     "verdict"]], on="arm", how="left", suffixes=("", "_diff"))
+    # `change` and its 95 % interval: % change where the comparison is on the log scale (FID, IS), else Δ.
+    for column, source in (("change", "estimate"), ("change_low", "adj_low"), ("change_high", "adj_high")):
+        comparison[column] = [inference.on_display_scale(v, sc) for v, sc in zip(comparison[source], comparison["scale"])]
+    return summary.merge(comparison[["arm", "diff", "scale", "change", "change_low", "change_high", "test", "p", "g",
+                                     "verdict"]], on="arm", how="left")
