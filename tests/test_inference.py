@@ -167,3 +167,12 @@ def test_failure_labels_on_constructed_runs():
     assert labels.loc["collapsed", "d_wins"] == 0
     no_noise = frame.drop(columns="uniform_noise_fid")
     assert failures.failure_labels(no_noise, training)["failed_to_learn"].isna().all()  # unavailable, not "no"
+
+
+def test_an_arm_without_values_does_not_stop_the_others_pooling():
+    rng = np.random.default_rng(5)
+    values = _study(rng, 6, {"good": -5.0})
+    values = pd.concat([values, _values({"dead": [math.nan] * 6})], ignore_index=True)
+    rows = inference.apply_family(inference.compare_to_reference(values, "ref", "fid_fmnist", False)).set_index("arm")
+    assert rows.loc["good", "test"].startswith("pooled OLS") and rows.loc["good", "verdict"] == "better"
+    assert rows.loc["dead", "verdict"] == "too few runs" and rows.loc["dead", "family_size"] == 1

@@ -93,12 +93,13 @@ def compare_to_reference(values: pd.DataFrame, reference: str, metric: str, high
     raw = {a: values.loc[values["arm"] == a, "value"].dropna().to_numpy(float) for a in [reference, *arms]}
     scale = metric_scale(metric, np.concatenate(list(raw.values())))
     scaled = {a: _transform(x, scale) for a, x in raw.items()}
-    ns = [len(x) for x in raw.values()]
-    pooled = min(ns) >= MIN_SEEDS
-    contrasts = pooled_contrasts({a: x for a, x in scaled.items() if len(x)}, reference) if pooled else {}
+    # An arm whose runs all diverged has no values: it is "too few runs", and does not stop the others pooling.
+    usable = {a: x for a, x in scaled.items() if len(x) >= 2}
+    pooled = reference in usable and min(len(x) for x in usable.values()) >= MIN_SEEDS
+    contrasts = pooled_contrasts(usable, reference) if pooled else {}
     dunnett = {}
     if pooled:
-        others = [a for a in arms if len(scaled[a])]
+        others = [a for a in arms if a in usable]
         result = sps.dunnett(*[scaled[a] for a in others], control=scaled[reference], random_state=0)
         dunnett = dict(zip(others, result.pvalue))
     rows = []
