@@ -250,7 +250,7 @@ def test_cuda_evaluation_targets_the_runs_gpu(monkeypatch, fmnist_sets):
 
     def fake_fidelity_metrics(kwargs, extra_layers=()):
         calls.append(kwargs)
-        return {"frechet_inception_distance": 1.0}, {}
+        return {"frechet_inception_distance": 1.0}, {}, None
 
     monkeypatch.setattr(metrics_module.torch.cuda, "device", DeviceContext)
     monkeypatch.setattr(metrics_module, "fidelity_metrics", fake_fidelity_metrics)

@@ -46,16 +46,6 @@ def _transform(x: np.ndarray, scale: str) -> np.ndarray:
     return np.log(x) if scale == "log" else x
 
 
-def welch_contrast(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """(estimate, se, dof) of mean(a) − mean(b) by Welch–Satterthwaite; NaNs with < 2 values."""
-    if len(a) < 2 or len(b) < 2:
-        return (math.nan, math.nan, math.nan)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
-    return (float(a.mean() - b.mean()), se, float(dof))
-
-
 def pooled_contrasts(samples: dict[str, np.ndarray], reference: str) -> dict[str, tuple[float, float, float]]:
     """arm → (estimate, se, dof) of arm − reference in the one-way OLS model y ~ arm (treatment
     coding, one residual variance pooled over every arm given)."""
@@ -105,7 +95,7 @@ def compare_to_reference(values: pd.DataFrame, reference: str, metric: str, high
     rows = []
     for arm in arms:
         x, ref = raw[arm], raw[reference]
-        estimate, se, dof = contrasts.get(arm) or welch_contrast(scaled[arm], scaled[reference])
+        estimate, se, dof = contrasts.get(arm) or stats.welch_contrast(scaled[arm], scaled[reference])
         lo, hi, p_welch = stats.welch(x, ref)
         rows.append({"metric": metric, "arm": arm, "reference": reference, "basis": "equal steps", "scale": scale,
                      "n": len(x), "n_reference": len(ref), "estimate": estimate, "se": se, "dof": dof,
@@ -151,7 +141,7 @@ def compare_at_equal_compute(frame: pd.DataFrame, reference: str, metric: str, h
                                   for _, g in curves], float)
         x, ref = read[arm][np.isfinite(read[arm])], read[reference][np.isfinite(read[reference])]
         scale = metric_scale(metric, np.concatenate([x, ref]))
-        estimate, se, dof = welch_contrast(_transform(x, scale), _transform(ref, scale))
+        estimate, se, dof = stats.welch_contrast(_transform(x, scale), _transform(ref, scale))
         early = arm if finals[arm] > finals[reference] else reference
         steps_read = budget / cost[early]
         note = (f"at {budget:.3g} {unit}: `{early}` read at step {steps_read:.0f} of its curve"

@@ -104,17 +104,24 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, str]:
     return (*bootstrap_ci(values), CI_BOOTSTRAP) if n >= BOOTSTRAP_MIN_N else (*t_ci(values), CI_T)
 
 
-def welch(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """(low, high, p) of mean(a) − mean(b) by Welch's t (Welch–Satterthwaite degrees of freedom)."""
+def welch_contrast(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """(estimate, se, dof) of mean(a) − mean(b) by Welch–Satterthwaite; NaNs with < 2 values each."""
     x, y = np.asarray(a, float), np.asarray(b, float)
     if len(x) < 2 or len(y) < 2:
         return (math.nan, math.nan, math.nan)
     va, vb = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
     se = math.sqrt(va + vb)
-    diff = x.mean() - y.mean()
+    dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)) if se > 0 else len(x) + len(y) - 2
+    return (float(x.mean() - y.mean()), se, float(dof))
+
+
+def welch(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(low, high, p) of mean(a) − mean(b) by Welch's t (Welch–Satterthwaite degrees of freedom)."""
+    diff, se, dof = welch_contrast(a, b)
+    if not np.isfinite(se):
+        return (math.nan, math.nan, math.nan)
     if se == 0:
         return (diff, diff, 0.0 if diff else 1.0)
-    dof = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1))
     half = sps.t.ppf(0.5 + level / 2, dof) * se
     return (float(diff - half), float(diff + half), float(2 * sps.t.sf(abs(diff) / se, dof)))
 

@@ -62,12 +62,12 @@ def time_evaluation(cfg: TrainConfig, device: str, data_root: str | None = None)
 def _timed(cfg: TrainConfig, device: str, data_root: str | None) -> dict[str, Any]:
     import torch
 
-    from ganbench.metrics.fidelity import Reference, make_evaluator
+    from ganbench.metrics.fidelity import Reference, load_reference, make_evaluator
     from ganbench.models import Generator
 
     samples = cfg.eval_samples
     n = min(samples, CALIBRATION["inception" if uses_inception(cfg) else "fmnist"])
-    reference = Reference.for_config(cfg, data_root).load()[0]
+    reference = load_reference(Reference.for_config(cfg, data_root))[0]  # the process's copy, shared with training
     calibration = cfg.replace(eval_samples=n, eval_reference_samples=min(n, len(reference)), eval_draws=1,
                               fid_infinity=False, device=device)
     dev = torch.device(device)

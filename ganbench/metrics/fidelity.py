@@ -175,9 +175,11 @@ _REFERENCES: dict[tuple, dict[str, torch.Tensor]] = {}  # (reference cache name,
 _KEEP_REFERENCES = 4
 
 
-def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = ()) -> tuple[dict[str, float], dict]:
+def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = ()) -> tuple[dict[str, float], dict,
+                                                                                          dict | None]:
     """What `torch_fidelity.calculate_metrics(**kwargs)` returns, computed by torch-fidelity's own
-    functions in its own order, plus the generated images' features (`extra_layers` too). The
+    functions in its own order, plus the generated images' features (`extra_layers` too) and the
+    reference set's (None when no metric needed them). The
     extractor and the reference set's features are kept for the life of the process, so a
     worker that evaluates many runs builds and reads them once."""
     from torch_fidelity.helpers import get_kwarg
@@ -198,7 +200,7 @@ def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = ())
     features_1 = extract_featuresdict_from_input_id_cached(1, feat_extractor, **kwargs)
     metrics: dict[str, float] = {}
     if not kinds:
-        return metrics, features_1
+        return metrics, features_1, None
     name_2 = get_cacheable_input_name(2, **kwargs)
     if (name_2, extractor_key) not in _REFERENCES:
         while len(_REFERENCES) >= _KEEP_REFERENCES:
@@ -219,7 +221,7 @@ def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = ())
         metrics.update(kid_featuresdict_to_metric(features_1, features_2, layers["kid"], **kwargs))
     if "prc" in layers:
         metrics.update(prc_featuresdict_to_metric(features_1, features_2, layers["prc"], **kwargs))
-    return metrics, features_1
+    return metrics, features_1, features_2
 
 
 @torch.no_grad()
@@ -345,7 +347,8 @@ def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: 
         kid_subset_size=kid_subset, **{kind: True for kind in kinds - {"modes"}})
     # torch-fidelity moves G and the extractor with .cuda(): make that the run's own GPU.
     with torch.cuda.device(device) if device.type == "cuda" else nullcontext(), _explain_download(weights):
-        result, generated_features = fidelity_metrics(kwargs, extra_layers=("logits",) if "modes" in kinds else ())
+        result, generated_features, reference_features = fidelity_metrics(
+            kwargs, extra_layers=("logits",) if "modes" in kinds else ())
     for metric in group:
         if metric.kind == "modes":
             continue
@@ -357,7 +360,6 @@ def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: 
     extra: dict[str, float] = {}
     if fid_infinity and "fid" in kinds:
         suffix = "" if extractor == "inception" else f"_{extractor}"
-        reference_features = next(f for (name, _), f in _REFERENCES.items() if name == f"ganbench-{key}")
         extra[f"fid_infinity{suffix}"] = extrapolated_fid(generated_features[feature_layer],
                                                           reference_features[feature_layer], seed)
     provenance = {
@@ -457,6 +459,8 @@ def make_evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path
     for extractor in {METRICS[n].extractor for n in names}:
         checked_weights(extractor, extractor == "inception" and "isc" in names, cfg.inception_weights or None)
 
+    noise_floors: dict[str, float] = {}  # extractor → uniform-noise FID
+
     def evaluator(net_g: torch.nn.Module, step: int, on_samples: SampleProgress | None = None) -> list[dict[str, Any]]:
         final = step == cfg.steps
         draws = cfg.eval_draws if final else 1
@@ -476,8 +480,11 @@ def make_evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path
             rows += [{"step": step, "draw": draw, "draws": draws, **row} for row in drawn]
         for row in rows:
             if row["metric"] in ("fid", "fid_fmnist"):
-                row["uniform_noise_fid"] = uniform_noise_fid(row["extractor"], reference, reference_data,
-                                                             cfg.eval_samples, device, cfg.inception_weights or None)
+                if row["extractor"] not in noise_floors:  # hashing the reference once, not at every evaluation
+                    noise_floors[row["extractor"]] = uniform_noise_fid(
+                        row["extractor"], reference, reference_data, cfg.eval_samples, device,
+                        cfg.inception_weights or None)
+                row["uniform_noise_fid"] = noise_floors[row["extractor"]]
         return rows
 
     return evaluator
@@ -504,7 +511,7 @@ def uniform_noise_fid(extractor: str, reference: Reference, reference_data: tupl
         return _NOISE_FLOORS[key]
     path = cache_dir() / "noise_floor" / f"{key}.json"
     if path.exists():
-        _NOISE_FLOORS[key] = float(json.loads(path.read_text())["fid"])
+        _NOISE_FLOORS[key] = float(rundir.read_json(path)["fid"])
         return _NOISE_FLOORS[key]
     rng = np.random.RandomState(0)
     shape = (samples, real_images.shape[1], *real_images.shape[2:])
