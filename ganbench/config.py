@@ -67,6 +67,9 @@ class TrainConfig:
     d_fc_hidden: int = 512  # units of D's hidden fully connected layer before the logit; 0 = none; off: 512
     d_dropout: float = 0.0  # dropout probability after each D hidden layer; off: 0.0
     output_activation: Literal["sigmoid", "tanh"] = "sigmoid"  # G's output nonlinearity; off: sigmoid
+    spectral_norm: bool = False  # spectral normalisation of every conv/linear weight of D (one power iteration per forward); off: False
+    minibatch_std: bool = False  # D appends the minibatch standard deviation as one more feature map before its head; off: False
+    g_dropout: float = 0.0  # dropout probability after each hidden layer of G (in training); off: 0.0
     data_range: Literal["auto", "0_1", "-1_1"] = "auto"  # pixel range fed to D; auto follows output_activation; off: auto
     # Optimisation.
     lr_d: float = 2e-4  # Adam learning rate of D; off: 2e-4
@@ -76,13 +79,21 @@ class TrainConfig:
     lr_decay: float = 0.0  # Keras-style inverse-time decay per step, lr_t = lr / (1 + lr_decay·t); off: 0.0
     d_steps: int = 1  # D updates per iteration; off: 1
     g_steps: int = 1  # G updates per iteration; off: 1
-    g_loss: Literal["minimax", "nonsaturating"] = "minimax"  # G minimises log(1−D(G(z))) or maximises log D(G(z)); off: minimax
+    g_loss: Literal["minimax", "nonsaturating"] = "minimax"  # with d_loss=bce: G minimises log(1−D(G(z))) or maximises log D(G(z)); off: minimax
+    d_loss: Literal["bce", "hinge", "least_squares", "wasserstein"] = "bce"  # D's objective; G's follows it except under bce (−D(G(z)) for hinge and wasserstein, ½(D(G(z))−1)² for least_squares); off: bce
+    gp_weight: float = 0.0  # λ of the WGAN-GP gradient penalty λ·E[(‖∇D(x̂)‖ − 1)²] on real/fake interpolates; off: 0.0
+    r1_gamma: float = 0.0  # γ of the R1 penalty γ/2·E[‖∇D(x)‖²] on real images; off: 0.0
+    g_ema: float = 0.0  # decay of an exponential moving average of G's weights, which then makes samples and metrics; 0 = none; off: 0.0
+    instance_noise: float = 0.0  # std of Gaussian noise added to every image D sees, annealed linearly to 0 at the last step; off: 0.0
+    diffaugment: Literal["off", "translation,cutout", "color,translation,cutout"] = "off"  # differentiable augmentation of every image D sees, real and fake; off: off
+    replay_buffer: int = 0  # past fakes kept; half of each D fake batch is drawn from them; 0 = none; off: 0
     g_latents: Literal["reuse", "fresh"] = "reuse"  # G's first update reuses the D step's fakes (pytorch/examples) or draws new z (Keras seeds); off: reuse
     # Labels of the D loss (BCE on logits, so any target value is numerically safe).
     real_label: float = 1.0  # target for real images before smoothing; off: 1.0
     fake_label: float = 0.0  # target for fake images; off: 0.0
     label_smoothing: float = 0.0  # one-sided: real target = real_label − this; off: 0.0
     real_label_jitter: float = 0.0  # real target += U[0, this) per image (seed 000: 0.05); off: 0.0
+    fake_label_jitter: float = 0.0  # fake target += U[0, this) per image (seed 004: 0.3); off: 0.0
     label_flip_p: float = 0.0  # probability that a D target is swapped real↔fake; off: 0.0
     d_batch: Literal["mixed", "separate"] = "mixed"  # one shuffled real+fake batch, or separate real and fake batches; off: mixed
     # Budget and run.
@@ -164,10 +175,12 @@ KNOB_CATEGORIES: dict[str, str] = {
                      "d_width", "g_start_side", "g_output_layer", "latent_dim", "d_activation", "g_activation",
                      "g_batch_norm", "d_batch_norm", "d_input_batch_norm", "d_block_convs", "d_head", "bn_position",
                      "kernel_size", "sampling", "g_fc_hidden", "d_fc_hidden", "d_dropout", "output_activation",
-                     "d_steps", "g_steps", "g_latents", "d_batch", "batch_size", "precision"), "structure"),
+                     "d_steps", "g_steps", "g_latents", "d_batch", "batch_size", "precision", "spectral_norm",
+                     "minibatch_std", "g_dropout", "d_loss", "gp_weight", "r1_gamma", "g_ema", "instance_noise",
+                     "diffaugment", "replay_buffer"), "structure"),
     **dict.fromkeys(("latent_dist", "leaky_slope", "init", "data_range", "lr_d", "lr_g", "beta1", "beta2",
                      "lr_decay", "g_loss", "real_label", "fake_label", "label_smoothing", "real_label_jitter",
-                     "label_flip_p", "steps", "seed"), "numeric"),
+                     "fake_label_jitter", "label_flip_p", "steps", "seed"), "numeric"),
 }
 CATEGORIES = ("execution", "cadence", "evaluation", "structure", "numeric")
 
@@ -185,6 +198,7 @@ IDENTITY_KNOBS = knobs_in("cadence", "evaluation", "structure", "numeric")  # wh
 STRUCTURE_KNOBS = knobs_in("structure")
 
 
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # every default is a plain value
 RUN_ID_VERSION = 2  # 2: eval_draws (default 3) changed what a run's final evaluation holds
 
 
@@ -206,11 +220,22 @@ def structure_key(cfg: TrainConfig) -> tuple[Any, ...]:
     return tuple(getattr(cfg, k) for k in STRUCTURE_KNOBS)
 
 
+# Structure knobs the fused trainer does not implement: a run that sets one away from its default
+# trains alone (GanTrainer). Dropout masks would have to be drawn per run outside the batched
+# forward; the others add state or passes (penalties, EMA, replay) the stacked update lacks.
+NOT_FUSED = ("d_dropout", "g_dropout", "spectral_norm", "minibatch_std", "d_loss", "gp_weight", "r1_gamma", "g_ema",
+             "instance_noise", "diffaugment", "replay_buffer")
+
+
+def trains_alone(cfg: TrainConfig) -> tuple[str, ...]:
+    """The knobs that keep this run out of a fused group (empty: it can fuse)."""
+    return tuple(k for k in NOT_FUSED if getattr(cfg, k) != _DEFAULTS[k])
+
+
 def fusion_key(cfg: TrainConfig) -> tuple[Any, ...] | None:
-    """Runs with equal keys can be trained as one fused network; None: this run trains alone.
-    Dropout masks would have to be drawn per run outside the batched forward (not built), and
-    the thread count changes CPU numbers, so both are part of the rule."""
-    if cfg.d_dropout > 0:
+    """Runs with equal keys can be trained as one fused network; None: this run trains alone
+    (`trains_alone` says why). The thread count changes CPU numbers, so it is part of the key."""
+    if trains_alone(cfg):
         return None
     return structure_key(cfg) + (cfg.threads,)
 
@@ -313,10 +338,12 @@ def _check_ranges(cfg: TrainConfig) -> None:
         need(getattr(cfg, name) > 0.0, name, "> 0")
     for name in ("beta1", "beta2"):
         need(0.0 <= getattr(cfg, name) < 1.0, name, "in [0, 1)")
-    for name in ("d_dropout", "label_flip_p"):
+    for name in ("d_dropout", "g_dropout", "label_flip_p"):
         need(0.0 <= getattr(cfg, name) < 1.0, name, "in [0, 1)")
-    for name in ("lr_decay", "label_smoothing", "real_label_jitter", "leaky_slope"):
+    for name in ("lr_decay", "label_smoothing", "real_label_jitter", "fake_label_jitter", "leaky_slope", "gp_weight",
+                 "r1_gamma", "instance_noise", "replay_buffer"):
         need(getattr(cfg, name) >= 0.0, name, ">= 0")
+    need(0.0 <= cfg.g_ema < 1.0, "g_ema", "in [0, 1) (a decay such as 0.999; 0 = no EMA)")
     need(cfg.channels in (1, 3), "channels", "1 or 3")
     need(int(cfg.sample_grid**0.5) ** 2 == cfg.sample_grid, "sample_grid", "a square number (16, 64, 256, …)")
     sizes = (28,) if cfg.arch == "dcgan28" else (32, 64)

@@ -28,6 +28,8 @@ HEUSEL = "Heusel et al. 2017, 'GANs Trained by a Two Time-Scale Update Rule' (ar
 SEED_000 = "seed 000: PyImageSearch 2021, 'GAN Training Challenges: DCGAN for Color Images'"
 SEED_001 = "seed 001: PyImageSearch 2020, 'GANs with Keras and TensorFlow' (citing Chollet 2017)"
 SEED_004 = "seed 004: Machine Learning Mastery 2019, 'How to Implement GAN Hacks in Keras'"
+MIYATO = "Miyato et al. 2018, 'Spectral Normalization for Generative Adversarial Networks' (arXiv:1802.05957)"
+KARRAS = "Karras et al. 2018, 'Progressive Growing of GANs' (arXiv:1710.10196)"
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,44 @@ for _hack in (
          f"{GOODFELLOW}, Algorithm 1 (k steps); seed 003's DISC_UPDATES", {"d_steps": 2}, ("schedule",)),
     Hack("lr_decay", "Inverse-time learning-rate decay lr / (1 + 4e-6·t), Keras' `decay` as in seed 001.",
          f"{SEED_001}, decay = INIT_LR / NUM_EPOCHS", {"lr_decay": 4e-6}, ("optimiser", "schedule")),
+    # The stabilisers that replaced much of the folklore (Kurach et al. 2019, arXiv:1807.04720), and
+    # the three ganhacks tips the first registry left out.
+    Hack("spectral_norm", "Spectral normalisation of every weight of D (one power iteration per forward).",
+         f"{MIYATO}, §2.1", {"spectral_norm": True}, ("normalisation", "modern")),
+    Hack("hinge_loss", "Hinge loss: D minimises relu(1 − D(x)) + relu(1 + D(G(z))), G minimises −D(G(z)).",
+         f"Lim & Ye 2017, 'Geometric GAN' (arXiv:1705.02894); {MIYATO}, eq. 17", {"d_loss": "hinge"},
+         ("loss", "modern")),
+    Hack("ls_loss", "Least-squares loss: ½(D(x) − 1)² + ½D(G(z))² for D, ½(D(G(z)) − 1)² for G (label knobs still act).",
+         "Mao et al. 2017, 'Least Squares Generative Adversarial Networks' (arXiv:1611.04076), eq. 9",
+         {"d_loss": "least_squares"}, ("loss", "modern")),
+    Hack("wgan_gp", "Wasserstein critic loss with gradient penalty λ = 10 and 5 critic updates per G update "
+         "(the recipe's optimiser is kept).",
+         "Gulrajani et al. 2017, 'Improved Training of Wasserstein GANs' (arXiv:1704.00028), Algorithm 1",
+         {"d_loss": "wasserstein", "gp_weight": 10.0, "d_steps": 5}, ("loss", "regularisation", "modern")),
+    Hack("r1_penalty", "R1 gradient penalty γ/2·‖∇D(x)‖² on real images, γ = 10.",
+         "Mescheder, Geiger & Nowozin 2018, 'Which Training Methods for GANs do actually Converge?' "
+         "(arXiv:1801.04406), eq. 9", {"r1_gamma": 10.0}, ("regularisation", "modern")),
+    Hack("g_ema", "Samples and metrics come from an exponential moving average of G's weights (decay 0.999).",
+         f"{KARRAS}, appendix A.1; Yazıcı et al. 2019, 'The Unusual Effectiveness of Averaging in GAN Training' "
+         "(arXiv:1806.04498)", {"g_ema": 0.999}, ("evaluation", "modern")),
+    Hack("instance_noise", "Gaussian noise (σ 0.1, annealed linearly to 0) on every image D sees, real and fake.",
+         "Sønderby et al. 2017, 'Amortised MAP Inference for Image Super-resolution' (arXiv:1610.04490), §3.2; "
+         f"{GANHACKS}, tip 13 (add noise to inputs, decay over time)", {"instance_noise": 0.1},
+         ("regularisation", "modern")),
+    Hack("diffaugment", "DiffAugment: colour, translation and cutout on every image D sees, real and fake.",
+         "Zhao et al. 2020, 'Differentiable Augmentation for Data-Efficient GAN Training' (arXiv:2006.10738)",
+         {"diffaugment": "color,translation,cutout"}, ("augmentation", "modern")),
+    Hack("minibatch_std", "D gets the minibatch standard deviation as an extra feature map before its head.",
+         f"{KARRAS}, §3", {"minibatch_std": True}, ("architecture", "modern")),
+    Hack("soft_fake_labels", "Two-sided soft labels: fake targets drawn from [0, 0.3) instead of 0.",
+         f"{SEED_004}, hack 'use soft labels' (fake in [0.0, 0.3]); {GANHACKS}, tip 6", {"fake_label_jitter": 0.3},
+         ("labels",)),
+    Hack("replay_buffer", "Experience replay: half of each D fake batch comes from the last 1024 fakes G made.",
+         f"{GANHACKS}, tip 13 (experience replay); Shrivastava et al. 2017 (arXiv:1612.07828), §3.2",
+         {"replay_buffer": 1024}, ("batches",)),
+    Hack("g_dropout", "Dropout (p = 0.5) after each hidden layer of G while training (the tip also keeps it at "
+         "test time; here samples and metrics use G without it).",
+         f"{GANHACKS}, tip 17 (dropout in G, after Isola et al. 2017)", {"g_dropout": 0.5}, ("regularisation",)),
 ):
     register_hack(_hack)
 
@@ -179,3 +219,6 @@ register_preset("vanilla", ())
 register_preset("dcgan", ("strided_conv", "leaky_relu", "batch_norm", "gaussian_init", "adam_beta1_05",
                           "tanh_output", "no_fc_hidden", "nonsaturating_loss", "separate_batches"))
 register_preset("ganhacks", PRESETS["dcgan"] + ("gaussian_latent", "label_smoothing", "noisy_labels"))
+# The DCGAN recipe with the three stabilisers most modern baselines start from (SNGAN's D, its
+# hinge loss, and an EMA of G for evaluation; cf. Kurach et al. 2019 and StudioGAN's baselines).
+register_preset("modern", PRESETS["dcgan"] + ("spectral_norm", "hinge_loss", "g_ema"))

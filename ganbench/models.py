@@ -100,26 +100,29 @@ class Generator(nn.Module):
         def act() -> nn.Module:
             return _activation(cfg.g_activation, cfg.leaky_slope)
 
+        def drop(block: list[nn.Module]) -> list[nn.Module]:  # ganhacks tip 17: dropout in G's hidden layers
+            return block + ([RunDropout(cfg.g_dropout)] if cfg.g_dropout > 0 else [])
+
         # Hidden FC layer (seed 001: Dense(512) → ReLU → BN); Radford has none.
         if cfg.g_fc_hidden:
             norm = nn.BatchNorm1d(cfg.g_fc_hidden) if bn else None
-            layers += _norm_act([nn.Linear(features, cfg.g_fc_hidden)], norm, act(), before)
+            layers += drop(_norm_act([nn.Linear(features, cfg.g_fc_hidden)], norm, act(), before))
             features = cfg.g_fc_hidden
         # Project z to the first volume. dcgan28 normalises the flat features like the
         # Keras seed (BatchNorm over 7·7·64 units); radford per channel like pytorch/examples.
         flat = side * side * widths[0]
         if cfg.arch == "dcgan28":
             norm = nn.BatchNorm1d(flat) if bn else None
-            layers += _norm_act([nn.Linear(features, flat)], norm, act(), before)
+            layers += drop(_norm_act([nn.Linear(features, flat)], norm, act(), before))
             layers.append(nn.Unflatten(1, (widths[0], side, side)))
         else:
             norm = nn.BatchNorm2d(widths[0]) if bn else None
-            layers += _norm_act([nn.Linear(features, flat), nn.Unflatten(1, (widths[0], side, side))],
-                                norm, act(), before)
+            layers += drop(_norm_act([nn.Linear(features, flat), nn.Unflatten(1, (widths[0], side, side))],
+                                     norm, act(), before))
         # state size. widths[0] x side x side; each block doubles the side.
         for c_in, c_out in zip(widths, widths[1:]):
             norm = nn.BatchNorm2d(c_out) if bn else None
-            layers += _norm_act(_upsample(cfg, c_in, c_out), norm, act(), before)
+            layers += drop(_norm_act(_upsample(cfg, c_in, c_out), norm, act(), before))
         # Output layer: never batch-normed (Radford); a last upsampling or a 'same' conv; tanh or sigmoid.
         if cfg.g_output_layer == "upsample":
             layers += _upsample(cfg, widths[-1], cfg.channels)
@@ -148,6 +151,15 @@ class RunDropout(nn.Module):
             return x
         keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator).div_(1 - self.p)
         return x * keep
+
+
+class MinibatchStd(nn.Module):
+    """Karras et al. 2018, §3: the standard deviation of each feature over the batch, averaged
+    into one number and appended as a constant feature map, so D can see a batch's variety."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = (x.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()
+        return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:]).to(x.dtype)], 1)
 
 
 def use_generator(net: nn.Module, generator: torch.Generator) -> None:
@@ -180,13 +192,16 @@ class Discriminator(nn.Module):
             norm = nn.BatchNorm2d(c_out) if use_bn else None
             layers += _norm_act(_downsample(cfg, c_in, c_out), norm, act(), before) + drop()
             c_in = c_out
-        # state size. widths[-1] x side x side
+        # state size. widths[-1] x side x side (+1 map with the minibatch std)
+        maps = widths[-1] + cfg.minibatch_std
+        if cfg.minibatch_std:
+            layers.append(MinibatchStd())
         if cfg.d_head == "avgpool":
             layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-            features = widths[-1]
+            features = maps
         else:
             layers.append(nn.Flatten())
-            features = widths[-1] * side * side
+            features = maps * side * side
         if cfg.d_fc_hidden:
             layers += [nn.Linear(features, cfg.d_fc_hidden), act()] + drop()
             features = cfg.d_fc_hidden
@@ -216,4 +231,14 @@ def build_models(cfg: TrainConfig) -> tuple[Generator, Discriminator]:
     net_g, net_d = Generator(cfg), Discriminator(cfg)
     init_weights(net_g, cfg.init)
     init_weights(net_d, cfg.init)
+    if cfg.spectral_norm:  # after init: W is normalised by its largest singular value at every forward
+        apply_spectral_norm(net_d)
     return net_g, net_d
+
+
+def apply_spectral_norm(net: nn.Module) -> None:
+    """Miyato et al. 2018: every conv and linear weight divided by its spectral norm, estimated by one
+    power iteration per training forward (u and v are buffers, so checkpoints keep them)."""
+    for module in list(net.modules()):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(module)

@@ -33,7 +33,8 @@ DEFINITIONS = (
     f"(as concentrated as an even spread over half the classes), or ≤ {MIN_CLASSES} classes holding ≥ 1 % of the "
     "samples",
     f"D wins: final logged D loss within {D_WINS_EPSILON} nats of the floor its label targets allow, "
-    "H(E[real target]) + H(E[fake target]) after smoothing, jitter and flips (0 without them)",
+    "H(E[real target]) + H(E[fake target]) after smoothing, jitter and flips (0 without them); "
+    "unavailable for hinge, least-squares and Wasserstein D losses, which have no such floor",
 )
 
 
@@ -44,12 +45,14 @@ def binary_entropy(p: float) -> float:
     return -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
 
-def d_loss_floor(real_label: float, fake_label: float, smoothing: float, jitter: float, flip_p: float) -> float:
+def d_loss_floor(real_label: float, fake_label: float, smoothing: float, jitter: float, flip_p: float,
+                 fake_jitter: float = 0.0) -> float:
     """The smallest expected D loss (sum of the real and fake BCE means) under these targets:
     a D that cannot predict the label noise does best by outputting each class's expected target."""
     real = real_label - smoothing + jitter / 2
+    fake = fake_label + fake_jitter / 2
     expected_real = (1 - flip_p) * real + flip_p * fake_label
-    expected_fake = (1 - flip_p) * fake_label + flip_p * (real_label - smoothing)
+    expected_fake = (1 - flip_p) * fake + flip_p * (real_label - smoothing)
     return binary_entropy(expected_real) + binary_entropy(expected_fake)
 
 
@@ -85,9 +88,11 @@ def failure_labels(frame: pd.DataFrame, training: pd.DataFrame | None = None) ->
         knobs = {k: v for k, v in run._asdict().items() if not (isinstance(v, float) and math.isnan(v))}
         floor = d_loss_floor(*(float(knobs.get(f"knob_{k}", d)) for k, d in (
             ("real_label", 1.0), ("fake_label", 0.0), ("label_smoothing", 0.0), ("real_label_jitter", 0.0),
-            ("label_flip_p", 0.0))))
+            ("label_flip_p", 0.0), ("fake_label_jitter", 0.0))))
+        if knobs.get("knob_d_loss", "bce") != "bce":
+            floor = math.nan  # hinge, least-squares and Wasserstein losses have no entropy floor: undecidable
         final_d = loss_d.get(run.run_id, math.nan)
-        wins = float(final_d - floor < D_WINS_EPSILON) if np.isfinite(final_d) else math.nan
+        wins = float(final_d - floor < D_WINS_EPSILON) if np.isfinite(final_d) and np.isfinite(floor) else math.nan
         rows.append({"arm": run.arm, "run_id": run.run_id, "failed_to_learn": failed, "mode_collapse": collapse,
                      "d_wins": wins, "d_loss_floor": floor})
     return pd.DataFrame(rows, columns=["arm", "run_id", *LABELS, "d_loss_floor"])

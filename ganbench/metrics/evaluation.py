@@ -15,7 +15,8 @@ from ganbench.rundir import RunDir
 
 
 def load_run_generator(run_dir: Path, device: torch.device) -> tuple[TrainConfig, Generator, int]:
-    """(config, G with its last checkpointed weights, that checkpoint's step)."""
+    """(config, G with its last checkpointed weights, that checkpoint's step). With g_ema on, G is
+    the weight average (what the run's own samples and metrics used)."""
     run = RunDir(run_dir)
     for name in ("config.json", "checkpoint.pt"):
         if not run.file(name).exists():
@@ -25,7 +26,7 @@ def load_run_generator(run_dir: Path, device: torch.device) -> tuple[TrainConfig
     if state is None:
         raise RuntimeError(why)
     net_g = Generator(cfg).to(device)
-    net_g.load_state_dict(state["net_g"])
+    net_g.load_state_dict(state.get("net_g_ema", state["net_g"]))
     return cfg, net_g, int(state["step"])
 
 

@@ -10,7 +10,7 @@ import torch
 from ganbench.config import TrainConfig
 from ganbench.data.sampler import BatchSampler, SamplerState
 from ganbench.models import build_models, use_generator
-from ganbench.training import update
+from ganbench.training import stabilisers, update
 
 
 def dropout_generator(cfg: TrainConfig, device: torch.device) -> torch.Generator:
@@ -41,6 +41,10 @@ class GanTrainer:
         self.net_g, self.net_d = (net.to(device) for net in build_models(cfg))
         self.dropout_gen = dropout_generator(cfg, device)
         use_generator(self.net_d, self.dropout_gen)
+        use_generator(self.net_g, self.dropout_gen)
+        self.ema = stabilisers.WeightAverage(self.net_g, cfg.g_ema) if cfg.g_ema > 0 else None
+        self.replay = stabilisers.ReplayBuffer(cfg.replay_buffer, device) if cfg.replay_buffer else None
+        self.current_step = 1  # instance noise anneals with it
         self.base_lr_d, self.base_lr_g = (torch.tensor(lr, dtype=torch.float64) for lr in (cfg.lr_d, cfg.lr_g))
         self.lr_d, self.lr_g = self.base_lr_d.clone(), self.base_lr_g.clone()
         cuda = device.type == "cuda"
@@ -61,6 +65,7 @@ class GanTrainer:
     def step(self, step: int) -> torch.Tensor:
         """One iteration: d_steps D updates, then g_steps G updates. Returns 1 × len(STAT_NAMES)."""
         cfg = self.cfg
+        self.current_step = step
         if cfg.lr_decay > 0:
             for base, lr, opt in ((self.base_lr_d, self.lr_d, self.opt_d), (self.base_lr_g, self.lr_g, self.opt_g)):
                 update.decayed_lr(base, cfg.lr_decay, step - 1, lr)
@@ -73,6 +78,8 @@ class GanTrainer:
         # Update G.
         for i in range(cfg.g_steps):
             loss_g, d_fake_after, norm_g = self.g_step(fake if i == 0 else None)
+        if self.ema is not None:
+            self.ema.update(self.net_g)
         return torch.stack([loss_d, loss_g, d_real, d_fake_before, d_fake_after, norm_d, norm_g]).float()[None]
 
     def learning_rates(self, k: int = 0) -> tuple[float, float]:
@@ -80,16 +87,19 @@ class GanTrainer:
 
     @torch.no_grad()
     def samples(self, k: int, noise: torch.Tensor) -> torch.Tensor:
-        """G(noise) in eval mode (BN running statistics), mapped to [0, 1]."""
-        self.net_g.eval()
+        """G(noise) in eval mode (BN running statistics; the weight average with g_ema), mapped to [0, 1]."""
+        net_g = self.generator()
+        was_training = net_g.training
+        net_g.eval()
         with self.autocast:
-            images = self.net_g(noise).float()
-        self.net_g.train()
+            images = net_g(noise).float()
+        net_g.train(was_training)
         low, high = self.cfg.pixel_range
         return ((images - low) / (high - low)).clamp_(0, 1)
 
     def generator(self, k: int = 0) -> torch.nn.Module:
-        return self.net_g
+        """The G that makes the run's samples and metrics: the weight average when g_ema is on."""
+        return self.ema.net if self.ema is not None else self.net_g
 
     def stop(self, k: int = 0) -> None:
         self.active = False
@@ -97,13 +107,21 @@ class GanTrainer:
     # The update, one network at a time.
     def d_step(self, keep_fake: bool) -> tuple[Any, ...]:
         """One D update. Returns (loss, mean D(x), mean D(G(z)), grad norm, fake batch or None)."""
-        cfg = self.cfg
-        inputs = update.draw_d_inputs(cfg, self.sampler.next(), self.noise_gen, self.device)
+        cfg, gen = self.cfg, self.noise_gen
+        inputs = update.draw_d_inputs(cfg, self.sampler.next(), gen, self.device)
         # The last D step keeps G's graph so the G step reuses this fake batch (as pytorch/examples).
         with self.autocast, (torch.enable_grad() if keep_fake else torch.no_grad()):
             fake = self.net_g(inputs.z)
-        logit_real, logit_fake = update.d_logits(self.net_d, inputs.real, fake.detach(), inputs.perm, self.autocast)
-        loss = update.d_loss(logit_real, logit_fake, inputs.target_real, inputs.target_fake)
+        # Stabilisers draw after every folklore input, so runs without them replay unchanged.
+        d_fake = self.replay.mix(fake, gen) if self.replay is not None else fake.detach()
+        real = stabilisers.d_view(cfg, inputs.real, self.current_step, gen)
+        d_fake = stabilisers.d_view(cfg, d_fake, self.current_step, gen)
+        logit_real, logit_fake = update.d_logits(self.net_d, real, d_fake, inputs.perm, self.autocast)
+        loss = update.d_loss(logit_real, logit_fake, inputs.target_real, inputs.target_fake, cfg.d_loss)
+        if cfg.gp_weight > 0:
+            loss = loss + stabilisers.gradient_penalty(cfg, self.net_d, real, d_fake, gen, self.autocast)
+        if cfg.r1_gamma > 0:
+            loss = loss + stabilisers.r1_penalty(cfg, self.net_d, real, self.autocast)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = update.grad_total_norm(self.net_d)
@@ -118,11 +136,12 @@ class GanTrainer:
             z = update.sample_latent(cfg, cfg.batch_size, self.noise_gen, self.device)
             with self.autocast:
                 fake = self.net_g(z)
+        fake = stabilisers.d_view(cfg, fake, self.current_step, self.noise_gen)
         self.net_d.requires_grad_(False)  # D's weight gradients are not needed here
         with self.autocast:
             logits = self.net_d(fake).float()
         self.net_d.requires_grad_(True)
-        loss = update.g_loss(logits, cfg.g_loss)
+        loss = update.g_loss(logits, cfg.g_loss, cfg.d_loss)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = update.grad_total_norm(self.net_g)
@@ -138,6 +157,8 @@ class GanTrainer:
             "sampler": {"order": sampler.order, "cursor": sampler.cursor, "generator": sampler.generator},
             "noise_gen": self.noise_gen.get_state(),
             "dropout_rng": self.dropout_gen.get_state(),
+            **({"net_g_ema": self.ema.net.state_dict()} if self.ema is not None else {}),
+            **({"replay": self.replay.state_dict()} if self.replay is not None else {}),
         }
 
     def load_state_dict(self, k: int, state: dict[str, Any]) -> None:
@@ -157,4 +178,8 @@ class GanTrainer:
         dropout_state = state.get("dropout_rng", state.get("torch_rng"))
         if dropout_state is not None and (self.device.type == "cpu" or "dropout_rng" in state):
             self.dropout_gen.set_state(dropout_state)
+        if self.ema is not None:
+            self.ema.net.load_state_dict(state["net_g_ema"])
+        if self.replay is not None:
+            self.replay.load_state_dict(state["replay"])
 

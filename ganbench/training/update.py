@@ -37,6 +37,8 @@ def draw_targets(cfg: TrainConfig, n: int, gen: torch.Generator, device: torch.d
     if cfg.real_label_jitter > 0:
         real += cfg.real_label_jitter * torch.rand(n, generator=gen, device=device)
     fake = torch.full((n,), cfg.fake_label, device=device)
+    if cfg.fake_label_jitter > 0:  # two-sided soft labels (seed 004: fakes in [0, 0.3])
+        fake += cfg.fake_label_jitter * torch.rand(n, generator=gen, device=device)
     if cfg.label_flip_p > 0:
         flip_real = torch.rand(n, generator=gen, device=device) < cfg.label_flip_p
         flip_fake = torch.rand(n, generator=gen, device=device) < cfg.label_flip_p
@@ -82,14 +84,32 @@ def d_logits(net_d: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, per
 
 
 def d_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor, target_real: torch.Tensor,
-           target_fake: torch.Tensor) -> torch.Tensor:
-    """Sum of the two BCE means for both batch modes, so loss_d is comparable between them."""
+           target_fake: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """D's objective as the sum of its real and fake terms (so loss_d compares between batch modes).
+
+    bce: the two BCE means against the (smoothed, jittered, flipped) targets. least_squares
+    (Mao et al. 2017): ½ mean (D − target)² per side, the same targets. hinge (Lim & Ye 2017):
+    mean relu(1 − D(x)) + mean relu(1 + D(G(z))). wasserstein: mean D(G(z)) − mean D(x).
+    The last two have no targets, so label knobs do not act on them.
+    """
+    if kind == "least_squares":
+        return 0.5 * ((logit_real - target_real) ** 2).mean() + 0.5 * ((logit_fake - target_fake) ** 2).mean()
+    if kind == "hinge":
+        return F.relu(1 - logit_real).mean() + F.relu(1 + logit_fake).mean()
+    if kind == "wasserstein":
+        return logit_fake.mean() - logit_real.mean()
     return (F.binary_cross_entropy_with_logits(logit_real, target_real)
             + F.binary_cross_entropy_with_logits(logit_fake, target_fake))
 
 
-def g_loss(logits: torch.Tensor, kind: str) -> torch.Tensor:
-    """'nonsaturating': −log D(G(z)); 'minimax': log(1 − D(G(z)))."""
+def g_loss(logits: torch.Tensor, kind: str, d_kind: str = "bce") -> torch.Tensor:
+    """G's loss on D's output for its fakes. Under bce: 'nonsaturating' −log D(G(z)) or 'minimax'
+    log(1 − D(G(z))); otherwise G's loss follows D's: −mean D(G(z)) for hinge and wasserstein
+    (Miyato et al. 2018, Gulrajani et al. 2017), ½ mean (D(G(z)) − 1)² for least_squares."""
+    if d_kind in ("hinge", "wasserstein"):
+        return -logits.mean()
+    if d_kind == "least_squares":
+        return 0.5 * ((logits - 1) ** 2).mean()
     if kind == "nonsaturating":
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
     return -F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
