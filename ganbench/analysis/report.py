@@ -483,9 +483,11 @@ def _provenance(frame: pd.DataFrame, results_dir: Path, manifest: dict[str, Any]
                      f"{first['weights_source']}): {int(first['samples_generated'])} generated vs "
                      f"{int(first['reference_samples'])} real `{first['reference_split']}` images, resize: "
                      f"{first['resize_mode']}, torch-fidelity {first['torch_fidelity_version']}")
-    first_run = next(iter(manifest["runs"]), None)
-    if first_run:
-        config = rundir.read_json(results_dir / "runs" / first_run["run_id"] / "config.json")
+    # The first run that has started: a report of a partly trained suite (`run --only`) must not need the rest.
+    started = (results_dir / "runs" / r["run_id"] / "config.json" for r in manifest["runs"])
+    first_config = next((path for path in started if path.exists()), None)
+    if first_config:
+        config = rundir.read_json(first_config)
         prov, cfg = config["provenance"], config["config"]
         versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
         equal_steps = (manifest.get("budget") or {}).get("kind", "steps") == "steps"
