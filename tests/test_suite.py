@@ -65,6 +65,39 @@ def test_fractional_factorial_resolution_and_aliases():
                    and not line.startswith("I"))
 
 
+# The fewest runs of a regular two-level design with k factors at resolution III, IV and V
+# (Box, Hunter & Hunter 2005, Table 6.14; Montgomery, Design and Analysis of Experiments, Table 8.14;
+# full factorials below that): III: 2^m − 1 ≥ k; IV: 2^(m−1) ≥ k (foldover); V: 5 factors in 16,
+# 6 in 32, 8 in 64, 11 in 128, 17 in 256 runs.
+TEXTBOOK_MINIMUM_RUNS = {
+    3: [2, 4, 4, 8, 8, 8, 8, 16, 16, 16, 16, 16, 16, 16, 16, 32, 32],
+    4: [2, 4, 8, 8, 16, 16, 16, 16, 32, 32, 32, 32, 32, 32, 32, 32, 64],
+    5: [2, 4, 8, 16, 16, 32, 64, 64, 128, 128, 128, 256, 256, 256, 256, 256, 256],
+}
+
+
+@pytest.mark.parametrize("resolution", [3, 4, 5])
+def test_fractional_factorials_reach_the_textbook_minimum_run_counts(resolution):
+    for k, runs in enumerate(TEXTBOOK_MINIMUM_RUNS[resolution], start=1):
+        design = fractional_factorial([], [f"h{i}" for i in range(k)], resolution)
+        assert len(design.arms) == runs, (k, resolution)
+        assert design.resolution is None or design.resolution >= resolution  # None: the full factorial
+
+
+@pytest.mark.parametrize("k", [16, 17])
+def test_resolution_v_in_256_runs_keeps_two_factor_interactions_apart(k):
+    """Checked on the design matrix itself: every main effect and two-factor interaction column
+    (±1) is orthogonal to every other, so none is aliased with another."""
+    import numpy as np
+
+    design = fractional_factorial([], [f"h{i}" for i in range(k)], 5)
+    x = np.array([[1 if a.factors[f"h{i}"] else -1 for i in range(k)] for a in design.arms])
+    pairs = [x[:, i] * x[:, j] for i in range(k) for j in range(i + 1, k)]
+    columns = np.column_stack([x, *pairs])
+    gram = columns.T @ columns
+    assert len(design.arms) == 256 and np.array_equal(gram, 256 * np.eye(columns.shape[1], dtype=int))
+
+
 def test_fractional_design_in_a_suite_prints_aliases(tmp_path):
     text = BASE.replace("design: leave_one_out", "design: {type: fractional_factorial, resolution: 3}")
     suite = load_suite(write(tmp_path, text), tmp_path)
