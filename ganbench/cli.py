@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -31,33 +31,71 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (for scripts) instead of tables.")]
+
+
+def print_json(value: Any) -> None:
+    """JSON on stdout, unwrapped (rich would wrap it at the terminal's width)."""
+    import json
+
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
 @app.command("hacks")
 def hacks_command(
+    name: Annotated[Optional[str], typer.Argument(help="Show one hack in full: summary, source, knobs, presets.")] = None,
     tag: Annotated[Optional[str], typer.Option(help="Only hacks with this tag.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """List the registered hacks (name, tags, knobs they set, source) and the presets."""
-    from ganbench.hacks import HACKS, PRESETS
+    """List the registered hacks (name, tags, knobs they set) and the presets; `ganbench hacks NAME`
+    shows one hack's summary and source."""
+    from ganbench.hacks import HACKS, PRESETS, get_hack
 
-    table = Table(title=f"{len(HACKS)} registered hacks", show_lines=True)
-    for column in ("name", "tags", "sets", "summary", "source"):
-        table.add_column(column, overflow="fold")
-    for hack in HACKS.values():
-        if tag and tag not in hack.tags:
-            continue
-        sets = "\n".join(f"{k}={v}" for k, v in hack.sets.items())
-        table.add_row(hack.name, ", ".join(hack.tags), sets, hack.summary, hack.source)
+    if name:
+        try:
+            hack = get_hack(name)
+        except ConfigError as err:
+            fail(str(err))
+        record = {"name": hack.name, "summary": hack.summary, "source": hack.source, "sets": dict(hack.sets),
+                  "tags": list(hack.tags), "presets": [p for p, members in PRESETS.items() if hack.name in members]}
+        if as_json:
+            return print_json(record)
+        console.print(f"[bold]{hack.name}[/] ({', '.join(hack.tags) or 'no tags'})", highlight=False)
+        for label in ("summary", "source"):
+            console.print(f"[bold]{label}:[/] {escape(record[label])}", highlight=False)
+        console.print("[bold]sets:[/] " + ", ".join(f"{k}={v}" for k, v in hack.sets.items()), highlight=False)
+        console.print(f"[bold]in presets:[/] {', '.join(record['presets']) or '-'}", highlight=False)
+        return
+    chosen = [h for h in HACKS.values() if not tag or tag in h.tags]
+    if as_json:
+        return print_json({"hacks": [{"name": h.name, "tags": list(h.tags), "sets": dict(h.sets), "summary": h.summary,
+                                      "source": h.source} for h in chosen],
+                           "presets": {p: list(members) for p, members in PRESETS.items()}})
+    # Names never wrap (they are what users type); knobs wrap between their k=v pairs.
+    table = Table(title=f"{len(chosen)} registered hacks (`ganbench hacks NAME` for summary and source)",
+                  box=None, pad_edge=False)
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("tags", max_width=14)  # tags are short words: they wrap between words
+    table.add_column("knobs", overflow="fold")
+    for hack in chosen:
+        table.add_row(hack.name, " ".join(hack.tags), " ".join(f"{k}={v}" for k, v in hack.sets.items()))
     console.print(table)
-    for name, members in PRESETS.items():
-        console.print(f"[bold]preset {name}[/]: {', '.join(members) or '(every hack off)'}", highlight=False)
+    for preset, members in PRESETS.items():
+        console.print(f"[bold]preset {preset}[/]: {', '.join(members) or '(every hack off)'}", highlight=False)
 
 
 @app.command("knobs")
-def knobs_command() -> None:
-    """List every TrainConfig knob with its default ("off" value), allowed values and unit."""
+def knobs_command(as_json: JsonOpt = False) -> None:
+    """List every TrainConfig knob with its default ("off" value), allowed values, category and unit."""
+    from ganbench.config import KNOB_CATEGORIES
+
+    docs, defaults = knob_docs(), TrainConfig().to_dict()
+    if as_json:
+        return print_json([{"knob": k, "default": v, "allowed": list(knob_choices(k) or ()) or type(v).__name__,
+                            "category": KNOB_CATEGORIES[k], "meaning": docs.get(k, "")} for k, v in defaults.items()])
     table = Table(title="TrainConfig knobs (set with --set knob=value)")
     for column in ("knob", "default", "allowed", "meaning"):
-        table.add_column(column, overflow="fold")
-    docs, defaults = knob_docs(), TrainConfig().to_dict()
+        table.add_column(column, overflow="fold", no_wrap=column == "knob")
     for name, default in defaults.items():
         choices = knob_choices(name)
         table.add_row(name, repr(default), " | ".join(map(str, choices)) if choices else type(default).__name__,
@@ -95,6 +133,7 @@ def train_command(
         cfg, names = resolve(preset, hack or [], overrides)
     except ConfigError as err:
         fail(str(err))
+    _announce_dataset_defaults(cfg, {**overrides})
     console.print(f"[bold]training[/] preset={preset} hacks={', '.join(names) or '-'} steps={cfg.steps} → {out}",
                   highlight=False)
     _warn_before_evaluating([cfg], cfg.device, str(data_root) if data_root else None)
@@ -228,12 +267,59 @@ def _load(suite_file: Path, results_root: Path, only: list[str] | None, seeds: s
     try:
         suite = load_suite(suite_file, results_root)
         seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else ()
-        selection = Selection(tuple(only or ()), seed_list)
+        by_label = {label: arm for arm, label in _arm_labels(suite.arms).items()}
+        selection = Selection(tuple(by_label.get(name, name) for name in only or ()), seed_list)
         select_runs(suite, selection)
         devices = expand(device)
     except ValueError as err:  # SuiteError and ConfigError are ValueErrors; so is a bad --seeds
         fail(str(err))
     return suite, selection, devices
+
+
+def _announce_dataset_defaults(cfg: TrainConfig, explicit: dict[str, Any]) -> None:
+    """One line when the dataset chose the network (e.g. --dataset cifar10 → the 32-px colour net)."""
+    from ganbench.data.datasets import get_dataset
+    from ganbench.hacks import dataset_defaults
+
+    dataset = get_dataset(cfg.dataset)
+    applied = dataset_defaults(cfg.dataset, explicit)
+    if applied:
+        knobs = " ".join(f"{k}={v}" for k, v in applied.items())
+        console.print(f"{cfg.dataset}: {dataset.net_description} ({knobs}), the dataset's default; "
+                      "--set to change", highlight=False)
+
+
+ARM_NAME_WIDTH = 24  # longer arm names (factorial arms list their hacks) show as 'part:#N' in tables
+
+
+def _arm_labels(arms: list[str], shown: set[str] | None = None) -> dict[str, str]:
+    """Arm name → what a table shows: the name, or 'part:#N' (N: its place among the suite's arms,
+    which `--only` also accepts) for a name too long for a column; `_print_arm_legend` prints
+    those in full below."""
+    labels = {}
+    for i, arm in enumerate(arms, start=1):
+        if shown is None or arm in shown:
+            part = arm.split(":", 1)[0] + ":" if ":" in arm else ""
+            labels[arm] = arm if len(arm) <= ARM_NAME_WIDTH else f"{part}#{i}"
+    return labels
+
+
+def _run_table(title: str, columns: Sequence[str]) -> Table:
+    """A table of runs that fits 80 columns: arm names and run ids whole, other cells wrap."""
+    from rich import box
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("arm", "run id", "status", "steps"), overflow="fold")
+    return table
+
+
+def _print_arm_legend(labels: dict[str, str]) -> None:
+    long = {label: arm for arm, label in labels.items() if label != arm}
+    if long:
+        console.print("arms shown by number above, in full:", highlight=False)
+        for label, arm in long.items():
+            console.print(f"  {label} = {arm}", highlight=False, soft_wrap=True)
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -288,6 +374,7 @@ def plan_command(
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (evaluations "
                                                       "are timed on the real reference set).")] = None,
     results_root: ResultsOpt = Path("results"),
+    as_json: JsonOpt = False,
 ) -> None:
     """Show the arms × seeds of a suite with run ids, which are done, the jobs (fused groups)
     that would train the rest, the design's aliases and what it will cost here: training steps
@@ -305,26 +392,33 @@ def plan_command(
     n_workers = workers or default_workers(devices)
     if max_fused is None:
         max_fused = auto_max_fused(pending_runs(suite, selection), devices, n_workers)
-    console.print(f"[bold]{suite.name}[/] ({suite.path}): {suite.description}", highlight=False)
-    for line in design_lines(suite):
-        console.print(line, highlight=False)
+    out = err_console if as_json else console  # --json: stdout holds the JSON only
+    out.print(f"[bold]{suite.name}[/] ({suite.path}): {suite.description}", highlight=False)
+    lines = design_lines(suite)
+    for line in lines:
+        out.print(line, highlight=False)
     data_root_str = str(data_root) if data_root else None
     if estimate:
         for warning in evaluation_warnings(pending_runs(suite, selection), devices[0], data_root_str):
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            out.print(f"[yellow]warning:[/] {warning}", highlight=False)
     rows = plan_rows(suite, selection, estimate, devices[0], max_fused, data_root_str)
-    table = Table(title=f"runs → {suite.results_dir}/runs/")
-    for column in ("arm", "seed", "run id", "status", "steps", "job", "train", "evaluate"):
-        table.add_column(column, no_wrap=column == "arm")
-    for row in rows:
-        est = [_fmt_seconds(row[k]) if row[k] is not None else "-" for k in ("estimate_s", "eval_s")]
-        table.add_row(row["arm"], str(row["seed"]), row["run_id"], row["status"], f"{row['step']}/{row['steps']}",
-                      row["group"] or "-", *est)
-    console.print(table)
     todo = [r for r in rows if r["estimate_s"] is not None]
+    cost = plan_total(suite, todo, devices[0], n_workers, data_root_str) if todo else None
     if todo:
         write_plan(suite.results_dir, devices[0], n_workers, todo)
-        cost = plan_total(suite, todo, devices[0], n_workers, data_root_str)
+    if as_json:
+        return print_json({"suite": suite.name, "path": str(suite.path), "design": lines, "device": devices[0],
+                           "workers": n_workers, "max_fused": max_fused, "runs": rows, "cost": cost})
+    labels = _arm_labels(suite.arms, {row["arm"] for row in rows})
+    table = _run_table(f"runs → {suite.results_dir}/runs/", ("arm", "seed", "run id", "status", "steps", "job", "train",
+                                                             "eval"))
+    for row in rows:
+        est = [_fmt_seconds(row[k]) if row[k] is not None else "-" for k in ("estimate_s", "eval_s")]
+        table.add_row(labels[row["arm"]], str(row["seed"]), row["run_id"], row["status"],
+                      f"{row['step']}/{row['steps']}", row["group"] or "-", *est)
+    console.print(table)
+    _print_arm_legend(labels)
+    if todo:
         jobs = len({r["group"] for r in todo})
         console.print(f"{len(todo)} runs in {jobs} jobs (≤ {max_fused} runs each) with {n_workers} workers on "
                       f"{devices[0]}: ≈ {_fmt_seconds(cost['total_s'])} in all = training steps "
@@ -449,7 +543,7 @@ def run_command(
 
 
 @app.command("status")
-def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("results")) -> None:
+def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("results"), as_json: JsonOpt = False) -> None:
     """Where every run of a suite stands (from the run directories; works for any executor): its
     step, whether it is evaluating (images done, ETA), and each arm's planned against measured time."""
     from ganbench.execution.costs import planned_vs_actual
@@ -458,14 +552,18 @@ def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("result
     suite, selection, _ = _load(suite_file, results_root, None, None)
     rows = plan_rows(suite, selection, estimate=False, device="cpu")  # jobs of one run: status needs no grouping
     counts = results_summary(run_states(suite, suite.runs))
-    table = Table(title=f"{suite.name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    for column in ("arm", "seed", "run id", "status", "steps", "now"):
-        table.add_column(column)
+    comparison = planned_vs_actual(suite)
+    if as_json:
+        return print_json({"suite": suite.name, "counts": counts, "runs": rows, "planned_vs_measured": comparison})
+    labels = _arm_labels(suite.arms, {row["arm"] for row in rows})
+    table = _run_table(f"{suite.name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
+                       ("arm", "seed", "run id", "status", "steps", "now"))
     for row in rows:
-        table.add_row(row["arm"], str(row["seed"]), row["run_id"], row["status"], f"{row['step']}/{row['steps']}",
+        table.add_row(labels[row["arm"]], str(row["seed"]), row["run_id"], row["status"],
+                      f"{row['step']}/{row['steps']}",
                       describe_phase(row["phase"]) or ("training" if row["status"] == "running" else ""))
     console.print(table)
-    comparison = planned_vs_actual(suite)
+    _print_arm_legend(labels)
     if comparison is None:
         console.print("no estimate to compare with: `ganbench plan` (or `ganbench run`) records one in "
                       f"{suite.results_dir}/plan.json", highlight=False)

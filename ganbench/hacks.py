@@ -123,9 +123,21 @@ def resolve_layers(preset_layer: Iterable[str], hacks: Iterable[str] = (), base:
     from_preset = tuple(preset_layer)
     names = tuple(dict.fromkeys(from_preset + tuple(hacks)))
     _merged_settings(names)  # conflicts between preset and extra hacks fail here, before anything runs
-    cfg = compose(from_preset).replace(**dict(base or {}))
-    cfg = cfg.replace(**_merged_settings(n for n in names if n not in from_preset))
-    return cfg.replace(**dict(overrides or {})), names
+    # The layers as one mapping (a later layer wins), applied at once: a layer may need another's
+    # knobs to be valid (image_size 64 needs the radford arch, which the dataset may supply).
+    changes = {**_merged_settings(from_preset), **dict(base or {}),
+               **_merged_settings(n for n in names if n not in from_preset), **dict(overrides or {})}
+    dataset = str(changes.get("dataset", TrainConfig.dataset))
+    return TrainConfig().replace(**{**dataset_defaults(dataset, changes), **changes}), names
+
+
+def dataset_defaults(dataset: str, explicit: Iterable[str] = ()) -> dict[str, Any]:
+    """The network knobs `dataset` calls for (CIFAR-10: the Radford 32-px colour net; CelebA: 64 px),
+    except those a preset, base, hack or override set (`explicit`)."""
+    from ganbench.data.datasets import get_dataset
+
+    explicit = set(explicit)
+    return {k: v for k, v in get_dataset(dataset).net_defaults.items() if k not in explicit}
 
 
 # The registry. Each hack's "off" state is TrainConfig's default for the knobs it sets.

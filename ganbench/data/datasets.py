@@ -235,6 +235,9 @@ class Dataset:
     splits: tuple[str, ...] = ("train", "test")
     cacheable: bool = True
     how_to_get: str = ""
+    # Knobs this dataset's images call for, used unless a preset, base, hack or --set gives them.
+    net_defaults: dict[str, Any] = {}
+    net_description: str = ""
 
     def locate(self, data_root: str | os.PathLike | None, download: bool = True) -> Path:
         """The directory holding the files (downloading where torchvision can and `download`);
@@ -339,6 +342,7 @@ class Cifar10(FileSetDataset):
     name, summary = "cifar10", "CIFAR-10, 60 000 32×32 colour images in 10 classes (python pickles)"
     files = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
     subdirs, torchvision_class = ("cifar-10-batches-py",), "CIFAR10"
+    net_defaults, net_description = {"arch": "radford", "image_size": 32, "channels": 3}, "the Radford 32-px colour net"
     how_to_get = ("Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, extract it "
                   "into DIR (giving DIR/cifar-10-batches-py/) and pass --data-root DIR (or set GANBENCH_DATA).")
 
@@ -350,6 +354,7 @@ class Cifar10(FileSetDataset):
 class CelebA(Dataset):
     name, summary = "celeba", "CelebA aligned faces, 202 599 178×218 colour JPEGs"
     splits = ("train", "valid", "test")
+    net_defaults, net_description = {"arch": "radford", "image_size": 64, "channels": 3}, "the Radford 64-px colour net"
     how_to_get = ("Download img_align_celeba.zip (and list_eval_partition.txt for the official split) from "
                   "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, extract it into DIR/celeba/ (giving "
                   "DIR/celeba/img_align_celeba/*.jpg) and pass --data-root DIR (or set GANBENCH_DATA). Without "

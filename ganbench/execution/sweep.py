@@ -262,6 +262,7 @@ def design_lines(suite: Suite) -> list[str]:
     n_arms = sum(len(d.arms) for d in suite.designs)
     lines = [f"{n_arms} arms × {len(suite.seeds)} seeds = {len(suite.runs)} runs "
              f"({len({r.run_id for r in suite.runs})} distinct configs); budget: {suite.budget.describe()}"]
+    lines += dataset_default_lines(suite)
     for design in suite.designs:
         label = f"part '{design.name}': " if design.name else ""
         lines.append(f"{label}design {design.kind} from preset '{design.preset}', {len(design.arms)} arms, "
@@ -270,6 +271,22 @@ def design_lines(suite: Suite) -> list[str]:
             lines.append(f"  resolution {roman(design.resolution)}; generators: {', '.join(design.generators)}")
             lines.append("  alias structure (effects of order ≤ 2 that cannot be told apart):")
             lines += [f"    {line}" for line in design.aliases]
+    return lines
+
+
+def dataset_default_lines(suite: Suite) -> list[str]:
+    """One line when runs of the suite got their network from the dataset's defaults
+    (CIFAR-10: the 32-px colour net; CelebA: 64 px)."""
+    from ganbench.data.datasets import get_dataset
+
+    lines = []
+    for name in sorted({run.config.dataset for run in suite.runs}):
+        dataset = get_dataset(name)
+        defaults = dataset.net_defaults
+        if defaults and any(all(getattr(r.config, k) == v for k, v in defaults.items())
+                            for r in suite.runs if r.config.dataset == name):
+            knobs = " ".join(f"{k}={v}" for k, v in defaults.items())
+            lines.append(f"{name}: {dataset.net_description} ({knobs}) unless `base` or an arm sets these knobs")
     return lines
 
 
