@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional, Sequence
 
@@ -32,6 +33,10 @@ def fail(message: str, code: int = 2) -> None:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (for scripts) instead of tables.")]
+TensorBoardOpt = Annotated[bool, typer.Option("--tensorboard", help=(
+    "Also write TensorBoard event files from the run files (every 30 s while training and at the end) to "
+    "<results>/tensorboard (`train`: <out>/tensorboard); needs the tensorboard extra: pip install 'ganbench\\[tensorboard]'."))]
+TENSORBOARD_EVERY_S = 30.0
 
 
 def print_json(value: Any) -> None:
@@ -117,6 +122,7 @@ def train_command(
     device: Annotated[Optional[str], typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (shortcut for --set seed=N).")] = None,
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (searched first).")] = None,
+    tensorboard: TensorBoardOpt = False,
 ) -> None:
     """Train one DCGAN and write config.json, stats.jsonl, samples/ and status.json to --out.
 
@@ -158,6 +164,9 @@ def train_command(
             fail(f"interrupted; run the same command again to resume from {out}/checkpoint.pt", code=130)
         except Exception as err:
             fail(f"run failed: {type(err).__name__}: {err} (details in {out}/status.json)", code=1)
+        finally:
+            if tensorboard and (out / "config.json").exists():
+                _export_tensorboard(out, out / "tensorboard")
     if status["status"] != "completed":
         fail(f"run {status['status']}: {status.get('error')}", code=1)
     console.print(f"[green]completed[/] {cfg.steps} steps in {status.get('wall_s', 0):.1f} s → {out}", highlight=False)
@@ -455,6 +464,7 @@ def run_command(
                                              "its checkpoint); failing runs are not retried.")] = 3,
     ray_results: Annotated[str, typer.Option(help="Ray: how run files reach the results directory: shared "
                                              "(every node mounts it), gather (pulled through the driver) or auto.")] = "auto",
+    tensorboard: TensorBoardOpt = False,
 ) -> None:
     """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep."""
     from ganbench.rundir import FINAL
@@ -515,6 +525,8 @@ def run_command(
                     if s.status != "running":
                         bar.remove_task(per_run.pop(rid))
 
+        if tensorboard:
+            on_update = _with_tensorboard(on_update, suite.results_dir)
         data_tasks: dict[str, Any] = {}
 
         def on_data(label: str, done: int, total: int) -> None:
@@ -529,6 +541,9 @@ def run_command(
             fail(str(err))
         except KeyboardInterrupt:
             fail("interrupted; run the same command again to resume (finished runs are kept)", code=130)
+        finally:
+            if tensorboard:
+                _export_tensorboard(suite.results_dir)
     counts = results_summary(states)
     console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())), highlight=False)
     for state in states:
@@ -540,6 +555,75 @@ def run_command(
                       "`ganbench status` shows them when they finish", highlight=False)
     if counts.get("failed") or counts.get("interrupted"):
         raise typer.Exit(1)
+
+
+def _export_tensorboard(target: Path, logdir: Path | None = None) -> None:
+    from ganbench.analysis.tensorboard import TensorBoardMissing, export
+
+    try:
+        result = export(target, logdir)
+    except (TensorBoardMissing, FileNotFoundError) as err:
+        console.print(f"[yellow]warning:[/] no TensorBoard export: {err}", highlight=False)
+        return
+    console.print(f"TensorBoard: {result['written']} run(s) written, {result['unchanged']} unchanged → "
+                  f"tensorboard --logdir {result['logdir']}", highlight=False)
+
+
+def _with_tensorboard(on_update: Any, results_dir: Path) -> Any:
+    """`on_update` that also re-exports changed runs to TensorBoard at most every 30 s."""
+    from ganbench.analysis.tensorboard import TensorBoardMissing, export
+
+    last = [0.0]
+
+    def wrapped(states: Any) -> None:
+        on_update(states)
+        if time.monotonic() - last[0] >= TENSORBOARD_EVERY_S and (results_dir / "suite.json").exists():
+            last[0] = time.monotonic()
+            try:
+                export(results_dir)
+            except TensorBoardMissing:
+                pass  # said once at the end, by _export_tensorboard
+
+    return wrapped
+
+
+@app.command("tensorboard")
+def tensorboard_command(
+    target: Annotated[Path, typer.Argument(help="A suite file (suites/quick.yaml), its results directory, or one "
+                                                "run directory.")],
+    logdir: Annotated[Optional[Path], typer.Option(help="Where the event files go (default: <results>/tensorboard).")] = None,
+    watch: Annotated[Optional[float], typer.Option(help="Export again every this many seconds (follow a sweep "
+                                                   "while it trains; Ctrl-C stops).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rewrite every run, changed or not.")] = False,
+    results_root: ResultsOpt = Path("results"),
+) -> None:
+    """Write TensorBoard event files from run directories: per-run scalars (training statistics,
+    metrics), sample grids, and hparams (arm, seed, one boolean per hack) for the HParams view.
+    JSONL stays the source of truth; unchanged runs are skipped. Needs the tensorboard extra:
+    pip install 'ganbench\\[tensorboard]'."""
+    from ganbench.analysis.tensorboard import TensorBoardMissing, export, watch as watch_export
+
+    if target.suffix in (".yaml", ".yml"):
+        suite, _, _ = _load(target, results_root, None, None)
+        target = suite.results_dir
+    try:
+        if watch:
+            def on_pass(result: dict[str, Any]) -> None:
+                console.print(f"{time.strftime('%H:%M:%S')} {result['written']} written, {result['unchanged']} "
+                              f"unchanged → {result['logdir']}", highlight=False)
+
+            try:
+                watch_export(target, logdir, watch, on_pass)
+            except KeyboardInterrupt:
+                return
+        with Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("runs", total=None, info="")
+            result = export(target, logdir, force, lambda i, n, name: bar.update(task, completed=i, total=n, info=name))
+    except (TensorBoardMissing, FileNotFoundError) as err:
+        fail(str(err))
+    console.print(f"{result['runs']} runs: {result['written']} written, {result['unchanged']} unchanged → "
+                  f"tensorboard --logdir {result['logdir']}", highlight=False)
 
 
 @app.command("status")

@@ -1,0 +1,202 @@
+"""TensorBoard event files written from run directories (the JSONL files stay the source of truth).
+
+Per run, one TensorBoard run at `LOGDIR/<arm>/seed<k>-<run_id>` (a lone `ganbench train`
+directory: `LOGDIR/<directory name>`):
+
+- scalars `train/<stat>` from stats.jsonl (interval means, as logged), `metrics/<metric>`
+  from metrics.jsonl (the mean over latent draws where an evaluation has several, as the tidy
+  table reads it; their SD as `metrics_draw_sd/<metric>`);
+- the sample grids under `samples`, at their steps;
+- hparams: arm, seed and one boolean per hack of the suite, with the final value of every
+  metric as `final/<metric>`, so TensorBoard's HParams view compares arms.
+
+Export is idempotent: a run's event directory is rewritten whenever its files changed since the
+last export (`LOGDIR/.ganbench-export.json` keeps their sizes and mtimes), and left alone
+otherwise, so `--watch` can follow a sweep while it trains.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ganbench import rundir
+
+STATE_FILE = ".ganbench-export.json"
+WATCHED = ("config.json", "stats.jsonl", "metrics.jsonl", "status.json")
+
+
+class TensorBoardMissing(ImportError):
+    """The optional `tensorboard` package is not installed."""
+
+
+def _summary_writer() -> Any:
+    try:
+        import tensorboard  # noqa: F401  (torch's writer needs it)
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise TensorBoardMissing("TensorBoard export needs the tensorboard package: pip install 'ganbench[tensorboard]'"
+                                 f" ({err})") from None
+    return SummaryWriter
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    run_dir: Path
+    name: str  # the TensorBoard run name (a relative path)
+    arm: str
+    seed: int
+    hacks: tuple[str, ...]
+
+
+def find_runs(target: Path) -> tuple[list[RunEntry], tuple[str, ...]]:
+    """The runs under `target` (a suite's results directory, or one run directory) and the hacks
+    of the suite (the hparams columns)."""
+    target = Path(target)
+    if (target / rundir.CONFIG).exists():  # one run
+        config = rundir.read_json(target / rundir.CONFIG)
+        hacks = tuple(config.get("hacks") or ())
+        return [RunEntry(target, target.name, target.name, int(config["config"]["seed"]), hacks)], hacks
+    manifest_path = target / "suite.json"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{target} is neither a run directory (config.json) nor a suite's results "
+                                "directory (suite.json)")
+    manifest = rundir.read_json(manifest_path)
+    entries, seen = [], set()
+    for run in manifest["runs"]:
+        run_dir = target / "runs" / run["run_id"]
+        if run["run_id"] in seen or not (run_dir / rundir.CONFIG).exists():
+            continue  # not started yet, or the same config named by two arms (trained once)
+        seen.add(run["run_id"])
+        arm = run["arm"].replace("/", "_")
+        entries.append(RunEntry(run_dir, f"{arm}/seed{run['seed']}-{run['run_id']}", run["arm"], int(run["seed"]),
+                                tuple(run.get("hacks") or ())))
+    hacks = tuple(dict.fromkeys(h for run in manifest["runs"] for h in run.get("hacks") or ()))
+    return entries, hacks
+
+
+def _fingerprint(run_dir: Path) -> list[Any]:
+    files = [run_dir / name for name in WATCHED] + sorted((run_dir / rundir.SAMPLES).glob("*.png"))
+    return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.exists()]
+
+
+def metric_series(rows: Iterable[dict[str, Any]]) -> dict[str, dict[int, tuple[float, float | None]]]:
+    """metric → step → (mean over draws, SD over draws or None), from metrics.jsonl rows."""
+    values: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        value = row.get("value")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            values[row["metric"]][int(row["step"])].append(float(value))
+    out: dict[str, dict[int, tuple[float, float | None]]] = {}
+    for metric, by_step in values.items():
+        out[metric] = {}
+        for step, draws in sorted(by_step.items()):
+            mean = sum(draws) / len(draws)
+            sd = math.sqrt(sum((v - mean) ** 2 for v in draws) / (len(draws) - 1)) if len(draws) > 1 else None
+            out[metric][step] = (mean, sd)
+    return out
+
+
+def export_run(entry: RunEntry, logdir: Path, suite_hacks: tuple[str, ...]) -> dict[str, int]:
+    """Write one run's events (replacing what an earlier export wrote); counts of what was written."""
+    import numpy as np
+    from PIL import Image
+    SummaryWriter = _summary_writer()
+    out = logdir / entry.name
+    shutil.rmtree(out, ignore_errors=True)
+    counts = {"scalars": 0, "images": 0}
+    stats = rundir.read_jsonl(entry.run_dir / rundir.STATS) if (entry.run_dir / rundir.STATS).exists() else []
+    metric_rows = rundir.read_jsonl(entry.run_dir / rundir.METRICS) if (entry.run_dir / rundir.METRICS).exists() else []
+    with SummaryWriter(log_dir=str(out)) as writer:
+        for row in stats:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    writer.add_scalar(f"train/{key}", value, int(row["step"]))
+                    counts["scalars"] += 1
+        final: dict[str, float] = {}
+        for metric, by_step in metric_series(metric_rows).items():
+            for step, (mean, sd) in by_step.items():
+                writer.add_scalar(f"metrics/{metric}", mean, step)
+                counts["scalars"] += 1
+                if sd is not None:
+                    writer.add_scalar(f"metrics_draw_sd/{metric}", sd, step)
+            last_step = max(by_step)
+            final[f"final/{metric}"] = by_step[last_step][0]
+        for png in sorted((entry.run_dir / rundir.SAMPLES).glob("step_*.png")):
+            image = np.asarray(Image.open(png).convert("RGB"))
+            writer.add_image("samples", image, int(png.stem.split("_")[1]), dataformats="HWC")
+            counts["images"] += 1
+        status = rundir.read_json(entry.run_dir / "status.json") if (entry.run_dir / "status.json").exists() else {}
+        params: dict[str, Any] = {"arm": entry.arm, "seed": entry.seed, "status": str(status.get("status", "unknown"))}
+        params.update({f"hack/{h}": h in entry.hacks for h in suite_hacks})
+        if final:  # the HParams view pairs these hparams with the final/<metric> scalars of the same run
+            step = max(s for by_step in metric_series(metric_rows).values() for s in by_step)
+            for tag, value in final.items():
+                writer.add_scalar(tag, value, step)
+            for summary in _hparams_summaries(params, final):
+                writer.file_writer.add_summary(summary)
+    return counts
+
+
+def _hparams_summaries(params: dict[str, Any], metrics: dict[str, float]) -> tuple[Any, ...]:
+    """torch's hparams summaries with booleans typed as booleans (torch records a bool as the number
+    1 or 0, because bool is an int), so the HParams view shows the hacks as on/off."""
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+    from torch.utils.tensorboard.summary import hparams
+
+    experiment, start, end = hparams(params, metrics)
+    flags = {k for k, v in params.items() if isinstance(v, bool)}
+    for summary, edit in ((experiment, "experiment"), (start, "session_start_info")):
+        metadata = summary.value[0].metadata.plugin_data
+        data = plugin_data_pb2.HParamsPluginData.FromString(metadata.content)
+        if edit == "experiment":
+            for info in data.experiment.hparam_infos:
+                if info.name in flags:
+                    info.type = api_pb2.DATA_TYPE_BOOL
+        else:
+            for name in flags:
+                data.session_start_info.hparams[name].bool_value = params[name]
+        metadata.content = data.SerializeToString()
+    return experiment, start, end
+
+
+def export(target: Path, logdir: Path | None = None, force: bool = False,
+           progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+    """Export every run under `target` into `logdir` (default: `target/tensorboard`); runs whose
+    files did not change since the last export are skipped unless `force`."""
+    target = Path(target)
+    logdir = Path(logdir) if logdir else target / "tensorboard"
+    entries, hacks = find_runs(target)
+    logdir.mkdir(parents=True, exist_ok=True)
+    state_path = logdir / STATE_FILE
+    state = json.loads(state_path.read_text()) if state_path.exists() and not force else {}
+    written, skipped = 0, 0
+    for i, entry in enumerate(entries, start=1):
+        fingerprint = _fingerprint(entry.run_dir)
+        if state.get(entry.name) == fingerprint:
+            skipped += 1
+        else:
+            export_run(entry, logdir, hacks)
+            state[entry.name] = fingerprint
+            written += 1
+            rundir.write_json(state_path, state)
+        if progress:
+            progress(i, len(entries), entry.name)
+    return {"logdir": logdir, "runs": len(entries), "written": written, "unchanged": skipped}
+
+
+def watch(target: Path, logdir: Path | None, every_s: float, on_pass: Callable[[dict[str, Any]], None],
+          passes: int | None = None) -> None:
+    """Export, then again every `every_s` seconds (Ctrl-C stops; `passes` bounds it for tests)."""
+    done = 0
+    while passes is None or done < passes:
+        on_pass(export(target, logdir))
+        done += 1
+        if passes is None or done < passes:
+            time.sleep(every_s)
