@@ -448,7 +448,8 @@ def run_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, train nothing.")] = False,
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
     results_root: ResultsOpt = Path("results"),
-    executor: Annotated[str, typer.Option(help="local (worker processes here) or ray (tasks on a Ray cluster).")] = "local",
+    executor: Annotated[str, typer.Option(help="local (worker processes here), ray (tasks on a Ray cluster) or slurm "
+                                          "(one SLURM array job through submitit; results on a shared filesystem).")] = "local",
     max_fused: Annotated[Optional[int], typer.Option(help="Most runs trained together as one fused network (runs "
                                                      "of one structure). Local: default 1 on CPU, sized from free "
                                                      "memory on a GPU; Ray: default 1 (one run per task).")] = None,
@@ -464,15 +465,31 @@ def run_command(
                                              "its checkpoint); failing runs are not retried.")] = 3,
     ray_results: Annotated[str, typer.Option(help="Ray: how run files reach the results directory: shared "
                                              "(every node mounts it), gather (pulled through the driver) or auto.")] = "auto",
+    slurm_partition: Annotated[Optional[str], typer.Option(help="SLURM: partition of the array job.")] = None,
+    slurm_time: Annotated[int, typer.Option(help="SLURM: time limit per array task, minutes (a task that reaches it "
+                                            "is requeued and resumes from its checkpoints).")] = 24 * 60,
+    slurm_mem_gb: Annotated[Optional[float], typer.Option(help="SLURM: memory per task, GB.")] = None,
+    slurm_parallelism: Annotated[int, typer.Option(help="SLURM: most array tasks running at once.")] = 64,
+    slurm_cluster: Annotated[str, typer.Option(help="SLURM: slurm (sbatch), or local (submitit's local executor: "
+                                               "the same code as subprocesses here, for trying it out).")] = "slurm",
     tensorboard: TensorBoardOpt = False,
 ) -> None:
-    """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep."""
+    """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep.
+
+    Executors: local worker processes; Ray tasks (--executor ray); a SLURM array job through
+    submitit (--executor slurm: one task per run or fused group, --cpus-per-task / --gpus-per-task
+    per task, requeued on preemption; `ganbench status` follows it from the run files)."""
     from ganbench.rundir import FINAL
     from ganbench.execution.ray import RayExecutor, RayExecutorError, require_ray
+    from ganbench.execution.slurm import SlurmExecutor, SlurmExecutorError, require_submitit
     from ganbench.execution.sweep import results_summary, run_states, run_suite, select_runs
 
-    if executor not in ("local", "ray"):
-        fail(f"--executor {executor!r}: expected local or ray{did_you_mean(executor, ('local', 'ray'))}")
+    executors = ("local", "ray", "slurm")
+    if executor not in executors:
+        fail(f"--executor {executor!r}: expected local, ray or slurm{did_you_mean(executor, executors)}")
+    if executor == "slurm" and (gpus_per_run != int(gpus_per_run) or cpus_per_run != int(cpus_per_run)
+                                or cpus_per_run < 1):
+        fail("--executor slurm: --cpus-per-task and --gpus-per-task must be whole numbers (SLURM allocates units)")
     if workers is not None and workers < 1:
         fail(f"--workers must be >= 1, got {workers}")
     if max_fused is not None and max_fused < 1:
@@ -480,8 +497,9 @@ def run_command(
     suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
     states = run_states(suite, select_runs(suite, selection))
     todo = [s for s in states if s.status not in FINAL]
-    where = (f"Ray ({address or 'local'}, {cpus_per_run:g} CPU + {gpus_per_run:g} GPU per task)" if executor == "ray"
-             else ", ".join(devices))
+    where = {"ray": f"Ray ({address or 'local'}, {cpus_per_run:g} CPU + {gpus_per_run:g} GPU per task)",
+             "slurm": f"SLURM ({slurm_cluster}, {int(cpus_per_run)} CPU + {int(gpus_per_run)} GPU per array task)"
+             }.get(executor, ", ".join(devices))
     console.print(f"[bold]{suite.name}[/]: {len(states)} runs, {len(states) - len(todo)} already finished, "
                   f"{len(todo)} to train on {where} → {suite.results_dir}", highlight=False)
     if dry_run:
@@ -497,6 +515,14 @@ def run_command(
             runner = RayExecutor(address, cpus_per_run, gpus_per_run, max_retries, ray_results,
                                  str(data_root) if data_root else None, max_fused=max_fused or 1)
         except RayExecutorError as err:
+            fail(str(err))
+    if executor == "slurm":
+        try:
+            require_submitit()
+            runner = SlurmExecutor(suite.results_dir / "slurm", slurm_cluster, slurm_partition, slurm_time,
+                                   int(cpus_per_run), int(gpus_per_run), slurm_mem_gb, slurm_parallelism,
+                                   str(data_root) if data_root else None, max_fused=max_fused or 1)
+        except SlurmExecutorError as err:
             fail(str(err))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console) as bar:
@@ -539,6 +565,8 @@ def run_command(
                                on_data, runner, max_fused)
         except (ConfigError, DataNotFoundError, RayExecutorError, RunDirError) as err:
             fail(str(err))
+        except SlurmExecutorError as err:  # the submission failed: nothing was trained
+            fail(str(err), code=1)
         except KeyboardInterrupt:
             fail("interrupted; run the same command again to resume (finished runs are kept)", code=130)
         finally:

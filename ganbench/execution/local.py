@@ -143,6 +143,18 @@ class LocalExecutor:
                 worker.job = None
 
 
+def refresh_progress(states: Sequence[RunState]) -> None:
+    """Update pending and running states from their run directories (executors whose workers run
+    elsewhere: Ray, SLURM): a run whose status.json says running has started; step and phase follow."""
+    for state in states:
+        if state.status in ("pending", "running"):
+            run = RunDir(state.run_dir)
+            status = run.read_status()
+            if status.get("status") == "running" and state.status == "pending":
+                state.status, state.started = "running", time.time()
+            state.step, state.phase = run.last_logged_step(), status.get("phase")
+
+
 def record_outcome(state: RunState, outcome: dict[str, Any]) -> None:
     """Fold a worker's report into the state; the run files are the truth when they can be read."""
     if outcome["status"] == "busy":

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 from ganbench import rundir
 from ganbench.config import did_you_mean
 from ganbench.execution.jobs import Job, Placement, RunState, Update, make_jobs, run_threads
-from ganbench.execution.local import record_end, record_outcome
+from ganbench.execution.local import record_end, record_outcome, refresh_progress
 from ganbench.execution.worker import group_outcomes, outcome_of
 from ganbench.rundir import FINAL, RunDir
 
@@ -237,12 +237,7 @@ class RayExecutor:
             version, changes = require_ray().get(store.changes.remote(version))
             for run_id, files in changes.items():
                 write_files(by_id[run_id].run_dir, files)
-        for state in states:
-            if state.status in ("pending", "running"):
-                status = RunDir(state.run_dir).read_status()
-                if status.get("status") == "running" and state.status == "pending":
-                    state.status, state.started = "running", time.time()
-                state.step, state.phase = RunDir(state.run_dir).last_logged_step(), status.get("phase")
+        refresh_progress(states)
         return version
 
     def _finish(self, states: Sequence[RunState], ref: Any) -> None:
