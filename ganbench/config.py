@@ -116,6 +116,7 @@ class TrainConfig:
     eval_reference_samples: int = 0  # real reference images (a seeded subset); 0 = the whole split; off: 0
     inception_weights: str = ""  # Inception weights file; '' = the resolution order of ganbench.metrics.extractors; off: ''
     eval_draws: int = 3  # independent latent draws at the final evaluation (the run's value is their mean; their spread is the evaluation noise); off: 3
+    eval_protocol: str = ""  # a literature protocol the evaluation follows ('lucic2018'; see ganbench.metrics.protocols): its knobs are checked and its name goes into every metric row; '' = none; off: ''
     fid_infinity: bool = False  # also report FID∞ at the final evaluation (Chong & Forsyth 2020: FID at several N, extrapolated to 1/N = 0); off: False
 
     def __post_init__(self) -> None:
@@ -170,7 +171,7 @@ KNOB_CATEGORIES: dict[str, str] = {
     **dict.fromkeys(("device", "threads", "data_memory_mb"), "execution"),
     **dict.fromkeys(("log_every", "sample_every", "sample_grid", "checkpoint_every"), "cadence"),
     **dict.fromkeys(("metrics", "eval_every", "eval_samples", "eval_split", "eval_reference_samples",
-                     "inception_weights", "eval_draws", "fid_infinity"), "evaluation"),
+                     "inception_weights", "eval_draws", "fid_infinity", "eval_protocol"), "evaluation"),
     **dict.fromkeys(("dataset", "data_split", "resize", "data_limit", "arch", "image_size", "channels", "g_width",
                      "d_width", "g_start_side", "g_output_layer", "latent_dim", "d_activation", "g_activation",
                      "g_batch_norm", "d_batch_norm", "d_input_batch_norm", "d_block_convs", "d_head", "bn_position",
@@ -352,6 +353,11 @@ def _check_ranges(cfg: TrainConfig) -> None:
     need(cfg.image_size % max(cfg.start_side, 1) == 0 and ratio >= 2 and ratio & (ratio - 1) == 0, "g_start_side",
          f"image_size ({cfg.image_size}) / 2^k for some k >= 1, e.g. 4 or 8 at 64 px")
     need(is_device_name(cfg.device), "device", SYNTAX)
+    if cfg.eval_protocol:
+        from ganbench.metrics.protocols import protocol_problems
+
+        problems = protocol_problems(cfg.eval_protocol, cfg.to_dict())  # an unknown name raises, with a suggestion
+        need(not problems, "eval_protocol", "followed by the evaluation knobs: " + "; ".join(problems))
     from ganbench.data.datasets import get_dataset  # here, not at import: the registry imports this module
 
     get_dataset(cfg.dataset)  # an unknown name fails now, with a suggestion, before anything is written

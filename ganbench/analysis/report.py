@@ -24,6 +24,7 @@ from PIL import Image  # noqa: E402
 from ganbench import rundir
 from ganbench.analysis import failures, inference, stats  # noqa: E402
 from ganbench.analysis.inference import on_display_scale  # noqa: E402
+from ganbench.analysis.literature import literature_tables  # noqa: E402
 from ganbench.analysis.results import (load_manifest, load_results, load_step_costs,  # noqa: E402
                                        load_training_stats, metric_directions, save_results)
 from ganbench.metrics.registry import value_range  # noqa: E402
@@ -671,6 +672,10 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
                 summary_frames.append(stats.arm_summary(values, value_range(metric))
                                       .assign(metric=metric, aggregate=aggregate))
         family_frames += [*part.comparisons.values(), part.equal_compute]
+    for protocol, lines, table in literature_tables(frame, _cell):
+        body += ["## Against the literature", "", *lines, "", to_markdown(table), ""]
+        _write_table(out_dir, f"literature_{protocol}", table, f"{manifest['name']}: our runs beside the published "
+                     f"figures under protocol {protocol}", formats)
     body += ["## Findings", "", *_findings(result), ""]
     if "csv" in formats:
         summary = pd.concat(summary_frames, ignore_index=True)

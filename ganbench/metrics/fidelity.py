@@ -36,6 +36,7 @@ from ganbench.data.datasets import Preprocess, cache_dir, get_dataset
 from ganbench.metrics.classifier import load_classifier
 from ganbench.metrics.extractors import Weights, WeightsError, fidelity_extractor
 from ganbench.metrics.registry import METRICS, Metric, MetricError, parse_metrics
+from ganbench.metrics.protocols import get_protocol
 
 UNIFORM_NOISE = "ganbench_uniform_m1_1"
 KID_SUBSET_SIZE = 1000
@@ -479,6 +480,8 @@ def make_evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path
                              reference_data=reference_data, fid_infinity=final and cfg.fid_infinity)
             rows += [{"step": step, "draw": draw, "draws": draws, **row} for row in drawn]
         for row in rows:
+            if cfg.eval_protocol:  # provenance: which published protocol this number follows
+                row["protocol"] = f"{cfg.eval_protocol}: {get_protocol(cfg.eval_protocol).description}"
             if row["metric"] in ("fid", "fid_fmnist"):
                 if row["extractor"] not in noise_floors:  # hashing the reference once, not at every evaluation
                     noise_floors[row["extractor"]] = uniform_noise_fid(

@@ -39,7 +39,7 @@ SUITE_KEYS = ("name", "description", "dataset", "preset", "base", "hacks", "desi
               "steps", "budget", "evaluation", "analysis", "results")
 ANALYSIS_KEYS = ("primary", "verdicts")
 EVAL_KEYS = {"every": "eval_every", "samples": "eval_samples", "reference_samples": "eval_reference_samples",
-             "split": "eval_split", "metrics": "metrics"}
+             "split": "eval_split", "metrics": "metrics", "protocol": "eval_protocol"}
 ARM_KEYS = ("hacks", "set")
 DESIGN_KEYS = ("type", "resolution", "reference")
 PART_KEYS = ("type", "resolution", "reference", "preset", "hacks")
@@ -217,6 +217,13 @@ def _base_knobs(path: Path, data: dict) -> dict[str, Any]:
         if key in data:
             base[knob] = data[key]
     evaluation = _check_keys(path, "evaluation", data.get("evaluation") or {}, tuple(EVAL_KEYS))
+    if "protocol" in evaluation:  # a literature protocol sets its knobs; the keys beside it must agree with them
+        from ganbench.metrics.protocols import get_protocol
+
+        try:
+            base.update(get_protocol(str(evaluation["protocol"])).knobs)
+        except ConfigError as err:
+            raise _fail(path, "evaluation.protocol", str(err)) from None
     for key, value in evaluation.items():
         base[EVAL_KEYS[key]] = ",".join(value) if isinstance(value, list) else value
     try:
