@@ -34,8 +34,8 @@ def fail(message: str, code: int = 2) -> None:
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (for scripts) instead of tables.")]
 TensorBoardOpt = Annotated[bool, typer.Option("--tensorboard", help=(
-    "Also write TensorBoard event files from the run files (every 30 s while training and at the end) to "
-    "<results>/tensorboard (`train`: <out>/tensorboard); needs the tensorboard extra: pip install 'ganbench\\[tensorboard]'."))]
+    "Also write TensorBoard event files from the run files to <results>/tensorboard (`run`: every 30 s while "
+    "it trains and at the end) or <out>/tensorboard (`train`: at the end); needs the tensorboard extra: pip install 'ganbench\\[tensorboard]'."))]
 TENSORBOARD_EVERY_S = 30.0
 
 

@@ -120,7 +120,8 @@ def _changed(cfg: TrainConfig, name: str) -> TrainConfig | None:
         candidates = [value + 1, value * 2, 3, 14, 16] if isinstance(value, int) else [value / 2 + 0.01]
     else:
         candidates = {"dataset": ["fake"], "metrics": ["fid_fmnist"], "eval_split": ["train"],
-                      "device": ["auto"], "inception_weights": ["w.pt"]}[name]
+                      "device": ["auto"], "inception_weights": ["w.pt"],
+                      "eval_protocol": ["lucic2018"]}[name]
     if name == "arch":
         return cfg.replace(arch="radford", image_size=32)  # radford has no 28-px net
     for candidate in (c for c in candidates if c != value):
@@ -136,6 +137,8 @@ def test_grouping_rule_covers_every_knob(name):
     """A knob that changes shapes or control flow never fuses; one that changes only numbers,
     cadence or evaluation does (threads: CPU numbers depend on it; dropout: never fused)."""
     base = dcgan(arch="radford", image_size=32) if name == "image_size" else dcgan()
+    if name == "eval_protocol":  # a protocol needs its evaluation knobs set first
+        base = base.replace(metrics="fid", eval_samples=10_000, eval_reference_samples=10_000)
     other = _changed(base, name)
     if other is None:
         pytest.skip(f"no other valid value of {name} on this base")

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state
 
-from ganbench.config import TrainConfig, fusion_key
+from ganbench.config import TrainConfig, fusion_key, trains_alone
 from ganbench.data.sampler import BatchSampler, SamplerState
 from ganbench.models import Generator, build_models
 from ganbench.training import update
@@ -103,7 +103,9 @@ class FusedTrainer:
                  graphs: bool | None = None) -> None:
         keys = {fusion_key(c) for c in cfgs}
         if None in keys or len(keys) != 1:
-            raise ValueError("runs fused into one trainer must share one config.fusion_key (and have no dropout)")
+            alone = sorted({k for c in cfgs for k in trains_alone(c)})
+            raise ValueError("runs fused into one trainer must share one config.fusion_key"
+                             + (f"; {', '.join(alone)} keep a run out of fused groups" if alone else ""))
         self.configs, self.device, self.k = tuple(cfgs), device, len(cfgs)
         cfg0 = cfgs[0]
         nets_g, nets_d, self.dropout_gens = [], [], []
