@@ -75,7 +75,7 @@ def _when_checkpointed(states, action):
 
 
 def test_preempted_task_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
-    suite = write_suite(tmp_path, 1000)
+    suite = write_suite(tmp_path, 400)
     executor, states = _executor_and_states(suite, tmp_path / "a")
     def preempt(state):  # what SLURM does before preempting a job: the signal submitit listens for, to the task
         os.kill(rundir.read_json(state.run_dir / "status.json")["pid"], signal.SIGUSR2)
@@ -93,7 +93,7 @@ def test_preempted_task_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_killed_task_fails_its_run_and_the_next_run_resumes_it(tmp_path):
-    suite = write_suite(tmp_path, 1000)
+    suite = write_suite(tmp_path, 400)
     executor, states = _executor_and_states(suite, tmp_path / "a")
 
     def kill(state):
