@@ -250,3 +250,14 @@ def test_seconds_budget_is_timed_once_and_kept(tmp_path, monkeypatch):
 def test_bad_budget_or_analysis_is_named(tmp_path, text, fragment):
     with pytest.raises(SuiteError, match=fragment):
         load_suite(write(tmp_path, BASE.replace("steps: 10", text)), tmp_path / "results")
+
+
+def test_a_suite_on_cifar10_gets_the_colour_net_unless_it_sets_one(tmp_path):
+    from ganbench.execution.sweep import design_lines
+
+    text = BASE.replace("dataset: fake", "dataset: cifar10")
+    suite = load_suite(write(tmp_path, text), tmp_path)
+    assert {(r.config.arch, r.config.image_size, r.config.channels) for r in suite.runs} == {("radford", 32, 3)}
+    assert any(line.startswith("cifar10: the Radford 32-px colour net") for line in design_lines(suite))
+    own = load_suite(write(tmp_path, text + "    base: {image_size: 64}\n", "own.yaml"), tmp_path)
+    assert {(r.config.arch, r.config.image_size) for r in own.runs} == {("radford", 64)}

@@ -33,7 +33,7 @@ import yaml
 from ganbench.config import ConfigError, TrainConfig, did_you_mean, run_id
 from ganbench.study.budget import Budget, StepPlanner, parse_budget
 from ganbench.study.design import DESIGNS, Design, add_one_in, explicit_arms, fractional_factorial, full_factorial, leave_one_out
-from ganbench.hacks import HACKS, preset_hacks, resolve_layers
+from ganbench.hacks import HACKS, dataset_defaults, preset_hacks, resolve_layers
 
 SUITE_KEYS = ("name", "description", "dataset", "preset", "base", "hacks", "design", "designs", "arms", "seeds",
               "steps", "budget", "evaluation", "analysis", "results")
@@ -226,8 +226,9 @@ def _base_knobs(path: Path, data: dict) -> dict[str, Any]:
             raise _fail(path, "evaluation.protocol", str(err)) from None
     for key, value in evaluation.items():
         base[EVAL_KEYS[key]] = ",".join(value) if isinstance(value, list) else value
-    try:
-        TrainConfig().replace(**base)
+    try:  # checked as a run would see it: the dataset's network defaults under the suite's own knobs
+        dataset = str(base.get("dataset", TrainConfig.dataset))
+        TrainConfig().replace(**{**dataset_defaults(dataset, base), **base})
     except ConfigError as err:
         raise _fail(path, "base", str(err)) from None
     return base
