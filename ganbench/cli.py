@@ -659,11 +659,13 @@ def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("result
     """Where every run of a suite stands (from the run directories; works for any executor): its
     step, whether it is evaluating (images done, ETA), and each arm's planned against measured time."""
     from ganbench.execution.costs import planned_vs_actual
-    from ganbench.execution.sweep import plan_rows, results_summary, run_states
+    from ganbench.execution.sweep import plan_rows
 
     suite, selection, _ = _load(suite_file, results_root, None, None)
     rows = plan_rows(suite, selection, estimate=False, device="cpu")  # jobs of one run: status needs no grouping
-    counts = results_summary(run_states(suite, suite.runs))
+    counts: dict[str, int] = {}  # from the run files, as the rows (run_states calls any unfinished run pending)
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
     comparison = planned_vs_actual(suite)
     if as_json:
         return print_json({"suite": suite.name, "counts": counts, "runs": rows, "planned_vs_measured": comparison})

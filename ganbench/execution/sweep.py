@@ -239,8 +239,10 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
     rows = []
     for run in runs:
         status = statuses[run.run_id]
+        running = status.get("status") == "running"  # status.json's step lags its logs between checkpoints
+        step = RunDir(suite.results_dir / "runs" / run.run_id).last_logged_step() if running else status.get("step", 0)
         row = {"arm": run.arm, "seed": run.seed, "run_id": run.run_id, "status": status.get("status", "pending"),
-               "step": status.get("step", 0), "steps": run.config.steps, "estimate_s": None, "eval_s": None,
+               "step": step, "steps": run.config.steps, "estimate_s": None, "eval_s": None,
                "group": None, "phase": status.get("phase") if status.get("status") == "running" else None}
         if run.run_id in group_of:
             number, job = group_of[run.run_id]
