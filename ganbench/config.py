@@ -83,7 +83,7 @@ class TrainConfig:
     d_loss: Literal["bce", "hinge", "least_squares", "wasserstein"] = "bce"  # D's objective; G's follows it except under bce (−D(G(z)) for hinge and wasserstein, ½(D(G(z))−1)² for least_squares); off: bce
     gp_weight: float = 0.0  # λ of the WGAN-GP gradient penalty λ·E[(‖∇D(x̂)‖ − 1)²] on real/fake interpolates; off: 0.0
     r1_gamma: float = 0.0  # γ of the R1 penalty γ/2·E[‖∇D(x)‖²] on real images; off: 0.0
-    g_ema: float = 0.0  # decay of an exponential moving average of G's weights, which then makes samples and metrics; 0 = none; off: 0.0
+    g_ema: float = 0.0  # decay of an exponential moving average of G's weights (warmed up: min(decay, (1+t)/(10+t)) at step t), which then makes samples and metrics; 0 = none; off: 0.0
     instance_noise: float = 0.0  # std of Gaussian noise added to every image D sees, annealed linearly to 0 at the last step; off: 0.0
     diffaugment: Literal["off", "translation,cutout", "color,translation,cutout"] = "off"  # differentiable augmentation of every image D sees, real and fake; off: off
     replay_buffer: int = 0  # past fakes kept; half of each D fake batch is drawn from them; 0 = none; off: 0

@@ -200,7 +200,8 @@ for _hack in (
     Hack("r1_penalty", "R1 gradient penalty γ/2·‖∇D(x)‖² on real images, γ = 10.",
          "Mescheder, Geiger & Nowozin 2018, 'Which Training Methods for GANs do actually Converge?' "
          "(arXiv:1801.04406), eq. 9", {"r1_gamma": 10.0}, ("regularisation", "modern")),
-    Hack("g_ema", "Samples and metrics come from an exponential moving average of G's weights (decay 0.999).",
+    Hack("g_ema", "Samples and metrics come from an exponential moving average of G's weights (decay 0.999, "
+         "warmed up over the first steps).",
          f"{KARRAS}, appendix A.1; Yazıcı et al. 2019, 'The Unusual Effectiveness of Averaging in GAN Training' "
          "(arXiv:1806.04498)", {"g_ema": 0.999}, ("evaluation", "modern")),
     Hack("instance_noise", "Gaussian noise (σ 0.1, annealed linearly to 0) on every image D sees, real and fake.",

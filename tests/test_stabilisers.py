@@ -130,8 +130,10 @@ def test_g_ema_averages_weights_and_makes_the_samples():
     before = {k: v.clone() for k, v in trainer.ema.net.state_dict().items()}
     weights = [p.detach().clone() for p in trainer.net_g.parameters()]
     trainer.step(1)
+    decay = 2 / 11  # warm-up at step 1: min(0.999, (1 + 1) / (10 + 1))
     for avg, old, new in zip(trainer.ema.net.parameters(), weights, trainer.net_g.parameters()):
-        assert torch.allclose(avg, 0.999 * old + 0.001 * new.detach(), atol=1e-7)
+        assert torch.allclose(avg, decay * old + (1 - decay) * new.detach(), atol=1e-6)
+    assert trainer.ema.decay_at(10_000) == 0.999 and trainer.ema.decay_at(100) == pytest.approx(101 / 110)
     assert trainer.generator() is trainer.ema.net and not trainer.ema.net.training
     assert any(not torch.equal(before[k], v) for k, v in trainer.ema.net.state_dict().items())
 

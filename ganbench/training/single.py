@@ -79,7 +79,7 @@ class GanTrainer:
         for i in range(cfg.g_steps):
             loss_g, d_fake_after, norm_g = self.g_step(fake if i == 0 else None)
         if self.ema is not None:
-            self.ema.update(self.net_g)
+            self.ema.update(self.net_g, step)
         return torch.stack([loss_d, loss_g, d_real, d_fake_before, d_fake_after, norm_d, norm_g]).float()[None]
 
     def learning_rates(self, k: int = 0) -> tuple[float, float]:
