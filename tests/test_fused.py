@@ -34,7 +34,7 @@ def dcgan(**changes) -> TrainConfig:
 
 
 ARMS = [dict(seed=0), dict(seed=1, label_smoothing=0.1), dict(seed=2, label_flip_p=0.1, g_loss="minimax"),
-        dict(seed=3, beta1=0.9)]
+        dict(seed=3, beta1=0.9, fake_label_jitter=0.3)]  # soft_fake_labels: numbers only, it fuses
 
 
 def rows(run_dir: Path) -> list[dict]:
