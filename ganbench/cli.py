@@ -298,7 +298,7 @@ def _announce_dataset_defaults(cfg: TrainConfig, explicit: dict[str, Any]) -> No
                       "--set to change", highlight=False)
 
 
-ARM_NAME_WIDTH = 24  # longer arm names (factorial arms list their hacks) show as 'part:#N' in tables
+ARM_NAME_WIDTH = 22  # longer arm names (factorial arms list their hacks) show as 'part:#N' in tables
 
 
 def _arm_labels(arms: list[str], shown: set[str] | None = None) -> dict[str, str]:
@@ -317,9 +317,9 @@ def _run_table(title: str, columns: Sequence[str]) -> Table:
     """A table of runs that fits 80 columns: arm names and run ids whole, other cells wrap."""
     from rich import box
 
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     for column in columns:
-        table.add_column(column, no_wrap=column in ("arm", "run id", "status", "steps"), overflow="fold")
+        table.add_column(column, no_wrap=column != "now", overflow="fold")
     return table
 
 
@@ -419,12 +419,13 @@ def plan_command(
         return print_json({"suite": suite.name, "path": str(suite.path), "design": lines, "device": devices[0],
                            "workers": n_workers, "max_fused": max_fused, "runs": rows, "cost": cost})
     labels = _arm_labels(suite.arms, {row["arm"] for row in rows})
-    table = _run_table(f"runs → {suite.results_dir}/runs/", ("arm", "seed", "run id", "status", "steps", "job", "train",
-                                                             "eval"))
+    fused = any("×" in (row["group"] or "") for row in rows)  # job numbers say something only for fused groups
+    table = _run_table(f"runs → {suite.results_dir}/runs/", ("arm", "seed", "run id", "status", "steps",
+                                                             *(("job",) if fused else ()), "train", "eval"))
     for row in rows:
         est = [_fmt_seconds(row[k]) if row[k] is not None else "-" for k in ("estimate_s", "eval_s")]
         table.add_row(labels[row["arm"]], str(row["seed"]), row["run_id"], row["status"],
-                      f"{row['step']}/{row['steps']}", row["group"] or "-", *est)
+                      f"{row['step']}/{row['steps']}", *((row["group"] or "-",) if fused else ()), *est)
     console.print(table)
     _print_arm_legend(labels)
     if todo:
