@@ -242,6 +242,12 @@ def fusion_key(cfg: TrainConfig) -> tuple[Any, ...] | None:
 
 
 
+def training_only(cfg: TrainConfig, **changes: Any) -> TrainConfig:
+    """`cfg` with evaluation off (and so no evaluation protocol to follow), for timing or
+    counting its training step."""
+    return cfg.replace(metrics="none", eval_protocol="", **changes)
+
+
 def knob_choices(name: str) -> tuple[Any, ...] | None:
     """The allowed values of a `Literal` knob, else None."""
     hint = _HINTS[name]

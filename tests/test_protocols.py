@@ -93,3 +93,21 @@ def test_literature_table_puts_published_figures_beside_final_and_best():
                                              lambda r: f"{r['mean']:.2f}")
     assert list(table["setting"]) == ["ns_gan"] and "not shown" in lines[-1]
     assert literature_tables(frame.drop(columns="knob_eval_protocol"), str) == []
+
+
+def test_a_protocol_run_trains_and_its_rows_name_the_protocol(tmp_path, monkeypatch, imported_inception):
+    """A whole run under the protocol (its step timed and counted without evaluation, which
+    must not trip the protocol's check); Inception's 10 000-image computation stubbed."""
+    from ganbench import rundir
+    from ganbench.training.loop import train
+
+    monkeypatch.setenv("GANBENCH_INCEPTION_WEIGHTS", imported_inception)
+    monkeypatch.setattr(fidelity, "evaluate", lambda *a, **k: [{"metric": "fid", "value": 30.0,
+                                                                "extractor": "inception"}])
+    monkeypatch.setattr(fidelity, "uniform_noise_fid", lambda *a, **k: 300.0)
+    cfg = TrainConfig(eval_protocol="lucic2018", metrics="fid", eval_samples=10_000, eval_reference_samples=10_000,
+                      steps=2, batch_size=8, data_limit=64, log_every=1, sample_every=0, device="cpu")
+    status = train(cfg, tmp_path)
+    assert status["status"] == "completed" and status["compute"]["flops_per_step"] > 0
+    rows = rundir.read_jsonl(tmp_path / "metrics.jsonl")
+    assert len(rows) == 3 and all(r["protocol"].startswith("lucic2018:") for r in rows)

@@ -69,7 +69,7 @@ def _timed(cfg: TrainConfig, device: str, data_root: str | None) -> dict[str, An
     n = min(samples, CALIBRATION["inception" if uses_inception(cfg) else "fmnist"])
     reference = load_reference(Reference.for_config(cfg, data_root))[0]  # the process's copy, shared with training
     calibration = cfg.replace(eval_samples=n, eval_reference_samples=min(n, len(reference)), eval_draws=1,
-                              fid_infinity=False, device=device)
+                              fid_infinity=False, device=device, eval_protocol="")  # a smaller set: no protocol
     dev = torch.device(device)
     rng_state = torch.get_rng_state()
     try:

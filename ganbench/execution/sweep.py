@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ganbench import rundir
-from ganbench.config import fusion_key, structure_key
+from ganbench.config import fusion_key, structure_key, training_only
 from ganbench.execution.jobs import RunState, Update, default_workers, make_jobs, run_threads
 from ganbench.execution.local import Executor, LocalExecutor
 from ganbench.rundir import FINAL, RunDir
@@ -123,7 +123,7 @@ def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) ->
 
     device = torch.device(devices[0])
     run = max(runs, key=lambda r: (r.config.batch_size * r.config.image_size ** 2, r.config.g_width))
-    cfg = run.config.replace(device=str(device), metrics="none")
+    cfg = training_only(run.config, device=str(device))
     images, _ = fake_images("train", max(256, cfg.batch_size), cfg.image_size, cfg.channels)
     torch.zeros(1, device=device)  # the context must exist before its memory statistics can be read
     torch.cuda.reset_peak_memory_stats(device)

@@ -44,7 +44,7 @@ def _evaluate_locked(run_dir: Path, dev: torch.device, metrics: str | None, samp
                      reference_samples: int | None, data_root: str | Path | None) -> list[dict[str, Any]]:
     cfg, net_g, step = load_run_generator(run_dir, dev)
     if reference_samples is not None:
-        cfg = cfg.replace(eval_reference_samples=reference_samples)
+        cfg = cfg.replace(eval_reference_samples=reference_samples, eval_protocol="")  # rows say no protocol
     names = parse_metrics(metrics if metrics is not None else cfg.metrics, cfg.dataset)
     if not names:
         raise ValueError("no metric to compute: pass --metrics")

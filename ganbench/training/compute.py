@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganbench.config import TrainConfig, structure_key
+from ganbench.config import TrainConfig, structure_key, training_only
 
 FLOP_METHOD = ("torch.utils.flop_counter.FlopCounterMode over one training step (all D and G updates, forward and "
                "backward; matmuls and convolutions, 2 FLOPs per multiply-add)")
@@ -26,7 +26,7 @@ FLOP_METHOD = ("torch.utils.flop_counter.FlopCounterMode over one training step 
 
 def step_compute(cfg: TrainConfig) -> dict[str, Any]:
     """{flops_per_step, params_g, params_d, flop_method} of a run (counted on the CPU)."""
-    return dict(_counted(structure_key(cfg), cfg.replace(device="cpu", metrics="none", seed=0)))
+    return dict(_counted(structure_key(cfg), training_only(cfg, device="cpu", seed=0)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -57,7 +57,7 @@ def time_step(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int
     from ganbench.data.datasets import fake_images
     from ganbench.training.loop import make_trainer
 
-    cfgs = [cfg.replace(device=device, metrics="none", threads=threads) for cfg in cfgs]
+    cfgs = [training_only(cfg, device=device, threads=threads) for cfg in cfgs]
     torch.set_num_threads(threads)
     images, _ = fake_images("train", max(256, cfgs[0].batch_size), cfgs[0].image_size, cfgs[0].channels)
     trainer = make_trainer(cfgs, images, torch.device(device))
