@@ -107,38 +107,42 @@ def export_run(entry: RunEntry, logdir: Path, suite_hacks: tuple[str, ...]) -> d
     """Write one run's events (replacing what an earlier export wrote); counts of what was written."""
     import numpy as np
     from PIL import Image
+
     SummaryWriter = _summary_writer()
     out = logdir / entry.name
     shutil.rmtree(out, ignore_errors=True)
     counts = {"scalars": 0, "images": 0}
-    stats = rundir.read_jsonl(entry.run_dir / rundir.STATS) if (entry.run_dir / rundir.STATS).exists() else []
-    metric_rows = rundir.read_jsonl(entry.run_dir / rundir.METRICS) if (entry.run_dir / rundir.METRICS).exists() else []
+    run = entry.run_dir
+    stats = rundir.read_jsonl(run / rundir.STATS) if (run / rundir.STATS).exists() else []
+    # The training's own evaluations, as the tidy table reads them (`ganbench eval` rows are re-evaluations).
+    rows = [r for r in (rundir.read_jsonl(run / rundir.METRICS) if (run / rundir.METRICS).exists() else [])
+            if r.get("source") != "ganbench eval"]
+    series = metric_series(rows)
     with SummaryWriter(log_dir=str(out)) as writer:
         for row in stats:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                     writer.add_scalar(f"train/{key}", value, int(row["step"]))
                     counts["scalars"] += 1
-        final: dict[str, float] = {}
-        for metric, by_step in metric_series(metric_rows).items():
+        for metric, by_step in series.items():
             for step, (mean, sd) in by_step.items():
                 writer.add_scalar(f"metrics/{metric}", mean, step)
                 counts["scalars"] += 1
                 if sd is not None:
                     writer.add_scalar(f"metrics_draw_sd/{metric}", sd, step)
-            last_step = max(by_step)
-            final[f"final/{metric}"] = by_step[last_step][0]
-        for png in sorted((entry.run_dir / rundir.SAMPLES).glob("step_*.png")):
+        for png in sorted((run / rundir.SAMPLES).glob("step_*.png")):
             image = np.asarray(Image.open(png).convert("RGB"))
             writer.add_image("samples", image, int(png.stem.split("_")[1]), dataformats="HWC")
             counts["images"] += 1
-        status = rundir.read_json(entry.run_dir / "status.json") if (entry.run_dir / "status.json").exists() else {}
-        params: dict[str, Any] = {"arm": entry.arm, "seed": entry.seed, "status": str(status.get("status", "unknown"))}
-        params.update({f"hack/{h}": h in entry.hacks for h in suite_hacks})
-        if final:  # the HParams view pairs these hparams with the final/<metric> scalars of the same run
-            step = max(s for by_step in metric_series(metric_rows).values() for s in by_step)
+        if series:  # the HParams view pairs these hparams with the final/<metric> scalars of the same run
+            status = rundir.read_json(run / "status.json") if (run / "status.json").exists() else {}
+            params: dict[str, Any] = {"arm": entry.arm, "seed": entry.seed,
+                                      "status": str(status.get("status", "unknown"))}
+            params.update({f"hack/{h}": h in entry.hacks for h in suite_hacks})
+            final = {f"final/{metric}": by_step[max(by_step)][0] for metric, by_step in series.items()}
+            last = max(max(by_step) for by_step in series.values())
             for tag, value in final.items():
-                writer.add_scalar(tag, value, step)
+                writer.add_scalar(tag, value, last)
             for summary in _hparams_summaries(params, final):
                 writer.file_writer.add_summary(summary)
     return counts
