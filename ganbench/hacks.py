@@ -186,12 +186,12 @@ for _hack in (
     # The stabilisers that replaced much of the folklore (Kurach et al. 2019, arXiv:1807.04720), and
     # the three ganhacks tips the first registry left out.
     Hack("spectral_norm", "Spectral normalisation of every weight of D (one power iteration per forward).",
-         f"{MIYATO}, §2.1", {"spectral_norm": True}, ("normalisation", "modern")),
+         MIYATO, {"spectral_norm": True}, ("normalisation", "modern")),
     Hack("hinge_loss", "Hinge loss: D minimises relu(1 − D(x)) + relu(1 + D(G(z))), G minimises −D(G(z)).",
-         f"Lim & Ye 2017, 'Geometric GAN' (arXiv:1705.02894); {MIYATO}, eq. 17", {"d_loss": "hinge"},
+         f"Lim & Ye 2017, 'Geometric GAN' (arXiv:1705.02894); {MIYATO} (its hinge-loss models)", {"d_loss": "hinge"},
          ("loss", "modern")),
     Hack("ls_loss", "Least-squares loss: ½(D(x) − 1)² + ½D(G(z))² for D, ½(D(G(z)) − 1)² for G (label knobs still act).",
-         "Mao et al. 2017, 'Least Squares Generative Adversarial Networks' (arXiv:1611.04076), eq. 9",
+         "Mao et al. 2017, 'Least Squares Generative Adversarial Networks' (arXiv:1611.04076)",
          {"d_loss": "least_squares"}, ("loss", "modern")),
     Hack("wgan_gp", "Wasserstein critic loss with gradient penalty λ = 10 and 5 critic updates per G update "
          "(the recipe's optimiser is kept).",
@@ -199,13 +199,13 @@ for _hack in (
          {"d_loss": "wasserstein", "gp_weight": 10.0, "d_steps": 5}, ("loss", "regularisation", "modern")),
     Hack("r1_penalty", "R1 gradient penalty γ/2·‖∇D(x)‖² on real images, γ = 10.",
          "Mescheder, Geiger & Nowozin 2018, 'Which Training Methods for GANs do actually Converge?' "
-         "(arXiv:1801.04406), eq. 9", {"r1_gamma": 10.0}, ("regularisation", "modern")),
+         "(arXiv:1801.04406)", {"r1_gamma": 10.0}, ("regularisation", "modern")),
     Hack("g_ema", "Samples and metrics come from an exponential moving average of G's weights (decay 0.999, "
          "warmed up over the first steps).",
-         f"{KARRAS}, appendix A.1; Yazıcı et al. 2019, 'The Unusual Effectiveness of Averaging in GAN Training' "
+         f"{KARRAS}; Yazıcı et al. 2019, 'The Unusual Effectiveness of Averaging in GAN Training' "
          "(arXiv:1806.04498)", {"g_ema": 0.999}, ("evaluation", "modern")),
     Hack("instance_noise", "Gaussian noise (σ 0.1, annealed linearly to 0) on every image D sees, real and fake.",
-         "Sønderby et al. 2017, 'Amortised MAP Inference for Image Super-resolution' (arXiv:1610.04490), §3.2; "
+         "Sønderby et al. 2017, 'Amortised MAP Inference for Image Super-resolution' (arXiv:1610.04490); "
          f"{GANHACKS}, tip 13 (add noise to inputs, decay over time)", {"instance_noise": 0.1},
          ("regularisation", "modern")),
     Hack("diffaugment", "DiffAugment: colour, translation and cutout on every image D sees, real and fake.",
@@ -216,8 +216,9 @@ for _hack in (
     Hack("soft_fake_labels", "Two-sided soft labels: fake targets drawn from [0, 0.3) instead of 0.",
          f"{SEED_004}, hack 'use soft labels' (fake in [0.0, 0.3]); {GANHACKS}, tip 6", {"fake_label_jitter": 0.3},
          ("labels",)),
-    Hack("replay_buffer", "Experience replay: half of each D fake batch comes from the last 1024 fakes G made.",
-         f"{GANHACKS}, tip 13 (experience replay); Shrivastava et al. 2017 (arXiv:1612.07828), §3.2",
+    Hack("replay_buffer", "Experience replay: half of each D fake batch comes from a buffer of 1024 past fakes.",
+         f"{GANHACKS}, tip 8 (experience replay); Shrivastava et al. 2017, 'Learning from Simulated and "
+         "Unsupervised Images through Adversarial Training' (arXiv:1612.07828)",
          {"replay_buffer": 1024}, ("batches",)),
     Hack("g_dropout", "Dropout (p = 0.5) after each hidden layer of G while training (the tip also keeps it at "
          "test time; here samples and metrics use G without it).",
