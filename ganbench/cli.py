@@ -34,8 +34,8 @@ def fail(message: str, code: int = 2) -> None:
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (for scripts) instead of tables.")]
 TensorBoardOpt = Annotated[bool, typer.Option("--tensorboard", help=(
-    "Also write TensorBoard event files from the run files to <results>/tensorboard (`run`: every 30 s while "
-    "it trains and at the end) or <out>/tensorboard (`train`: at the end); needs the tensorboard extra: pip install 'ganbench\\[tensorboard]'."))]
+    "Also write TensorBoard event files from the run files, every 30 s while training and at the end, to "
+    "<results>/tensorboard (`run`) or <out>/tensorboard (`train`); needs the tensorboard extra: pip install 'ganbench\\[tensorboard]'."))]
 TENSORBOARD_EVERY_S = 30.0
 
 
@@ -155,8 +155,9 @@ def train_command(
                 info = "" if row is None else f"loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f} D(x) {row['d_real']:.2f}"
             bar.update(task, completed=step, info=info)
 
+        progress = _with_tensorboard(on_progress, out, out / "tensorboard") if tensorboard else on_progress
         try:
-            status = train(cfg, out, preset=preset, hacks=names, data_root=data_root, progress=on_progress,
+            status = train(cfg, out, preset=preset, hacks=names, data_root=data_root, progress=progress,
                            fresh=fresh)
         except (ConfigError, DataNotFoundError, RunDirError) as err:
             fail(str(err))
@@ -598,18 +599,20 @@ def _export_tensorboard(target: Path, logdir: Path | None = None) -> None:
                   f"tensorboard --logdir {result['logdir']}", highlight=False)
 
 
-def _with_tensorboard(on_update: Any, results_dir: Path) -> Any:
-    """`on_update` that also re-exports changed runs to TensorBoard at most every 30 s."""
+def _with_tensorboard(callback: Any, target: Path, logdir: Path | None = None) -> Any:
+    """`callback` (a sweep's on_update, or train's progress) that also re-exports `target`'s changed
+    runs to TensorBoard, at most every 30 s, once the target holds a run."""
     from ganbench.analysis.tensorboard import TensorBoardMissing, export
 
-    last = [0.0]
+    last = [time.monotonic()]
 
-    def wrapped(states: Any) -> None:
-        on_update(states)
-        if time.monotonic() - last[0] >= TENSORBOARD_EVERY_S and (results_dir / "suite.json").exists():
+    def wrapped(*args: Any) -> None:
+        callback(*args)
+        ready = (target / "suite.json").exists() or (target / "config.json").exists()
+        if time.monotonic() - last[0] >= TENSORBOARD_EVERY_S and ready:
             last[0] = time.monotonic()
             try:
-                export(results_dir)
+                export(target, logdir)
             except TensorBoardMissing:
                 pass  # said once at the end, by _export_tensorboard
 

@@ -77,7 +77,14 @@ def test_sweep_events_equal_the_jsonl_and_carry_hparams(tmp_path):
     assert [e.step for e in acc.Scalars("train/loss_d")] == [1, 2, 3, 4, 5]
 
 
-def test_train_tensorboard_and_a_missing_target_is_named(tmp_path):
+def test_train_tensorboard_and_a_missing_target_is_named(tmp_path, monkeypatch):
+    from ganbench import cli
+    from ganbench.analysis import tensorboard
+
+    calls = []
+    real_export = tensorboard.export
+    monkeypatch.setattr(tensorboard, "export", lambda *a, **k: calls.append(a) or real_export(*a, **k))
+    monkeypatch.setattr(cli, "TENSORBOARD_EVERY_S", 0.0)  # export at every progress call while training
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", "--dataset", "fake", "--steps", "2", "--device", "cpu", "--set",
                                       "metrics=none", "--set", "batch_size=8", "--set", "log_every=1",
@@ -85,6 +92,7 @@ def test_train_tensorboard_and_a_missing_target_is_named(tmp_path):
     assert result.exit_code == 0, result.output
     acc = read_events(out / "tensorboard" / "run")
     assert [e.step for e in acc.Scalars("train/loss_d")] == [1, 2]
+    assert len(calls) >= 3  # during training (steps 1 and 2) and once at the end
     result = CliRunner().invoke(app, ["tensorboard", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "neither a run directory" in result.output
 
