@@ -171,7 +171,7 @@ for _hack in (
     Hack("tanh_output", "tanh output with data in [−1, 1] instead of sigmoid with data in [0, 1].",
          f"{RADFORD}, guideline 4; {GANHACKS}, tip 1", {"output_activation": "tanh"}, ("architecture", "data")),
     Hack("d_dropout", "Dropout (p = 0.3) after each hidden layer of the discriminator.",
-         f"{SEED_001}, Chollet's tip 2; {GANHACKS}, tip 17 (dropout)", {"d_dropout": 0.3}, ("regularisation",)),
+         f"{SEED_001}, Chollet's tip 2 (dropout in D; ganhacks' tip 17 puts it in G: see g_dropout)", {"d_dropout": 0.3}, ("regularisation",)),
     Hack("ttur", "Two learning rates: D 1e-4, G 3e-4 (the colour-DCGAN seed's setting).",
          f"{HEUSEL}; {SEED_000}, D_LR = 0.0001, G_LR = 0.0003", {"lr_d": 1e-4, "lr_g": 3e-4}, ("optimiser",)),
     Hack("nonsaturating_loss", "G maximises log D(G(z)) instead of minimising log(1 − D(G(z))).",
