@@ -98,7 +98,8 @@ def test_train_tensorboard_and_a_missing_target_is_named(tmp_path, monkeypatch):
 
 
 def test_metric_series_averages_draws_and_skips_unavailable_values():
-    rows = [{"metric": "fid", "step": 2, "value": 1.0}, {"metric": "fid", "step": 4, "value": 2.0},
-            {"metric": "fid", "step": 4, "value": 4.0}, {"metric": "kid", "step": 4, "value": None}]
+    rows = [{"metric": "fid", "step": 2, "draw": 0, "value": 1.0},
+            {"metric": "fid", "step": 4, "draw": 0, "value": 2.0}, {"metric": "fid", "step": 4, "draw": 1, "value": 4.0},
+            {"metric": "kid", "step": 4, "draw": 0, "value": None}]
     series = metric_series(rows)
     assert series["fid"][2] == (1.0, None) and series["fid"][4] == (3.0, math.sqrt(2.0)) and "kid" not in series

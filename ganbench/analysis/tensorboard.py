@@ -21,7 +21,6 @@ import json
 import math
 import shutil
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -87,19 +86,21 @@ def _fingerprint(run_dir: Path) -> list[Any]:
 
 
 def metric_series(rows: Iterable[dict[str, Any]]) -> dict[str, dict[int, tuple[float, float | None]]]:
-    """metric → step → (mean over draws, SD over draws or None), from metrics.jsonl rows."""
-    values: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        value = row.get("value")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            values[row["metric"]][int(row["step"])].append(float(value))
+    """metric → step → (mean over latent draws, their SD or None), from one run's metrics.jsonl
+    rows, averaged as the tidy table averages them (`results.mean_over_draws`)."""
+    import pandas as pd
+
+    from ganbench.analysis.results import mean_over_draws
+
+    frame = pd.DataFrame(list(rows))
+    if frame.empty:
+        return {}
+    frame = frame.assign(arm="", run_id="", value=pd.to_numeric(frame["value"], errors="coerce"))
     out: dict[str, dict[int, tuple[float, float | None]]] = {}
-    for metric, by_step in values.items():
-        out[metric] = {}
-        for step, draws in sorted(by_step.items()):
-            mean = sum(draws) / len(draws)
-            sd = math.sqrt(sum((v - mean) ** 2 for v in draws) / (len(draws) - 1)) if len(draws) > 1 else None
-            out[metric][step] = (mean, sd)
+    for row in mean_over_draws(frame).sort_values("step").itertuples():
+        if math.isfinite(row.value):
+            sd = row.draw_sd if math.isfinite(row.draw_sd) else None
+            out.setdefault(row.metric, {})[int(row.step)] = (float(row.value), sd)
     return out
 
 
