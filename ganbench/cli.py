@@ -291,11 +291,9 @@ def _announce_dataset_defaults(cfg: TrainConfig, explicit: dict[str, Any]) -> No
     from ganbench.data.datasets import get_dataset
     from ganbench.hacks import dataset_defaults
 
-    dataset = get_dataset(cfg.dataset)
     applied = dataset_defaults(cfg.dataset, explicit)
     if applied:
-        knobs = " ".join(f"{k}={v}" for k, v in applied.items())
-        console.print(f"{cfg.dataset}: {dataset.net_description} ({knobs}), the dataset's default; "
+        console.print(f"{get_dataset(cfg.dataset).describe_net_defaults(applied)}, the dataset's default; "
                       "--set to change", highlight=False)
 
 

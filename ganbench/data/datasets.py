@@ -251,6 +251,12 @@ class Dataset:
     def decode(self, root: Path, split: str, prep: Preprocess, log: DecodeLog) -> Iterator[Chunk]:
         raise NotImplementedError
 
+    def describe_net_defaults(self, knobs: dict[str, Any] | None = None) -> str:
+        """'cifar10: the Radford 32-px colour net (arch=radford image_size=32 channels=3)' for the
+        given (default: all) network defaults of this dataset."""
+        chosen = self.net_defaults if knobs is None else knobs
+        return f"{self.name}: {self.net_description} ({' '.join(f'{k}={v}' for k, v in chosen.items())})"
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise ConfigError(f"dataset '{self.name}' has no split '{split}'{did_you_mean(split, self.splits)}; "

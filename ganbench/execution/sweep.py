@@ -287,8 +287,7 @@ def dataset_default_lines(suite: Suite) -> list[str]:
         defaults = dataset.net_defaults
         if defaults and any(all(getattr(r.config, k) == v for k, v in defaults.items())
                             for r in suite.runs if r.config.dataset == name):
-            knobs = " ".join(f"{k}={v}" for k, v in defaults.items())
-            lines.append(f"{name}: {dataset.net_description} ({knobs}) unless `base` or an arm sets these knobs")
+            lines.append(f"{dataset.describe_net_defaults()} unless `base` or an arm sets these knobs")
     return lines
 
 
