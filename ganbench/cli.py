@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional, Sequence
+from typing import Annotated, Any, Iterator, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -35,7 +36,7 @@ def fail(message: str, code: int = 2) -> None:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (for scripts) instead of tables.")]
 TensorBoardOpt = Annotated[bool, typer.Option("--tensorboard", help=(
     "Also write TensorBoard event files from the run files, every 30 s while training and at the end, to "
-    "<results>/tensorboard (`run`) or <out>/tensorboard (`train`); needs the tensorboard extra: pip install 'ganbench\\[tensorboard]'."))]
+    "tensorboard/<suite name> (`run`, as `ganbench tensorboard`) or <out>/tensorboard (`train`); needs the tensorboard extra: pip install 'ganbench\\[tensorboard]'."))]
 TENSORBOARD_EVERY_S = 30.0
 
 
@@ -129,6 +130,7 @@ def train_command(
     Config precedence, lowest first: defaults < --preset < --hack (in order) < --steps/--dataset/
     --device/--seed < --set.
     """
+    from ganbench import devices
     from ganbench.hacks import resolve
     from ganbench.training.loop import train
 
@@ -137,6 +139,7 @@ def train_command(
                                                        ("seed", seed)) if v is not None}
         overrides = {**shortcuts, **parse_assignments(set_ or [])}
         cfg, names = resolve(preset, hack or [], overrides)
+        devices.resolve(cfg.device)  # a missing GPU is said now, before any work
     except ConfigError as err:
         fail(str(err))
     _announce_dataset_defaults(cfg, {**overrides})
@@ -162,9 +165,12 @@ def train_command(
         except (ConfigError, DataNotFoundError, RunDirError) as err:
             fail(str(err))
         except KeyboardInterrupt:
-            fail(f"interrupted; run the same command again to resume from {out}/checkpoint.pt", code=130)
+            checkpoint = out / "checkpoint.pt"
+            fail(f"interrupted; run the same command again to resume from {checkpoint}" if checkpoint.exists() else
+                 "interrupted before the first checkpoint; the same command starts the run again", code=130)
         except Exception as err:
-            fail(f"run failed: {type(err).__name__}: {err} (details in {out}/status.json)", code=1)
+            details = f" (details in {out / 'status.json'})" if (out / "status.json").exists() else ""
+            fail(f"run failed: {type(err).__name__}: {err}{details}", code=1)
         finally:
             if tensorboard and (out / "config.json").exists():
                 _export_tensorboard(out, out / "tensorboard")
@@ -268,20 +274,33 @@ SeedsOpt = Annotated[Optional[str], typer.Option(help="Only these seeds, comma-s
 ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs go to ROOT/<suite name>/.")]
 
 
-def _load(suite_file: Path, results_root: Path, only: list[str] | None, seeds: str | None, device: str = "cpu"):
-    """(suite, selection, devices) from the CLI's words, or a clear error and exit code 2."""
+def _seed_list(seeds: str | None) -> tuple[int, ...]:
+    """--seeds 0,1 → (0, 1); a clear error naming the option otherwise."""
+    if not seeds:
+        return ()
+    try:
+        return tuple(int(s) for s in seeds.split(","))
+    except ValueError:
+        fail(f"--seeds {seeds!r}: expected seeds separated by commas, e.g. --seeds 0,1")
+    return ()
+
+
+def _load(suite_file: Path, results_root: Path, only: list[str] | None, seeds: str | None, device: str = "cpu",
+          record_budget: bool = False):
+    """(suite, selection, devices) from the CLI's words, or a clear error and exit code 2. Writes
+    nothing unless `record_budget` (see `load_suite`)."""
     from ganbench.study.suite import load_suite
     from ganbench.devices import expand
     from ganbench.execution.sweep import Selection, select_runs
 
+    seed_list = _seed_list(seeds)
     try:
-        suite = load_suite(suite_file, results_root)
-        seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else ()
+        suite = load_suite(suite_file, results_root, record_budget=record_budget)
         by_label = {label: arm for arm, label in _arm_labels(suite.arms).items()}
         selection = Selection(tuple(by_label.get(name, name) for name in only or ()), seed_list)
         select_runs(suite, selection)
         devices = expand(device)
-    except ValueError as err:  # SuiteError and ConfigError are ValueErrors; so is a bad --seeds
+    except (ValueError, RunDirError) as err:  # SuiteError, ConfigError and CorruptFile are ValueErrors
         fail(str(err))
     return suite, selection, devices
 
@@ -382,21 +401,32 @@ def plan_command(
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (evaluations "
                                                       "are timed on the real reference set).")] = None,
     results_root: ResultsOpt = Path("results"),
+    save: Annotated[bool, typer.Option("--save", help="Keep the estimate in results/<suite>/plan.json (which "
+                                       "`ganbench status` compares with the measured times) and a timed seconds "
+                                       "budget in budget.json. Without it, plan writes nothing.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the arms × seeds of a suite with run ids, which are done, the jobs (fused groups)
     that would train the rest, the design's aliases and what it will cost here: training steps
-    and evaluations timed on --device, worker start-up, one-time reference features. Writes
-    results/<suite>/plan.json, which `ganbench status` compares with the measured times."""
-    from ganbench.execution.costs import evaluation_warnings, plan_total, write_plan
-    from ganbench.execution.jobs import default_workers
-    from ganbench.execution.sweep import auto_max_fused, design_lines, pending_runs, plan_rows
-
-    suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
+    and evaluations timed on --device, worker start-up, one-time reference features. Read-only
+    unless --save (`ganbench run` records its own estimate when none was saved)."""
     if workers is not None and workers < 1:
         fail(f"--workers must be >= 1, got {workers}")
     if max_fused is not None and max_fused < 1:
         fail(f"--max-fused must be >= 1, got {max_fused}")
+    suite, selection, devices = _load(suite_file, results_root, only, seeds, device, record_budget=save)
+    try:
+        _plan(suite, selection, devices, workers, estimate, max_fused, data_root, save, as_json)
+    except (ConfigError, RunDirError, DataNotFoundError, RuntimeError, ValueError) as err:
+        fail(f"{suite.path}: cannot plan: {type(err).__name__}: {err}")
+
+
+def _plan(suite: Any, selection: Any, devices: list[str], workers: int | None, estimate: bool, max_fused: int | None,
+          data_root: Path | None, save: bool, as_json: bool) -> None:
+    from ganbench.execution.costs import evaluation_warnings, plan_total, write_plan
+    from ganbench.execution.jobs import default_workers
+    from ganbench.execution.sweep import auto_max_fused, design_lines, pending_runs, plan_rows
+
     n_workers = workers or default_workers(devices)
     if max_fused is None:
         max_fused = auto_max_fused(pending_runs(suite, selection), devices, n_workers)
@@ -412,8 +442,8 @@ def plan_command(
     rows = plan_rows(suite, selection, estimate, devices[0], max_fused, data_root_str)
     todo = [r for r in rows if r["estimate_s"] is not None]
     cost = plan_total(suite, todo, devices[0], n_workers, data_root_str) if todo else None
-    if todo:
-        write_plan(suite.results_dir, devices[0], n_workers, todo)
+    if todo and save:
+        write_plan(suite.dir, devices[0], n_workers, todo)
     if as_json:
         return print_json({"suite": suite.name, "path": str(suite.path), "design": lines, "device": devices[0],
                            "workers": n_workers, "max_fused": max_fused, "runs": rows, "cost": cost})
@@ -436,6 +466,8 @@ def plan_command(
                       f"start-up {_fmt_seconds(cost['startup_s'])} + up to {_fmt_seconds(cost['one_time_s'])} once per "
                       "machine (reference features and the uniform-noise FID; nothing when they are cached). "
                       "Measured here; excludes decoding the dataset (cached after the first run).", highlight=False)
+        console.print(f"estimate kept in {suite.dir.file('plan.json')}" if save else
+                      "nothing written (--save keeps this estimate for `ganbench status`)", highlight=False)
 
 
 @app.command("run")
@@ -494,7 +526,7 @@ def run_command(
         fail(f"--workers must be >= 1, got {workers}")
     if max_fused is not None and max_fused < 1:
         fail(f"--max-fused must be >= 1, got {max_fused}")
-    suite, selection, devices = _load(suite_file, results_root, only, seeds, device)
+    suite, selection, devices = _load(suite_file, results_root, only, seeds, device, record_budget=not dry_run)
     states = run_states(suite, select_runs(suite, selection))
     todo = [s for s in states if s.status not in FINAL]
     where = {"ray": f"Ray ({address or 'local'}, {cpus_per_run:g} CPU + {gpus_per_run:g} GPU per task)",
@@ -561,8 +593,9 @@ def run_command(
             bar.update(data_tasks[label], completed=done)
 
         try:
-            states = run_suite(suite, selection, workers, devices, str(data_root) if data_root else None, on_update,
-                               on_data, runner, max_fused)
+            with _sigterm_as_interrupt():
+                states = run_suite(suite, selection, workers, devices, str(data_root) if data_root else None,
+                                   on_update, on_data, runner, max_fused)
         except (ConfigError, DataNotFoundError, RayExecutorError, RunDirError) as err:
             fail(str(err))
         except SlurmExecutorError as err:  # the submission failed: nothing was trained
@@ -585,12 +618,32 @@ def run_command(
         raise typer.Exit(1)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler, `kill`, a closing terminal) stops the sweep as Ctrl-C does: workers
+    are stopped, every unfinished run is recorded interrupted, and the same command resumes."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _export_tensorboard(target: Path, logdir: Path | None = None) -> None:
     from ganbench.analysis.tensorboard import TensorBoardMissing, export
 
     try:
         result = export(target, logdir)
-    except (TensorBoardMissing, FileNotFoundError) as err:
+    except (TensorBoardMissing, FileNotFoundError, RunDirError) as err:
         console.print(f"[yellow]warning:[/] no TensorBoard export: {err}", highlight=False)
         return
     console.print(f"TensorBoard: {result['written']} run(s) written, {result['unchanged']} unchanged → "
@@ -611,7 +664,7 @@ def _with_tensorboard(callback: Any, target: Path, logdir: Path | None = None) -
             last[0] = time.monotonic()
             try:
                 export(target, logdir)
-            except TensorBoardMissing:
+            except (TensorBoardMissing, RunDirError):
                 pass  # said once at the end, by _export_tensorboard
 
     return wrapped
@@ -621,7 +674,8 @@ def _with_tensorboard(callback: Any, target: Path, logdir: Path | None = None) -
 def tensorboard_command(
     target: Annotated[Path, typer.Argument(help="A suite file (suites/quick.yaml), its results directory, or one "
                                                 "run directory.")],
-    logdir: Annotated[Optional[Path], typer.Option(help="Where the event files go (default: <results>/tensorboard).")] = None,
+    logdir: Annotated[Optional[Path], typer.Option(help="Where the event files go (default: tensorboard/<suite name> "
+                                                   "here, where `run --tensorboard` writes too).")] = None,
     watch: Annotated[Optional[float], typer.Option(help="Export again every this many seconds (follow a sweep "
                                                    "while it trains; Ctrl-C stops).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rewrite every run, changed or not.")] = False,
@@ -642,15 +696,18 @@ def tensorboard_command(
                 console.print(f"{time.strftime('%H:%M:%S')} {result['written']} written, {result['unchanged']} "
                               f"unchanged → {result['logdir']}", highlight=False)
 
+            def on_wait(message: str) -> None:
+                console.print(f"{time.strftime('%H:%M:%S')} {escape(message)}", highlight=False)
+
             try:
-                watch_export(target, logdir, watch, on_pass)
+                watch_export(target, logdir, watch, on_pass, on_wait=on_wait)
             except KeyboardInterrupt:
                 return
         with Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                       console=console, transient=True) as bar:
             task = bar.add_task("runs", total=None, info="")
             result = export(target, logdir, force, lambda i, n, name: bar.update(task, completed=i, total=n, info=name))
-    except (TensorBoardMissing, FileNotFoundError) as err:
+    except (TensorBoardMissing, FileNotFoundError, RunDirError) as err:
         fail(str(err))
     console.print(f"{result['runs']} runs: {result['written']} written, {result['unchanged']} unchanged → "
                   f"tensorboard --logdir {result['logdir']}", highlight=False)
@@ -710,6 +767,7 @@ def report_command(
     if target.suffix in (".yaml", ".yml"):
         suite, _, _ = _load(target, results_root, None, None)
         results_dir = suite.results_dir
+        _warn_if_stale(suite)
     else:
         results_dir = target
     name = results_dir.resolve().name
@@ -726,9 +784,25 @@ def report_command(
                 err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False)
         if update_readme:
             fill_readme(update_readme, readme.parent, name)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, RunDirError) as err:
         fail(str(err))
     console.print(f"[green]report[/] → {readme}", highlight=False)
+
+
+def _warn_if_stale(suite: Any) -> None:
+    """A report reads the runs suite.json names, which the last `ganbench run` wrote: say so when
+    the suite file has changed since (other run ids), so stale runs are not taken for the suite's."""
+    try:
+        recorded = {r.run_id for r in suite.dir.read_manifest().runs}
+    except (FileNotFoundError, RunDirError):
+        return
+    now = {r.run_id for r in suite.runs}
+    if recorded != now:
+        err_console.print(f"[yellow]warning:[/] {suite.dir.file('suite.json')} was written for another version of "
+                          f"{suite.path}: {len(recorded - now)} of its {len(recorded)} runs are not in the suite now "
+                          f"and {len(now - recorded)} of the suite's {len(now)} runs are not in it. The report shows "
+                          "the recorded runs; `ganbench run` trains the suite as it is now (and records it).",
+                          highlight=False)
 
 
 @app.command("compare")

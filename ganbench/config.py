@@ -235,10 +235,13 @@ def trains_alone(cfg: TrainConfig) -> tuple[str, ...]:
 
 def fusion_key(cfg: TrainConfig) -> tuple[Any, ...] | None:
     """Runs with equal keys can be trained as one fused network; None: this run trains alone
-    (`trains_alone` says why). The thread count changes CPU numbers, so it is part of the key."""
+    (`trains_alone` says why). The thread count changes CPU numbers, so it is part of the key; so
+    is the checkpoint interval (see below)."""
     if trains_alone(cfg):
         return None
-    return structure_key(cfg) + (cfg.threads,)
+    # checkpoint_every too: runs of one group must checkpoint at the same steps, or a resume after a
+    # kill finds them at different steps and has to split the group (other numbers than uninterrupted)
+    return structure_key(cfg) + (cfg.threads, cfg.checkpoint_every)
 
 
 
@@ -359,6 +362,17 @@ def _check_ranges(cfg: TrainConfig) -> None:
     need(cfg.image_size % max(cfg.start_side, 1) == 0 and ratio >= 2 and ratio & (ratio - 1) == 0, "g_start_side",
          f"image_size ({cfg.image_size}) / 2^k for some k >= 1, e.g. 4 or 8 at 64 px")
     need(is_device_name(cfg.device), "device", SYNTAX)
+    need(cfg.batch_size >= 2 or not (cfg.g_batch_norm or cfg.d_batch_norm or cfg.d_input_batch_norm), "batch_size",
+         ">= 2 with batch norm (a batch of one image has no batch statistics)")
+    from ganbench.metrics.registry import METRICS, MIN_EVAL_SAMPLES, parse_metrics  # lazy: the registry imports this
+
+    measured = parse_metrics(cfg.metrics, cfg.dataset)  # an unknown metric fails now, with a suggestion
+    if measured:
+        need(cfg.eval_samples >= MIN_EVAL_SAMPLES, "eval_samples", f">= {MIN_EVAL_SAMPLES} when metrics are computed "
+             "(IS splits the images 10 ways, precision/recall needs 4 neighbours, FID a covariance, FID∞ subsets of "
+             "N/5 >= 2 images)")
+    need(not cfg.fid_infinity or any(METRICS[m].kind == "fid" for m in measured), "fid_infinity",
+         f"off unless a FID metric is computed (metrics={cfg.metrics!r} has none)")
     if cfg.eval_protocol:
         from ganbench.metrics.protocols import protocol_problems
 

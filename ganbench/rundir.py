@@ -17,28 +17,26 @@ directory), so a crash or a power loss leaves the old file or the new one, never
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
 import socket
-import tempfile
 import time
-import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Literal, Mapping, get_args
+
+# The durable-file primitives live in `ganbench.files`; they are re-exported here, where most
+# callers have always found them.
+from ganbench.files import (CorruptFile, CorruptLineWarning, DiskFull, OutsideRoot, RunDirError,  # noqa: F401
+                            append_jsonl, atomic_write, ensure_writable, finite_or_none, lock_is_held,
+                            open_nofollow, read_json, read_jsonl, read_record, rewrite_in_place, truncate_jsonl,
+                            write_json, write_jsonl)
 
 CONFIG, STATS, METRICS, SAMPLES = "config.json", "stats.jsonl", "metrics.jsonl", "samples"
 CHECKPOINT, STATUS, LOCK = "checkpoint.pt", "status.json", ".lock"
 FINAL = ("completed", "diverged")  # a re-run skips these; failed, interrupted and killed runs resume
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-class RunDirError(RuntimeError):
-    """A run directory that cannot be used as asked; the message names the file and what to do."""
-
+Status = Literal["pending", "running", "completed", "diverged", "failed", "interrupted"]
+STATUSES: tuple[str, ...] = get_args(Status)
 
 class RunLocked(RunDirError):
     """Another live process is training this run."""
@@ -46,124 +44,6 @@ class RunLocked(RunDirError):
 
 class ConfigMismatch(RunDirError):
     """The directory holds a run of another config."""
-
-
-class CorruptLineWarning(UserWarning):
-    """A .jsonl line that is not JSON (skipped; the rows after it are kept)."""
-
-
-# --- Durable files -----------------------------------------------------------------------------
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # some filesystems cannot open a directory
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)` on a temp file next to `path`, fsync it, rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def finite_or_none(value: Any) -> Any:
-    """JSON has no NaN/inf: store non-finite floats as null (the status says why)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
-
-
-def append_jsonl(path: str | os.PathLike, row: Mapping[str, Any]) -> None:
-    """One line per row; flushed and fsynced so a killed run keeps every row it logged."""
-    line = json.dumps({k: finite_or_none(v) for k, v in row.items()}) + "\n"
-    with open(path, "a") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _jsonl_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | None]]:
-    """(line number, text, row or None when the line is not a JSON object). A last line without
-    its newline is a write cut short by a kill: it is left out, silently."""
-    text = path.read_text(errors="replace")
-    lines = text.split("\n")
-    complete = lines[:-1]  # the piece after the last newline is '' or a torn write
-    for number, line in enumerate(complete, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None
-        yield number, line, row if isinstance(row, dict) else None
-
-
-def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows of a .jsonl file. A line that is not JSON is reported (file and line number, as a
-    `CorruptLineWarning`) and skipped; every row after it is still read."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    for number, line, row in _jsonl_lines(path):
-        if row is None:
-            warnings.warn(f"{path}:{number}: not a JSON row, skipped ({line[:60]!r})", CorruptLineWarning,
-                          stacklevel=2)
-            continue
-        rows.append(row)
-    return rows
-
-
-def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
-    text = "".join(json.dumps(dict(row)) + "\n" for row in rows)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def truncate_jsonl(path: str | os.PathLike, last_step: int) -> None:
-    """Drop the rows logged after `last_step` (a resume logs them again, identically). Lines that
-    are not JSON are kept as they are: they are evidence, and every reader reports them."""
-    path = Path(path)
-    if not path.exists():
-        return
-    kept = [line for _, line, row in _jsonl_lines(path) if row is None or row.get("step", 0) <= last_step]
-    text = "".join(line + "\n" for line in kept)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def ensure_writable(directory: Path) -> None:
-    """Create `directory` or say clearly why it cannot be (no traceback for a read-only root)."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise RunDirError(f"cannot create {directory}: {err.strerror or err}; choose a writable results "
-                          "directory (--out / --results-root)") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise RunDirError(f"{directory} is not writable; choose a writable results directory "
-                          "(--out / --results-root)")
 
 
 # --- One run directory -------------------------------------------------------------------------
@@ -183,22 +63,38 @@ class RunDir:
 
     # Status.
     def read_status(self) -> dict[str, Any]:
-        """status.json, {} when absent. A corrupt file reads as an unfinished run whose
-        `error` says so, never as a crash: the run resumes from its checkpoint."""
+        """status.json, {} when absent. A corrupt file (not JSON, not an object, an unknown
+        `status`) reads as an unfinished run whose `error` names the file and says so, never as a
+        crash: the run resumes from its checkpoint, and every reader goes on with the other runs."""
         path = self.file(STATUS)
         if not path.exists():
             return {}
         try:
-            status = read_json(path)
-            if not isinstance(status, dict):
-                raise ValueError("not a JSON object")
+            status = read_record(path, "a run's status record (a JSON object)")
+            if status.get("status", "pending") not in STATUSES:
+                raise CorruptFile(f"{path}: status {status.get('status')!r} is not one of {', '.join(STATUSES)}")
             return status
-        except (ValueError, OSError) as err:
+        except (RunDirError, OSError) as err:
             return {"status": "failed", "corrupt_status": True,
-                    "error": f"{path} is unreadable ({type(err).__name__}: {err}); the run resumes from its checkpoint"}
+                    "error": f"{path} is unreadable ({err}); the run resumes from its checkpoint"}
 
     def write_status(self, status: Mapping[str, Any]) -> None:
-        write_json(self.file(STATUS), dict(status))
+        """Write status.json atomically; on a full disk, rewrite it in place as a last resort (so
+        the run is never left saying 'running'), then raise `DiskFull` all the same."""
+        record = dict(status)
+        if record.get("status", "pending") not in STATUSES:
+            raise ValueError(f"status {record.get('status')!r} is not one of {STATUSES}")
+        try:
+            write_json(self.file(STATUS), record)
+        except DiskFull:
+            with contextlib.suppress(OSError, RunDirError):
+                rewrite_in_place(self.file(STATUS), record)
+            raise
+
+    def process_alive(self) -> bool | None:
+        """Whether a live process holds the run's lock (it is training or evaluating the run):
+        True / False, or None without a lock file. Read-only: probes the lock, writes nothing."""
+        return lock_is_held(self.file(LOCK))
 
     def last_logged_step(self) -> int:
         """The step of the last complete stats.jsonl row (cheap: reads the file's tail)."""
@@ -218,13 +114,15 @@ class RunDir:
 
     # Identity.
     def read_config(self) -> dict[str, Any] | None:
+        """config.json, None when absent; `CorruptFile` naming it when it is not a run record."""
         path = self.file(CONFIG)
         if not path.exists():
             return None
-        try:
-            return read_json(path)
-        except ValueError as err:
-            raise RunDirError(f"{path} is not valid JSON ({err}); move the directory away or start fresh") from None
+        record = read_record(path, "a run record {run_id, config, …}; move the directory away or start fresh "
+                                   "with --fresh")
+        if not isinstance(record.get("config"), dict):
+            raise CorruptFile(f"{path} has no `config` mapping; expected a run record {{run_id, config, …}}")
+        return record
 
     def check_identity(self, config: Mapping[str, Any], identity_knobs: Iterable[str], defaults: Mapping[str, Any],
                        execution: Mapping[str, Any] | None = None) -> None:
@@ -252,6 +150,14 @@ class RunDir:
         recorded = self.read_config() or {}
         return dict(recorded.get("execution") or {})
 
+    def refuse_links(self) -> None:
+        """A run's files are written in place: refuse a directory where one of them is a symlink
+        (a write through it would land wherever it points)."""
+        for name in (CONFIG, STATS, METRICS, SAMPLES, CHECKPOINT, STATUS, LOCK):
+            if self.file(name).is_symlink():
+                raise RunDirError(f"{self.file(name)} is a symlink (to {os.readlink(self.file(name))}); ganbench "
+                                  "never writes through a link it did not create: remove it")
+
     def reset(self) -> None:
         """Start over: remove every file of the run (the lock stays, held by the caller)."""
         for name in (CONFIG, STATS, METRICS, CHECKPOINT, STATUS):
@@ -265,7 +171,7 @@ class RunDir:
         import fcntl
 
         ensure_writable(self.path)
-        fh = open(self.file(LOCK), "a+")
+        fh = os.fdopen(open_nofollow(self.file(LOCK), os.O_RDWR | os.O_CREAT, "lock file"), "r+")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

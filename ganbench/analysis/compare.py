@@ -16,15 +16,16 @@ def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
     """The knobs that differ, and each run's status and final metrics."""
     configs, finals = [], []
     for run in (run_a, run_b):
-        if not (run / "config.json").exists():
+        record = rundir.RunDir(run).read_config()  # CorruptFile names a damaged one
+        if record is None:
             raise FileNotFoundError(f"{run}/config.json missing: is {run} a ganbench run directory?")
-        configs.append(rundir.read_json(run / "config.json"))
-        status = rundir.read_json(run / "status.json") if (run / "status.json").exists() else {}
+        configs.append(record)
+        status = rundir.RunDir(run).read_status()
         finals.append({"status": status.get("status", "pending"), **status.get("metrics", {})})
     a, b = configs[0]["config"], configs[1]["config"]
     knobs = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
-    hacks = (sorted(set(configs[0]["hacks"]) - set(configs[1]["hacks"])),
-             sorted(set(configs[1]["hacks"]) - set(configs[0]["hacks"])))
+    hacks = (sorted(set(configs[0].get("hacks") or ()) - set(configs[1].get("hacks") or ())),
+             sorted(set(configs[1].get("hacks") or ()) - set(configs[0].get("hacks") or ())))
     return {"knobs": knobs, "hacks_only_in": hacks, "final": finals}
 
 

@@ -60,7 +60,7 @@ def _final(frame: pd.DataFrame, metric: str, column: str = "value") -> pd.Series
     rows = frame[frame["metric"] == metric].sort_values("step")
     if rows.empty or column not in rows:
         return pd.Series(dtype=float)
-    return rows.groupby("run_id")[column].last()
+    return rows.groupby("run_id").tail(1).set_index("run_id")[column]  # the last evaluation's, NaN included
 
 
 def failure_labels(frame: pd.DataFrame, training: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -73,7 +73,7 @@ def failure_labels(frame: pd.DataFrame, training: pd.DataFrame | None = None) ->
     kl, classes = _final(frame, "modes_kl_fmnist"), _final(frame, "modes_covered_fmnist")
     loss_d = pd.Series(dtype=float)
     if training is not None and not training.empty and "loss_d" in training:
-        loss_d = training.sort_values("step").groupby("run_id")["loss_d"].last()
+        loss_d = training.sort_values("step").groupby("run_id").tail(1).set_index("run_id")["loss_d"]
     rows = []
     for run in runs.itertuples():
         f, n = fid.get(run.run_id, math.nan), noise.get(run.run_id, math.nan)

@@ -28,6 +28,7 @@ from ganbench.analysis.literature import literature_tables  # noqa: E402
 from ganbench.analysis.results import (load_manifest, load_results, load_step_costs,  # noqa: E402
                                        load_training_stats, metric_directions, save_results)
 from ganbench.metrics.registry import value_range  # noqa: E402
+from ganbench.suitedir import SuiteDir  # noqa: E402
 
 PREFERRED = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "precision_fmnist", "recall_fmnist", "modes_covered_fmnist",
              "modes_kl_fmnist", "fid", "kid", "isc", "precision", "recall")
@@ -218,21 +219,31 @@ def noise_table(part: PartResult, metric: str) -> pd.DataFrame:
     })
 
 
+def _md_cell(value: Any) -> str:
+    """A Markdown table cell: `|` escaped (it would end the cell), line breaks as spaces."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     best = table.attrs.get("best", {})
-    header = "| " + " | ".join(table.columns) + " |"
+    header = "| " + " | ".join(_md_cell(c) for c in table.columns) + " |"
     lines = [header, "|" + "|".join("---" for _ in table.columns) + "|"]
     for _, row in table.iterrows():
-        cells = [f"**{row[c]}**" if c in best and best[c] == row.get("arm") else str(row[c]) for c in table.columns]
+        cells = [f"**{_md_cell(row[c])}**" if c in best and best[c] == row.get("arm") else _md_cell(row[c])
+                 for c in table.columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+_TEX = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "—": "--",
+        "×": r"$\times$", "−": "-"}
+
+
 def _tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("—", "--"), ("×", r"$\times$"), ("−", "-")):
-        text = text.replace(a, b)
-    return text
+    """Text as LaTeX typesets it: every special character escaped in one pass (a replacement is
+    never escaped again)."""
+    return "".join(_TEX.get(ch, ch) for ch in text)
 
 
 def to_latex(table: pd.DataFrame, caption: str) -> str:
@@ -452,11 +463,22 @@ def loss_curves(training: pd.DataFrame, part: PartResult, path: Path) -> Path | 
 def sample_montage(results_dir: Path, manifest: dict[str, Any], part: PartResult, path: Path) -> Path | None:
     """The last sample grid of each arm's first seed, side by side (same fixed noise in every run)."""
     tiles = []
+    suite_dir = SuiteDir(results_dir)
     for arm in part.arms:
         entry = min((r for r in manifest["runs"] if r["arm"] == arm), key=lambda r: r["seed"], default=None)
-        grids = sorted((results_dir / "runs" / entry["run_id"] / "samples").glob("step_*.png")) if entry else []
+        try:
+            grids = sorted((suite_dir.run_path(entry["run_id"]) / "samples").glob("step_*.png")) if entry else []
+        except rundir.RunDirError:
+            grids = []
         if grids:
-            tiles.append((f"{arm} (seed {entry['seed']})", Image.open(grids[-1])))
+            try:
+                with Image.open(grids[-1]) as image:
+                    image.load()
+            except (OSError, SyntaxError) as err:  # PIL raises these for a truncated or foreign file
+                warnings.warn(f"{grids[-1]}: not a readable PNG ({err}); arm {arm} left out of the sample montage",
+                              rundir.CorruptLineWarning, stacklevel=2)
+                continue
+            tiles.append((f"{arm} (seed {entry['seed']})", image))
     if not tiles:
         return None
     cols = min(5, len(tiles))
@@ -474,6 +496,20 @@ def sample_montage(results_dir: Path, manifest: dict[str, Any], part: PartResult
 
 # --- The report ---------------------------------------------------------------------------------
 
+def _first_config(results_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """config.json of the first run that has started and whose record reads (a report of a partly
+    trained suite, `run --only`, must not need the rest; a damaged one is said by load_results)."""
+    suite_dir = SuiteDir(results_dir)
+    for entry in manifest["runs"]:
+        try:
+            config = suite_dir.run_dir(entry["run_id"]).read_config()
+        except rundir.RunDirError:
+            continue
+        if config and isinstance(config.get("provenance"), dict):
+            return config
+    return None
+
+
 def _provenance(frame: pd.DataFrame, results_dir: Path, manifest: dict[str, Any]) -> list[str]:
     rows = frame.dropna(subset=["metric"])
     lines = []
@@ -485,10 +521,8 @@ def _provenance(frame: pd.DataFrame, results_dir: Path, manifest: dict[str, Any]
                      f"{int(first['reference_samples'])} real `{first['reference_split']}` images, resize: "
                      f"{first['resize_mode']}, torch-fidelity {first['torch_fidelity_version']}")
     # The first run that has started: a report of a partly trained suite (`run --only`) must not need the rest.
-    started = (results_dir / "runs" / r["run_id"] / "config.json" for r in manifest["runs"])
-    first_config = next((path for path in started if path.exists()), None)
-    if first_config:
-        config = rundir.read_json(first_config)
+    config = _first_config(results_dir, manifest)
+    if config:
         prov, cfg = config["provenance"], config["config"]
         versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
         equal_steps = (manifest.get("budget") or {}).get("kind", "steps") == "steps"
@@ -603,7 +637,6 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
     problems = [str(w.message) for w in caught if issubclass(w.category, rundir.CorruptLineWarning)]
     for w in caught:  # anything else, and each problem once more for the caller (the CLI prints them)
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    save_results(frame, results_dir)
     chosen = reported_metrics(frame, metrics)
     if not chosen:
         raise ValueError(f"no evaluated metric in {results_dir}: nothing to report yet")
@@ -678,6 +711,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
                      f"figures under protocol {protocol}", formats)
     body += ["## Findings", "", *_findings(result), ""]
     if "csv" in formats:
+        save_results(frame, out_dir)  # the tidy table, beside the report that was made from it
         summary = pd.concat(summary_frames, ignore_index=True)
         rundir.atomic_write(out_dir / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
         family = pd.concat([f for f in family_frames if not f.empty] or [pd.DataFrame()], ignore_index=True)

@@ -11,22 +11,23 @@ their number and `draw_sd` their standard deviation (the evaluation noise).
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ganbench import rundir
+from ganbench.files import RunDirError
 from ganbench.hacks import HACKS
+from ganbench.suitedir import SuiteDir
 
 RUN_COLUMNS = ("part", "arm", "seed", "run_id", "status", "error")
 
 
 def load_manifest(results_dir: str | Path) -> dict[str, Any]:
-    path = Path(results_dir) / "suite.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} missing: run `ganbench run SUITE` (or `ganbench plan`) first")
-    return rundir.read_json(path)
+    """suite.json, checked (`SuiteDir.read_manifest`: run ids, arm names, shape), as a mapping."""
+    return SuiteDir(results_dir).read_manifest().as_dict()
 
 
 def _part_of(arm: str, manifest: dict[str, Any]) -> str:
@@ -36,22 +37,42 @@ def _part_of(arm: str, manifest: dict[str, Any]) -> str:
     return ""
 
 
+def _run_files(suite_dir: SuiteDir, run_id: str) -> tuple[Path | None, dict[str, Any], dict[str, Any], str | None]:
+    """(run directory or None, status, config, problem) of one run. A run whose files cannot be
+    read keeps its row: status 'failed' (status.json) or its knobs missing (config.json), and the
+    problem names the file; the other runs are read as usual."""
+    try:
+        path = suite_dir.run_path(run_id)
+    except RunDirError as err:
+        return None, {"status": "failed", "error": str(err)}, {}, str(err)
+    run = rundir.RunDir(path)
+    status = run.read_status()
+    problem = status.get("error") if status.get("corrupt_status") else None
+    try:
+        config = (run.read_config() or {}).get("config", {})
+    except RunDirError as err:
+        config, problem = {}, str(err)
+    return path, status, config, problem
+
+
 def load_results(results_dir: str | Path) -> pd.DataFrame:
-    """The tidy table of a suite's results directory (results/<suite>/)."""
-    results_dir = Path(results_dir)
+    """The tidy table of a suite's results directory (results/<suite>/). A run with unreadable
+    files is a row with its status and error (and a `CorruptLineWarning` naming the file)."""
+    suite_dir = SuiteDir(results_dir)
     manifest = load_manifest(results_dir)
     rows: list[dict[str, Any]] = []
     for entry in manifest["runs"]:
-        run_dir = results_dir / "runs" / entry["run_id"]
-        status = rundir.read_json(run_dir / "status.json") if (run_dir / "status.json").exists() else {}
-        config = rundir.read_json(run_dir / "config.json")["config"] if (run_dir / "config.json").exists() else {}
+        run_dir, status, config, problem = _run_files(suite_dir, entry["run_id"])
+        if problem:
+            warnings.warn(problem, rundir.CorruptLineWarning, stacklevel=2)
         run = {"part": _part_of(entry["arm"], manifest), "arm": entry["arm"], "seed": entry["seed"],
                "run_id": entry["run_id"], "status": status.get("status", "pending"), "error": status.get("error"),
                "wall_s": status.get("wall_s"),
-               **{k: status.get("compute", {}).get(k) for k in ("flops_per_step", "params_g", "params_d")},
+               **{k: (status.get("compute") or {}).get(k) for k in ("flops_per_step", "params_g", "params_d")},
                **{f"hack_{name}": name in entry["hacks"] for name in HACKS},
                **{f"knob_{k}": v for k, v in config.items()}}
-        metrics = [r for r in rundir.read_jsonl(run_dir / "metrics.jsonl") if r.get("source") != "ganbench eval"]
+        metrics = [r for r in (rundir.read_jsonl(run_dir / "metrics.jsonl") if run_dir else [])
+                   if r.get("source") != "ganbench eval"]
         if not metrics:
             rows.append({**run, "step": None, "metric": None, "value": None})
         for metric in metrics:
@@ -95,11 +116,13 @@ def metric_directions(frame: pd.DataFrame) -> dict[str, bool | None]:
 
 def load_training_stats(results_dir: str | Path) -> pd.DataFrame:
     """stats.jsonl of every run (losses, D outputs, grad norms per logged step), with arm and seed."""
-    results_dir = Path(results_dir)
-    manifest = load_manifest(results_dir)
+    suite_dir = SuiteDir(results_dir)
     frames = []
-    for entry in manifest["runs"]:
-        rows = rundir.read_jsonl(results_dir / "runs" / entry["run_id"] / "stats.jsonl")
+    for entry in load_manifest(results_dir)["runs"]:
+        try:
+            rows = rundir.read_jsonl(suite_dir.run_path(entry["run_id"]) / "stats.jsonl")
+        except RunDirError:  # said once, by load_results
+            continue
         if rows:
             frame = pd.DataFrame(rows)
             frame["arm"], frame["seed"], frame["run_id"] = entry["arm"], entry["seed"], entry["run_id"]
@@ -109,14 +132,14 @@ def load_training_stats(results_dir: str | Path) -> pd.DataFrame:
 
 def load_step_costs(results_dir: str | Path) -> dict[str, Any]:
     """compute.json of a local sweep (arm → seconds per step, timed alone), or {} without one."""
-    path = Path(results_dir) / "compute.json"
-    return rundir.read_json(path) if path.exists() else {}
+    return SuiteDir(results_dir).read_compute()
 
 
-def save_results(frame: pd.DataFrame, results_dir: str | Path) -> list[Path]:
-    """results.csv and results.parquet in the results directory."""
-    results_dir = Path(results_dir)
-    csv, parquet = results_dir / "results.csv", results_dir / "results.parquet"
+def save_results(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """results.csv and results.parquet (the tidy table) in `out_dir` (the report's directory:
+    reading results never writes into them)."""
+    out_dir = Path(out_dir)
+    csv, parquet = out_dir / "results.csv", out_dir / "results.parquet"
     rundir.atomic_write(csv, lambda tmp: frame.to_csv(tmp, index=False))
     rundir.atomic_write(parquet, lambda tmp: frame.to_parquet(tmp, index=False))
     return [csv, parquet]

@@ -61,8 +61,9 @@ def run_values(frame: pd.DataFrame, metric: str, higher_is_better: bool | None, 
         raise ValueError(f"aggregate must be one of {AGGREGATES}, got '{aggregate}'")
     runs = frame.drop_duplicates(["arm", "run_id"])[["part", "arm", "seed", "run_id", "status"]]
     rows = frame[frame["metric"] == metric].sort_values("step")
+    last = rows.groupby(["arm", "run_id"]).tail(1)  # the last evaluation, NaN included (`.last()` skips NaN)
     if aggregate == "final":
-        values = rows.groupby(["arm", "run_id"])["value"].last()
+        values = last.set_index(["arm", "run_id"])["value"]
     elif aggregate == "best":
         pick = "max" if higher_is_better else "min"
         values = rows.groupby(["arm", "run_id"])["value"].agg(pick)
@@ -70,7 +71,7 @@ def run_values(frame: pd.DataFrame, metric: str, higher_is_better: bool | None, 
         values = rows.groupby(["arm", "run_id"])["value"].apply(lambda v: v.tail(k).mean())
     out = runs.merge(values.rename("value").reset_index(), on=["arm", "run_id"], how="left")
     if aggregate == "final" and "draw_sd" in rows:
-        noise = rows.groupby(["arm", "run_id"])["draw_sd"].last().rename("draw_sd").reset_index()
+        noise = last[["arm", "run_id", "draw_sd"]]
         out = out.merge(noise, on=["arm", "run_id"], how="left")
     else:
         out["draw_sd"] = np.nan

@@ -17,17 +17,20 @@ otherwise, so `--watch` can follow a sweep while it trains.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ganbench import rundir
+from ganbench.files import ensure_writable, flocked, inside
+from ganbench.suitedir import SuiteDir
 
 STATE_FILE = ".ganbench-export.json"
+LOCK_FILE = ".ganbench-export.lock"
 WATCHED = ("config.json", "stats.jsonl", "metrics.jsonl", "status.json")
 
 
@@ -56,27 +59,30 @@ class RunEntry:
 
 def find_runs(target: Path) -> tuple[list[RunEntry], tuple[str, ...]]:
     """The runs under `target` (a suite's results directory, or one run directory) and the hacks
-    of the suite (the hparams columns)."""
+    of the suite (the hparams columns). Names come from suite.json checked (`SuiteDir`); a run
+    whose directory cannot be used is passed over with a warning."""
     target = Path(target)
     if (target / rundir.CONFIG).exists():  # one run
-        config = rundir.read_json(target / rundir.CONFIG)
+        config = rundir.RunDir(target).read_config() or {}
         hacks = tuple(config.get("hacks") or ())
-        return [RunEntry(target, target.name, target.name, int(config["config"]["seed"]), hacks)], hacks
-    manifest_path = target / "suite.json"
-    if not manifest_path.exists():
+        return [RunEntry(target, target.name, target.name, int(config["config"].get("seed", 0)), hacks)], hacks
+    suite_dir = SuiteDir(target)
+    if not suite_dir.has_manifest():
         raise FileNotFoundError(f"{target} is neither a run directory (config.json) nor a suite's results "
                                 "directory (suite.json)")
-    manifest = rundir.read_json(manifest_path)
+    manifest = suite_dir.read_manifest()
     entries, seen = [], set()
-    for run in manifest["runs"]:
-        run_dir = target / "runs" / run["run_id"]
-        if run["run_id"] in seen or not (run_dir / rundir.CONFIG).exists():
+    for run in manifest.runs:
+        try:
+            run_dir = suite_dir.run_path(run.run_id)
+        except rundir.RunDirError as err:
+            warnings.warn(f"{err}; not exported", rundir.CorruptLineWarning, stacklevel=2)
+            continue
+        if run.run_id in seen or not (run_dir / rundir.CONFIG).exists():
             continue  # not started yet, or the same config named by two arms (trained once)
-        seen.add(run["run_id"])
-        arm = run["arm"].replace("/", "_")
-        entries.append(RunEntry(run_dir, f"{arm}/seed{run['seed']}-{run['run_id']}", run["arm"], int(run["seed"]),
-                                tuple(run.get("hacks") or ())))
-    hacks = tuple(dict.fromkeys(h for run in manifest["runs"] for h in run.get("hacks") or ()))
+        seen.add(run.run_id)
+        entries.append(RunEntry(run_dir, f"{run.arm}/seed{run.seed}-{run.run_id}", run.arm, run.seed, run.hacks))
+    hacks = tuple(dict.fromkeys(h for run in manifest.runs for h in run.hacks))
     return entries, hacks
 
 
@@ -111,6 +117,7 @@ def export_run(entry: RunEntry, logdir: Path, suite_hacks: tuple[str, ...]) -> d
 
     SummaryWriter = _summary_writer()
     out = logdir / entry.name
+    inside(logdir, out, f"TensorBoard directory of run {entry.name!r}")  # arm names are checked; this is the net
     shutil.rmtree(out, ignore_errors=True)
     counts = {"scalars": 0, "images": 0}
     run = entry.run_dir
@@ -132,11 +139,18 @@ def export_run(entry: RunEntry, logdir: Path, suite_hacks: tuple[str, ...]) -> d
                 if sd is not None:
                     writer.add_scalar(f"metrics_draw_sd/{metric}", sd, step)
         for png in sorted((run / rundir.SAMPLES).glob("step_*.png")):
-            image = np.asarray(Image.open(png).convert("RGB"))
-            writer.add_image("samples", image, int(png.stem.split("_")[1]), dataformats="HWC")
+            try:
+                with Image.open(png) as opened:
+                    image = np.asarray(opened.convert("RGB"))
+                step = int(png.stem.split("_")[1])
+            except (OSError, SyntaxError, ValueError) as err:  # a truncated or foreign file: the others go on
+                warnings.warn(f"{png}: not a readable sample grid ({err}); skipped", rundir.CorruptLineWarning,
+                              stacklevel=2)
+                continue
+            writer.add_image("samples", image, step, dataformats="HWC")
             counts["images"] += 1
         if series:  # the HParams view pairs these hparams with the final/<metric> scalars of the same run
-            status = rundir.read_json(run / "status.json") if (run / "status.json").exists() else {}
+            status = rundir.RunDir(run).read_status()  # a damaged one reads 'failed', with the reason
             params: dict[str, Any] = {"arm": entry.arm, "seed": entry.seed,
                                       "status": str(status.get("status", "unknown"))}
             params.update({f"hack/{h}": h in entry.hacks for h in suite_hacks})
@@ -171,37 +185,62 @@ def _hparams_summaries(params: dict[str, Any], metrics: dict[str, float]) -> tup
     return experiment, start, end
 
 
+def default_logdir(target: Path) -> Path:
+    """tensorboard/<suite or run name> under the current directory (as torch's `runs/`): reading
+    results never writes into them, and `run --tensorboard` and `tensorboard --watch` share it."""
+    return Path("tensorboard") / Path(target).resolve().name
+
+
+def _read_state(state_path: Path) -> dict[str, Any]:
+    """The export state; a damaged one is said and ignored (every run is exported again)."""
+    if not state_path.exists():
+        return {}
+    try:
+        return rundir.read_record(state_path, "the exporter's state {run name: fingerprint}")
+    except rundir.RunDirError as err:
+        warnings.warn(f"{err}; every run is exported again", rundir.CorruptLineWarning, stacklevel=2)
+        return {}
+
+
 def export(target: Path, logdir: Path | None = None, force: bool = False,
            progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
-    """Export every run under `target` into `logdir` (default: `target/tensorboard`); runs whose
-    files did not change since the last export are skipped unless `force`."""
+    """Export every run under `target` into `logdir` (default: `default_logdir`); runs whose
+    files did not change since the last export are skipped unless `force`. Exporters of one
+    logdir take turns (a lock in it), so a sweep's `--tensorboard` and a `--watch` never write
+    the same run at once."""
     target = Path(target)
-    logdir = Path(logdir) if logdir else target / "tensorboard"
+    logdir = Path(logdir) if logdir else default_logdir(target)
     entries, hacks = find_runs(target)
-    logdir.mkdir(parents=True, exist_ok=True)
-    state_path = logdir / STATE_FILE
-    state = json.loads(state_path.read_text()) if state_path.exists() and not force else {}
+    ensure_writable(logdir)
     written, skipped = 0, 0
-    for i, entry in enumerate(entries, start=1):
-        fingerprint = _fingerprint(entry.run_dir)
-        if state.get(entry.name) == fingerprint:
-            skipped += 1
-        else:
-            export_run(entry, logdir, hacks)
-            state[entry.name] = fingerprint
-            written += 1
-            rundir.write_json(state_path, state)
-        if progress:
-            progress(i, len(entries), entry.name)
+    with flocked(logdir / LOCK_FILE, "TensorBoard export lock"):
+        state_path = logdir / STATE_FILE
+        state = {} if force else _read_state(state_path)
+        for i, entry in enumerate(entries, start=1):
+            fingerprint = _fingerprint(entry.run_dir)
+            if state.get(entry.name) == fingerprint:
+                skipped += 1
+            else:
+                export_run(entry, logdir, hacks)
+                state[entry.name] = fingerprint
+                written += 1
+                rundir.write_json(state_path, state)
+            if progress:
+                progress(i, len(entries), entry.name)
     return {"logdir": logdir, "runs": len(entries), "written": written, "unchanged": skipped}
 
 
 def watch(target: Path, logdir: Path | None, every_s: float, on_pass: Callable[[dict[str, Any]], None],
-          passes: int | None = None) -> None:
-    """Export, then again every `every_s` seconds (Ctrl-C stops; `passes` bounds it for tests)."""
+          passes: int | None = None, on_wait: Callable[[str], None] | None = None) -> None:
+    """Export, then again every `every_s` seconds (Ctrl-C stops; `passes` bounds it for tests).
+    A suite whose sweep has not written suite.json yet is waited for, not given up on."""
     done = 0
     while passes is None or done < passes:
-        on_pass(export(target, logdir))
+        try:
+            on_pass(export(target, logdir))
+        except FileNotFoundError as err:
+            if on_wait:
+                on_wait(f"{err}; waiting for the sweep to start")
         done += 1
         if passes is None or done < passes:
             time.sleep(every_s)

@@ -23,9 +23,10 @@ from typing import Any, Sequence
 from ganbench import rundir
 from ganbench.config import TrainConfig
 from ganbench.metrics.registry import METRICS, parse_metrics
+from ganbench.suitedir import PLAN
 
 CALIBRATION = {"inception": 64, "fmnist": 500}  # images per timed evaluation, by the costliest extractor
-PLAN_FILE = "plan.json"
+PLAN_FILE = PLAN  # owned by ganbench.suitedir
 
 
 def evaluations_per_run(cfg: TrainConfig, from_step: int = 0) -> int:
@@ -52,11 +53,43 @@ _TIMED: dict[tuple, dict[str, Any]] = {}  # (evaluation key, samples, device, da
 
 def time_evaluation(cfg: TrainConfig, device: str, data_root: str | None = None) -> dict[str, Any]:
     """{seconds (one evaluation at cfg.eval_samples), one_time_s, images_per_s, method} measured
-    here, once per metric setup (runs that differ only in seeds or hacks share it)."""
+    here, once per metric setup (runs that differ only in seeds or hacks share it). Inception on a
+    CPU is timed on a few images through the extractor alone: there it is the whole cost, and a
+    full calibration (reference features, noise floor) would take minutes before the warning
+    about that cost could be given."""
     key = (_evaluation_key(cfg), cfg.eval_samples, device, data_root)
     if key not in _TIMED:
-        _TIMED[key] = _timed(cfg, device, data_root)
+        _TIMED[key] = (_timed_inception(cfg, device, data_root) if device == "cpu" and uses_inception(cfg)
+                       else _timed(cfg, device, data_root))
     return dict(_TIMED[key])
+
+
+INCEPTION_TIMED_IMAGES = 8
+
+
+def _timed_inception(cfg: TrainConfig, device: str, data_root: str | None) -> dict[str, Any]:
+    """Inception's images per second here, from one batch of `INCEPTION_TIMED_IMAGES` images at the
+    run's size (after an untimed batch of 2), scaled to the run's sample and reference counts."""
+    import torch
+    from torch_fidelity.utils import create_feature_extractor
+
+    from ganbench.metrics.fidelity import Reference, checked_weights, load_reference
+
+    name, weights = checked_weights("inception", False, cfg.inception_weights or None)
+    extractor = create_feature_extractor(name, ["2048"], cuda=False, verbose=False,
+                                         feature_extractor_weights_path=str(weights.path) if weights.path else None)
+    images = torch.randint(0, 256, (INCEPTION_TIMED_IMAGES, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        extractor(images[:2])
+        start = time.perf_counter()
+        extractor(images)
+        rate = INCEPTION_TIMED_IMAGES / (time.perf_counter() - start)
+    reference = load_reference(Reference.for_config(cfg, data_root))[0]  # decoded once, shared with training
+    references = len(reference) if cfg.eval_reference_samples == 0 else min(cfg.eval_reference_samples, len(reference))
+    return {"seconds": cfg.eval_samples / rate, "one_time_s": (references + cfg.eval_samples) / rate,
+            "images_per_s": rate, "method": f"Inception features of {INCEPTION_TIMED_IMAGES} images timed on {device} "
+                                            f"(the extractor dominates there), scaled to {cfg.eval_samples}"}
 
 
 def _timed(cfg: TrainConfig, device: str, data_root: str | None) -> dict[str, Any]:
@@ -151,32 +184,38 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def write_plan(results_dir: Any, device: str, workers: int, rows: Sequence[dict[str, Any]]) -> None:
-    """plan.json: per arm, the estimated seconds of one run (training + evaluations)."""
+def plan_record(device: str, workers: int, rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """plan.json's content: per arm, the estimated seconds of one run (training + evaluations)."""
     arms: dict[str, dict[str, float]] = {}
     for row in rows:
         if row.get("estimate_s") is not None:
             arms.setdefault(row["arm"], {"train_s": row["estimate_s"], "eval_s": row.get("eval_s") or 0.0})
-    if arms:
-        rundir.ensure_writable(results_dir)
-        rundir.write_json(results_dir / PLAN_FILE, {"device": device, "workers": workers, "created_at": time.time(),
-                                                    "arms": arms})
+    return {"device": device, "workers": workers, "created_at": time.time(), "arms": arms} if arms else None
+
+
+def write_plan(suite_dir: Any, device: str, workers: int, rows: Sequence[dict[str, Any]]) -> None:
+    """plan.json in the suite's directory (`SuiteDir`), when the rows hold an estimate."""
+    record = plan_record(device, workers, rows)
+    if record:
+        suite_dir.write_plan(record)
 
 
 def planned_vs_actual(suite: Any) -> dict[str, dict[str, Any]] | None:
     """arm → {planned_s, actual_s (median wall time of its finished runs), finished}; None
     without a plan.json."""
-    path = suite.results_dir / PLAN_FILE
-    if not path.exists():
+    plan = suite.dir.read_plan()
+    if plan is None:
         return None
-    planned = rundir.read_json(path)["arms"]
     out: dict[str, dict[str, Any]] = {}
-    for arm, plan in planned.items():
+    for arm, planned in plan["arms"].items():
         walls = []
         for run in (r for r in suite.runs if r.arm == arm):
-            status = rundir.RunDir(suite.results_dir / "runs" / run.run_id).read_status()
+            try:
+                status = suite.dir.run_dir(run.run_id).read_status()
+            except rundir.RunDirError:
+                continue
             if status.get("status") in rundir.FINAL and status.get("wall_s"):
                 walls.append(float(status["wall_s"]))
-        out[arm] = {"planned_s": plan["train_s"] + plan["eval_s"], "finished": len(walls),
+        out[arm] = {"planned_s": planned["train_s"] + planned["eval_s"], "finished": len(walls),
                     "actual_s": statistics.median(walls) if walls else None}
     return out

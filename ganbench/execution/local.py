@@ -10,8 +10,11 @@ the exit code, and a new worker takes its place. A run whose lock another proces
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import queue
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -103,7 +106,11 @@ class LocalExecutor:
                     on_update(states)
         except KeyboardInterrupt:
             for worker in pool.values():
-                worker.process.join(timeout=10)  # the terminal's Ctrl-C reached them too: let them save status
+                worker.process.join(timeout=5)  # the terminal's Ctrl-C reached them too: let them save status
+                if worker.process.is_alive():  # the driver alone was stopped (SIGTERM): pass it on as Ctrl-C
+                    with contextlib.suppress(OSError):
+                        os.kill(worker.process.pid, signal.SIGINT)
+                    worker.process.join(timeout=10)
                 if worker.process.is_alive():
                     worker.process.terminate()
                     worker.process.join()

@@ -15,9 +15,10 @@ from ganbench import rundir
 from ganbench.config import fusion_key, structure_key, training_only
 from ganbench.execution.jobs import RunState, Update, default_workers, make_jobs, run_threads
 from ganbench.execution.local import Executor, LocalExecutor
-from ganbench.rundir import FINAL, RunDir
+from ganbench.rundir import FINAL, RunDir, RunDirError
 from ganbench.study.design import roman
 from ganbench.study.suite import Run, Suite, SuiteError, did_you_mean
+from ganbench.suitedir import COMPUTE
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def select_runs(suite: Suite, selection: Selection) -> list[Run]:
 
 
 def write_manifest(suite: Suite) -> None:
-    rundir.write_json(suite.results_dir / "suite.json", {
+    suite.dir.write_manifest({
         "name": suite.name, "suite_file": str(suite.path), "description": suite.description,
         "seeds": list(suite.seeds), "budget": {"kind": suite.budget.kind, "amount": suite.budget.amount,
                                                "device": suite.budget.device, "text": suite.budget.describe()},
@@ -60,15 +61,21 @@ def pending_runs(suite: Suite, selection: Selection) -> list[Run]:
 
 
 def run_states(suite: Suite, runs: Sequence[Run]) -> list[RunState]:
-    """One state per distinct run id (two arms with the same config share one run)."""
-    dirs = suite.run_dirs()
+    """One state per distinct run id (two arms with the same config share one run). A run whose
+    directory cannot be used (a symlink out of the results directory) is 'failed' with the reason
+    and never trained; the others go on."""
     states, seen = [], set()
     for run in runs:
         if run.run_id in seen:
             continue
         seen.add(run.run_id)
-        status = RunDir(dirs[run.run_id]).read_status()
-        state = RunState(run, dirs[run.run_id])
+        try:
+            path = suite.dir.run_path(run.run_id)
+        except RunDirError as err:
+            states.append(RunState(run, suite.results_dir / "runs" / run.run_id, status="failed", error=str(err)))
+            continue
+        status = RunDir(path).read_status()
+        state = RunState(run, path)
         if status.get("status") in FINAL:
             state.status, state.step, state.error = status["status"], status.get("step", 0), status.get("error")
         states.append(state)
@@ -172,7 +179,7 @@ def estimate_step_seconds(runs: Sequence[Run], device: str, steps: int = 3) -> f
     return time_step([r.config for r in runs], device, run_threads(runs[0]), steps)
 
 
-COMPUTE_FILE = "compute.json"
+COMPUTE_FILE = COMPUTE
 
 
 def record_step_costs(suite: Suite, runs: Sequence[Run], device: str) -> None:
@@ -182,8 +189,7 @@ def record_step_costs(suite: Suite, runs: Sequence[Run], device: str) -> None:
     Arms already timed on this device type are not timed again."""
     from ganbench.devices import resolve
 
-    path = suite.results_dir / COMPUTE_FILE
-    recorded = rundir.read_json(path) if path.exists() else {}
+    recorded = suite.dir.read_compute()
     device_type = resolve(device).type
     arms = recorded.get("arms", {}) if recorded.get("device_type") == device_type else {}
     first = {}
@@ -194,7 +200,7 @@ def record_step_costs(suite: Suite, runs: Sequence[Run], device: str) -> None:
         return
     for run in todo:
         arms[run.arm] = {"step_seconds": estimate_step_seconds([run], device), "threads": run_threads(run)}
-    rundir.write_json(path, {"device": device, "device_type": device_type, "arms": arms,
+    suite.dir.write_compute({"device": device, "device_type": device_type, "arms": arms,
                              "method": "one run alone on fake data: after 2 warm-up steps, the faster of 2 "
                                        "blocks of 3 steps"})
 
@@ -205,16 +211,16 @@ def record_plan(suite: Suite, runs: Sequence[Run], device: str, workers: int, da
     measured times once runs finish."""
     from ganbench.execution.costs import PLAN_FILE, evaluations_per_run, time_evaluation, write_plan
 
-    if (suite.results_dir / PLAN_FILE).exists() or not runs:
+    if suite.dir.file(PLAN_FILE).exists() or not runs:
         return
-    timed = rundir.read_json(suite.results_dir / COMPUTE_FILE)["arms"]
+    timed = suite.dir.read_compute()["arms"]
     rows = []
     for run in runs:
         evaluations = evaluations_per_run(run.config)
         rows.append({"arm": run.arm, "estimate_s": timed[run.arm]["step_seconds"] * run.config.steps,
                      "eval_s": evaluations * time_evaluation(run.config, device, data_root)["seconds"]
                      if evaluations else 0.0})
-    write_plan(suite.results_dir, device, workers, rows)
+    write_plan(suite.dir, device, workers, rows)
 
 
 def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
@@ -226,8 +232,8 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
     from ganbench.execution.costs import evaluations_per_run, time_evaluation
 
     runs = select_runs(suite, selection)
-    states = [RunState(run, suite.results_dir / "runs" / run.run_id) for run in runs]
-    statuses = {s.run.run_id: RunDir(s.run_dir).read_status() for s in states}
+    states = run_states(suite, runs)
+    statuses = {s.run.run_id: observed_status(s) for s in states}
     for s in states:
         if statuses[s.run.run_id].get("status") in FINAL:
             s.status = statuses[s.run.run_id]["status"]
@@ -240,10 +246,11 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
     for run in runs:
         status = statuses[run.run_id]
         running = status.get("status") == "running"  # status.json's step lags its logs between checkpoints
-        step = RunDir(suite.results_dir / "runs" / run.run_id).last_logged_step() if running else status.get("step", 0)
+        step = RunDir(status["path"]).last_logged_step() if running else status.get("step", 0)
         row = {"arm": run.arm, "seed": run.seed, "run_id": run.run_id, "status": status.get("status", "pending"),
                "step": step, "steps": run.config.steps, "estimate_s": None, "eval_s": None,
-               "group": None, "phase": status.get("phase") if status.get("status") == "running" else None}
+               "group": None, "phase": status.get("phase") if status.get("status") == "running" else None,
+               "error": status.get("error")}
         if run.run_id in group_of:
             number, job = group_of[run.run_id]
             row["group"] = f"{number}" + (f" (×{len(job.runs)})" if len(job.runs) > 1 else "")
@@ -258,6 +265,21 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
                     if evaluations else 0.0
         rows.append(row)
     return rows
+
+
+def observed_status(state: RunState) -> dict[str, Any]:
+    """A run's status as a reader should show it: status.json, except that a run recorded
+    'running' whose lock no live process holds was stopped without a word (its driver was killed):
+    it reads 'interrupted' (the next `ganbench run` resumes it). Read-only: probes the lock."""
+    if state.error and state.status == "failed":  # unusable directory (run_states said why)
+        return {"status": "failed", "error": state.error, "path": state.run_dir}
+    run = RunDir(state.run_dir)
+    status = {**run.read_status(), "path": state.run_dir}
+    if status.get("status") == "running" and run.process_alive() is False:
+        status.update(status="interrupted", phase=None,
+                      error=f"status.json says running, but no process holds {run.file('.lock')}: it was stopped "
+                            "without recording why (killed); `ganbench run` resumes it from its checkpoint")
+    return status
 
 
 def design_lines(suite: Suite) -> list[str]:

@@ -74,6 +74,7 @@ for _kind in ("fid", "kid", "isc", "prc"):
 register_metric("modes", "fmnist")
 
 FMNIST_DATASETS = ("fashion-mnist", "fake")
+MIN_EVAL_SAMPLES = 10  # the fewest images an evaluation can be computed from (see config's range checks)
 FMNIST_DEFAULT = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "prc_fmnist", "modes_fmnist")
 
 

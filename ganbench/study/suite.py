@@ -23,6 +23,7 @@ for a typo, the closest valid name. Suites are read with `yaml.safe_load` (data,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from ganbench.config import ConfigError, TrainConfig, did_you_mean, run_id
 from ganbench.study.budget import Budget, StepPlanner, parse_budget
 from ganbench.study.design import DESIGNS, Design, add_one_in, explicit_arms, fractional_factorial, full_factorial, leave_one_out
 from ganbench.hacks import HACKS, dataset_defaults, preset_hacks, resolve_layers
+from ganbench.suitedir import SuiteDir, arm_name_problem
 
 SUITE_KEYS = ("name", "description", "dataset", "preset", "base", "hacks", "design", "designs", "arms", "seeds",
               "steps", "budget", "evaluation", "analysis", "results")
@@ -75,8 +77,10 @@ class Suite:
     def arms(self) -> list[str]:
         return [arm.name for design in self.designs for arm in design.arms]
 
-    def run_dirs(self) -> dict[str, Path]:
-        return {run.run_id: self.results_dir / "runs" / run.run_id for run in self.runs}
+    @property
+    def dir(self) -> SuiteDir:
+        """The owner of the suite's results directory (its files, their schemas, containment)."""
+        return SuiteDir(self.results_dir)
 
 
 def _fail(path: Path, where: str, message: str) -> SuiteError:
@@ -121,8 +125,10 @@ def _seeds(path: Path, value: Any) -> tuple[int, ...]:
     raise _fail(path, "seeds", f"expected a count or a list of non-negative integers, got {value!r}")
 
 
-def load_suite(path: str | Path, results_root: str | Path = "results") -> Suite:
-    """Read, check and expand a suite file."""
+def load_suite(path: str | Path, results_root: str | Path = "results", record_budget: bool = False) -> Suite:
+    """Read, check and expand a suite file. Writes nothing unless `record_budget`: then a seconds
+    budget timed now is kept in budget.json, under the suite's lock, so that two sweeps started
+    together time it once and agree on every arm's steps (`ganbench run` asks for this)."""
     path = Path(path)
     if not path.is_file():
         raise SuiteError(f"{path}: no such suite file")
@@ -139,7 +145,24 @@ def load_suite(path: str | Path, results_root: str | Path = "results") -> Suite:
     designs = _designs(path, data)
     seeds = _seeds(path, data.get("seeds", 1))
     results_dir = _results_dir(path, data, results_root, name)
-    planner = StepPlanner(budget, results_dir)
+    timed_here = record_budget and budget.kind == "seconds"
+    with SuiteDir(results_dir).locked("budget") if timed_here else contextlib.nullcontext():
+        try:
+            planner = StepPlanner(budget, SuiteDir(results_dir))
+        except (ValueError, RuntimeError) as err:  # a corrupt budget.json or suite.json, named
+            raise SuiteError(f"{path}: budget: {err}") from None
+        runs = _expand(path, designs, seeds, base, budget, planner)
+        if timed_here:
+            planner.save()
+    suite = Suite(name, path, str(data.get("description", "")), designs, seeds, results_dir, tuple(runs),
+                  dataclasses.replace(budget, amount=budget.amount or runs[0].config.steps), _analysis(path, data))
+    _check_analysis_measured(suite)
+    return suite
+
+
+def _expand(path: Path, designs: tuple[Design, ...], seeds: tuple[int, ...], base: dict[str, Any], budget: Budget,
+            planner: StepPlanner) -> list[Run]:
+    """arms × seeds → runs with resolved configs and run ids."""
     runs = []
     for design in designs:
         for arm in design.arms:
@@ -156,9 +179,27 @@ def load_suite(path: str | Path, results_root: str | Path = "results") -> Suite:
                 except ConfigError as err:
                     raise _fail(path, where, str(err)) from None
                 runs.append(Run(run_id(cfg), arm.name, seed, cfg, arm.hacks, design.preset))
-    planner.save()
-    return Suite(name, path, str(data.get("description", "")), designs, seeds, results_dir, tuple(runs),
-                 dataclasses.replace(budget, amount=budget.amount or runs[0].config.steps), _analysis(path, data))
+    return runs
+
+
+def _check_analysis_measured(suite: Suite) -> None:
+    """The pre-declared primary and verdict metrics must be values some run measures: caught now,
+    not after the sweep."""
+    from ganbench.metrics.registry import METRICS, parse_metrics
+
+    measured: set[str] = set()
+    for run in suite.runs:
+        cfg = run.config
+        for name in parse_metrics(cfg.metrics, cfg.dataset):
+            measured |= set(METRICS[name].higher_is_better)
+            if cfg.fid_infinity and METRICS[name].kind == "fid":
+                measured.add(name.replace("fid", "fid_infinity", 1))
+    declared = [("primary", suite.analysis["primary"])] if "primary" in suite.analysis else []
+    declared += [("verdicts", name) for name in suite.analysis.get("verdicts", [])]
+    for key, name in declared:
+        if name not in measured:
+            raise _fail(suite.path, f"analysis.{key}", f"'{name}' is not measured by any run of this suite "
+                                                      f"(its metrics give {', '.join(sorted(measured)) or 'nothing'})")
 
 
 def _budget(path: Path, data: dict) -> Budget:
@@ -180,6 +221,11 @@ def _analysis(path: Path, data: dict) -> dict[str, Any]:
     from ganbench.metrics.registry import METRICS, OPTIONAL_OUTPUTS
 
     spec = _check_keys(path, "analysis", data.get("analysis") or {}, ANALYSIS_KEYS)
+    if "verdicts" in spec and (not isinstance(spec["verdicts"], list) or not spec["verdicts"]):
+        raise _fail(path, "analysis.verdicts", f"expected a list of metric values, e.g. [fid_fmnist, kid_fmnist], "
+                                               f"got {spec['verdicts']!r}")
+    if "primary" in spec and not isinstance(spec["primary"], str):
+        raise _fail(path, "analysis.primary", f"expected one metric value such as fid_fmnist, got {spec['primary']!r}")
     known = {v for m in METRICS.values() for v, d in m.higher_is_better.items() if d is not None} | set(OPTIONAL_OUTPUTS)
     names = ([spec["primary"]] if "primary" in spec else []) + list(spec.get("verdicts") or [])
     for name in names:
@@ -199,6 +245,9 @@ def _designs(path: Path, data: dict) -> tuple[Design, ...]:
         designs = []
         for part_name, spec in parts.items():
             where = f"designs.{part_name}"
+            problem = arm_name_problem(str(part_name))
+            if problem or ":" in str(part_name):
+                raise _fail(path, where, (problem or "a part name cannot hold ':'").replace("arm name", "part name"))
             spec = _check_keys(path, where, spec, PART_KEYS)
             design = _design(path, where, spec, data.get("preset", "vanilla"), data.get("hacks"), None)
             arms = tuple(dataclasses.replace(a, name=f"{part_name}:{a.name}") for a in design.arms)
@@ -217,15 +266,27 @@ def _base_knobs(path: Path, data: dict) -> dict[str, Any]:
         if key in data:
             base[knob] = data[key]
     evaluation = _check_keys(path, "evaluation", data.get("evaluation") or {}, tuple(EVAL_KEYS))
-    if "protocol" in evaluation:  # a literature protocol sets its knobs; the keys beside it must agree with them
+    for key, value in evaluation.items():
+        if key == "metrics" and isinstance(value, list):
+            if not all(isinstance(m, str) for m in value):
+                raise _fail(path, "evaluation.metrics", f"expected metric names (e.g. [fid_fmnist, kid_fmnist]), got "
+                                                        f"{value!r}")
+            value = ",".join(value)
+        base[EVAL_KEYS[key]] = value
+    if "protocol" in evaluation:  # a literature protocol sets its knobs; what the suite sets must agree with them
         from ganbench.metrics.protocols import get_protocol
 
         try:
-            base.update(get_protocol(str(evaluation["protocol"])).knobs)
+            knobs = get_protocol(str(evaluation["protocol"])).knobs
         except ConfigError as err:
             raise _fail(path, "evaluation.protocol", str(err)) from None
-    for key, value in evaluation.items():
-        base[EVAL_KEYS[key]] = ",".join(value) if isinstance(value, list) else value
+        explicit = {knob: key for key, knob in EVAL_KEYS.items() if key in evaluation}
+        for knob, value in knobs.items():
+            if knob in base and base[knob] != value and knob != "eval_protocol":
+                where = f"evaluation.{explicit[knob]}" if knob in explicit else f"base.{knob}"
+                raise _fail(path, where, f"{base[knob]!r} conflicts with evaluation.protocol "
+                                         f"'{evaluation['protocol']}', which sets {knob}={value!r}; remove one of them")
+        base.update(knobs)
     try:  # checked as a run would see it: the dataset's network defaults under the suite's own knobs
         dataset = str(base.get("dataset", TrainConfig.dataset))
         TrainConfig().replace(**{**dataset_defaults(dataset, base), **base})
@@ -276,6 +337,9 @@ def _explicit(path: Path, arms_raw: Any, from_preset: tuple[str, ...], reference
         hacks = _hack_list(path, f"arms.{arm_name}.hacks", spec.get("hacks"))
         overrides = _check_keys(path, f"arms.{arm_name}.set", spec.get("set") or {},
                                 TrainConfig.__dataclass_fields__)
+        problem = arm_name_problem(str(arm_name))
+        if problem:
+            raise _fail(path, f"arms.{arm_name}", problem)
         arms[str(arm_name)] = (hacks, overrides)
     if reference is not None and reference not in arms:
         raise _fail(path, "design.reference", f"no arm named '{reference}'{did_you_mean(str(reference), arms)}")

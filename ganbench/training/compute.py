@@ -12,6 +12,7 @@ so step seconds are timed alone, the way `ganbench plan` times them.
 from __future__ import annotations
 
 import functools
+import statistics
 import time
 from typing import Any, Sequence
 
@@ -48,12 +49,10 @@ def _counted(key: tuple, cfg: TrainConfig) -> tuple[tuple[str, Any], ...]:
             ("flop_method", FLOP_METHOD))
 
 
-def time_step(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int = 3, warmup: int = 2,
-              repeats: int = 2) -> float:
-    """Seconds per training step of `cfgs` trained together (one run: GanTrainer; several of
-    one fusion key: FusedTrainer) on this machine, on fake data, with `threads` CPU threads:
-    after `warmup` untimed steps (allocations, cuDNN autotuning, CUDA graph capture), the
-    fastest of `repeats` blocks of `steps` steps, since anything else running only adds time."""
+def _block_seconds(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int, warmup: int,
+                   repeats: int) -> list[float]:
+    """Seconds per step of `repeats` timed blocks of `steps` steps each, after `warmup` untimed steps
+    (allocations, cuDNN autotuning, CUDA graph capture), of `cfgs` trained together on fake data."""
     from ganbench.data.datasets import fake_images
     from ganbench.training.loop import make_trainer
 
@@ -71,4 +70,26 @@ def time_step(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int
             out = trainer.step(step)
         out.tolist()
         blocks.append((time.perf_counter() - start) / steps)
-    return min(blocks)
+    return blocks
+
+
+def time_step(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int = 3, warmup: int = 2,
+              repeats: int = 2) -> float:
+    """Seconds per training step of `cfgs` trained together (one run: GanTrainer; several of
+    one fusion key: FusedTrainer) on this machine, on fake data, with `threads` CPU threads:
+    the fastest of `repeats` blocks of `steps` steps, since anything else running only adds time."""
+    return min(_block_seconds(cfgs, device, threads, steps, warmup, repeats))
+
+
+def time_step_robustly(cfg: TrainConfig, device: str, threads: int, steps: int = 4, warmup: int = 3,
+                       repeats: int = 7) -> dict[str, Any]:
+    """A step time that a budget can rest on: the median of `repeats` blocks (robust to a stray slow
+    block either way), with their relative spread, so that a suite says how repeatable its steps are."""
+    from ganbench import devices
+
+    devices.resolve(device)  # a budget timed on a missing GPU fails here, saying so
+    blocks = sorted(_block_seconds([cfg], device, threads, steps, warmup, repeats))
+    median = statistics.median(blocks)
+    return {"seconds_per_step": median, "spread": round((blocks[-1] - blocks[0]) / median, 4),
+            "method": f"median of {repeats} blocks of {steps} steps after {warmup} warm-up steps, one run alone on "
+                      f"fake data, {threads} thread(s) on {device}; spread = (slowest - fastest) / median"}

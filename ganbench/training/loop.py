@@ -203,6 +203,7 @@ def _open(spec: RunSpec, device: torch.device, fresh: bool = False) -> _Opened |
     rd = RunDir(spec.run_dir)
     rd.acquire()
     try:
+        rd.refuse_links()
         if fresh:
             rd.reset()
         rd.check_identity(spec.cfg.to_dict(), IDENTITY_KNOBS, TrainConfig().to_dict(), {"device_type": device.type})
@@ -275,16 +276,13 @@ def train_group(specs: Sequence[RunSpec], *, data_root: str | Path | None = None
     return [o or {"status": "failed", "error": "not trained"} for o in outcomes]
 
 
-def _start(opened: _Opened, device: torch.device, threads: int, group: int) -> dict[str, Any]:
+def _start(opened: _Opened, device: torch.device, threads: int) -> dict[str, Any]:
     """Write the run's config.json and its 'running' status; returns the status dict."""
     cfg, rd = opened.spec.cfg, opened.rd
     status: dict[str, Any] = {"status": "running", "step": 0, "steps": cfg.steps, "error": None,
                               "started_at": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
-    if group > 1:
-        status["fused_group"] = group  # trained as one of `group` runs in one stacked network
     if opened.warnings:
         status["warnings"] = list(opened.warnings)
-    status["compute"] = step_compute(cfg)  # FLOPs per step and parameter counts, for equal-compute comparisons
     execution = {"device": str(device), "device_type": device.type, "threads": threads}
     rd.write_config({"run_id": run_id(cfg), "config": cfg.to_dict(), "preset": opened.spec.preset,
                      "hacks": list(opened.spec.hacks), "execution": execution, "provenance": provenance(device)})
@@ -309,8 +307,10 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
     torch.set_num_threads(threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    statuses = [_start(o, device, threads, len(runs)) for o in runs]
+    statuses = [_start(o, device, threads) for o in runs]
     try:
+        for cfg, status in zip(cfgs, statuses):  # after status.json exists: a network that cannot step fails here
+            status["compute"] = step_compute(cfg)  # FLOPs per step and parameter counts, for equal compute
         evaluators = [make_evaluator(cfg, device, data_root) for cfg in cfgs]  # a bad metric fails before training
         images, info = resources.training_images(cfgs[0], device, data_root)
         for o, status in zip(runs, statuses):
@@ -322,6 +322,10 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
         for i, (state, _) in enumerate(checkpoints):
             by_start.setdefault(state["step"] if state else 0, []).append(i)
         for members in by_start.values():
+            for i in members:  # the group each run is really trained in (a resume may split a fused job)
+                statuses[i].pop("fused_group", None)
+                if len(members) > 1:
+                    statuses[i]["fused_group"] = len(members)
             trainer = make_trainer([cfgs[i] for i in members], images, device)
             recorders = [Recorder(k, cfgs[i], runs[i].rd, statuses[i], evaluators[i], runs[i].spec.progress)
                          for k, i in enumerate(members)]
