@@ -706,7 +706,9 @@ def tensorboard_command(
         with Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                       console=console, transient=True) as bar:
             task = bar.add_task("runs", total=None, info="")
-            result = export(target, logdir, force, lambda i, n, name: bar.update(task, completed=i, total=n, info=name))
+            with _say_damaged_files():
+                result = export(target, logdir, force,
+                                lambda i, n, name: bar.update(task, completed=i, total=n, info=name))
     except (TensorBoardMissing, FileNotFoundError, RunDirError) as err:
         fail(str(err))
     console.print(f"{result['runs']} runs: {result['written']} written, {result['unchanged']} unchanged → "
@@ -720,12 +722,15 @@ def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("result
     from ganbench.execution.costs import planned_vs_actual
     from ganbench.execution.sweep import plan_rows
 
-    suite, selection, _ = _load(suite_file, results_root, None, None)
-    rows = plan_rows(suite, selection, estimate=False, device="cpu")  # jobs of one run: status needs no grouping
+    suite, selection, _ = _load(suite_file, results_root, None, None, record_budget=False)
+    try:
+        rows = plan_rows(suite, selection, estimate=False, device="cpu")  # jobs of one run: no grouping needed
+        comparison = planned_vs_actual(suite)
+    except RunDirError as err:
+        fail(str(err))
     counts: dict[str, int] = {}  # from the run files, as the rows (run_states calls any unfinished run pending)
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    comparison = planned_vs_actual(suite)
     if as_json:
         return print_json({"suite": suite.name, "counts": counts, "runs": rows, "planned_vs_measured": comparison})
     labels = _arm_labels(suite.arms, {row["arm"] for row in rows})
@@ -771,22 +776,31 @@ def report_command(
     else:
         results_dir = target
     name = results_dir.resolve().name
-    import warnings
-
-    from ganbench.rundir import CorruptLineWarning
-
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CorruptLineWarning)
+        with _say_damaged_files():
             readme = build_report(results_dir, out or Path("reports") / name, metric, format_.split(","))
-        for w in caught:
-            if issubclass(w.category, CorruptLineWarning):
-                err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False)
         if update_readme:
             fill_readme(update_readme, readme.parent, name)
     except (FileNotFoundError, ValueError, RunDirError) as err:
         fail(str(err))
     console.print(f"[green]report[/] → {readme}", highlight=False)
+
+
+@contextlib.contextmanager
+def _say_damaged_files() -> Iterator[None]:
+    """Damaged files met on the way (a `CorruptLineWarning` names each) are said once each on
+    stderr, also when the command then fails; the command goes on with the rest."""
+    import warnings
+
+    from ganbench.rundir import CorruptLineWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CorruptLineWarning)
+        try:
+            yield
+        finally:
+            for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, CorruptLineWarning)):
+                err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 def _warn_if_stale(suite: Any) -> None:
@@ -832,7 +846,8 @@ def compare_command(
             console.print(table)
             return
         suite, _, _ = _load(suite_file, results_root, None, None)
-        frame = compare_arms(suite.results_dir, a, b, metric)
+        with _say_damaged_files():
+            frame = compare_arms(suite.results_dir, a, b, metric)
     except (FileNotFoundError, ValueError, KeyError) as err:
         fail(str(err))
     console.print(frame.to_string(index=False), highlight=False)

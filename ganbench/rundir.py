@@ -75,8 +75,9 @@ class RunDir:
                 raise CorruptFile(f"{path}: status {status.get('status')!r} is not one of {', '.join(STATUSES)}")
             return status
         except (RunDirError, OSError) as err:
+            reason = str(err).replace(f"{path}: ", "", 1).replace(f"{path} ", "", 1)
             return {"status": "failed", "corrupt_status": True,
-                    "error": f"{path} is unreadable ({err}); the run resumes from its checkpoint"}
+                    "error": f"{path} is unreadable ({reason}); the run resumes from its checkpoint"}
 
     def write_status(self, status: Mapping[str, Any]) -> None:
         """Write status.json atomically; on a full disk, rewrite it in place as a last resort (so

@@ -47,9 +47,9 @@ def test_tidy_results_keep_every_run(report):
     assert set(frame["arm"]) == {"plain", "smooth", "exploding"}
     assert (frame.loc[frame["arm"] == "exploding", "status"] == "diverged").all()
     assert frame["hack_label_smoothing"].any() and "knob_lr_d" in frame and "weights_sha256" in frame
-    on_disk = pd.read_parquet(report / "results" / "rep" / "results.parquet")
+    on_disk = pd.read_parquet(report / "report" / "results.parquet")  # beside the report, not in the results
     assert len(on_disk) == len(frame)
-    assert (report / "results" / "rep" / "results.csv").exists()
+    assert (report / "report" / "results.csv").exists() and not (report / "results" / "rep" / "results.csv").exists()
 
 
 def test_report_files_and_diverged_arm(report):

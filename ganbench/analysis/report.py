@@ -688,6 +688,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
                 _write_table(out_dir, f"{label}_{suffix}", extra, f"{manifest['name']} ({label}): {title}", formats)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a warning in a figure is a bug in the report
+            warnings.simplefilter("always", rundir.CorruptLineWarning)  # a damaged sample grid is the data's
             figures = [forest_plot(part, result.verdict_metrics, out_dir / "figures" / f"{label}_forest"),
                        main_effects_plot(part, main, out_dir / "figures" / f"{label}_main_effects"),
                        interaction_heatmap(part, main, out_dir / "figures" / f"{label}_interactions"),

@@ -17,6 +17,7 @@ machine), which is how the tests exercise it.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -118,10 +119,29 @@ class SlurmExecutor:
         try:
             outcomes = task.result()
         except Exception as err:  # the task died (killed, node lost, timed out too often): runs resume next time
-            lines = str(err).strip().splitlines()
-            reason = f"SLURM task {task.job_id}: {type(err).__name__}: {lines[-1] if lines else ''}"
+            reason = task_failure(task, err)
             for state in job_states:
                 record_end(state, reason)
             return
         for state in job_states:
             record_outcome(state, outcomes.get(state.run.run_id, {"status": "failed", "error": "no outcome"}))
+
+
+_TELLING = re.compile(r"error|exception|killed|signal|cancel|timeout|time limit|oom|out of memory|preempt", re.I)
+
+
+def task_failure(task: Any, err: BaseException) -> str:
+    """Why a SLURM task ended without a result, as a run's error: the task's state, the most telling
+    line of submitit's error (its last lines are often its own log, e.g. 'Loading pickle: …') and the
+    path of the task's log, where the whole story is."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    cause = ([line for line in lines if _TELLING.search(line)] or lines or [""])[-1][:300]
+    try:
+        state = task.state
+    except Exception:  # sacct unreachable: the state is unknown, the rest still helps
+        state = "UNKNOWN"
+    try:
+        log = str(task.paths.stderr)
+    except Exception:
+        log = "unknown"
+    return f"SLURM task {task.job_id} ended {state}: {type(err).__name__}: {cause} (log: {log})"

@@ -48,6 +48,8 @@ def _evaluate_locked(run_dir: Path, dev: torch.device, metrics: str | None, samp
     names = parse_metrics(metrics if metrics is not None else cfg.metrics, cfg.dataset)
     if not names:
         raise ValueError("no metric to compute: pass --metrics")
+    if samples is not None:  # checked as a run's own count would be (ConfigError names the knob and the minimum)
+        cfg.replace(metrics=",".join(names), eval_samples=samples, fid_infinity=False, eval_protocol="")
     rows = evaluate(FidelityGenerator(net_g, cfg), names, Reference.for_config(cfg, data_root),
                     samples=samples or cfg.eval_samples, seed=cfg.seed, device=dev,
                     inception_weights=cfg.inception_weights or None)

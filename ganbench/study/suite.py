@@ -82,6 +82,10 @@ class Suite:
         """The owner of the suite's results directory (its files, their schemas, containment)."""
         return SuiteDir(self.results_dir)
 
+    def run_dirs(self) -> dict[str, Path]:
+        """run id → its checked directory (`SuiteDir.run_path`)."""
+        return {run.run_id: self.dir.run_path(run.run_id) for run in self.runs}
+
 
 def _fail(path: Path, where: str, message: str) -> SuiteError:
     return SuiteError(f"{path}: {where}: {message}")
