@@ -246,9 +246,9 @@ def fusion_key(cfg: TrainConfig) -> tuple[Any, ...] | None:
 
 
 def training_only(cfg: TrainConfig, **changes: Any) -> TrainConfig:
-    """`cfg` with evaluation off (and so no evaluation protocol to follow), for timing or
+    """`cfg` with evaluation off (and so no evaluation protocol to follow, nor FID∞), for timing or
     counting its training step."""
-    return cfg.replace(metrics="none", eval_protocol="", **changes)
+    return cfg.replace(metrics="none", eval_protocol="", fid_infinity=False, **changes)
 
 
 def knob_choices(name: str) -> tuple[Any, ...] | None:

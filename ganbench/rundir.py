@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Mapping, get_args
 
@@ -47,6 +48,91 @@ class ConfigMismatch(RunDirError):
 
 
 # --- One run directory -------------------------------------------------------------------------
+
+# What each status may become (completed and diverged are final: only --fresh starts them over).
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "pending": ("running", "failed"), "running": ("completed", "diverged", "failed", "interrupted"),
+    "failed": ("running", "failed", "interrupted"), "interrupted": ("running", "failed", "interrupted"),
+    "completed": (), "diverged": (),
+}
+
+
+class BadTransition(RunDirError):
+    """A status change the lifecycle does not allow (e.g. a completed run set running)."""
+
+
+@dataclass
+class RunStatus:
+    """status.json as a typed record: the lifecycle state and its transitions, where the run is,
+    and what it has measured. Keys this version does not know are kept in `other` and written
+    back as they were."""
+
+    status: Status = "pending"
+    step: int = 0
+    steps: int | None = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    wall_s: float | None = None
+    host: str | None = None
+    pid: int | None = None
+    resumed_from: int | None = None
+    fused_group: int | None = None  # trained as one of this many runs in one stacked network
+    phase: dict[str, Any] | None = None  # while evaluating: images done, ETA
+    metrics: dict[str, Any] | None = None  # the last evaluation's values
+    last_stats: dict[str, Any] | None = None
+    compute: dict[str, Any] | None = None  # FLOPs per step, parameter counts
+    data: dict[str, Any] | None = None  # cache hit, load time, memory of the training data
+    warnings: list[str] = field(default_factory=list)
+    traceback: str | None = None
+    status_write_error: str | None = None
+    other: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> "RunStatus":
+        known = {f.name for f in fields(cls)} - {"other"}
+        out = cls(**{k: v for k, v in record.items() if k in known})
+        out.other = {k: v for k, v in record.items() if k not in known}
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as status.json holds it (unset fields left out, unknown keys kept)."""
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "other"}
+        record = {k: v for k, v in record.items() if v is not None and v != [] or k in ("status", "step", "error")}
+        return {**record, **self.other}
+
+    def _move(self, to: str, error: str | None) -> None:
+        if to not in TRANSITIONS[self.status]:
+            raise BadTransition(f"a {self.status} run cannot become {to}")
+        self.status, self.error = to, error  # type: ignore[assignment]
+
+    def start(self, steps: int) -> None:
+        self._move("running", None)
+        self.steps, self.started_at = steps, time.time()
+        self.host, self.pid = socket.gethostname(), os.getpid()
+
+    def complete(self) -> None:
+        self._move("completed", None)
+
+    def diverge(self, error: str) -> None:
+        self._move("diverged", error)
+
+    def fail(self, error: str, traceback: str | None = None) -> None:
+        self._move("failed", error)
+        self.traceback = traceback
+
+    def interrupt(self, error: str) -> None:
+        self._move("interrupted", error)
+
+    def finish(self) -> None:
+        """Stamp the end of this process's work on the run (whatever its state)."""
+        self.finished_at = time.time()
+        self.wall_s = round(self.finished_at - (self.started_at or self.finished_at), 3)
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
 
 class RunDir:
     """A run's directory: layout, status lifecycle, identity check, lock, logs, samples, checkpoint."""
@@ -79,10 +165,14 @@ class RunDir:
             return {"status": "failed", "corrupt_status": True,
                     "error": f"{path} is unreadable ({reason}); the run resumes from its checkpoint"}
 
-    def write_status(self, status: Mapping[str, Any]) -> None:
+    def read_record(self) -> RunStatus:
+        """status.json as a `RunStatus` (a corrupt one reads as a failed run whose error says so)."""
+        return RunStatus.from_json(self.read_status())
+
+    def write_status(self, status: "RunStatus | Mapping[str, Any]") -> None:
         """Write status.json atomically; on a full disk, rewrite it in place as a last resort (so
         the run is never left saying 'running'), then raise `DiskFull` all the same."""
-        record = dict(status)
+        record = status.to_json() if isinstance(status, RunStatus) else dict(status)
         if record.get("status", "pending") not in STATUSES:
             raise ValueError(f"status {record.get('status')!r} is not one of {STATUSES}")
         try:

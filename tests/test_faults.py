@@ -656,3 +656,36 @@ def test_26_the_inception_on_cpu_warning_comes_before_the_costly_work(tmp_path):
     assert any("Inception metrics" in line for line in seen), "".join(seen)
     assert elapsed < 30, f"warned after {elapsed:.1f} s"
     assert not (tmp_path / "fresh-cache" / "ganbench" / "noise_floor").exists()  # no noise floor before it
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_read_only_commands_leave_the_checkout_clean_and_the_quick_study_regenerates_identically(tmp_path):
+    # Acceptance of issue 21: `git status` is clean after plan/status/report/compare/tensorboard on the
+    # committed results; the quick study's report regenerates byte for byte; `run` trains nothing.
+    import subprocess
+
+    if not (REPO / ".git").exists() or not (REPO / "results" / "quick" / "suite.json").exists():
+        pytest.skip("needs the repository checkout with its committed results")
+
+    def porcelain() -> str:
+        return subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout
+
+    pytest.importorskip("tensorboard")
+    before = porcelain()
+    commands = [("plan", "suites/quick.yaml", "--device", "cpu", "--no-estimate"),
+                ("status", "suites/quick.yaml"),
+                ("report", "suites/quick.yaml", "--out", tmp_path / "quick"),
+                ("compare", "--suite", "suites/quick.yaml", "--", "-label_smoothing", "all"),
+                ("compare", "results/quick/runs/40bc010c5344", "results/quick/runs/6ac04defe225"),
+                ("run", "suites/quick.yaml", "--device", "cpu"),
+                ("tensorboard", "suites/quick.yaml", "--logdir", tmp_path / "tb")]
+    for args in commands:
+        result = cli(*args, cwd=REPO)
+        assert result.exit_code == 0, (args, result.output)
+        if args[0] == "run":
+            assert "42 already finished, 0 to train" in said(result)
+    assert porcelain() == before
+    assert digest(tmp_path / "quick") == digest(REPO / "reports" / "quick")

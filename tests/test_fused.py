@@ -135,7 +135,8 @@ def _changed(cfg: TrainConfig, name: str) -> TrainConfig | None:
 @pytest.mark.parametrize("name", KNOBS)
 def test_grouping_rule_covers_every_knob(name):
     """A knob that changes shapes or control flow never fuses; one that changes only numbers,
-    cadence or evaluation does (threads: CPU numbers depend on it; dropout: never fused)."""
+    cadence or evaluation does (threads: CPU numbers depend on it; checkpoint_every: a group must
+    checkpoint at one set of steps, or a resume splits it — defect 6 of issue 21; dropout: never fused)."""
     base = dcgan(arch="radford", image_size=32) if name == "image_size" else dcgan()
     if name == "eval_protocol":  # a protocol needs its evaluation knobs set first
         base = base.replace(metrics="fid", eval_samples=10_000, eval_reference_samples=10_000)
@@ -143,7 +144,7 @@ def test_grouping_rule_covers_every_knob(name):
     if other is None:
         pytest.skip(f"no other valid value of {name} on this base")
     splits = fusion_key(other) != fusion_key(base) or fusion_key(other) is None
-    assert splits == (KNOB_CATEGORIES[name] == "structure" or name == "threads"), name
+    assert splits == (KNOB_CATEGORIES[name] == "structure" or name in ("threads", "checkpoint_every")), name
     if name != "arch":  # (arch moves image_size with it)
         assert [k for k in KNOBS if getattr(other, k) != getattr(base, k)] == [name]
 

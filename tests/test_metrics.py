@@ -217,7 +217,7 @@ def test_cli_eval(finished_run):
 ])
 def test_cli_eval_errors(finished_run, imported_inception, monkeypatch, args, fragment):
     monkeypatch.setenv("GANBENCH_INCEPTION_WEIGHTS", imported_inception)
-    result = CliRunner().invoke(app, ["eval", str(finished_run), "--samples", "8", "--device", "cpu", *args],
+    result = CliRunner().invoke(app, ["eval", str(finished_run), "--samples", "16", "--device", "cpu", *args],
                                 env={"COLUMNS": "250"})
     assert result.exit_code != 0
     assert fragment in result.output

@@ -34,7 +34,8 @@ def read_events(directory):
     return acc
 
 
-def test_sweep_events_equal_the_jsonl_and_carry_hparams(tmp_path):
+def test_sweep_events_equal_the_jsonl_and_carry_hparams(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `run --tensorboard` writes to ./tensorboard/<suite>, as `ganbench tensorboard`
     suite = tmp_path / "tb.yaml"
     suite.write_text(SUITE)
     root = tmp_path / "results"
@@ -43,7 +44,8 @@ def test_sweep_events_equal_the_jsonl_and_carry_hparams(tmp_path):
     assert result.exit_code == 0, result.output
     assert "TensorBoard: 3 run(s) written" in " ".join(result.output.split())
     manifest = rundir.read_json(root / "tb" / "suite.json")
-    logdir = root / "tb" / "tensorboard"
+    logdir = tmp_path / "tensorboard" / "tb"
+    assert not (root / "tb" / "tensorboard").exists()  # nothing in the results but the run files
     for run in manifest["runs"]:
         run_dir = root / "tb" / "runs" / run["run_id"]
         acc = read_events(logdir / run["arm"] / f"seed0-{run['run_id']}")

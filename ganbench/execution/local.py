@@ -22,7 +22,7 @@ from typing import Any, Protocol, Sequence
 
 from ganbench.execution.jobs import Job, Placement, RunState, Update, make_jobs, run_threads
 from ganbench.execution.worker import worker_main
-from ganbench.rundir import RunDir
+from ganbench.rundir import RunDir, RunStatus
 
 
 class Executor(Protocol):
@@ -181,8 +181,12 @@ def record_end(state: RunState, reason: str) -> None:
     state.status, state.error = status.get("status", "running"), status.get("error")
     if state.status in ("running", "pending") or status.get("corrupt_status"):
         state.status, state.error = "failed", reason
+        record = RunStatus.from_json({**status, "status": "failed" if status.get("corrupt_status") else
+                                      status.get("status", "pending")})
+        record.other.pop("corrupt_status", None)  # the reason says what happened now
+        record.fail(reason)
         try:
-            run.write_status({**status, "status": "failed", "error": reason})
+            run.write_status(record)
         except OSError as err:  # the reason still reaches the user through the state
             state.error = f"{reason} (and status.json could not be written: {err})"
 

@@ -36,7 +36,7 @@ from ganbench.config import did_you_mean
 from ganbench.execution.jobs import Job, Placement, RunState, Update, make_jobs, run_threads
 from ganbench.execution.local import record_end, record_outcome, refresh_progress
 from ganbench.execution.worker import group_outcomes, outcome_of
-from ganbench.rundir import FINAL, RunDir
+from ganbench.rundir import FINAL, RunDir, RunStatus
 
 RESULTS_MODES = ("auto", "shared", "gather")
 INSTALL_HINT = "the Ray executor needs Ray: pip install 'ganbench[ray]' (or pip install 'ray[default]')"
@@ -258,6 +258,7 @@ class RayExecutor:
         run = RunDir(state.run_dir)
         status = run.read_status()
         if status and status.get("status") not in FINAL:
-            status.update(status="interrupted", error="interrupted by the user (Ctrl-C); re-run to resume")
-            run.write_status(status)
-            state.status, state.error = "interrupted", status["error"]
+            record = RunStatus.from_json(status)
+            record.interrupt("interrupted by the user (Ctrl-C); re-run to resume")
+            run.write_status(record)
+            state.status, state.error = "interrupted", record.error

@@ -10,8 +10,6 @@ completed, diverged (a non-finite statistic), failed (with the error) or interru
 from __future__ import annotations
 
 import math
-import os
-import socket
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from ganbench import devices
 from ganbench.config import IDENTITY_KNOBS, ConfigError, TrainConfig, run_id
 from ganbench.metrics.fidelity import Evaluator, make_evaluator, summarize
 from ganbench.provenance import provenance
-from ganbench.rundir import FINAL, RunDir, RunDirError, RunLocked
+from ganbench.rundir import FINAL, RunDir, RunDirError, RunLocked, RunStatus
 from ganbench.training.compute import step_compute
 from ganbench.training.protocol import STAT_NAMES, Diverged, Trainer
 from ganbench.training.resources import Resources
@@ -47,7 +45,7 @@ class Recorder:
     k: int
     cfg: TrainConfig
     run_dir: RunDir
-    status: dict[str, Any]
+    status: RunStatus
     evaluator: Evaluator | None
     progress: Progress | None = None
     start: int = 0
@@ -62,14 +60,14 @@ class Recorder:
         device = trainer.device
         self.acc = torch.zeros(len(STAT_NAMES), device=device)
         if why:
-            self.status.setdefault("warnings", []).append(why)
+            self.status.warnings.append(why)
         if state is None:  # a run that died before its first checkpoint starts over
             self.run_dir.clear_logs()
             return
         trainer.load_state_dict(self.k, state)
         self.start, self.count, self.acc = state["step"], state["count"], state["acc"].to(device)
         self.run_dir.truncate_logs(self.start)  # rows logged after the checkpoint are logged again, identically
-        self.status["resumed_from"] = self.start
+        self.status.resumed_from = self.start
 
     def record(self, trainer: Trainer, step: int, stats: torch.Tensor, noise: torch.Tensor) -> None:
         """Fold in this step's statistics and do whatever the cadence asks at `step`."""
@@ -89,9 +87,9 @@ class Recorder:
             rd.append_stats(row)
             self.acc.zero_()
             self.count = 0
-            self.status["step"] = step
-            self.status["last_stats"] = {k: v if not isinstance(v, float) or math.isfinite(v) else None
-                                         for k, v in row.items()}
+            self.status.step = step
+            self.status.last_stats = {k: v if not isinstance(v, float) or math.isfinite(v) else None
+                                      for k, v in row.items()}
             bad = [name for name, value in zip(STAT_NAMES, means) if not math.isfinite(value)]
             if bad:
                 raise Diverged(f"non-finite {', '.join(bad)} in steps {step - cfg.log_every + 1}–{step}")
@@ -99,9 +97,9 @@ class Recorder:
                 self.progress(step, cfg.steps, row)
         if self.evaluator and ((cfg.eval_every and step % cfg.eval_every == 0) or last):
             rows = self.evaluator(trainer.generator(self.k), step, self._evaluation_progress(step))
-            self.status.pop("phase", None)
+            self.status.phase = None
             rd.append_metrics(rows)
-            self.status["metrics"] = {"step": step, **summarize(rows)}
+            self.status.metrics = {"step": step, **summarize(rows)}
             rd.write_status(self.status)  # back to training, with the new metrics
         if (cfg.sample_every and step % cfg.sample_every == 0) or last:
             rd.save_grid(trainer.samples(self.k, noise), step)
@@ -116,7 +114,7 @@ class Recorder:
         started, last_write = time.time(), [0.0]
         phase = {"name": "evaluating", "step": step, "metrics": self.cfg.metrics, "samples_done": 0,
                  "samples_total": None, "started_at": started, "eta_s": None}
-        self.status["phase"] = phase
+        self.status.phase = phase
         self.run_dir.write_status(self.status)  # at once: a cold reference cache can take a while
 
         def on_samples(done: int, total: int) -> None:
@@ -133,9 +131,9 @@ class Recorder:
 
     def finish_metrics(self) -> None:
         """Resumed from the final checkpoint: the last evaluation is already on disk."""
-        if self.evaluator and "metrics" not in self.status:
+        if self.evaluator and self.status.metrics is None:
             rows = [r for r in self.run_dir.metric_rows() if r["step"] == self.cfg.steps]
-            self.status["metrics"] = {"step": self.cfg.steps, **summarize(rows)}
+            self.status.metrics = {"step": self.cfg.steps, **summarize(rows)}
 
 
 def drive(trainer: Trainer, recorders: Sequence[Recorder]) -> None:
@@ -157,7 +155,7 @@ def drive(trainer: Trainer, recorders: Sequence[Recorder]) -> None:
             try:
                 r.record(trainer, step, stats[r.k], noises[r.k])
             except Diverged as err:
-                r.status.update(status="diverged", error=str(err))
+                r.status.diverge(str(err))
                 r.active = False
                 trainer.stop(r.k)
                 continue
@@ -276,13 +274,11 @@ def train_group(specs: Sequence[RunSpec], *, data_root: str | Path | None = None
     return [o or {"status": "failed", "error": "not trained"} for o in outcomes]
 
 
-def _start(opened: _Opened, device: torch.device, threads: int) -> dict[str, Any]:
-    """Write the run's config.json and its 'running' status; returns the status dict."""
+def _start(opened: _Opened, device: torch.device, threads: int) -> RunStatus:
+    """Write the run's config.json and its 'running' status; returns the status record."""
     cfg, rd = opened.spec.cfg, opened.rd
-    status: dict[str, Any] = {"status": "running", "step": 0, "steps": cfg.steps, "error": None,
-                              "started_at": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
-    if opened.warnings:
-        status["warnings"] = list(opened.warnings)
+    status = RunStatus(warnings=list(opened.warnings))
+    status.start(cfg.steps)
     execution = {"device": str(device), "device_type": device.type, "threads": threads}
     rd.write_config({"run_id": run_id(cfg), "config": cfg.to_dict(), "preset": opened.spec.preset,
                      "hacks": list(opened.spec.hacks), "execution": execution, "provenance": provenance(device)})
@@ -310,11 +306,11 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
     statuses = [_start(o, device, threads) for o in runs]
     try:
         for cfg, status in zip(cfgs, statuses):  # after status.json exists: a network that cannot step fails here
-            status["compute"] = step_compute(cfg)  # FLOPs per step and parameter counts, for equal compute
+            status.compute = step_compute(cfg)  # FLOPs per step and parameter counts, for equal compute
         evaluators = [make_evaluator(cfg, device, data_root) for cfg in cfgs]  # a bad metric fails before training
         images, info = resources.training_images(cfgs[0], device, data_root)
         for o, status in zip(runs, statuses):
-            status["data"] = info  # cache hit, load time, memory: provenance and cost of the data
+            status.data = info  # cache hit, load time, memory: provenance and cost of the data
             o.rd.write_status(status)
         checkpoints = [o.rd.load_checkpoint() for o in runs]
         # Runs resuming from different steps cannot step together: one trainer per resume step.
@@ -323,9 +319,7 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
             by_start.setdefault(state["step"] if state else 0, []).append(i)
         for members in by_start.values():
             for i in members:  # the group each run is really trained in (a resume may split a fused job)
-                statuses[i].pop("fused_group", None)
-                if len(members) > 1:
-                    statuses[i]["fused_group"] = len(members)
+                statuses[i].fused_group = len(members) if len(members) > 1 else None
             trainer = make_trainer([cfgs[i] for i in members], images, device)
             recorders = [Recorder(k, cfgs[i], runs[i].rd, statuses[i], evaluators[i], runs[i].spec.progress)
                          for k, i in enumerate(members)]
@@ -333,24 +327,24 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
                 r.resume(trainer, *checkpoints[i])
             drive(trainer, recorders)
             for r in recorders:
-                if r.status["status"] == "running":
-                    r.status["status"] = "completed"
+                if r.status.status == "running":
+                    r.status.complete()
                     r.finish_metrics()
     except KeyboardInterrupt:
         for status in statuses:
-            if status["status"] not in FINAL:
-                status.update(status="interrupted", error="interrupted by the user (Ctrl-C); re-run to resume")
+            if status.status == "running":
+                status.interrupt("interrupted by the user (Ctrl-C); re-run to resume")
         raise
     except Exception as err:
         for status in statuses:
-            if status["status"] not in FINAL:
-                status.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+            if status.status == "running":
+                status.fail(f"{type(err).__name__}: {err}", traceback.format_exc())
         raise
     finally:
         for o, status in zip(runs, statuses):
-            status.update(finished_at=time.time(), wall_s=round(time.time() - status["started_at"], 3))
+            status.finish()
             try:
                 o.rd.write_status(status)
             except OSError as err:  # disk full: the caller still gets the cause, in the exception it sees
-                status["status_write_error"] = f"{o.rd.file('status.json')} could not be written: {err}"
-    return statuses
+                status.status_write_error = f"{o.rd.file('status.json')} could not be written: {err}"
+    return [status.to_json() for status in statuses]
