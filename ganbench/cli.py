@@ -160,8 +160,9 @@ def train_command(
 
         progress = _with_tensorboard(on_progress, out, out / "tensorboard") if tensorboard else on_progress
         try:
-            status = train(cfg, out, preset=preset, hacks=names, data_root=data_root, progress=progress,
-                           fresh=fresh)
+            with _sigterm_as_interrupt():
+                status = train(cfg, out, preset=preset, hacks=names, data_root=data_root, progress=progress,
+                               fresh=fresh)
         except (ConfigError, DataNotFoundError, RunDirError) as err:
             fail(str(err))
         except KeyboardInterrupt:
@@ -722,7 +723,7 @@ def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("result
     from ganbench.execution.costs import planned_vs_actual
     from ganbench.execution.sweep import plan_rows
 
-    suite, selection, _ = _load(suite_file, results_root, None, None, record_budget=False)
+    suite, selection, _ = _load(suite_file, results_root, None, None)
     try:
         rows = plan_rows(suite, selection, estimate=False, device="cpu")  # jobs of one run: no grouping needed
         comparison = planned_vs_actual(suite)
