@@ -287,6 +287,7 @@ def design_lines(suite: Suite) -> list[str]:
     lines = [f"{n_arms} arms × {len(suite.seeds)} seeds = {len(suite.runs)} runs "
              f"({len({r.run_id for r in suite.runs})} distinct configs); budget: {suite.budget.describe()}"]
     lines += dataset_default_lines(suite)
+    lines += budget_timing_lines(suite)
     for design in suite.designs:
         label = f"part '{design.name}': " if design.name else ""
         lines.append(f"{label}design {design.kind} from preset '{design.preset}', {len(design.arms)} arms, "
@@ -296,6 +297,20 @@ def design_lines(suite: Suite) -> list[str]:
             lines.append("  alias structure (effects of order ≤ 2 that cannot be told apart):")
             lines += [f"    {line}" for line in design.aliases]
     return lines
+
+
+def budget_timing_lines(suite: Suite) -> list[str]:
+    """For a seconds budget kept in budget.json: how its step times were measured and how far apart
+    the timed blocks were (the steps of every arm follow from them)."""
+    if suite.budget.kind != "seconds":
+        return []
+    recorded = suite.dir.read_budget() or {}
+    structures = list((recorded.get("structures") or {}).values())
+    if not structures:
+        return ["  step times: not recorded yet (`ganbench run` or `plan --save` times them once and keeps them)"]
+    spreads = [float(s.get("spread", 0.0)) for s in structures]
+    return [f"  step times: {len(structures)} network structure(s) timed on {recorded.get('device')}, "
+            f"{structures[0].get('method', '')}; spread {min(spreads):.0%}–{max(spreads):.0%}"]
 
 
 def dataset_default_lines(suite: Suite) -> list[str]:

@@ -40,7 +40,7 @@ class Budget:
         if self.kind == "flops":
             return f"equal compute: {self.amount:.3g} FLOPs per run (steps = FLOPs / the arm's FLOPs per step)"
         return (f"equal time: {self.amount:g} s per run on `{self.device}` (steps = seconds / the arm's step time, "
-                f"timed alone once and kept in {BUDGET_FILE})")
+                f"timed alone once per network structure and kept in {BUDGET_FILE})")
 
 
 def _number(value: Any) -> Any:
