@@ -364,15 +364,9 @@ def _check_ranges(cfg: TrainConfig) -> None:
     need(is_device_name(cfg.device), "device", SYNTAX)
     need(cfg.batch_size >= 2 or not (cfg.g_batch_norm or cfg.d_batch_norm or cfg.d_input_batch_norm), "batch_size",
          ">= 2 with batch norm (a batch of one image has no batch statistics)")
-    from ganbench.metrics.registry import METRICS, MIN_EVAL_SAMPLES, parse_metrics  # lazy: the registry imports this
+    from ganbench.metrics.registry import check_evaluation  # lazy: the registry imports this module
 
-    measured = parse_metrics(cfg.metrics, cfg.dataset)  # an unknown metric fails now, with a suggestion
-    if measured:
-        need(cfg.eval_samples >= MIN_EVAL_SAMPLES, "eval_samples", f">= {MIN_EVAL_SAMPLES} when metrics are computed "
-             "(IS splits the images 10 ways, precision/recall needs 4 neighbours, FID a covariance, FID∞ subsets of "
-             "N/5 >= 2 images)")
-    need(not cfg.fid_infinity or any(METRICS[m].kind == "fid" for m in measured), "fid_infinity",
-         f"off unless a FID metric is computed (metrics={cfg.metrics!r} has none)")
+    check_evaluation(cfg)  # an unknown metric, too few images or FID∞ without FID fail now, naming the knob
     if cfg.eval_protocol:
         from ganbench.metrics.protocols import protocol_problems
 

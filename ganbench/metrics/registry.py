@@ -9,7 +9,7 @@ analysis reads the direction from the rows first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from ganbench.config import ConfigError, did_you_mean
 
@@ -99,3 +99,16 @@ def higher_is_better(value_name: str) -> bool | None:
         if value_name in metric.higher_is_better:
             return metric.higher_is_better[value_name]
     raise KeyError(value_name)
+
+
+def check_evaluation(cfg: Any) -> None:
+    """The evaluation knobs of a config (`TrainConfig`) checked against the registry: known metrics,
+    enough images to compute them, FID∞ only beside a FID. `ConfigError` names the knob."""
+    measured = parse_metrics(cfg.metrics, cfg.dataset)  # an unknown metric fails with a suggestion
+    if measured and cfg.eval_samples < MIN_EVAL_SAMPLES:
+        raise ConfigError(f"bad value {cfg.eval_samples!r} for 'eval_samples': must be >= {MIN_EVAL_SAMPLES} when "
+                          "metrics are computed (IS splits the images 10 ways, precision/recall needs 4 neighbours, "
+                          "FID a covariance, FID∞ subsets of N/5 >= 2 images)")
+    if cfg.fid_infinity and not any(METRICS[m].kind == "fid" for m in measured):
+        raise ConfigError(f"bad value True for 'fid_infinity': must be off unless a FID metric is computed "
+                          f"(metrics={cfg.metrics!r} has none)")
