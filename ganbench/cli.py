@@ -744,7 +744,7 @@ def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("result
     console.print(table)
     _print_arm_legend(labels)
     if comparison is None:
-        console.print("no estimate to compare with: `ganbench plan` (or `ganbench run`) records one in "
+        console.print("no estimate to compare with: `ganbench plan --save` (or `ganbench run`) records one in "
                       f"{suite.results_dir}/plan.json", highlight=False)
     elif comparison:
         table = Table(title="planned vs measured seconds per run (median of the arm's finished runs)")
