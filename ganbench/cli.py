@@ -655,12 +655,13 @@ def _with_tensorboard(callback: Any, target: Path, logdir: Path | None = None) -
     """`callback` (a sweep's on_update, or train's progress) that also re-exports `target`'s changed
     runs to TensorBoard, at most every 30 s, once the target holds a run."""
     from ganbench.analysis.tensorboard import TensorBoardMissing, export
+    from ganbench.suitedir import SuiteDir
 
     last = [time.monotonic()]
 
     def wrapped(*args: Any) -> None:
         callback(*args)
-        ready = (target / "suite.json").exists() or (target / "config.json").exists()
+        ready = SuiteDir(target).has_manifest() or (target / "config.json").exists()
         if time.monotonic() - last[0] >= TENSORBOARD_EVERY_S and ready:
             last[0] = time.monotonic()
             try:

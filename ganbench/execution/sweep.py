@@ -18,7 +18,7 @@ from ganbench.execution.local import Executor, LocalExecutor
 from ganbench.rundir import FINAL, RunDir, RunDirError
 from ganbench.study.design import roman
 from ganbench.study.suite import Run, Suite, SuiteError, did_you_mean
-from ganbench.suitedir import COMPUTE
+from ganbench.suitedir import COMPUTE, RUNS
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def run_states(suite: Suite, runs: Sequence[Run]) -> list[RunState]:
         try:
             path = suite.dir.run_path(run.run_id)
         except RunDirError as err:
-            states.append(RunState(run, suite.results_dir / "runs" / run.run_id, status="failed", error=str(err)))
+            states.append(RunState(run, suite.dir.path / RUNS / run.run_id, status="failed", error=str(err)))
             continue
         status = RunDir(path).read_status()
         state = RunState(run, path)
@@ -155,7 +155,7 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
     here first only for the local executor: a cluster's nodes may see data this machine does
     not, and they build their caches themselves (under a file lock).
     """
-    rundir.ensure_writable(suite.results_dir / "runs")  # an unwritable root fails here, with a message
+    rundir.ensure_writable(suite.dir.path / RUNS)  # an unwritable root fails here, with a message
     write_manifest(suite)
     states = run_states(suite, select_runs(suite, selection))
     if executor is None:
