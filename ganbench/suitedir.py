@@ -105,11 +105,16 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     return Manifest(data, tuple(runs))
 
 
-def positive_number(value: Any, where: str) -> float:
-    """A finite number > 0 from a results file, else `CorruptFile` naming `where`."""
+def positive_number(value: Any, where: str, least: float = 0.0) -> float:
+    """A finite number > 0 (and >= `least`) from a results file, else `CorruptFile` naming `where`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise CorruptFile(f"{where}: {value!r} is not a finite number > 0")
+    if value < least:
+        raise CorruptFile(f"{where}: {value!r} is implausible (below {least:g}); expected a measured value")
     return float(value)
+
+
+MIN_STEP_SECONDS = 1e-6  # no GAN training step takes under a microsecond: a smaller "time" is a damaged file
 
 
 class SuiteDir:
@@ -170,13 +175,14 @@ class SuiteDir:
         for key, entry in (record.get("structures") or {}).items():
             if not isinstance(entry, dict):
                 raise CorruptFile(f"{path}: structures.{key} is not a mapping")
-            positive_number(entry.get("seconds_per_step"), f"{path}: structures.{key}.seconds_per_step")
+            positive_number(entry.get("seconds_per_step"), f"{path}: structures.{key}.seconds_per_step",
+                            MIN_STEP_SECONDS)
         for arm, entry in (record.get("arms") or {}).items():
             steps = entry.get("steps") if isinstance(entry, dict) else None
             if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
                 raise CorruptFile(f"{path}: arms.{arm}.steps: {steps!r} is not a whole number >= 1")
         for arm, value in (record.get("seconds_per_step") or {}).items():  # the first format: per arm
-            positive_number(value, f"{path}: seconds_per_step.{arm}")
+            positive_number(value, f"{path}: seconds_per_step.{arm}", MIN_STEP_SECONDS)
         return record
 
     def write_budget(self, record: dict[str, Any]) -> None:
