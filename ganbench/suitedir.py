@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ganbench.files import (CorruptFile, OutsideRoot, RunDirError, ensure_writable, flocked, inside, read_record,
-                            write_json)
+from ganbench.files import CorruptFile, ensure_writable, flocked, inside, read_record, write_json
 from ganbench.rundir import RunDir
 
 MANIFEST, BUDGET, COMPUTE, PLAN, RUNS = "suite.json", "budget.json", "compute.json", "plan.json", "runs"
@@ -233,6 +232,3 @@ class SuiteDir:
         with flocked(self.file(f".{what}.lock"), f"the suite's {what} lock"):
             yield
 
-
-__all__ = ["SuiteDir", "Manifest", "ManifestRun", "arm_name_problem", "check_run_id", "CorruptFile", "OutsideRoot",
-           "RunDirError", "MANIFEST", "BUDGET", "COMPUTE", "PLAN"]

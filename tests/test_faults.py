@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from ganbench import rundir
 from ganbench.cli import app
-from ganbench.execution.sweep import Selection, plan_rows, run_states, write_manifest
-from ganbench.files import CorruptFile, DiskFull, RunDirError
+from ganbench.execution.sweep import Selection, plan_rows, write_manifest
+from ganbench.files import DiskFull, RunDirError
 from ganbench.study.suite import SuiteError, load_suite
 from ganbench.training.loop import train
 from conftest import crash_at, tiny

@@ -23,10 +23,8 @@ from typing import Any, Sequence
 from ganbench import rundir
 from ganbench.config import TrainConfig
 from ganbench.metrics.registry import METRICS, parse_metrics
-from ganbench.suitedir import PLAN
 
 CALIBRATION = {"inception": 64, "fmnist": 500}  # images per timed evaluation, by the costliest extractor
-PLAN_FILE = PLAN  # owned by ganbench.suitedir
 
 
 def evaluations_per_run(cfg: TrainConfig, from_step: int = 0) -> int:

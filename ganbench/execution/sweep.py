@@ -6,7 +6,6 @@ run id belongs to which arm and seed; each run lives in `results/<suite>/runs/<r
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -18,7 +17,7 @@ from ganbench.execution.local import Executor, LocalExecutor
 from ganbench.rundir import FINAL, RunDir, RunDirError
 from ganbench.study.design import roman
 from ganbench.study.suite import Run, Suite, SuiteError, did_you_mean
-from ganbench.suitedir import COMPUTE, RUNS
+from ganbench.suitedir import PLAN, RUNS
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,6 @@ def estimate_step_seconds(runs: Sequence[Run], device: str, steps: int = 3) -> f
     return time_step([r.config for r in runs], device, run_threads(runs[0]), steps)
 
 
-COMPUTE_FILE = COMPUTE
 
 
 def record_step_costs(suite: Suite, runs: Sequence[Run], device: str) -> None:
@@ -209,9 +207,9 @@ def record_plan(suite: Suite, runs: Sequence[Run], device: str, workers: int, da
     """plan.json from this sweep's own measurements (compute.json's step times, the evaluation
     timed here), unless `ganbench plan` wrote one: `ganbench status` compares it with the
     measured times once runs finish."""
-    from ganbench.execution.costs import PLAN_FILE, evaluations_per_run, time_evaluation, write_plan
+    from ganbench.execution.costs import evaluations_per_run, time_evaluation, write_plan
 
-    if suite.dir.file(PLAN_FILE).exists() or not runs:
+    if suite.dir.file(PLAN).exists() or not runs:
         return
     timed = suite.dir.read_compute()["arms"]
     rows = []

@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ganbench.config import ConfigError, TrainConfig, did_you_mean, structure_key
@@ -25,7 +24,6 @@ from ganbench.files import RunDirError
 from ganbench.suitedir import BUDGET, SuiteDir
 
 KINDS = ("steps", "flops", "seconds")
-BUDGET_FILE = BUDGET
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class Budget:
         if self.kind == "flops":
             return f"equal compute: {self.amount:.3g} FLOPs per run (steps = FLOPs / the arm's FLOPs per step)"
         return (f"equal time: {self.amount:g} s per run on `{self.device}` (steps = seconds / the arm's step time, "
-                f"timed alone once per network structure and kept in {BUDGET_FILE})")
+                f"timed alone once per network structure and kept in {BUDGET})")
 
 
 def _number(value: Any) -> Any:
@@ -99,6 +97,7 @@ class StepPlanner:
         self.budget, self.suite_dir = budget, suite_dir
         self.structures: dict[str, dict[str, Any]] = {}
         self.arm_steps: dict[str, dict[str, Any]] = {}
+        self.first_format: dict[str, float] = {}  # arm → seconds per step: budget.json's first format
         self.changed = False
         if budget.kind != "seconds":
             return
@@ -107,16 +106,10 @@ class StepPlanner:
         if same and recorded.get("amount") in (None, budget.amount):
             self.structures = dict(recorded.get("structures") or {})
             self.arm_steps = dict(recorded.get("arms") or {})
-            self.first_format = dict(recorded.get("seconds_per_step") or {})  # arm → seconds, the first format
-        else:
-            self.first_format = {}
-            if recorded is None:
-                self.arm_steps = self._recovered()
-                self.changed = bool(self.arm_steps)
-
-    @property
-    def path(self) -> Path:
-        return self.suite_dir.file(BUDGET_FILE)
+            self.first_format = dict(recorded.get("seconds_per_step") or {})
+        elif recorded is None:
+            self.arm_steps = self._recovered()
+            self.changed = bool(self.arm_steps)
 
     def _recovered(self) -> dict[str, dict[str, Any]]:
         """arm → steps from the runs a previous sweep of this same budget started (suite.json maps
