@@ -31,7 +31,7 @@ CHILD = r"""
 import json, sys, time
 import numpy as np, torch
 from ganbench.data.cache import load_split, resident_mb
-from ganbench.data.datasets import Preprocess
+from ganbench.data.formats import Preprocess
 from ganbench.data.sampler import BatchSampler
 root, budget, batch = sys.argv[1], (None if sys.argv[2] == "none" else float(sys.argv[2])), int(sys.argv[3])
 before = resident_mb()

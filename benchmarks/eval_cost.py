@@ -21,7 +21,10 @@ import torch
 
 from ganbench.hacks import resolve
 from ganbench.metrics.extractors import resolve_inception_weights
-from ganbench.metrics.fidelity import METRICS, FidelityGenerator, Reference, evaluate, parse_metrics
+from ganbench.metrics.backend import FidelityGenerator
+from ganbench.metrics.fidelity import evaluate
+from ganbench.metrics.reference import Reference
+from ganbench.metrics.registry import METRICS, parse_metrics
 from ganbench.models import build_models
 
 

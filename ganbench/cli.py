@@ -252,7 +252,7 @@ def eval_command(
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
 ) -> None:
     """Re-evaluate a run's final generator; rows are appended to its metrics.jsonl (source: ganbench eval)."""
-    from ganbench.metrics.evaluation import evaluate_run
+    from ganbench.metrics.reevaluate import evaluate_run
 
     try:
         rows = evaluate_run(run_dir, metrics=metrics, samples=samples, reference_samples=reference_samples,
@@ -892,7 +892,7 @@ def data_prepare_command(
     """Decode a dataset's splits into the uint8 cache now (a sweep would do it on its first start)."""
     from ganbench.config import parse_value
     from ganbench.data.cache import load_split
-    from ganbench.data.datasets import Preprocess
+    from ganbench.data.formats import Preprocess
 
     try:
         prep = Preprocess(parse_value("image_size", size), parse_value("channels", channels),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ganbench.errors import ConfigError
+
 SYNTAX = "auto, cpu, cuda or cuda:N"
 
 
@@ -29,8 +31,6 @@ def resolve(name: str) -> Any:
     `ConfigError` that says what is here."""
     import torch
 
-    from ganbench.config import ConfigError
-
     if not is_device_name(name):
         raise ConfigError(f"device '{name}': expected {SYNTAX}")
     available, count = _cuda()
@@ -47,8 +47,6 @@ def resolve(name: str) -> Any:
 
 def expand(spec: str) -> list[str]:
     """A sweep's --device: 'auto' | 'cpu' | 'cuda' (every GPU) | 'cuda:0,1' → one name per device."""
-    from ganbench.config import ConfigError
-
     available, count = _cuda() if spec != "cpu" else (False, 0)
     if spec == "auto":
         spec = "cuda" if available else "cpu"

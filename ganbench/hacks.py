@@ -18,7 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from ganbench.config import ConfigError, TrainConfig, check_knob, did_you_mean, parse_value
+from ganbench.checks import check_resolved
+from ganbench.config import TrainConfig, check_knob, parse_value
+from ganbench.data.datasets import get_dataset
+from ganbench.errors import ConfigError, Registry
 
 RADFORD = "Radford, Metz & Chintala 2015, 'Unsupervised Representation Learning with DCGANs' (arXiv:1511.06434)"
 GANHACKS = "Chintala et al., 'How to Train a GAN? Tips and tricks' (github.com/soumith/ganhacks)"
@@ -41,46 +44,45 @@ class Hack:
     tags: tuple[str, ...] = field(default=())  # e.g. architecture, optimiser, labels, loss
 
 
-HACKS: dict[str, Hack] = {}
-PRESETS: dict[str, tuple[str, ...]] = {}
-
-
-def register_hack(hack: Hack) -> Hack:
-    """Add `hack` to the registry after checking its name, source and knobs."""
-    if not hack.name or not hack.name.isidentifier():
-        raise ConfigError(f"hack name {hack.name!r} must be a non-empty identifier")
-    if hack.name in HACKS:
-        raise ConfigError(f"hack '{hack.name}' is already registered")
+def _check_hack(name: str, hack: Hack) -> None:
+    """A hack must be an identifier, cite its source and set knobs that exist, to values they allow."""
+    if not name.isidentifier() or name != hack.name:
+        raise ConfigError(f"hack name {name!r} must be a non-empty identifier")
     if not hack.source.strip():
-        raise ConfigError(f"hack '{hack.name}' needs a non-empty source (paper, ganhacks item or seed)")
+        raise ConfigError(f"hack '{name}' needs a non-empty source (paper, ganhacks item or seed)")
     if not hack.sets:
-        raise ConfigError(f"hack '{hack.name}' sets no knob")
+        raise ConfigError(f"hack '{name}' sets no knob")
     for knob, value in hack.sets.items():
         try:
             check_knob(knob)
             parse_value(knob, value)
         except ConfigError as err:
-            raise ConfigError(f"hack '{hack.name}': {err}") from None
-    HACKS[hack.name] = hack
-    return hack
+            raise ConfigError(f"hack '{name}': {err}") from None
+
+
+def _check_preset(name: str, hacks: tuple[str, ...]) -> None:
+    for hack in hacks:
+        HACKS[hack]  # an unknown hack fails, with a suggestion
+
+
+HACKS: Registry[Hack] = Registry("hack", "see `ganbench hacks`", _check_hack)
+PRESETS: Registry[tuple[str, ...]] = Registry("preset", check=_check_preset)
+
+
+def register_hack(hack: Hack) -> Hack:
+    """Add `hack` to the registry after checking its name, source and knobs."""
+    return HACKS.register(hack.name, hack)
 
 
 def get_hack(name: str) -> Hack:
-    if name not in HACKS:
-        raise ConfigError(f"unknown hack '{name}'{did_you_mean(name, HACKS)}; see `ganbench hacks`")
     return HACKS[name]
 
 
 def register_preset(name: str, hacks: Iterable[str]) -> None:
-    hacks = tuple(hacks)
-    for hack in hacks:
-        get_hack(hack)
-    PRESETS[name] = hacks
+    PRESETS.register(name, tuple(hacks))
 
 
 def preset_hacks(name: str) -> tuple[str, ...]:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}'{did_you_mean(name, PRESETS)}; choose from {sorted(PRESETS)}")
     return PRESETS[name]
 
 
@@ -128,14 +130,12 @@ def resolve_layers(preset_layer: Iterable[str], hacks: Iterable[str] = (), base:
     changes = {**_merged_settings(from_preset), **dict(base or {}),
                **_merged_settings(n for n in names if n not in from_preset), **dict(overrides or {})}
     dataset = str(changes.get("dataset", TrainConfig.dataset))
-    return TrainConfig().replace(**{**dataset_defaults(dataset, changes), **changes}), names
+    return check_resolved(TrainConfig().replace(**{**dataset_defaults(dataset, changes), **changes})), names
 
 
 def dataset_defaults(dataset: str, explicit: Iterable[str] = ()) -> dict[str, Any]:
     """The network knobs `dataset` calls for (CIFAR-10: the Radford 32-px colour net; CelebA: 64 px),
     except those a preset, base, hack or override set (`explicit`)."""
-    from ganbench.data.datasets import get_dataset
-
     explicit = set(explicit)
     return {k: v for k, v in get_dataset(dataset).net_defaults.items() if k not in explicit}
 

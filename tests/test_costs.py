@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from ganbench import rundir
 from ganbench.cli import app
 from ganbench.execution import costs
-from ganbench.metrics import fidelity
+from ganbench.metrics import evaluator
 
 from conftest import tiny
 
@@ -41,7 +41,7 @@ def test_plan_estimate_includes_evaluations(tmp_path, monkeypatch):
     from ganbench.execution.sweep import Selection, plan_rows
     from ganbench.study.suite import load_suite
 
-    monkeypatch.setattr(fidelity, "evaluate", slow_metric)
+    monkeypatch.setattr(evaluator, "evaluate", slow_metric)
     monkeypatch.setattr(costs, "_TIMED", {})
     rows = {}
     for metrics in ("fid_fmnist", "none"):
@@ -69,7 +69,7 @@ def test_status_reports_the_evaluation_phase(tmp_path, monkeypatch):
         assert release.wait(60), "the test never released the metric"
         return []
 
-    monkeypatch.setattr(fidelity, "evaluate", blocking_metric)
+    monkeypatch.setattr(evaluator, "evaluate", blocking_metric)
     cfg = tiny(steps=4, metrics="fid_fmnist", eval_every=0, eval_samples=200, eval_draws=1)
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(status=__import__("ganbench.training.loop", fromlist=[

@@ -7,7 +7,8 @@ import torch
 from ganbench.data import datasets, sampler as data
 from ganbench.config import TrainConfig
 from ganbench.data.sampler import BatchSampler, load_labelled
-from ganbench.data.datasets import DataNotFoundError, fit_images, read_idx
+from ganbench.data.datasets import DataNotFoundError
+from ganbench.data.formats import fit_images, read_idx
 
 from conftest import write_fashion_mnist_fixture, write_idx
 

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from ganbench.data import cache as datacache, datasets
+from ganbench.data import cache as datacache, datasets, formats
 from ganbench.config import ConfigError, TrainConfig
 from ganbench.data.sampler import BatchSampler, load_images
 from ganbench.data.cache import load_split
@@ -64,7 +64,7 @@ def test_celeba_center_crop_matches_seed_002_transform(tmp_path, cache):
     assert test.images.shape[0] >= 1 and (train.labels == -1).all()
     # Seed 002: transforms.Resize(64) (shorter side) + CenterCrop(64) on the PIL image.
     first = sorted((root / "celeba" / "img_align_celeba").glob("*.jpg"))
-    name = next(p for p in first if not datasets.in_holdout(p.name))
+    name = next(p for p in first if not formats.in_holdout(p.name))
     expected = transforms.Compose([transforms.Resize(64), transforms.CenterCrop(64), transforms.PILToTensor()])(
         Image.open(name).convert("RGB"))
     assert torch.equal(train.images[0], expected)
@@ -106,7 +106,7 @@ def test_second_load_is_a_cache_hit_without_decoding(tmp_path, cache, monkeypatc
     with pytest.warns(UserWarning):
         assert load_split("image-folder", "train", Preprocess(64, 3), root).info["cache"] == "miss"
     victim = next(p for p in sorted(root.rglob("*.jpg"))
-                  if "broken" not in p.name and not datasets.in_holdout(p.relative_to(root).as_posix()))
+                  if "broken" not in p.name and not formats.in_holdout(p.relative_to(root).as_posix()))
     Image.new("RGB", (50, 50), "red").save(victim)
     with pytest.warns(UserWarning):
         assert load_split("image-folder", "train", Preprocess(32, 3), root).info["cache"] == "miss"
@@ -199,6 +199,6 @@ def test_sixteen_bit_png_keeps_its_gray_levels(tmp_path):
     Image.fromarray(ramp).save(tmp_path / "deep.png")
     with Image.open(tmp_path / "deep.png") as img:
         assert img.mode.startswith("I")  # PIL reads it as 16/32-bit integer gray
-    decoded = datasets.decode_photo(tmp_path / "deep.png", Preprocess(64, 1, "squash"))[0]
+    decoded = formats.decode_photo(tmp_path / "deep.png", Preprocess(64, 1, "squash"))[0]
     assert decoded.min() == 0 and decoded.max() == 255 and len(np.unique(decoded)) > 200  # convert("L") alone: white
     assert abs(int(decoded[32, 0]) - round(ramp[32, 0] / 257)) <= 1

@@ -401,10 +401,12 @@ def test_17_too_few_images_to_evaluate_fail_at_once_naming_the_knob(tmp_path):
     # Defect 17: eval_samples=1 trained the whole run, then LinAlgError named no knob.
     from ganbench.config import ConfigError
 
+    from ganbench.checks import check_resolved
+
     with pytest.raises(ConfigError, match="eval_samples"):
-        tiny(metrics="fid_fmnist", eval_samples=1)
+        check_resolved(tiny(metrics="fid_fmnist", eval_samples=1))
     with pytest.raises(ConfigError, match="fid_infinity"):
-        tiny(metrics="kid_fmnist", fid_infinity=True)
+        check_resolved(tiny(metrics="kid_fmnist", fid_infinity=True))
     run = tmp_path / "run"
     train(tiny(steps=2, checkpoint_every=2), run)
     result = cli("eval", run, "--metrics", "fid_fmnist", "--samples", "1", "--device", "cpu")

@@ -62,7 +62,7 @@ def test_conflicting_hacks_are_refused():
         with pytest.raises(ConfigError, match="'ttur' and 'test_slow_d' both set 'lr_d'"):
             compose(["ttur", "test_slow_d"])
     finally:
-        del HACKS["test_slow_d"]
+        HACKS.unregister("test_slow_d")
 
 
 @pytest.mark.parametrize(

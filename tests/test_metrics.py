@@ -11,7 +11,11 @@ from ganbench.metrics import extractors
 from ganbench.cli import app
 from ganbench.config import ConfigError
 from ganbench.data.sampler import load_labelled
-from ganbench.metrics.fidelity import FidelityGenerator, ImageTensorDataset, MetricError, Reference, evaluate
+from ganbench.metrics.backend import FidelityGenerator, ImageTensorDataset
+from ganbench.metrics.fidelity import evaluate
+from ganbench.metrics.reference import Reference
+from ganbench.metrics.registry import MetricError
+from ganbench.training.resources import PROCESS
 from ganbench.metrics.registry import higher_is_better, parse_metrics
 from ganbench.models import build_models
 from ganbench.training.loop import train
@@ -299,7 +303,7 @@ def test_kid_on_device_equals_torch_fidelity(dim, shift):
     """The batched KID (used on GPUs) against torch-fidelity's numpy KID on the same features."""
     from torch_fidelity.metric_kid import kid_features_to_metric
 
-    from ganbench.metrics.fidelity import kid_on_device
+    from ganbench.metrics.kid import kid_on_device
 
     g = torch.Generator().manual_seed(dim)
     generated = torch.randn(1500, dim, generator=g).relu()
@@ -314,10 +318,8 @@ def test_evaluations_reuse_the_extractor_and_the_reference_features(monkeypatch)
     """A worker evaluating run after run builds the extractor and reads the reference once."""
     from torch_fidelity import utils as fidelity_utils
 
-    from ganbench.metrics import fidelity
-
-    fidelity._extractor.cache_clear()
-    fidelity._REFERENCES.clear()
+    PROCESS.clear("extractor")
+    PROCESS.clear("reference_features")
     built, real = [], fidelity_utils.create_feature_extractor
     monkeypatch.setattr(fidelity_utils, "create_feature_extractor", lambda *a, **k: built.append(1) or real(*a, **k))
     cfg = tiny(eval_samples=64, metrics="fid_fmnist,kid_fmnist,modes_fmnist")
@@ -325,15 +327,16 @@ def test_evaluations_reuse_the_extractor_and_the_reference_features(monkeypatch)
     net_g = build_models(cfg)[0]
     first = evaluate(FidelityGenerator(net_g, cfg), parse_metrics(cfg.metrics), reference, samples=64)
     second = evaluate(FidelityGenerator(net_g, cfg), parse_metrics(cfg.metrics), reference, samples=64)
-    assert len(built) == 1 and len(fidelity._REFERENCES) == 1
+    assert len(built) == 1 and PROCESS.entries("reference_features") == 1
     assert [r["value"] for r in first] == [r["value"] for r in second]
 
 
 def test_final_evaluation_draws_noise_floor_and_fid_infinity(tmp_path, monkeypatch):
     from ganbench.analysis.results import mean_over_draws
-    from ganbench.metrics import fidelity
+    from ganbench.metrics import noise_floor
+    from ganbench.metrics.reference import load_reference
 
-    monkeypatch.setattr(fidelity, "_NOISE_FLOORS", {})  # measured in this test's cache, not an earlier test's
+    PROCESS.clear("noise_floor")  # measured in this test's cache, not an earlier test's
     cfg = tiny(steps=4, metrics="fid_fmnist", eval_every=2, eval_samples=64, eval_draws=3, fid_infinity=True)
     status = train(cfg, tmp_path / "run")
     rows = rundir.read_jsonl(tmp_path / "run" / "metrics.jsonl")
@@ -348,11 +351,11 @@ def test_final_evaluation_draws_noise_floor_and_fid_infinity(tmp_path, monkeypat
     assert len(noise) == 1 and noise.pop() > 0
     assert len(list((tmp_path / "cache").rglob("noise_floor/*.json"))) == 1
     # Measured once: another process reads the cached file instead of evaluating noise again.
-    fidelity._NOISE_FLOORS.clear()
-    monkeypatch.setattr(fidelity, "evaluate", lambda *a, **k: pytest.fail("noise evaluated twice"))
+    PROCESS.clear("noise_floor")
+    monkeypatch.setattr(noise_floor, "evaluate", lambda *a, **k: pytest.fail("noise evaluated twice"))
     reference = Reference.for_config(cfg)
-    assert fidelity.uniform_noise_fid("fmnist", reference, fidelity.load_reference(reference), 64,
-                                      torch.device("cpu"), None) == fid[0]["uniform_noise_fid"]
+    assert noise_floor.uniform_noise_fid("fmnist", reference, load_reference(reference), 64,
+                                         torch.device("cpu"), None) == fid[0]["uniform_noise_fid"]
     import pandas as pd
 
     table = mean_over_draws(pd.DataFrame([{**r, "arm": "a", "run_id": "r"} for r in fid]))
@@ -365,7 +368,7 @@ def test_final_evaluation_draws_noise_floor_and_fid_infinity(tmp_path, monkeypat
 
 @pytest.mark.parametrize("shift, true_fid", [(0.0, 0.0), (0.5, 16 * 0.25)])
 def test_fid_infinity_removes_the_finite_sample_bias(shift, true_fid):
-    from ganbench.metrics.fidelity import extrapolated_fid
+    from ganbench.metrics.fid_infinity import extrapolated_fid
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
     gen = torch.Generator().manual_seed(0)

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from ganbench.analysis.literature import literature_tables
+from ganbench.checks import check_resolved
 from ganbench.config import ConfigError, TrainConfig
-from ganbench.metrics import fidelity
+from ganbench.metrics import evaluator
 from ganbench.metrics.protocols import PROTOCOLS
 from ganbench.study.suite import SuiteError, load_suite
 
@@ -39,8 +40,9 @@ def test_protocol_sets_its_knobs_and_refuses_conflicting_ones(tmp_path):
     path.write_text(SUITE.replace("lucic2018", "lucic2019"))
     with pytest.raises(SuiteError, match="evaluation.protocol.*did you mean 'lucic2018'"):
         load_suite(path, tmp_path)
-    with pytest.raises(ConfigError, match="metrics must include fid"):
-        TrainConfig(eval_protocol="lucic2018", metrics="fid_fmnist", eval_samples=10_000, eval_reference_samples=10_000)
+    with pytest.raises(ConfigError, match="metrics must include fid"):  # checked where configs are resolved
+        check_resolved(TrainConfig(eval_protocol="lucic2018", metrics="fid_fmnist", eval_samples=10_000,
+                                   eval_reference_samples=10_000))
 
 
 def test_every_metric_row_names_the_protocol(monkeypatch, imported_inception):
@@ -55,13 +57,13 @@ def test_every_metric_row_names_the_protocol(monkeypatch, imported_inception):
         seen.update(samples=samples, reference=reference.samples, channels=reference.channels)
         return [{"metric": "fid", "value": 30.0, "extractor": "inception"}]
 
-    monkeypatch.setattr(fidelity, "evaluate", fake_evaluate)
-    monkeypatch.setattr(fidelity, "uniform_noise_fid", lambda *a, **k: 300.0)
+    monkeypatch.setattr(evaluator, "evaluate", fake_evaluate)
+    monkeypatch.setattr(evaluator, "uniform_noise_fid", lambda *a, **k: 300.0)
     import torch
 
     from ganbench.models import Generator
 
-    rows = fidelity.make_evaluator(cfg, torch.device("cpu"))(Generator(cfg), 10)
+    rows = evaluator.make_evaluator(cfg, torch.device("cpu"))(Generator(cfg), 10)
     assert seen["samples"] == 10_000 and seen["reference"] == 10_000
     assert rows[0]["protocol"].startswith("lucic2018: Lucic et al. 2018: Inception FID, 10 000 generated vs 10 000 test")
 
@@ -103,9 +105,9 @@ def test_a_protocol_run_trains_and_its_rows_name_the_protocol(tmp_path, monkeypa
     from ganbench.training.loop import train
 
     monkeypatch.setenv("GANBENCH_INCEPTION_WEIGHTS", imported_inception)
-    monkeypatch.setattr(fidelity, "evaluate", lambda *a, **k: [{"metric": "fid", "value": 30.0,
+    monkeypatch.setattr(evaluator, "evaluate", lambda *a, **k: [{"metric": "fid", "value": 30.0,
                                                                 "extractor": "inception"}])
-    monkeypatch.setattr(fidelity, "uniform_noise_fid", lambda *a, **k: 300.0)
+    monkeypatch.setattr(evaluator, "uniform_noise_fid", lambda *a, **k: 300.0)
     cfg = TrainConfig(eval_protocol="lucic2018", metrics="fid", eval_samples=10_000, eval_reference_samples=10_000,
                       steps=2, batch_size=8, data_limit=64, log_every=1, sample_every=0, device="cpu")
     status = train(cfg, tmp_path)

@@ -102,11 +102,9 @@ def mean_over_draws(frame: pd.DataFrame) -> pd.DataFrame:
 def metric_directions(frame: pd.DataFrame) -> dict[str, bool | None]:
     """metric → True (higher is better), False (lower) or None (a spread), as the rows that
     measured it say; the torch-free metric registry answers for a metric without rows."""
-    from ganbench.metrics.registry import METRICS, OPTIONAL_OUTPUTS
+    from ganbench.metrics.registry import all_values
 
-    directions: dict[str, bool | None] = dict(OPTIONAL_OUTPUTS)
-    for metric in METRICS.values():
-        directions.update(metric.higher_is_better)
+    directions = all_values()
     if "higher_is_better" in frame and "metric" in frame:
         rows = frame.dropna(subset=["metric"]).drop_duplicates("metric")
         for metric, direction in zip(rows["metric"], rows["higher_is_better"]):

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from ganbench.data.datasets import Dataset, DecodeLog, Preprocess, cache_dir, get_dataset
+from ganbench.data.datasets import Dataset, cache_dir, get_dataset
+from ganbench.data.formats import DecodeLog, Preprocess
 
 if TYPE_CHECKING:
     import torch

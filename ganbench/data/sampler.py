@@ -18,7 +18,7 @@ import torch
 
 from ganbench.config import ConfigError, TrainConfig
 from ganbench.data.cache import LoadedSplit, load_split
-from ganbench.data.datasets import Preprocess
+from ganbench.data.formats import Preprocess
 
 
 def preprocess(cfg: TrainConfig) -> Preprocess:

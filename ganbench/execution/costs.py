@@ -71,7 +71,8 @@ def _timed_inception(cfg: TrainConfig, device: str, data_root: str | None) -> di
     import torch
     from torch_fidelity.utils import create_feature_extractor
 
-    from ganbench.metrics.fidelity import Reference, checked_weights, load_reference
+    from ganbench.metrics.fidelity import checked_weights
+    from ganbench.metrics.reference import Reference, load_reference
 
     name, weights = checked_weights("inception", False, cfg.inception_weights or None)
     extractor = create_feature_extractor(name, ["2048"], cuda=False, verbose=False,
@@ -93,7 +94,8 @@ def _timed_inception(cfg: TrainConfig, device: str, data_root: str | None) -> di
 def _timed(cfg: TrainConfig, device: str, data_root: str | None) -> dict[str, Any]:
     import torch
 
-    from ganbench.metrics.fidelity import Reference, load_reference, make_evaluator
+    from ganbench.metrics.evaluator import make_evaluator
+    from ganbench.metrics.reference import Reference, load_reference
     from ganbench.models import Generator
 
     samples = cfg.eval_samples

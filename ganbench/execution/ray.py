@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ganbench import rundir
-from ganbench.config import did_you_mean
+from ganbench.errors import did_you_mean
 from ganbench.execution.jobs import Job, Placement, RunState, Update, make_jobs, run_threads
 from ganbench.execution.local import record_end, record_outcome, refresh_progress
 from ganbench.execution.worker import group_outcomes, outcome_of

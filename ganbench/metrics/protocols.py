@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ganbench.errors import Registry
+
 
 @dataclass(frozen=True)
 class Published:
@@ -33,31 +35,31 @@ class Protocol:
     dataset: str = ""
 
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
-    Protocol(
-        name="lucic2018",
-        description="Lucic et al. 2018: Inception FID, 10 000 generated vs 10 000 test images, gray tiled to RGB and "
-                    "resized to 299 px; best and final evaluation reported",
-        knobs={"metrics": "fid", "eval_samples": 10_000, "eval_reference_samples": 10_000, "eval_split": "test"},
-        metric="fid",
-        source="Lucic, Kurach, Michalski, Gelly & Bousquet 2018, 'Are GANs Created Equal? A Large-Scale Study' "
-               "(NeurIPS; arXiv:1711.10337), Fashion-MNIST results",
-        spread="the paper's ± over its best runs (their hyperparameter search, several seeds each)",
-        caveats="Their figures are the best of a large hyperparameter search on their InfoGAN-style network; ours are "
-                "one fixed setting per arm over seeds. Read the comparison as 'same protocol, different search', "
-                "not as a reproduction.",
-        published=(Published("NS GAN", 26.5, 1.6), Published("MM GAN", 29.6, None), Published("WGAN GP", 24.5, None)),
-        dataset="fashion-mnist",
-    ),
-)}
+PROTOCOLS: Registry[Protocol] = Registry("evaluation protocol")
+
+
+def register_protocol(protocol: Protocol) -> Protocol:
+    return PROTOCOLS.register(protocol.name, protocol)
+
+
+register_protocol(Protocol(
+    name="lucic2018",
+    description="Lucic et al. 2018: Inception FID, 10 000 generated vs 10 000 test images, gray tiled to RGB and "
+                "resized to 299 px; best and final evaluation reported",
+    knobs={"metrics": "fid", "eval_samples": 10_000, "eval_reference_samples": 10_000, "eval_split": "test"},
+    metric="fid",
+    source="Lucic, Kurach, Michalski, Gelly & Bousquet 2018, 'Are GANs Created Equal? A Large-Scale Study' "
+           "(NeurIPS; arXiv:1711.10337), Fashion-MNIST results",
+    spread="the paper's ± over its best runs (their hyperparameter search, several seeds each)",
+    caveats="Their figures are the best of a large hyperparameter search on their InfoGAN-style network; ours are "
+            "one fixed setting per arm over seeds. Read the comparison as 'same protocol, different search', "
+            "not as a reproduction.",
+    published=(Published("NS GAN", 26.5, 1.6), Published("MM GAN", 29.6, None), Published("WGAN GP", 24.5, None)),
+    dataset="fashion-mnist",
+))
 
 
 def get_protocol(name: str) -> Protocol:
-    from ganbench.config import ConfigError, did_you_mean
-
-    if name not in PROTOCOLS:
-        raise ConfigError(f"unknown evaluation protocol '{name}'{did_you_mean(name, PROTOCOLS)}; "
-                          f"choose from {sorted(PROTOCOLS)}")
     return PROTOCOLS[name]
 
 

@@ -1,17 +1,28 @@
-"""The metric registry: names, the extractor each needs, and which way each value is better.
+"""The metric registry: every metric's name, the values it writes, which way each is better and its range.
 
-Torch-free, so the analysis side (results, stats, report, compare) and the CLI can check
-metric names and read directions without importing torch. A metric's computation lives in
-`ganbench.metrics.fidelity`; every row it writes also carries `higher_is_better`, and the
-analysis reads the direction from the rows first.
+Torch-free, so the analysis side (results, stats, report, compare, literature) and the CLI
+can check names and read directions and ranges without importing torch. It is also the one
+owner of the **value-name grammar**: a metric of kind K on extractor E is named `K` on
+Inception and `K_E` on any other extractor (`fid`, `fid_fmnist`), and so is each value it
+writes (`kid_std`, `kid_std_fmnist`) — `value_name` builds a name, `parse_value_name` reads
+one. Nothing else builds a name from a suffix.
+
+To add a metric: declare its kind once with `register_kind(Kind(...))` (its values, directions
+and ranges) and pair it with an extractor by `register_metric`; a kind torch-fidelity does not
+compute names its computation in `Kind.computed_by` (a module of `ganbench.metrics`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ganbench.config import ConfigError, did_you_mean
+from ganbench.errors import ConfigError, Registry
+
+INCEPTION = "inception"  # the extractor whose metrics carry no suffix (the literature's FID)
+EXTRACTORS = ("inception", "fmnist")  # 'fmnist': ganbench's Fashion-MNIST classifier (ganbench.metrics.classifier)
+UNBOUNDED = (-math.inf, math.inf)
 
 
 class MetricError(ValueError):
@@ -19,55 +30,121 @@ class MetricError(ValueError):
 
 
 @dataclass(frozen=True)
+class Output:
+    """One value a metric writes."""
+
+    name: str  # base name, before the extractor suffix ('fid', 'kid_std', 'precision')
+    higher_is_better: bool | None  # None: a spread, not a score
+    low: float = -math.inf  # the range the value can take: intervals are kept inside it
+    high: float = math.inf
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of metric, computed the same way on any extractor that allows it."""
+
+    name: str  # 'fid', 'kid', 'isc', 'prc' (torch-fidelity), 'modes' (ganbench)
+    outputs: tuple[Output, ...]
+    optional: tuple[Output, ...] = ()  # values written only when a knob asks (FID∞: fid_infinity)
+    extractors: tuple[str, ...] = EXTRACTORS  # where it can be computed (modes needs a classifier's labels)
+    needs_logits: bool = False  # on Inception it needs the logits layer (IS), which feature-only weights lack
+    computed_by: str = "torch-fidelity"  # who computes it: torch-fidelity, or the ganbench.metrics module named
+
+
+@dataclass(frozen=True)
 class Metric:
     name: str  # registry key, e.g. 'fid_fmnist'
-    kind: str  # 'fid' | 'kid' | 'isc' | 'prc' (torch-fidelity) or 'modes' (ganbench)
+    kind: str  # a registered `Kind`
     extractor: str  # 'inception' | 'fmnist'
-    higher_is_better: dict[str, bool | None]  # output value → direction (None: a spread, not a score)
+    higher_is_better: dict[str, bool | None] = field(default_factory=dict)  # value name → direction
 
 
-METRICS: dict[str, Metric] = {}
-
-_OUTPUTS: dict[str, dict[str, bool | None]] = {
-    "fid": {"fid": False},
-    "kid": {"kid": False, "kid_std": None},
-    "isc": {"isc": True, "isc_std": None},
-    "prc": {"precision": True, "recall": True, "f_score": True},
-    "modes": {"modes_covered": True, "modes_kl": False},
-}
+def value_name(base: str, extractor: str) -> str:
+    """The name of value `base` measured on `extractor`: 'fid' on Inception, 'fid_fmnist' on fmnist."""
+    return base if extractor == INCEPTION else f"{base}_{extractor}"
 
 
-# Values a metric writes only when a knob asks for them (fid_infinity): name → direction.
-OPTIONAL_OUTPUTS: dict[str, bool | None] = {"fid_infinity": False, "fid_infinity_fmnist": False}
-
-# The range each value can take (low, high); intervals are kept inside it.
-RANGES: dict[str, tuple[float, float]] = {
-    "fid": (0.0, float("inf")), "fid_infinity": (float("-inf"), float("inf")), "kid": (float("-inf"), float("inf")),
-    "isc": (1.0, float("inf")), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "f_score": (0.0, 1.0),
-    "modes_covered": (0.0, 10.0), "modes_kl": (0.0, float("inf")),
-}
+def parse_value_name(name: str) -> tuple[str, str]:
+    """(base value, extractor) of a value name; an unknown name reads as itself on Inception."""
+    for extractor in EXTRACTORS:
+        if extractor != INCEPTION and name.endswith(f"_{extractor}"):
+            return name.removesuffix(f"_{extractor}"), extractor
+    return name, INCEPTION
 
 
-def value_range(value_name: str) -> tuple[float, float]:
-    """(low, high) of a metric value; unbounded for a name the registry does not know."""
-    base = value_name.removesuffix("_fmnist")
-    return RANGES.get(base, (float("-inf"), float("inf")))
+def _check_kind(name: str, kind: Kind) -> None:
+    if name != kind.name or not kind.outputs:
+        raise ConfigError(f"metric kind '{name}' must be registered under its own name with at least one output")
+    unknown = set(kind.extractors) - set(EXTRACTORS)
+    if unknown:
+        raise ConfigError(f"metric kind '{name}': unknown extractors {sorted(unknown)}; choose from {list(EXTRACTORS)}")
+
+
+KINDS: Registry[Kind] = Registry("metric kind", check=_check_kind)
+METRICS: Registry[Metric] = Registry("metric")
+OUTPUTS: dict[str, Output] = {}  # base value name → its declaration, for directions and ranges
+
+
+def register_kind(kind: Kind) -> Kind:
+    KINDS.register(kind.name, kind)
+    for output in kind.outputs + kind.optional:
+        OUTPUTS[output.name] = output
+    return kind
 
 
 def register_metric(kind: str, extractor: str) -> Metric:
-    if kind not in _OUTPUTS:
-        raise ConfigError(f"unknown metric kind '{kind}'{did_you_mean(kind, _OUTPUTS)}")
-    if kind == "modes" and extractor != "fmnist":
-        raise ConfigError("mode coverage needs a classifier: only the fmnist extractor has one")
-    suffix = "" if extractor == "inception" else f"_{extractor}"
-    metric = Metric(f"{kind}{suffix}", kind, extractor,
-                    {f"{out}{suffix}": direction for out, direction in _OUTPUTS[kind].items()})
-    if metric.name in METRICS:
-        raise ConfigError(f"metric '{metric.name}' is already registered")
-    METRICS[metric.name] = metric
-    return metric
+    spec = KINDS[kind]
+    if extractor not in spec.extractors:
+        raise ConfigError(f"metric kind '{kind}' cannot be computed on the {extractor} extractor "
+                          f"(only on {list(spec.extractors)})")
+    metric = Metric(value_name(kind, extractor), kind, extractor,
+                    {value_name(out.name, extractor): out.higher_is_better for out in spec.outputs})
+    return METRICS.register(metric.name, metric)
 
 
+def optional_values(metric: Metric) -> dict[str, bool | None]:
+    """Value name → direction of what `metric` writes only when a knob asks for it."""
+    return {value_name(out.name, metric.extractor): out.higher_is_better for out in KINDS[metric.kind].optional}
+
+
+def metric_values(name: str, fid_infinity: bool = False) -> dict[str, bool | None]:
+    """Value name → direction of everything metric `name` writes (FID∞ too when asked)."""
+    metric = METRICS[name]
+    return {**metric.higher_is_better, **(optional_values(metric) if fid_infinity else {})}
+
+
+def all_values() -> dict[str, bool | None]:
+    """Every value name any registered metric can write → its direction."""
+    out: dict[str, bool | None] = {}
+    for metric in METRICS.values():
+        out.update(metric.higher_is_better)
+        out.update(optional_values(metric))
+    return out
+
+
+def higher_is_better(name: str) -> bool | None:
+    """Direction of a value name; `KeyError` for a name no metric writes."""
+    directions = all_values()
+    if name not in directions:
+        raise KeyError(name)
+    return directions[name]
+
+
+def value_range(name: str) -> tuple[float, float]:
+    """(low, high) of a metric value; unbounded for a name the registry does not know."""
+    output = OUTPUTS.get(parse_value_name(name)[0])
+    return (output.low, output.high) if output else UNBOUNDED
+
+
+# --- The built-in metrics -----------------------------------------------------------------------
+
+register_kind(Kind("fid", (Output("fid", False, 0.0),), optional=(Output("fid_infinity", False),)))
+register_kind(Kind("kid", (Output("kid", False), Output("kid_std", None))))
+register_kind(Kind("isc", (Output("isc", True, 1.0), Output("isc_std", None)), needs_logits=True))
+register_kind(Kind("prc", (Output("precision", True, 0.0, 1.0), Output("recall", True, 0.0, 1.0),
+                           Output("f_score", True, 0.0, 1.0))))
+register_kind(Kind("modes", (Output("modes_covered", True, 0.0, 10.0), Output("modes_kl", False, 0.0)),
+                   extractors=("fmnist",), computed_by="modes"))
 for _kind in ("fid", "kid", "isc", "prc"):
     register_metric(_kind, "inception")
     register_metric(_kind, "fmnist")
@@ -87,18 +164,16 @@ def parse_metrics(spec: str | Iterable[str], dataset: str = "fashion-mnist") -> 
         spec = [] if spec in ("", "none") else spec.split(",")
     names = tuple(dict.fromkeys(s.strip() for s in spec if s.strip()))
     for name in names:
-        if name not in METRICS:
-            raise ConfigError(f"unknown metric '{name}'{did_you_mean(name, METRICS)}; choose from {sorted(METRICS)}")
+        METRICS[name]  # an unknown name raises, with a suggestion and the choices
     return names
 
 
-def higher_is_better(value_name: str) -> bool | None:
-    if value_name in OPTIONAL_OUTPUTS:
-        return OPTIONAL_OUTPUTS[value_name]
-    for metric in METRICS.values():
-        if value_name in metric.higher_is_better:
-            return metric.higher_is_better[value_name]
-    raise KeyError(value_name)
+def measured_values(cfg: Any) -> dict[str, bool | None]:
+    """Value name → direction of everything a config's evaluation writes."""
+    out: dict[str, bool | None] = {}
+    for name in parse_metrics(cfg.metrics, cfg.dataset):
+        out.update(metric_values(name, cfg.fid_infinity))
+    return out
 
 
 def check_evaluation(cfg: Any) -> None:
@@ -109,6 +184,6 @@ def check_evaluation(cfg: Any) -> None:
         raise ConfigError(f"bad value {cfg.eval_samples!r} for 'eval_samples': must be >= {MIN_EVAL_SAMPLES} when "
                           "metrics are computed (IS splits the images 10 ways, precision/recall needs 4 neighbours, "
                           "FID a covariance, FID∞ subsets of N/5 >= 2 images)")
-    if cfg.fid_infinity and not any(METRICS[m].kind == "fid" for m in measured):
+    if cfg.fid_infinity and not any(KINDS[METRICS[m].kind].optional for m in measured):
         raise ConfigError(f"bad value True for 'fid_infinity': must be off unless a FID metric is computed "
                           f"(metrics={cfg.metrics!r} has none)")

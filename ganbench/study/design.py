@@ -17,18 +17,34 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-DESIGNS = ("leave_one_out", "add_one_in", "full_factorial", "fractional_factorial", "arms")
+from ganbench.errors import ConfigError, Registry
+
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
 
 
 @dataclass(frozen=True)
 class Arm:
+    """One arm. Its hacks are kept in the two layers the config precedence needs (defaults <
+    `from_preset` < the suite's base < `extra` < `overrides`), split once, here."""
+
     name: str
-    hacks: tuple[str, ...]  # every hack on in this arm (preset's included), in order
+    from_preset: tuple[str, ...]  # hacks of the part's preset this arm keeps, in order
+    extra: tuple[str, ...] = ()  # its other hacks, in order
     overrides: Mapping[str, Any] = field(default_factory=dict)  # the arm's own `set`
     factors: Mapping[str, bool] = field(default_factory=dict)  # studied hack → on/off
+
+    @property
+    def hacks(self) -> tuple[str, ...]:
+        """Every hack on in this arm (the preset's first), in order."""
+        return self.from_preset + self.extra
+
+
+def _arm(name: str, hacks: Sequence[str], preset_hacks: Sequence[str], **fields: Any) -> Arm:
+    hacks = tuple(dict.fromkeys(hacks))
+    return Arm(name, tuple(h for h in hacks if h in preset_hacks), tuple(h for h in hacks if h not in preset_hacks),
+               **fields)
 
 
 @dataclass(frozen=True)
@@ -48,18 +64,18 @@ class Design:
 
 def leave_one_out(preset_hacks: Sequence[str], studied: Sequence[str]) -> Design:
     full = tuple(dict.fromkeys([*preset_hacks, *studied]))
-    arms = [Arm("all", full, factors={h: True for h in studied})]
+    arms = [_arm("all", full, preset_hacks, factors={h: True for h in studied})]
     for hack in studied:
-        arms.append(Arm(f"-{hack}", tuple(h for h in full if h != hack),
-                        factors={h: h != hack for h in studied}))
+        arms.append(_arm(f"-{hack}", tuple(h for h in full if h != hack), preset_hacks,
+                         factors={h: h != hack for h in studied}))
     return Design("leave_one_out", tuple(arms), "all")
 
 
 def add_one_in(preset_hacks: Sequence[str], studied: Sequence[str]) -> Design:
     start = tuple(h for h in preset_hacks if h not in studied)
-    arms = [Arm("none", start, factors={h: False for h in studied})]
+    arms = [_arm("none", start, preset_hacks, factors={h: False for h in studied})]
     for hack in studied:
-        arms.append(Arm(f"+{hack}", (*start, hack), factors={h: h == hack for h in studied}))
+        arms.append(_arm(f"+{hack}", (*start, hack), preset_hacks, factors={h: h == hack for h in studied}))
     return Design("add_one_in", tuple(arms), "none")
 
 
@@ -69,7 +85,7 @@ def _factorial_arms(preset_hacks: Sequence[str], studied: Sequence[str], rows: l
     for row in rows:
         on = [h for h, flag in zip(studied, row) if flag]
         name = "+".join(on) if on else "none"
-        arms.append(Arm(name, (*start, *on), factors=dict(zip(studied, row))))
+        arms.append(_arm(name, (*start, *on), preset_hacks, factors=dict(zip(studied, row))))
     return tuple(arms)
 
 
@@ -201,10 +217,33 @@ def _alias_lines(words: Sequence[int], studied: Sequence[str]) -> tuple[str, ...
 
 def explicit_arms(preset_hacks: Sequence[str], arms: Mapping[str, tuple[Sequence[str], Mapping[str, Any]]],
                   reference: str | None) -> Design:
-    built = tuple(Arm(name, tuple(dict.fromkeys([*preset_hacks, *hacks])), dict(overrides))
+    built = tuple(_arm(name, [*preset_hacks, *hacks], preset_hacks, overrides=dict(overrides))
                   for name, (hacks, overrides) in arms.items())
     return Design("arms", built, reference)
 
 
 def roman(n: int | None) -> str:
     return ROMAN.get(n, str(n)) if n else "-"
+
+
+# --- The registry: a suite's `design: {type: NAME, …}` -------------------------------------------
+#
+# Each builder takes (the preset's hacks, the studied hacks, the design's options) and returns the
+# Design; `options` holds the YAML mapping (`resolution`), and for `arms` the parsed arms.
+DesignBuilder = Callable[[Sequence[str], Sequence[str], Mapping[str, Any]], Design]
+DESIGNS: Registry[DesignBuilder] = Registry("design")
+
+
+def _fractional(preset_hacks: Sequence[str], studied: Sequence[str], options: Mapping[str, Any]) -> Design:
+    resolution = options.get("resolution")
+    if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 3:
+        raise ConfigError(f"fractional_factorial needs an integer resolution >= 3 (III, IV, V…), got {resolution!r}")
+    return fractional_factorial(preset_hacks, studied, resolution)
+
+
+DESIGNS.register("leave_one_out", lambda preset, studied, options: leave_one_out(preset, studied))
+DESIGNS.register("add_one_in", lambda preset, studied, options: add_one_in(preset, studied))
+DESIGNS.register("full_factorial", lambda preset, studied, options: full_factorial(preset, studied))
+DESIGNS.register("fractional_factorial", _fractional)
+DESIGNS.register("arms", lambda preset, studied, options: explicit_arms(preset, options["arms"], options.get("reference")))
+NEEDS_STUDIED = ("leave_one_out", "add_one_in", "full_factorial", "fractional_factorial")  # all but explicit arms

@@ -33,7 +33,7 @@ import yaml
 
 from ganbench.config import ConfigError, TrainConfig, did_you_mean, run_id
 from ganbench.study.budget import Budget, StepPlanner, parse_budget
-from ganbench.study.design import DESIGNS, Design, add_one_in, explicit_arms, fractional_factorial, full_factorial, leave_one_out
+from ganbench.study.design import DESIGNS, NEEDS_STUDIED, Design
 from ganbench.hacks import HACKS, dataset_defaults, preset_hacks, resolve_layers
 from ganbench.suitedir import SuiteDir, arm_name_problem
 
@@ -173,11 +173,9 @@ def _expand(path: Path, designs: tuple[Design, ...], seeds: tuple[int, ...], bas
             for seed in seeds:
                 where = f"arm '{arm.name}', seed {seed}"
                 # defaults < the arm's preset hacks < base < its other hacks < its `set`
-                in_preset = preset_hacks(design.preset)
                 try:
-                    cfg, _ = resolve_layers([h for h in arm.hacks if h in in_preset],
-                                                [h for h in arm.hacks if h not in in_preset],
-                                                base=base, overrides={**arm.overrides, "seed": seed})
+                    cfg, _ = resolve_layers(arm.from_preset, arm.extra, base=base,
+                                            overrides={**arm.overrides, "seed": seed})
                     if budget.kind != "steps":
                         cfg = cfg.replace(steps=planner.steps_for(arm.name, cfg))
                 except ConfigError as err:
@@ -189,15 +187,9 @@ def _expand(path: Path, designs: tuple[Design, ...], seeds: tuple[int, ...], bas
 def _check_analysis_measured(suite: Suite) -> None:
     """The pre-declared primary and verdict metrics must be values some run measures: caught now,
     not after the sweep."""
-    from ganbench.metrics.registry import METRICS, parse_metrics
+    from ganbench.metrics.registry import measured_values
 
-    measured: set[str] = set()
-    for run in suite.runs:
-        cfg = run.config
-        for name in parse_metrics(cfg.metrics, cfg.dataset):
-            measured |= set(METRICS[name].higher_is_better)
-            if cfg.fid_infinity and METRICS[name].kind == "fid":
-                measured.add(name.replace("fid", "fid_infinity", 1))
+    measured = {name for run in suite.runs for name in measured_values(run.config)}
     declared = [("primary", suite.analysis["primary"])] if "primary" in suite.analysis else []
     declared += [("verdicts", name) for name in suite.analysis.get("verdicts", [])]
     for key, name in declared:
@@ -222,7 +214,7 @@ def _budget(path: Path, data: dict) -> Budget:
 
 def _analysis(path: Path, data: dict) -> dict[str, Any]:
     """`analysis: {primary, verdicts}`, checked against the metric registry's value names."""
-    from ganbench.metrics.registry import METRICS, OPTIONAL_OUTPUTS
+    from ganbench.metrics.registry import all_values
 
     spec = _check_keys(path, "analysis", data.get("analysis") or {}, ANALYSIS_KEYS)
     if "verdicts" in spec and (not isinstance(spec["verdicts"], list) or not spec["verdicts"]):
@@ -230,7 +222,7 @@ def _analysis(path: Path, data: dict) -> dict[str, Any]:
                                                f"got {spec['verdicts']!r}")
     if "primary" in spec and not isinstance(spec["primary"], str):
         raise _fail(path, "analysis.primary", f"expected one metric value such as fid_fmnist, got {spec['primary']!r}")
-    known = {v for m in METRICS.values() for v, d in m.higher_is_better.items() if d is not None} | set(OPTIONAL_OUTPUTS)
+    known = {name for name, direction in all_values().items() if direction is not None}
     names = ([spec["primary"]] if "primary" in spec else []) + list(spec.get("verdicts") or [])
     for name in names:
         if not isinstance(name, str) or name not in known:
@@ -311,28 +303,21 @@ def _design(path: Path, where: str, options: dict, default_preset: str, default_
     if spec not in DESIGNS:
         raise _fail(path, where, f"'{spec}' is not a design{did_you_mean(str(spec), DESIGNS)}; "
                                  f"choose from {', '.join(DESIGNS)}")
-    if spec != "arms" and not studied:
+    if spec in NEEDS_STUDIED and not studied:
         raise _fail(path, hacks_where, f"design '{spec}' needs the hacks under study")
-    if spec == "arms":
-        design = _explicit(path, arms, from_preset, options.get("reference"))
-    elif arms is not None:
+    if spec != "arms" and arms is not None:
         raise _fail(path, "arms", f"explicit arms are only used with design 'arms', not '{spec}'")
-    elif spec == "leave_one_out":
-        design = leave_one_out(from_preset, studied)
-    elif spec == "add_one_in":
-        design = add_one_in(from_preset, studied)
-    elif spec == "full_factorial":
-        design = full_factorial(from_preset, studied)
-    else:
-        resolution = options.get("resolution")
-        if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 3:
-            raise _fail(path, f"{where}.resolution", f"fractional_factorial needs an integer resolution >= 3 "
-                                                     f"(III, IV, V…), got {resolution!r}")
-        design = fractional_factorial(from_preset, studied, resolution)
+    if spec == "arms":
+        options = {**options, "arms": _explicit_arms(path, arms, options.get("reference"))}
+    try:
+        design = DESIGNS[spec](from_preset, studied, options)
+    except ConfigError as err:
+        raise _fail(path, f"{where}.resolution", str(err)) from None
     return dataclasses.replace(design, preset=preset, studied=studied)
 
 
-def _explicit(path: Path, arms_raw: Any, from_preset: tuple[str, ...], reference: Any) -> Design:
+def _explicit_arms(path: Path, arms_raw: Any, reference: Any) -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
+    """A suite's explicit `arms:` checked: name → (hacks, knob overrides)."""
     if not isinstance(arms_raw, dict) or not arms_raw:
         raise _fail(path, "arms", "design 'arms' needs a mapping of arm name → {hacks, set}")
     arms = {}
@@ -347,7 +332,7 @@ def _explicit(path: Path, arms_raw: Any, from_preset: tuple[str, ...], reference
         arms[str(arm_name)] = (hacks, overrides)
     if reference is not None and reference not in arms:
         raise _fail(path, "design.reference", f"no arm named '{reference}'{did_you_mean(str(reference), arms)}")
-    return explicit_arms(from_preset, arms, reference)
+    return arms
 
 
 def _results_dir(path: Path, data: dict, results_root: str | Path, name: str) -> Path:

@@ -11,7 +11,6 @@ so step seconds are timed alone, the way `ganbench plan` times them.
 
 from __future__ import annotations
 
-import functools
 import statistics
 import time
 from typing import Any, Sequence
@@ -20,18 +19,20 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganbench.config import TrainConfig, structure_key, training_only
+from ganbench.training.resources import PROCESS
 
 FLOP_METHOD = ("torch.utils.flop_counter.FlopCounterMode over one training step (all D and G updates, forward and "
                "backward; matmuls and convolutions, 2 FLOPs per multiply-add)")
 
 
 def step_compute(cfg: TrainConfig) -> dict[str, Any]:
-    """{flops_per_step, params_g, params_d, flop_method} of a run (counted on the CPU)."""
-    return dict(_counted(structure_key(cfg), training_only(cfg, device="cpu", seed=0)))
+    """{flops_per_step, params_g, params_d, flop_method} of a run (counted on the CPU), counted once per
+    network structure: runs that differ only in numbers (three learning rates) share one count."""
+    return dict(PROCESS.get("flops", structure_key(cfg), lambda: _counted(training_only(cfg, device="cpu", seed=0)),
+                            keep=64))
 
 
-@functools.lru_cache(maxsize=64)
-def _counted(key: tuple, cfg: TrainConfig) -> tuple[tuple[str, Any], ...]:
+def _counted(cfg: TrainConfig) -> tuple[tuple[str, Any], ...]:
     from ganbench.data.datasets import fake_images
     from ganbench.training.single import GanTrainer
 
@@ -54,7 +55,7 @@ def _block_seconds(cfgs: Sequence[TrainConfig], device: str, threads: int, steps
     """Seconds per step of `repeats` timed blocks of `steps` steps each, after `warmup` untimed steps
     (allocations, cuDNN autotuning, CUDA graph capture), of `cfgs` trained together on fake data."""
     from ganbench.data.datasets import fake_images
-    from ganbench.training.loop import make_trainer
+    from ganbench.training.factory import make_trainer
 
     cfgs = [training_only(cfg, device=device, threads=threads) for cfg in cfgs]
     torch.set_num_threads(threads)

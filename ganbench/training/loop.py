@@ -19,14 +19,16 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ganbench import devices
+from ganbench.checks import check_resolved
 from ganbench.config import IDENTITY_KNOBS, ConfigError, TrainConfig, run_id
-from ganbench.metrics.fidelity import Evaluator, make_evaluator, summarize
+from ganbench.metrics.evaluator import Evaluator, make_evaluator
+from ganbench.metrics.fidelity import summarize
 from ganbench.provenance import provenance
 from ganbench.rundir import FINAL, RunDir, RunDirError, RunLocked, RunStatus
 from ganbench.training.compute import step_compute
+from ganbench.training.factory import make_trainer
 from ganbench.training.protocol import STAT_NAMES, Diverged, Trainer
 from ganbench.training.resources import Resources
-from ganbench.training.single import GanTrainer
 from ganbench.training.update import sample_latent
 
 FIXED_NOISE_SEED = 20151119  # one fixed-noise batch for every run, so grids of different arms compare
@@ -197,7 +199,8 @@ class _Opened:
 
 def _open(spec: RunSpec, device: torch.device, fresh: bool = False) -> _Opened | dict[str, Any]:
     """Lock the run and check its directory; a finished run's status instead (lock released).
-    Raises `RunLocked` / `ConfigMismatch` / `RunDirError`."""
+    Raises `RunLocked` / `ConfigMismatch` / `RunDirError`, or `ConfigError` before anything is written."""
+    check_resolved(spec.cfg)  # an unknown dataset or metric, or a protocol not followed
     rd = RunDir(spec.run_dir)
     rd.acquire()
     try:
@@ -284,15 +287,6 @@ def _start(opened: _Opened, device: torch.device, threads: int) -> RunStatus:
                      "hacks": list(opened.spec.hacks), "execution": execution, "provenance": provenance(device)})
     rd.write_status(status)
     return status
-
-
-def make_trainer(cfgs: Sequence[TrainConfig], images: Any, device: torch.device) -> Trainer:
-    """The trainer of runs of one fusion key: GanTrainer for one, FusedTrainer for several."""
-    if len(cfgs) == 1:
-        return GanTrainer(cfgs[0], images, device)
-    from ganbench.training.fused import FusedTrainer
-
-    return FusedTrainer(cfgs, images, device)
 
 
 def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str | Path | None,

@@ -9,7 +9,11 @@ import torch
 
 from ganbench import devices
 from ganbench.config import TrainConfig
-from ganbench.metrics.fidelity import FidelityGenerator, Reference, evaluate, parse_metrics
+from ganbench.checks import check_resolved
+from ganbench.metrics.backend import FidelityGenerator
+from ganbench.metrics.fidelity import evaluate
+from ganbench.metrics.reference import Reference
+from ganbench.metrics.registry import parse_metrics
 from ganbench.models import Generator
 from ganbench.rundir import RunDir
 
@@ -49,7 +53,7 @@ def _evaluate_locked(run_dir: Path, dev: torch.device, metrics: str | None, samp
     if not names:
         raise ValueError("no metric to compute: pass --metrics")
     if samples is not None:  # checked as a run's own count would be (ConfigError names the knob and the minimum)
-        cfg.replace(metrics=",".join(names), eval_samples=samples, fid_infinity=False, eval_protocol="")
+        check_resolved(cfg.replace(metrics=",".join(names), eval_samples=samples, fid_infinity=False, eval_protocol=""))
     rows = evaluate(FidelityGenerator(net_g, cfg), names, Reference.for_config(cfg, data_root),
                     samples=samples or cfg.eval_samples, seed=cfg.seed, device=dev,
                     inception_weights=cfg.inception_weights or None)

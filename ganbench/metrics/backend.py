@@ -1,0 +1,156 @@
+"""The one module that touches torch-fidelity's internals.
+
+torch-fidelity's `calculate_metrics` rebuilds its feature extractor and re-reads the reference
+features on every call; `fidelity_metrics` runs the same functions in the same order but keeps
+the extractor and the reference features in the process cache (`training.resources.PROCESS`),
+so a worker that evaluates many runs builds and reads them once. The inputs torch-fidelity
+takes (`ImageTensorDataset`, `FidelityGenerator`) and ganbench's uniform latent source live here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch_fidelity
+from torch.utils.data import Dataset
+from torch_fidelity.generative_model_base import GenerativeModelBase
+
+from ganbench.config import TrainConfig
+from ganbench.metrics.kid import kid_on_device
+from ganbench.training.resources import PROCESS
+
+UNIFORM_NOISE = "ganbench_uniform_m1_1"
+
+
+def _uniform_m1_1(rng: np.random.RandomState, shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.from_numpy(rng.rand(*shape) * 2 - 1).float()
+
+
+if UNIFORM_NOISE not in torch_fidelity.registry.NOISE_SOURCE_REGISTRY:
+    torch_fidelity.register_noise_source(UNIFORM_NOISE, _uniform_m1_1)
+
+
+# torch-fidelity's result key of each base value name the registry declares for its kinds.
+FIDELITY_KEYS = {
+    "fid": torch_fidelity.KEY_METRIC_FID, "kid": torch_fidelity.KEY_METRIC_KID_MEAN,
+    "kid_std": torch_fidelity.KEY_METRIC_KID_STD, "isc": torch_fidelity.KEY_METRIC_ISC_MEAN,
+    "isc_std": torch_fidelity.KEY_METRIC_ISC_STD, "precision": torch_fidelity.KEY_METRIC_PRECISION,
+    "recall": torch_fidelity.KEY_METRIC_RECALL, "f_score": torch_fidelity.KEY_METRIC_F_SCORE,
+}
+
+
+# --- Inputs handed to torch-fidelity ----------------------------------------------------------
+
+class ImageTensorDataset(Dataset):
+    """uint8 N×C×H×W images as torch-fidelity wants them: 3 channels, one image per item."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        if images.dtype != torch.uint8:
+            raise TypeError(f"expected uint8 images, got {images.dtype}")
+        self.images = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+class FidelityGenerator(GenerativeModelBase):
+    """A ganbench G as torch-fidelity input: z from the run's own latent distribution,
+    output rounded (not truncated) to uint8 and repeated to 3 channels; G in eval mode."""
+
+    def __init__(self, net_g: torch.nn.Module, cfg: TrainConfig,
+                 on_batch: Callable[[int], None] | None = None) -> None:
+        super().__init__()
+        self.net_g, self.cfg, self.on_batch = net_g, cfg, on_batch
+
+    @property
+    def z_size(self) -> int:
+        return self.cfg.latent_dim
+
+    @property
+    def z_type(self) -> str:
+        return "normal" if self.cfg.latent_dist == "gaussian" else UNIFORM_NOISE
+
+    @property
+    def num_classes(self) -> int:
+        return 0
+
+    @torch.no_grad()
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        was_training = self.net_g.training
+        self.net_g.eval()
+        device = next(self.net_g.parameters()).device
+        images = self.net_g(z.to(device)).float()
+        self.net_g.train(was_training)
+        if self.on_batch:  # evaluation progress: images generated so far (the extractor follows batch by batch)
+            self.on_batch(len(z))
+        return to_uint8(images, self.cfg.pixel_range).expand(-1, 3, -1, -1)
+
+
+def to_uint8(images: torch.Tensor, pixel_range: tuple[float, float]) -> torch.Tensor:
+    low, high = pixel_range
+    return ((images - low) / (high - low) * 255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+# --- torch-fidelity's orchestration, with what a process keeps between evaluations ----------
+
+def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = ()) -> tuple[dict[str, float], dict,
+                                                                                          dict | None]:
+    """What `torch_fidelity.calculate_metrics(**kwargs)` returns, computed by torch-fidelity's own
+    functions in its own order, plus the generated images' features (`extra_layers` too) and the
+    reference set's (None when no metric needed them). The
+    extractor and the reference set's features are kept for the life of the process, so a
+    worker that evaluates many runs builds and reads them once."""
+    from torch_fidelity.helpers import get_kwarg
+    from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached, fid_statistics_to_metric
+    from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+    from torch_fidelity.metric_prc import prc_featuresdict_to_metric
+    from torch_fidelity.utils import (create_feature_extractor, extract_featuresdict_from_input_id_cached,
+                                      get_cacheable_input_name, resolve_feature_extractor,
+                                      resolve_feature_layer_for_metric)
+
+    kinds = [kind for kind in ("isc", "fid", "kid", "prc") if get_kwarg(kind, kwargs)]
+    layers = {kind: resolve_feature_layer_for_metric(kind, **kwargs) for kind in kinds}
+    requested = tuple(sorted(set(layers.values()) | set(extra_layers)))
+    cuda = get_kwarg("cuda", kwargs)
+    extractor_key = (resolve_feature_extractor(**kwargs), requested, kwargs.get("feature_extractor_weights_path"),
+                     torch.cuda.current_device() if cuda else None)
+    feat_extractor = PROCESS.get("extractor", extractor_key, lambda: create_feature_extractor(
+        extractor_key[0], list(requested), cuda=cuda, feature_extractor_weights_path=extractor_key[2], verbose=False))
+    features_1 = extract_featuresdict_from_input_id_cached(1, feat_extractor, **kwargs)
+    metrics: dict[str, float] = {}
+    if not kinds:
+        return metrics, features_1, None
+    name_2 = get_cacheable_input_name(2, **kwargs)
+    features_2 = PROCESS.get("reference_features", (name_2, extractor_key),
+                             lambda: extract_featuresdict_from_input_id_cached(2, feat_extractor, **kwargs))
+    if "isc" in layers:
+        metrics.update(isc_featuresdict_to_metric(features_1, layers["isc"], **kwargs))
+    if "fid" in layers:
+        stats_1 = fid_featuresdict_to_statistics_cached(features_1, get_cacheable_input_name(1, **kwargs),
+                                                        feat_extractor, layers["fid"], **kwargs)
+        stats_2 = fid_featuresdict_to_statistics_cached(features_2, name_2, feat_extractor, layers["fid"], **kwargs)
+        metrics.update(fid_statistics_to_metric(stats_1, stats_2, get_kwarg("verbose", kwargs)))
+    if "kid" in layers and cuda:  # on a GPU: batched on the device (torch-fidelity's numpy loop is CPU-bound)
+        device = torch.device("cuda", torch.cuda.current_device())
+        metrics.update(kid_on_device(features_1[layers["kid"]], features_2[layers["kid"]], device, **kwargs))
+    elif "kid" in layers:  # on the CPU torch-fidelity's own code is the faster one (measured)
+        metrics.update(kid_featuresdict_to_metric(features_1, features_2, layers["kid"], **kwargs))
+    if "prc" in layers:
+        metrics.update(prc_featuresdict_to_metric(features_1, features_2, layers["prc"], **kwargs))
+    return metrics, features_1, features_2
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def content_hash(images: torch.Tensor) -> str:
+    return hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()
