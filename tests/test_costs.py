@@ -81,7 +81,7 @@ def test_status_reports_the_evaluation_phase(tmp_path, monkeypatch):
         phase = status["phase"]
         assert status["status"] == "running" and phase["name"] == "evaluating" and phase["step"] == 4
         assert phase["samples_done"] == 50 and phase["samples_total"] == 200 and phase["eta_s"] >= 0
-        from ganbench.cli import describe_phase
+        from ganbench.cli.tables import describe_phase
 
         assert "evaluating (fid_fmnist) at step 4: 50/200 images, ETA" in describe_phase(phase)
     finally:

@@ -109,19 +109,21 @@ def test_equal_compute_reads_the_costlier_arm_early():
 
 
 def test_findings_say_both_when_equal_compute_disagrees():
-    from ganbench.analysis import report
+    from ganbench.analysis.report.analysis import Analysis, PartResult
+    from ganbench.analysis.report.sections import findings
 
     rng = np.random.default_rng(4)
     at_steps = inference.compare_to_reference(_study(rng, 6, {"pooled": -8.0}), "ref", "fid_fmnist", False)
     at_compute = at_steps.assign(basis="equal FLOPs", estimate=-at_steps["estimate"], note="at 1e9 FLOPs")
     family = inference.apply_family(pd.concat([at_steps, at_compute], ignore_index=True))
-    part = report.PartResult("", "arms", "ref", ["ref", "pooled"],
-                             {"fid_fmnist": stats.arm_summary(_study(rng, 6, {"pooled": -8.0}))},
-                             {"fid_fmnist": family[family["basis"] == "equal steps"]},
-                             family[family["basis"] == "equal FLOPs"], pd.DataFrame(), {}, False, pd.DataFrame(),
-                             {"fid_fmnist": False})
-    result = report.Analysis([part], "fid_fmnist", ["fid_fmnist"], 2, False)
-    line = next(line for line in report._findings(result) if "pooled" in line)
+    part = PartResult(name="", kind="arms", reference="ref", arms=["ref", "pooled"],
+                      summaries={"fid_fmnist": stats.arm_summary(_study(rng, 6, {"pooled": -8.0}))},
+                      comparisons={"fid_fmnist": family[family["basis"] == "equal steps"]},
+                      equal_compute=family[family["basis"] == "equal FLOPs"], failures=pd.DataFrame(), factorial={},
+                      interactions=False, compute=pd.DataFrame(), directions={"fid_fmnist": False})
+    result = Analysis(parts=[part], primary="fid_fmnist", verdict_metrics=["fid_fmnist"], family_size=2,
+                      exploratory=False)
+    line = next(line for line in findings(result) if "pooled" in line)
     assert "better than `ref` at equal steps but *worse* at equal compute" in line
     assert "family of 2" in line and "n = 6 vs 6" in line and "simultaneous CI" in line
 
@@ -132,7 +134,7 @@ def test_intervals_stay_in_the_metric_range():
     assert recall["ci_low"] == 0.0 and recall["ci_high"] <= 1.0
     modes = stats.arm_summary(values[values["arm"] == "ceiling"], (0.0, 10.0)).iloc[0]
     assert math.isnan(modes["ci_low"]) and "same value" in modes["ci_method"]
-    from ganbench.analysis.report import _cell
+    from ganbench.analysis.report import arm_cell as _cell
 
     assert _cell(modes) == "10 (all 3 equal)"
 

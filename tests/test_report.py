@@ -167,7 +167,7 @@ def test_from_five_seeds_the_family_gives_verdicts():
     equal compute, and findings that name basis, n, interval and family size."""
     import numpy as np
 
-    from ganbench.analysis import report as rep
+    from ganbench.analysis.report import analysis as rep, sections, tables
 
     rng = np.random.default_rng(0)
     rows = []
@@ -191,8 +191,8 @@ def test_from_five_seeds_the_family_gives_verdicts():
     flops = result.parts[0].equal_compute.set_index(["basis", "arm"]).loc["equal FLOPs"]
     # `costly` spends 4× the FLOPs: read at step 200 of its curve it is worse than `ref` at 800.
     assert flops.loc["costly", "verdict"] == "worse" and flops.loc["costly", "step_read"] == 200
-    findings = "\n".join(rep._findings(result))
+    findings = "\n".join(sections.findings(result))
     assert "**costly** is better than `ref` at equal steps but *worse* at equal compute" in findings
     assert "family of 6" in findings and "n = 6 vs 6" in findings
-    table = rep.effects_table(result.parts[0], "fid_fmnist")
+    table = tables.effects_table(result.parts[0], "fid_fmnist")
     assert {"p (Dunnett)", "p (permutation)", "p (Holm, family)"} <= set(table.columns)

@@ -80,13 +80,13 @@ def test_sweep_events_equal_the_jsonl_and_carry_hparams(tmp_path, monkeypatch):
 
 
 def test_train_tensorboard_and_a_missing_target_is_named(tmp_path, monkeypatch):
-    from ganbench import cli
+    from ganbench.cli import results as cli_results
     from ganbench.analysis import tensorboard
 
     calls = []
     real_export = tensorboard.export
     monkeypatch.setattr(tensorboard, "export", lambda *a, **k: calls.append(a) or real_export(*a, **k))
-    monkeypatch.setattr(cli, "TENSORBOARD_EVERY_S", 0.0)  # export at every progress call while training
+    monkeypatch.setattr(cli_results, "TENSORBOARD_EVERY_S", 0.0)  # export at every progress call while training
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", "--dataset", "fake", "--steps", "2", "--device", "cpu", "--set",
                                       "metrics=none", "--set", "batch_size=8", "--set", "log_every=1",

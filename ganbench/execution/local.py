@@ -79,45 +79,16 @@ class LocalExecutor:
             for slot in range(min(self.workers, len(jobs))):
                 start_worker(slot)
             while jobs or any(w.job for w in pool.values()):
-                for slot, worker in pool.items():
-                    if worker.job is None and jobs:
-                        worker.job, worker.ended = jobs.pop(0), set()
-                        threads = max(run_threads(run) for run, _ in worker.job.runs)
-                        worker.inbox.put((worker.job, Placement(worker.device, threads)))
+                self._hand_out(pool, jobs)
                 self._drain(outbox, pool, by_id)
-                for slot, worker in list(pool.items()):
-                    if worker.job is not None and not worker.process.is_alive():
-                        self._drain(outbox, pool, by_id)  # its last words, if any
-                        if worker.job is not None:
-                            code = worker.process.exitcode
-                            for run_id in worker.job.run_ids:
-                                if run_id not in worker.ended:
-                                    record_end(by_id[run_id], f"worker process died (exit code {code}) while "
-                                                              "training this run; re-run to resume it")
-                            worker.job = None
-                            if jobs:
-                                start_worker(slot)
-                for state in states:
-                    if state.status == "running":
-                        run_dir = RunDir(state.run_dir)
-                        state.step = run_dir.last_logged_step()
-                        state.phase = run_dir.read_status().get("phase")
+                for slot in self._reap_dead(outbox, pool, by_id):
+                    if jobs:
+                        start_worker(slot)
+                _refresh_running(states)
                 if on_update:
                     on_update(states)
         except KeyboardInterrupt:
-            for worker in pool.values():
-                worker.process.join(timeout=5)  # the terminal's Ctrl-C reached them too: let them save status
-                if worker.process.is_alive():  # the driver alone was stopped (SIGTERM): pass it on as Ctrl-C
-                    with contextlib.suppress(OSError):
-                        os.kill(worker.process.pid, signal.SIGINT)
-                    worker.process.join(timeout=10)
-                if worker.process.is_alive():
-                    worker.process.terminate()
-                    worker.process.join()
-                if worker.job is not None:
-                    for run_id in worker.job.run_ids:
-                        if run_id not in worker.ended:
-                            record_end(by_id[run_id], f"worker process stopped (exit code {worker.process.exitcode})")
+            _stop_after_interrupt(pool, by_id)
             raise
         finally:
             for worker in pool.values():
@@ -130,6 +101,31 @@ class LocalExecutor:
                     worker.process.join()
             lifeline_w.close()
             lifeline_r.close()
+
+    @staticmethod
+    def _hand_out(pool: dict[int, _Worker], jobs: list[Any]) -> None:
+        """The next job to every idle worker."""
+        for worker in pool.values():
+            if worker.job is None and jobs:
+                worker.job, worker.ended = jobs.pop(0), set()
+                threads = max(run_threads(run) for run, _ in worker.job.runs)
+                worker.inbox.put((worker.job, Placement(worker.device, threads)))
+
+    def _reap_dead(self, outbox: Any, pool: dict[int, _Worker], by_id: dict[str, RunState]) -> list[int]:
+        """Slots whose worker died mid-job; each of its unfinished runs is recorded failed with the exit code."""
+        dead = []
+        for slot, worker in list(pool.items()):
+            if worker.job is not None and not worker.process.is_alive():
+                self._drain(outbox, pool, by_id)  # its last words, if any
+                if worker.job is not None:
+                    code = worker.process.exitcode
+                    for run_id in worker.job.run_ids:
+                        if run_id not in worker.ended:
+                            record_end(by_id[run_id], f"worker process died (exit code {code}) while "
+                                                      "training this run; re-run to resume it")
+                    worker.job = None
+                    dead.append(slot)
+        return dead
 
     def _drain(self, outbox: Any, pool: dict[int, _Worker], by_id: dict[str, RunState]) -> None:
         """Apply the workers' messages: a run started, a run ended (with its outcome), a worker idle."""
@@ -190,3 +186,29 @@ def record_end(state: RunState, reason: str) -> None:
         except OSError as err:  # the reason still reaches the user through the state
             state.error = f"{reason} (and status.json could not be written: {err})"
 
+
+def _refresh_running(states: Sequence[RunState]) -> None:
+    """Step and phase of every running run, from its files (what progress and `status` show)."""
+    for state in states:
+        if state.status == "running":
+            run_dir = RunDir(state.run_dir)
+            state.step = run_dir.last_logged_step()
+            state.phase = run_dir.read_status().get("phase")
+
+
+def _stop_after_interrupt(pool: dict[int, _Worker], by_id: dict[str, RunState]) -> None:
+    """Ctrl-C or SIGTERM: let every worker save its runs' status, then stop it; runs it did not end are
+    recorded as stopped (they resume on the next sweep)."""
+    for worker in pool.values():
+        worker.process.join(timeout=5)  # the terminal's Ctrl-C reached them too: let them save status
+        if worker.process.is_alive():  # the driver alone was stopped (SIGTERM): pass it on as Ctrl-C
+            with contextlib.suppress(OSError):
+                os.kill(worker.process.pid, signal.SIGINT)
+            worker.process.join(timeout=10)
+        if worker.process.is_alive():
+            worker.process.terminate()
+            worker.process.join()
+        if worker.job is not None:
+            for run_id in worker.job.run_ids:
+                if run_id not in worker.ended:
+                    record_end(by_id[run_id], f"worker process stopped (exit code {worker.process.exitcode})")

@@ -1,0 +1,135 @@
+"""The analysis behind a report (no matplotlib): per part, every metric's summaries, comparisons, failures, compute."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ganbench.analysis import failures, inference, stats
+from ganbench.analysis.results import metric_directions
+from ganbench.metrics.registry import value_range
+
+
+PREFERRED = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "precision_fmnist", "recall_fmnist", "modes_covered_fmnist",
+             "modes_kl_fmnist", "fid", "kid", "isc", "precision", "recall")
+
+
+@dataclass
+class PartResult:
+    """The numbers of one design part for every reported metric."""
+
+    name: str
+    kind: str
+    reference: str | None
+    arms: list[str]
+    summaries: dict[str, pd.DataFrame]  # metric → arm_summary
+    comparisons: dict[str, pd.DataFrame]  # metric → comparison rows at equal steps, after the family correction
+    equal_compute: pd.DataFrame  # primary metric at equal FLOPs (in the family) and equal seconds (estimates)
+    failures: pd.DataFrame  # arm → shares of failed to learn / mode collapse / D wins
+    factorial: dict[str, pd.DataFrame]  # metric → factorial_effects (factorial designs only)
+    interactions: bool  # two-way interactions estimable (full factorial, or resolution ≥ V)
+    compute: pd.DataFrame  # arm → parameters, FLOPs per step, seconds per step timed alone
+    directions: dict[str, bool | None]  # metric → higher is better (True/False) or neither (None), from its rows
+
+
+@dataclass
+class Analysis:
+    """Every part, and the choices that shape the whole report's inference."""
+
+    parts: list[PartResult]
+    primary: str
+    verdict_metrics: list[str]
+    family_size: int
+    exploratory: bool  # no row could be tested (every comparison has < MIN_SEEDS runs on a side)
+
+
+def reported_metrics(frame: pd.DataFrame, requested: Sequence[str] | None) -> list[str]:
+    present = [m for m in frame["metric"].dropna().unique()]
+    if requested:
+        missing = [m for m in requested if m not in present]
+        if missing:
+            raise ValueError(f"metric(s) {missing} not in these results; present: {sorted(present)}")
+        return list(requested)
+    directions = metric_directions(frame)
+    scored = [m for m in present if directions.get(m) is not None]
+    return sorted(scored, key=lambda m: (PREFERRED.index(m) if m in PREFERRED else len(PREFERRED), m))
+
+
+def choose_metrics(chosen: list[str], analysis: dict[str, Any]) -> tuple[str, list[str]]:
+    """(primary metric, verdict metrics): the suite's `analysis` section, else the dataset's FID
+    (the fmnist one where present) and the next three scored metrics reported."""
+    primary = analysis.get("primary") or next((m for m in ("fid_fmnist", "fid") if m in chosen), chosen[0])
+    if primary not in chosen:
+        raise ValueError(f"the suite's primary metric '{primary}' is not in these results; present: {chosen}")
+    verdicts = list(analysis.get("verdicts") or [primary, *[m for m in chosen if m != primary][:3]])
+    if primary not in verdicts:
+        verdicts.insert(0, primary)
+    return primary, [m for m in verdicts if m in chosen]
+
+
+def compute_frame(frame: pd.DataFrame, arms: list[str], costs: dict[str, Any]) -> pd.DataFrame:
+    runs = frame[frame["arm"].isin(arms)].drop_duplicates(["arm", "run_id"])
+    timed = costs.get("arms", {})
+    rows = []
+    for arm in arms:
+        first = runs[runs["arm"] == arm].head(1)
+        value = (lambda col: first[col].iloc[0] if len(first) and col in first and pd.notna(first[col].iloc[0])
+                 else math.nan)
+        rows.append({"arm": arm, "params_g": value("params_g"), "params_d": value("params_d"),
+                     "flops_per_step": value("flops_per_step"), "steps": value("knob_steps"),
+                     "step_seconds": timed.get(arm, {}).get("step_seconds", math.nan)})
+    return pd.DataFrame(rows)
+
+
+def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any], metrics: list[str],
+            costs: dict[str, Any] | None = None) -> Analysis:
+    directions = metric_directions(frame)
+    primary, verdict_metrics = choose_metrics(metrics, manifest.get("analysis") or {})
+    labels = failures.failure_labels(frame, training)
+    parts, rows = [], []
+    for design in manifest["designs"]:
+        arms = [a["name"] for a in design["arms"]]
+        part_frame = frame[frame["arm"].isin(arms)]
+        reference = design["reference_arm"]
+        others = [a for a in arms if a != reference]
+        summaries = {}
+        for metric in metrics:
+            values = stats.run_values(part_frame, metric, directions.get(metric))
+            summaries[metric] = stats.arm_summary(values, value_range(metric))
+            if reference and metric in verdict_metrics:
+                rows.append(inference.compare_to_reference(values, reference, metric, directions.get(metric), others)
+                            .assign(part=design["part"]))
+        compute = compute_frame(frame, arms, costs or {})
+        if reference:
+            flops = compute.set_index("arm")["flops_per_step"].dropna().to_dict()
+            rows.append(inference.compare_at_equal_compute(part_frame, reference, primary, directions.get(primary),
+                                                           flops, others, "FLOPs").assign(part=design["part"]))
+            seconds = compute.set_index("arm")["step_seconds"].dropna().to_dict()
+            timed = inference.compare_at_equal_compute(part_frame, reference, primary, directions.get(primary),
+                                                       seconds, others, "seconds")
+            rows.append(timed.assign(part=design["part"], testable=False))  # an estimate, outside the family
+        factorial, interactions = {}, False
+        if design["kind"] in ("full_factorial", "fractional_factorial"):
+            interactions = design["kind"] == "full_factorial" or (design["resolution"] or 0) >= 5
+            factors = {a["name"]: a["factors"] for a in design["arms"]}
+            for metric in metrics:
+                values = stats.run_values(part_frame, metric, directions.get(metric))
+                try:
+                    factorial[metric] = stats.factorial_effects(values, factors, interactions)
+                except ValueError:  # too few runs for the model: say so in the report, not crash
+                    factorial[metric] = pd.DataFrame()
+        parts.append(PartResult(design["part"], design["kind"], reference, arms, summaries, {}, pd.DataFrame(),
+                                failures.failure_rates(labels[labels["arm"].isin(arms)]), factorial, interactions,
+                                compute, directions))
+    family = inference.apply_family(pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
+    for part in parts:
+        mine = family[family["part"] == part.name] if not family.empty else family
+        for metric in verdict_metrics:
+            part.comparisons[metric] = (mine[(mine["metric"] == metric) & (mine["basis"] == "equal steps")]
+                                        if not mine.empty else pd.DataFrame())
+        part.equal_compute = mine[mine["basis"] != "equal steps"] if not mine.empty else pd.DataFrame()
+    size = int(family["family_size"].iloc[0]) if not family.empty else 0
+    return Analysis(parts, primary, verdict_metrics, size, size == 0)

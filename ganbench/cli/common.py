@@ -1,0 +1,138 @@
+"""What every command shares: the Typer app, the consoles, common options, the error exit and loading a suite."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ganbench.rundir import RunDirError
+
+
+app = typer.Typer(
+    help="Measure which GAN training hacks matter: toggle hacks, train DCGANs, compare them with numbers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # messages hold [brackets]
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def exit_on_error(*errors: type[BaseException], code: int = 2) -> Iterator[None]:
+    """The one mapping from a library error to the CLI's exit: its message on stderr, exit `code`
+    (2: the request was wrong, nothing ran; 1: work failed). By default the errors a bad suite,
+    knob, results file or dataset raise: SuiteError, ConfigError and CorruptFile are ValueErrors."""
+    from ganbench.data.datasets import DataNotFoundError
+
+    try:
+        yield
+    except errors or (ValueError, RunDirError, DataNotFoundError) as err:
+        fail(str(err), code)
+
+
+def data_root_str(data_root: Path | None) -> str | None:
+    """--data-root as the libraries take it (None: the default search order)."""
+    return str(data_root) if data_root else None
+
+
+class ExecutorKind(str, enum.Enum):
+    local = "local"
+    ray = "ray"
+    slurm = "slurm"
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (for scripts) instead of tables.")]
+
+
+TensorBoardOpt = Annotated[bool, typer.Option("--tensorboard", help=(
+    "Also write TensorBoard event files from the run files, every 30 s while training and at the end, to "
+    "tensorboard/<suite name> (`run`, as `ganbench tensorboard`) or <out>/tensorboard (`train`); needs the tensorboard extra: pip install 'ganbench\\[tensorboard]'."))]
+
+
+def print_json(value: Any) -> None:
+    """JSON on stdout, unwrapped (rich would wrap it at the terminal's width)."""
+    import json
+
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+SuiteArg = Annotated[Path, typer.Argument(help="A suite YAML file, e.g. suites/quick.yaml.")]
+OnlyOpt = Annotated[Optional[list[str]], typer.Option("--only", help="Only this arm (repeatable).")]
+SeedsOpt = Annotated[Optional[str], typer.Option(help="Only these seeds, comma-separated (e.g. 0,1).")]
+ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs go to ROOT/<suite name>/.")]
+
+
+def seed_list(seeds: str | None) -> tuple[int, ...]:
+    """--seeds 0,1 → (0, 1); a clear error naming the option otherwise."""
+    if not seeds:
+        return ()
+    try:
+        return tuple(int(s) for s in seeds.split(","))
+    except ValueError:
+        fail(f"--seeds {seeds!r}: expected seeds separated by commas, e.g. --seeds 0,1")
+    return ()
+
+
+def load_selection(suite_file: Path, results_root: Path, only: list[str] | None, seeds: str | None,
+                   device: str = "cpu", record_budget: bool = False) -> tuple[Any, Any, list[str]]:
+    """(suite, selection, devices) from the CLI's words, or a clear error and exit code 2. Writes
+    nothing unless `record_budget` (see `load_suite`)."""
+    from ganbench.study.suite import load_suite
+    from ganbench.devices import expand
+    from ganbench.execution.sweep import Selection, select_runs
+
+    chosen_seeds = seed_list(seeds)
+    with exit_on_error(ValueError, RunDirError):  # SuiteError, ConfigError and CorruptFile are ValueErrors
+        suite = load_suite(suite_file, results_root, record_budget=record_budget)
+        by_label = {label: arm for arm, label in arm_labels(suite.arms).items()}
+        selection = Selection(tuple(by_label.get(name, name) for name in only or ()), chosen_seeds)
+        select_runs(suite, selection)
+        devices = expand(device)
+    return suite, selection, devices
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler, `kill`, a closing terminal) stops the sweep as Ctrl-C does: workers
+    are stopped, every unfinished run is recorded interrupted, and the same command resumes."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+ARM_NAME_WIDTH = 22  # longer arm names (factorial arms list their hacks) show as 'part:#N' in tables
+
+
+def arm_labels(arms: list[str], shown: set[str] | None = None) -> dict[str, str]:
+    """Arm name → what a table shows: the name, or 'part:#N' (N: its place among the suite's arms,
+    which `--only` also accepts) for a name too long for a column; `print_arm_legend` prints
+    those in full below."""
+    labels = {}
+    for i, arm in enumerate(arms, start=1):
+        if shown is None or arm in shown:
+            part = arm.split(":", 1)[0] + ":" if ":" in arm else ""
+            labels[arm] = arm if len(arm) <= ARM_NAME_WIDTH else f"{part}#{i}"
+    return labels

@@ -1,0 +1,74 @@
+"""`ganbench hacks` and `ganbench knobs`: what can be toggled, and where it comes from."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ganbench.config import ConfigError, TrainConfig, knob_choices, knob_docs
+from ganbench.cli.common import JsonOpt, app, console, fail, print_json
+
+
+@app.command("hacks")
+def hacks_command(
+    name: Annotated[Optional[str], typer.Argument(help="Show one hack in full: summary, source, knobs, presets.")] = None,
+    tag: Annotated[Optional[str], typer.Option(help="Only hacks with this tag.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the registered hacks (name, tags, knobs they set) and the presets; `ganbench hacks NAME`
+    shows one hack's summary and source."""
+    from ganbench.hacks import HACKS, PRESETS, get_hack
+
+    if name:
+        try:
+            hack = get_hack(name)
+        except ConfigError as err:
+            fail(str(err))
+        record = {"name": hack.name, "summary": hack.summary, "source": hack.source, "sets": dict(hack.sets),
+                  "tags": list(hack.tags), "presets": [p for p, members in PRESETS.items() if hack.name in members]}
+        if as_json:
+            return print_json(record)
+        console.print(f"[bold]{hack.name}[/] ({', '.join(hack.tags) or 'no tags'})", highlight=False)
+        for label in ("summary", "source"):
+            console.print(f"[bold]{label}:[/] {escape(record[label])}", highlight=False)
+        console.print("[bold]sets:[/] " + ", ".join(f"{k}={v}" for k, v in hack.sets.items()), highlight=False)
+        console.print(f"[bold]in presets:[/] {', '.join(record['presets']) or '-'}", highlight=False)
+        return
+    chosen = [h for h in HACKS.values() if not tag or tag in h.tags]
+    if as_json:
+        return print_json({"hacks": [{"name": h.name, "tags": list(h.tags), "sets": dict(h.sets), "summary": h.summary,
+                                      "source": h.source} for h in chosen],
+                           "presets": {p: list(members) for p, members in PRESETS.items()}})
+    # Names never wrap (they are what users type); knobs wrap between their k=v pairs.
+    table = Table(title=f"{len(chosen)} registered hacks (`ganbench hacks NAME` for summary and source)",
+                  box=None, pad_edge=False)
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("tags", max_width=14)  # tags are short words: they wrap between words
+    table.add_column("knobs", overflow="fold")
+    for hack in chosen:
+        table.add_row(hack.name, " ".join(hack.tags), " ".join(f"{k}={v}" for k, v in hack.sets.items()))
+    console.print(table)
+    for preset, members in PRESETS.items():
+        console.print(f"[bold]preset {preset}[/]: {', '.join(members) or '(every hack off)'}", highlight=False)
+
+
+@app.command("knobs")
+def knobs_command(as_json: JsonOpt = False) -> None:
+    """List every TrainConfig knob with its default ("off" value), allowed values, category and unit."""
+    from ganbench.config import KNOB_CATEGORIES
+
+    docs, defaults = knob_docs(), TrainConfig().to_dict()
+    if as_json:
+        return print_json([{"knob": k, "default": v, "allowed": list(knob_choices(k) or ()) or type(v).__name__,
+                            "category": KNOB_CATEGORIES[k], "meaning": docs.get(k, "")} for k, v in defaults.items()])
+    table = Table(title="TrainConfig knobs (set with --set knob=value)")
+    for column in ("knob", "default", "allowed", "meaning"):
+        table.add_column(column, overflow="fold", no_wrap=column == "knob")
+    for name, default in defaults.items():
+        choices = knob_choices(name)
+        table.add_row(name, repr(default), " | ".join(map(str, choices)) if choices else type(default).__name__,
+                      docs.get(name, ""))
+    console.print(table)

@@ -1,0 +1,194 @@
+"""`ganbench report`, `compare` and `tensorboard`: reading a suite's results (read-only)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from ganbench.rundir import RunDirError
+from ganbench.cli.common import ResultsOpt, app, console, err_console, fail, load_selection
+
+
+TENSORBOARD_EVERY_S = 30.0  # while training, event files are rewritten at most this often
+
+
+def export_tensorboard(target: Path, logdir: Path | None = None) -> None:
+    from ganbench.analysis.tensorboard import TensorBoardMissing, export
+
+    try:
+        result = export(target, logdir)
+    except (TensorBoardMissing, FileNotFoundError, RunDirError) as err:
+        console.print(f"[yellow]warning:[/] no TensorBoard export: {err}", highlight=False)
+        return
+    console.print(f"TensorBoard: {result['written']} run(s) written, {result['unchanged']} unchanged → "
+                  f"tensorboard --logdir {result['logdir']}", highlight=False)
+
+
+def with_tensorboard(callback: Any, target: Path, logdir: Path | None = None) -> Any:
+    """`callback` (a sweep's on_update, or train's progress) that also re-exports `target`'s changed
+    runs to TensorBoard, at most every 30 s, once the target holds a run."""
+    from ganbench.analysis.tensorboard import TensorBoardMissing, export
+    from ganbench.suitedir import SuiteDir
+
+    last = [time.monotonic()]
+
+    def wrapped(*args: Any) -> None:
+        callback(*args)
+        ready = SuiteDir(target).has_manifest() or (target / "config.json").exists()
+        if time.monotonic() - last[0] >= TENSORBOARD_EVERY_S and ready:
+            last[0] = time.monotonic()
+            try:
+                export(target, logdir)
+            except (TensorBoardMissing, RunDirError):
+                pass  # said once at the end, by export_tensorboard
+
+    return wrapped
+
+
+@app.command("tensorboard")
+def tensorboard_command(
+    target: Annotated[Path, typer.Argument(help="A suite file (suites/quick.yaml), its results directory, or one "
+                                                "run directory.")],
+    logdir: Annotated[Optional[Path], typer.Option(help="Where the event files go (default: tensorboard/<suite name> "
+                                                   "here, where `run --tensorboard` writes too).")] = None,
+    watch: Annotated[Optional[float], typer.Option(help="Export again every this many seconds (follow a sweep "
+                                                   "while it trains; Ctrl-C stops).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rewrite every run, changed or not.")] = False,
+    results_root: ResultsOpt = Path("results"),
+) -> None:
+    """Write TensorBoard event files from run directories: per-run scalars (training statistics,
+    metrics), sample grids, and hparams (arm, seed, one boolean per hack) for the HParams view.
+    JSONL stays the source of truth; unchanged runs are skipped. Needs the tensorboard extra:
+    pip install 'ganbench\\[tensorboard]'."""
+    from ganbench.analysis.tensorboard import TensorBoardMissing, export, watch as watch_export
+
+    if target.suffix in (".yaml", ".yml"):
+        suite, _, _ = load_selection(target, results_root, None, None)
+        target = suite.results_dir
+    try:
+        if watch:
+            def on_pass(result: dict[str, Any]) -> None:
+                console.print(f"{time.strftime('%H:%M:%S')} {result['written']} written, {result['unchanged']} "
+                              f"unchanged → {result['logdir']}", highlight=False)
+
+            def on_wait(message: str) -> None:
+                console.print(f"{time.strftime('%H:%M:%S')} {escape(message)}", highlight=False)
+
+            try:
+                watch_export(target, logdir, watch, on_pass, on_wait=on_wait)
+            except KeyboardInterrupt:
+                return
+        with Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("runs", total=None, info="")
+            with _say_damaged_files():
+                result = export(target, logdir, force,
+                                lambda i, n, name: bar.update(task, completed=i, total=n, info=name))
+    except (TensorBoardMissing, FileNotFoundError, RunDirError) as err:
+        fail(str(err))
+    console.print(f"{result['runs']} runs: {result['written']} written, {result['unchanged']} unchanged → "
+                  f"tensorboard --logdir {result['logdir']}", highlight=False)
+
+
+@app.command("report")
+def report_command(
+    target: Annotated[Path, typer.Argument(help="A suite file (suites/quick.yaml) or its results directory.")],
+    out: Annotated[Optional[Path], typer.Option(help="Report directory (default: reports/<suite name>).")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Report only this metric (repeatable).")] = None,
+    format_: Annotated[str, typer.Option("--format", help="Comma-separated: md, tex, csv.")] = "md,tex,csv",
+    update_readme: Annotated[Optional[Path], typer.Option(
+        help="Also copy the headline tables into this README, between <!-- ganbench:NAME:start/end --> markers.")] = None,
+    results_root: ResultsOpt = Path("results"),
+) -> None:
+    """Tables with CIs, effects against the reference arm, figures and findings → reports/<suite>/README.md."""
+    from ganbench.analysis.report import build_report, update_readme as fill_readme
+
+    if target.suffix in (".yaml", ".yml"):
+        suite, _, _ = load_selection(target, results_root, None, None)
+        results_dir = suite.results_dir
+        _warn_if_stale(suite)
+    else:
+        results_dir = target
+    name = results_dir.resolve().name
+    try:
+        with _say_damaged_files():
+            readme = build_report(results_dir, out or Path("reports") / name, metric, format_.split(","))
+        if update_readme:
+            fill_readme(update_readme, readme.parent, name)
+    except (FileNotFoundError, ValueError, RunDirError) as err:
+        fail(str(err))
+    console.print(f"[green]report[/] → {readme}", highlight=False)
+
+
+@contextlib.contextmanager
+def _say_damaged_files() -> Iterator[None]:
+    """Damaged files met on the way (a `CorruptLineWarning` names each) are said once each on
+    stderr, also when the command then fails; the command goes on with the rest."""
+    import warnings
+
+    from ganbench.rundir import CorruptLineWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CorruptLineWarning)
+        try:
+            yield
+        finally:
+            for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, CorruptLineWarning)):
+                err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def _warn_if_stale(suite: Any) -> None:
+    """A report reads the runs suite.json names, which the last `ganbench run` wrote: say so when
+    the suite file has changed since (other run ids), so stale runs are not taken for the suite's."""
+    try:
+        recorded = {r.run_id for r in suite.dir.read_manifest().runs}
+    except (FileNotFoundError, RunDirError):
+        return
+    now = {r.run_id for r in suite.runs}
+    if recorded != now:
+        err_console.print(f"[yellow]warning:[/] {suite.dir.file('suite.json')} was written for another version of "
+                          f"{suite.path}: {len(recorded - now)} of its {len(recorded)} runs are not in the suite now "
+                          f"and {len(now - recorded)} of the suite's {len(now)} runs are not in it. The report shows "
+                          "the recorded runs; `ganbench run` trains the suite as it is now (and records it).",
+                          highlight=False)
+
+
+@app.command("compare")
+def compare_command(
+    a: Annotated[str, typer.Argument(help="A run directory, or an arm name with --suite.")],
+    b: Annotated[str, typer.Argument(help="A run directory, or an arm name with --suite (the reference).")],
+    suite_file: Annotated[Optional[Path], typer.Option("--suite", help="Compare arms of this suite.")] = None,
+    metric: Annotated[str, typer.Option(help="Metric for arm comparisons.")] = "fid_fmnist",
+    results_root: ResultsOpt = Path("results"),
+) -> None:
+    """Two runs side by side (differing knobs, final metrics) or two arms over seeds (difference with CI)."""
+    from ganbench.analysis.compare import compare_arms, compare_runs
+
+    try:
+        if suite_file is None:
+            result = compare_runs(Path(a), Path(b))
+            table = Table(title=f"{a} vs {b}")
+            for column in ("", a, b):
+                table.add_column(column, overflow="fold")
+            for knob, (va, vb) in result["knobs"].items():
+                table.add_row(f"knob {knob}", repr(va), repr(vb))
+            table.add_row("hacks only here", ", ".join(result["hacks_only_in"][0]) or "-",
+                          ", ".join(result["hacks_only_in"][1]) or "-")
+            fa, fb = result["final"]
+            for key in dict.fromkeys([*fa, *fb]):
+                table.add_row(key, str(fa.get(key, "-")), str(fb.get(key, "-")))
+            console.print(table)
+            return
+        suite, _, _ = load_selection(suite_file, results_root, None, None)
+        with _say_damaged_files():
+            frame = compare_arms(suite.results_dir, a, b, metric)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        fail(str(err))
+    console.print(frame.to_string(index=False), highlight=False)

@@ -1,0 +1,130 @@
+"""`ganbench run`: train every unfinished run of a suite, with progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+
+from ganbench.cli.common import (ExecutorKind, OnlyOpt, ResultsOpt, SeedsOpt, SuiteArg, TensorBoardOpt, app, console,
+                                 data_root_str, exit_on_error, fail, load_selection, sigterm_as_interrupt)
+from ganbench.cli.plan import warn_before_evaluating
+from ganbench.cli.progress import SweepProgress
+from ganbench.cli.results import export_tensorboard, with_tensorboard
+
+
+@app.command("run")
+def run_command(
+    suite_file: SuiteArg,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Parallel runs of the local executor (default: one per CPU core, 4 per GPU).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda (all GPUs) or cuda:0,1 (runs spread over them).")] = "auto",
+    only: OnlyOpt = None,
+    seeds: SeedsOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, train nothing.")] = False,
+    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
+    results_root: ResultsOpt = Path("results"),
+    executor: Annotated[ExecutorKind, typer.Option(help="local (worker processes here), ray (tasks on a Ray cluster) or slurm "
+                                          "(one SLURM array job through submitit; results on a shared filesystem).")] = ExecutorKind.local,
+    max_fused: Annotated[Optional[int], typer.Option(min=1, help="Most runs trained together as one fused network (runs "
+                                                     "of one structure). Local: default 1 on CPU, sized from free "
+                                                     "memory on a GPU; Ray: default 1 (one run per task).")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray: 'auto' (the cluster this machine is in), "
+                                                   "ray://HOST:10001 (Ray Client), or unset for a new local Ray.")] = None,
+    cpus_per_run: Annotated[float, typer.Option("--cpus-per-task", "--cpus-per-run", help=(
+        "Ray: CPUs each task (a run, or a fused group with --max-fused) reserves. Torch threads are the suite's "
+        "`threads` (default 1), so numbers never depend on this."))] = 1.0,
+    gpus_per_run: Annotated[float, typer.Option("--gpus-per-task", "--gpus-per-run", help=(
+        "Ray: GPUs each task asks for; 0.25 puts 4 tasks on a GPU, 0 trains on CPU. With --max-fused K a task "
+        "trains a fused group of up to K runs."))] = 0.0,
+    max_retries: Annotated[int, typer.Option(help="Ray: restarts of a run whose worker died (it resumes from "
+                                             "its checkpoint); failing runs are not retried.")] = 3,
+    ray_results: Annotated[str, typer.Option(help="Ray: how run files reach the results directory: shared "
+                                             "(every node mounts it), gather (pulled through the driver) or auto.")] = "auto",
+    slurm_partition: Annotated[Optional[str], typer.Option(help="SLURM: partition of the array job.")] = None,
+    slurm_time: Annotated[int, typer.Option(help="SLURM: time limit per array task, minutes (a task that reaches it "
+                                            "is requeued and resumes from its checkpoints).")] = 24 * 60,
+    slurm_mem_gb: Annotated[Optional[float], typer.Option(help="SLURM: memory per task, GB.")] = None,
+    slurm_parallelism: Annotated[int, typer.Option(help="SLURM: most array tasks running at once.")] = 64,
+    slurm_cluster: Annotated[str, typer.Option(help="SLURM: slurm (sbatch), or local (submitit's local executor: "
+                                               "the same code as subprocesses here, for trying it out).")] = "slurm",
+    tensorboard: TensorBoardOpt = False,
+) -> None:
+    """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep.
+
+    Executors: local worker processes; Ray tasks (--executor ray); a SLURM array job through
+    submitit (--executor slurm: one task per run or fused group, --cpus-per-task / --gpus-per-task
+    per task, requeued on preemption; `ganbench status` follows it from the run files)."""
+    from ganbench.execution.executors import ExecutorOptions
+
+    options = ExecutorOptions(executor.value, max_fused, data_root_str(data_root), address, cpus_per_run,
+                              gpus_per_run, max_retries, ray_results, slurm_partition, slurm_time, slurm_mem_gb,
+                              slurm_parallelism, slurm_cluster)
+    with exit_on_error():
+        options.check()
+    suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, record_budget=not dry_run)
+    todo = _announce(suite, selection, options, devices, dry_run)
+    if dry_run:
+        return
+    if options.kind == "local" and todo:
+        warn_before_evaluating([s.run.config for s in todo], devices[0], options.data_root)
+    states = _sweep(suite, selection, todo, options, workers, devices, tensorboard)
+    if not _summarise(states):
+        raise typer.Exit(1)
+
+
+def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_run: bool) -> list[Any]:
+    """The sweep's first line (and, with --dry-run, what it would train); the runs still to train."""
+    from ganbench.execution.sweep import run_states, select_runs
+    from ganbench.rundir import FINAL
+
+    states = run_states(suite, select_runs(suite, selection))
+    todo = [s for s in states if s.status not in FINAL]
+    console.print(f"[bold]{suite.name}[/]: {len(states)} runs, {len(states) - len(todo)} already finished, "
+                  f"{len(todo)} to train on {options.where(devices)} → {suite.results_dir}", highlight=False)
+    if dry_run:
+        for state in todo:
+            console.print(f"  would train {state.run.run_id}  {state.run.arm} seed {state.run.seed}", highlight=False)
+    return todo
+
+
+def _sweep(suite: Any, selection: Any, todo: list[Any], options: Any, workers: int | None, devices: list[str],
+           tensorboard: bool) -> list[Any]:
+    """Train the sweep with a progress display; errors become exit codes (130 after Ctrl-C or SIGTERM)."""
+    from ganbench.execution.executors import make_executor
+    from ganbench.execution.ray import RayExecutorError
+    from ganbench.execution.slurm import SlurmExecutorError
+    from ganbench.execution.sweep import run_suite
+
+    with exit_on_error(RayExecutorError, SlurmExecutorError):
+        runner = make_executor(options, suite.results_dir)
+    with SweepProgress(console, todo) as progress:
+        on_update = with_tensorboard(progress.update, suite.results_dir) if tensorboard else progress.update
+        try:
+            with sigterm_as_interrupt(), exit_on_error(RayExecutorError), exit_on_error(SlurmExecutorError, code=1):
+                # (a SLURM submission that failed trained nothing: exit 1, as a failed sweep)
+                return run_suite(suite, selection, workers, devices, options.data_root, on_update, progress.data,
+                                 runner, options.max_fused)
+        except KeyboardInterrupt:
+            fail("interrupted; run the same command again to resume (finished runs are kept)", code=130)
+        finally:
+            if tensorboard:
+                export_tensorboard(suite.results_dir)
+    return []
+
+
+def _summarise(states: list[Any]) -> bool:
+    """Counts, then every run that did not complete with its error; False when any failed or was interrupted."""
+    from ganbench.execution.sweep import results_summary
+
+    counts = results_summary(states)
+    console.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())), highlight=False)
+    for state in states:
+        if state.status != "completed":
+            console.print(f"[yellow]{state.status}[/] {state.run.run_id} {state.run.arm} seed {state.run.seed}: "
+                          f"{escape(str(state.error))}", highlight=False)
+    if counts.get("busy"):
+        console.print(f"{counts['busy']} run(s) are being trained by another process (see above); "
+                      "`ganbench status` shows them when they finish", highlight=False)
+    return not (counts.get("failed") or counts.get("interrupted"))

@@ -1,0 +1,136 @@
+"""`ganbench train` and `ganbench eval`: one run, trained or evaluated again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ganbench.config import ConfigError, TrainConfig, parse_assignments
+from ganbench.data.cache import describe
+from ganbench.data.datasets import DATASETS, DataNotFoundError
+from ganbench.rundir import RunDirError
+from ganbench.cli.common import data_root_str, exit_on_error, TensorBoardOpt, app, console, fail, sigterm_as_interrupt
+from ganbench.cli.plan import warn_before_evaluating
+from ganbench.cli.results import export_tensorboard, with_tensorboard
+from ganbench.cli.tables import describe_phase
+
+
+@app.command("train")
+def train_command(
+    preset: Annotated[str, typer.Option(help="Starting recipe: vanilla (every hack off), dcgan or ganhacks.")] = "dcgan",
+    hack: Annotated[Optional[list[str]], typer.Option("--hack", help="Add a hack (repeatable); see `ganbench hacks`.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a knob, knob=value (repeatable; wins over everything).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Training iterations (shortcut for --set steps=N).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(
+        help=f"Dataset: {', '.join(DATASETS)} (default fashion-mnist; see `ganbench data list`).")] = None,
+    out: Annotated[Path, typer.Option(help="Run directory (created; an unfinished run of the same config there "
+                                           "is resumed, another config is refused).")] = Path("results/train"),
+    fresh: Annotated[bool, typer.Option("--fresh", help="Discard whatever run --out holds and start over.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (shortcut for --set seed=N).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (searched first).")] = None,
+    tensorboard: TensorBoardOpt = False,
+) -> None:
+    """Train one DCGAN and write config.json, stats.jsonl, samples/ and status.json to --out.
+
+    Config precedence, lowest first: defaults < --preset < --hack (in order) < --steps/--dataset/
+    --device/--seed < --set.
+    """
+    from ganbench import devices
+    from ganbench.hacks import resolve
+
+    with exit_on_error(ConfigError):
+        shortcuts: dict[str, Any] = {k: v for k, v in (("steps", steps), ("dataset", dataset), ("device", device),
+                                                       ("seed", seed)) if v is not None}
+        overrides = {**shortcuts, **parse_assignments(set_ or [])}
+        cfg, names = resolve(preset, hack or [], overrides)
+        devices.resolve(cfg.device)  # a missing GPU is said now, before any work
+    _announce_dataset_defaults(cfg, {**overrides})
+    console.print(f"[bold]training[/] preset={preset} hacks={', '.join(names) or '-'} steps={cfg.steps} → {out}",
+                  highlight=False)
+    warn_before_evaluating([cfg], cfg.device, data_root_str(data_root))
+    status = _train_with_progress(cfg, out, preset, names, data_root, fresh, tensorboard)
+    if status["status"] != "completed":
+        fail(f"run {status['status']}: {status.get('error')}", code=1)
+    console.print(f"[green]completed[/] {cfg.steps} steps in {status.get('wall_s', 0):.1f} s → {out}", highlight=False)
+    if status.get("data"):
+        console.print(f"data: {describe(status['data'])}", highlight=False)
+
+
+def _train_with_progress(cfg: TrainConfig, out: Path, preset: str, names: tuple[str, ...], data_root: Path | None,
+                         fresh: bool, tensorboard: bool) -> dict[str, Any]:
+    """`train()` under a progress bar (losses, or the evaluation's images); errors become exit codes."""
+    from ganbench.training.loop import train
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                  console=console, transient=False) as bar:
+        task = bar.add_task("steps", total=cfg.steps, info="")
+
+        def on_progress(step: int, total: int, row: dict[str, Any] | None) -> None:
+            if row and "evaluating" in row:
+                info = describe_phase(row["evaluating"])
+            else:
+                info = "" if row is None else f"loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f} D(x) {row['d_real']:.2f}"
+            bar.update(task, completed=step, info=info)
+
+        progress = with_tensorboard(on_progress, out, out / "tensorboard") if tensorboard else on_progress
+        try:
+            with sigterm_as_interrupt(), exit_on_error(ConfigError, DataNotFoundError, RunDirError):
+                return train(cfg, out, preset=preset, hacks=names, data_root=data_root, progress=progress, fresh=fresh)
+        except typer.Exit:  # a mapped error, already said
+            raise
+        except KeyboardInterrupt:
+            checkpoint = out / "checkpoint.pt"
+            fail(f"interrupted; run the same command again to resume from {checkpoint}" if checkpoint.exists() else
+                 "interrupted before the first checkpoint; the same command starts the run again", code=130)
+        except Exception as err:
+            details = f" (details in {out / 'status.json'})" if (out / "status.json").exists() else ""
+            fail(f"run failed: {type(err).__name__}: {err}{details}", code=1)
+        finally:
+            if tensorboard and (out / "config.json").exists():
+                export_tensorboard(out, out / "tensorboard")
+    return {}
+
+
+def _announce_dataset_defaults(cfg: TrainConfig, explicit: dict[str, Any]) -> None:
+    """One line when the dataset chose the network (e.g. --dataset cifar10 → the 32-px colour net)."""
+    from ganbench.data.datasets import get_dataset
+    from ganbench.hacks import dataset_defaults
+
+    applied = dataset_defaults(cfg.dataset, explicit)
+    if applied:
+        console.print(f"{get_dataset(cfg.dataset).describe_net_defaults(applied)}, the dataset's default; "
+                      "--set to change", highlight=False)
+
+
+@app.command("eval")
+def eval_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with config.json and checkpoint.pt.")],
+    metrics: Annotated[Optional[str], typer.Option(help="Comma-separated metrics (default: the run's own).")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Generated images (default: the run's eval_samples).")] = None,
+    reference_samples: Annotated[Optional[int], typer.Option(
+        help="Real reference images (default: the run's eval_reference_samples; 0 = whole split).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
+) -> None:
+    """Re-evaluate a run's final generator; rows are appended to its metrics.jsonl (source: ganbench eval)."""
+    from ganbench.metrics.reevaluate import evaluate_run
+
+    try:
+        rows = evaluate_run(run_dir, metrics=metrics, samples=samples, reference_samples=reference_samples,
+                            device=device, data_root=data_root)
+    except (ConfigError, DataNotFoundError, FileNotFoundError, ValueError, RuntimeError) as err:
+        fail(str(err))
+    table = Table(title=f"{run_dir} at step {rows[0]['step'] if rows else '-'}")
+    for column in ("metric", "value", "better", "extractor", "generated", "reference"):
+        table.add_column(column)
+    for row in rows:
+        better = {True: "higher", False: "lower", None: "-"}[row["higher_is_better"]]
+        table.add_row(row["metric"], f"{row['value']:.5g}", better, row["extractor"], str(row["samples_generated"]),
+                      f"{row['reference_samples']} ({row['reference_split']})")
+    console.print(table)
