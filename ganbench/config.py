@@ -164,6 +164,19 @@ class TrainConfig:
         default = 32 if self.arch == "dcgan28" else 64
         return (self.g_width or default, self.d_width or default)
 
+    @property
+    def real_target(self) -> float:
+        """The real class's BCE target after one-sided smoothing (before jitter and flips)."""
+        return self.real_label - self.label_smoothing
+
+    def expected_targets(self) -> tuple[float, float]:
+        """(real, fake) BCE targets in expectation over jitter and flips (`training.update.draw_targets`
+        draws them; a flipped target is the other class's un-jittered one)."""
+        real = self.real_target + self.real_label_jitter / 2
+        fake = self.fake_label + self.fake_label_jitter / 2
+        flip = self.label_flip_p
+        return (1 - flip) * real + flip * self.fake_label, (1 - flip) * fake + flip * self.real_target
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

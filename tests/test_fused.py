@@ -18,12 +18,13 @@ from conftest import crash_at
 
 from ganbench import rundir
 from ganbench.config import KNOB_CATEGORIES, KNOBS, TrainConfig, fusion_key
+from ganbench.training.protocol import STAT_NAMES
 from ganbench.execution.jobs import RunState, make_jobs
 from ganbench.hacks import resolve
 from ganbench.study.suite import Run
 from ganbench.training.loop import RunSpec, train, train_group
 
-STATS = ("loss_d", "loss_g", "d_real", "d_fake_before", "d_fake_after", "grad_norm_d", "grad_norm_g")
+STATS = STAT_NAMES  # every statistic a trainer records
 
 
 def dcgan(**changes) -> TrainConfig:

@@ -88,7 +88,7 @@ def test_soft_fake_labels_draw_fakes_from_zero_to_point_three():
     cfg = compose(["soft_fake_labels"])
     _, fake = update.draw_targets(cfg, 10_000, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert 0 <= fake.min() and fake.max() < 0.3 and fake.mean().item() == pytest.approx(0.15, abs=0.01)
-    assert d_loss_floor(1, 0, 0, 0, 0, fake_jitter=0.3) == pytest.approx(-(0.15 * math.log(0.15) + 0.85 * math.log(0.85)))
+    assert d_loss_floor(TrainConfig(fake_label_jitter=0.3)) == pytest.approx(-(0.15 * math.log(0.15) + 0.85 * math.log(0.85)))
 
 
 def test_gradient_penalties_match_hand_computed_gradients():

@@ -22,6 +22,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from ganbench.config import TrainConfig
+
 MODE_KL_THRESHOLD = math.log(2)
 MIN_CLASSES = 3
 D_WINS_EPSILON = 0.05
@@ -45,14 +47,13 @@ def binary_entropy(p: float) -> float:
     return -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
 
-def d_loss_floor(real_label: float, fake_label: float, smoothing: float, jitter: float, flip_p: float,
-                 fake_jitter: float = 0.0) -> float:
-    """The smallest expected D loss (sum of the real and fake BCE means) under these targets:
+LABEL_KNOBS = ("real_label", "fake_label", "label_smoothing", "real_label_jitter", "fake_label_jitter", "label_flip_p")
+
+
+def d_loss_floor(cfg: TrainConfig) -> float:
+    """The smallest expected D loss (sum of the real and fake BCE means) under a run's targets:
     a D that cannot predict the label noise does best by outputting each class's expected target."""
-    real = real_label - smoothing + jitter / 2
-    fake = fake_label + fake_jitter / 2
-    expected_real = (1 - flip_p) * real + flip_p * fake_label
-    expected_fake = (1 - flip_p) * fake + flip_p * (real_label - smoothing)
+    expected_real, expected_fake = cfg.expected_targets()
     return binary_entropy(expected_real) + binary_entropy(expected_fake)
 
 
@@ -86,9 +87,7 @@ def failure_labels(frame: pd.DataFrame, training: pd.DataFrame | None = None) ->
         else:
             collapse = math.nan
         knobs = {k: v for k, v in run._asdict().items() if not (isinstance(v, float) and math.isnan(v))}
-        floor = d_loss_floor(*(float(knobs.get(f"knob_{k}", d)) for k, d in (
-            ("real_label", 1.0), ("fake_label", 0.0), ("label_smoothing", 0.0), ("real_label_jitter", 0.0),
-            ("label_flip_p", 0.0), ("fake_label_jitter", 0.0))))
+        floor = d_loss_floor(TrainConfig().replace(**{k: knobs[f"knob_{k}"] for k in LABEL_KNOBS if f"knob_{k}" in knobs}))
         if knobs.get("knob_d_loss", "bce") != "bce":
             floor = math.nan  # hinge, least-squares and Wasserstein losses have no entropy floor: undecidable
         final_d = loss_d.get(run.run_id, math.nan)

@@ -8,6 +8,9 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
+from ganbench.config import ConfigError
+from ganbench.data.datasets import DataNotFoundError
+from ganbench.rundir import RunDirError
 from ganbench.cli.common import (ExecutorKind, OnlyOpt, ResultsOpt, SeedsOpt, SuiteArg, TensorBoardOpt, app, console,
                                  data_root_str, exit_on_error, fail, load_selection, sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
@@ -102,7 +105,8 @@ def _sweep(suite: Any, selection: Any, todo: list[Any], options: Any, workers: i
     with SweepProgress(console, todo) as progress:
         on_update = with_tensorboard(progress.update, suite.results_dir) if tensorboard else progress.update
         try:
-            with sigterm_as_interrupt(), exit_on_error(RayExecutorError), exit_on_error(SlurmExecutorError, code=1):
+            with (sigterm_as_interrupt(), exit_on_error(ConfigError, DataNotFoundError, RayExecutorError, RunDirError),
+                  exit_on_error(SlurmExecutorError, code=1)):
                 # (a SLURM submission that failed trained nothing: exit 1, as a failed sweep)
                 return run_suite(suite, selection, workers, devices, options.data_root, on_update, progress.data,
                                  runner, options.max_fused)

@@ -25,16 +25,17 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state
 
 from ganbench.config import TrainConfig, fusion_key, trains_alone
 from ganbench.data.sampler import BatchSampler, SamplerState
 from ganbench.models import Generator, build_models
 from ganbench.training import update
+from ganbench.training.checkpoint import adam_state, run_state
+from ganbench.training.protocol import stat_rows
 from ganbench.training.single import dropout_generator
+from ganbench.training.update import ADAM_EPS
 
-ADAM_EPS = 1e-8  # torch.optim.Adam's default, as GanTrainer uses
 
 
 class _Stack:
@@ -178,8 +179,7 @@ class FusedTrainer:
             with self.autocast, (torch.enable_grad() if keep_fake else torch.no_grad()):
                 fake = self.g(x[f"z{i}"])
             logit_real, logit_fake = self._d_logits(x[f"real{i}"], fake.detach(), x.get(f"perm{i}"))
-            loss_d = (F.binary_cross_entropy_with_logits(logit_real, x[f"t_real{i}"], reduction="none").mean(1)
-                      + F.binary_cross_entropy_with_logits(logit_fake, x[f"t_fake{i}"], reduction="none").mean(1))
+            loss_d = update.d_loss(logit_real, logit_fake, x[f"t_real{i}"], x[f"t_fake{i}"], per_run=True)
             self.d.zero_grad()
             loss_d.sum().backward()  # runs are independent: each gets exactly its own gradient
             norm_d = self.d.grad_norms()
@@ -193,26 +193,23 @@ class FusedTrainer:
                     fake = self.g(x[f"zg{j - (1 if reuse else 0)}"])
             with self.autocast:
                 logits = self.d(fake, frozen=True).float()  # D's weight gradients are not needed here
-            loss_g = torch.where(
-                self.nonsaturating.view(-1, 1),
-                F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="none"),
-                -F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")).mean(1)
+            loss_g = update.g_loss(logits, self.nonsaturating)  # per run: each run's g_loss
             self.g.zero_grad()
             loss_g.sum().backward()
             norm_g = self.g.grad_norms()
             self.adam_steps_g.add_(1)
             self.g.adam(self.lr_g, self.beta1, self.beta2, self.adam_steps_g, self.active)
             d_fake_after = torch.sigmoid(logits).mean(1)
-        return torch.stack([loss_d, loss_g, d_real, d_fake_before, d_fake_after, norm_d, norm_g], 1).float().detach()
+        return stat_rows(loss_d=loss_d, loss_g=loss_g, d_real=d_real, d_fake_before=d_fake_before,
+                         d_fake_after=d_fake_after, grad_norm_d=norm_d, grad_norm_g=norm_g)
 
     # Protocol.
     def step(self, step: int) -> torch.Tensor:
         """One iteration of every run; K × len(STAT_NAMES) on the device."""
         decay = [c.lr_decay for c in self.configs]
         if any(decay):
-            factor = torch.tensor([1.0 / (1.0 + d * (step - 1)) for d in decay], dtype=torch.float64, device=self.device)
-            torch.mul(self.base_lr_d, factor, out=self.lr_d)
-            torch.mul(self.base_lr_g, factor, out=self.lr_g)
+            update.decayed_lr(self.base_lr_d, decay, step - 1, self.lr_d)
+            update.decayed_lr(self.base_lr_g, decay, step - 1, self.lr_g)
         inputs = self._draw()
         if not self.graphs:
             return self._compute(inputs)
@@ -280,27 +277,19 @@ class FusedTrainer:
         return {name: merged[name].detach().clone() for name in stack.state_names}
 
     def _opt_state(self, stack: _Stack, k: int, lr: torch.Tensor, steps: torch.Tensor) -> dict[str, Any]:
-        cfg, cuda = self.configs[k], self.device.type == "cuda"
+        """Run k's Adam state in GanTrainer's format (written by torch's own Adam)."""
         step = steps[k].to(torch.float32)
-        state = {i: {"step": step.clone() if cuda else step.cpu().clone(),
-                     "exp_avg": stack.exp_avg[n][k].clone(), "exp_avg_sq": stack.exp_avg_sq[n][k].clone()}
-                 for i, n in enumerate(stack.param_names)}
-        group = {"lr": lr[k].detach().cpu().clone(), "betas": (cfg.beta1, cfg.beta2), "eps": ADAM_EPS,
-                 "weight_decay": 0, "amsgrad": False, "maximize": False, "foreach": False if not cuda else None,
-                 "capturable": cuda, "differentiable": False, "fused": None, "decoupled_weight_decay": False,
-                 "params": list(range(len(stack.param_names)))}
-        return {"state": state, "param_groups": [group]}
+        step = step if self.device.type == "cuda" else step.cpu()
+        names = stack.param_names
+        return adam_state([stack.params[n][k] for n in names], [stack.exp_avg[n][k] for n in names],
+                          [stack.exp_avg_sq[n][k] for n in names], step, lr[k].detach().cpu().clone(),
+                          self.configs[k], self.device)
 
     def state_dict(self, k: int) -> dict[str, Any]:
-        sampler = self.samplers[k].state()
-        return {
-            "net_g": self._net_state(self.g, k), "net_d": self._net_state(self.d, k),
-            "opt_g": self._opt_state(self.g, k, self.lr_g, self.adam_steps_g),
-            "opt_d": self._opt_state(self.d, k, self.lr_d, self.adam_steps_d),
-            "sampler": {"order": sampler.order, "cursor": sampler.cursor, "generator": sampler.generator},
-            "noise_gen": self.noise_gens[k].get_state(),
-            "dropout_rng": self.dropout_gens[k].get_state(),
-        }
+        return run_state(self._net_state(self.g, k), self._net_state(self.d, k),
+                         self._opt_state(self.g, k, self.lr_g, self.adam_steps_g),
+                         self._opt_state(self.d, k, self.lr_d, self.adam_steps_d),
+                         self.samplers[k], self.noise_gens[k], self.dropout_gens[k])
 
     @torch.no_grad()
     def load_state_dict(self, k: int, state: dict[str, Any]) -> None:

@@ -15,8 +15,18 @@ import torch
 
 from ganbench.config import TrainConfig
 
-# One row of per-step statistics; a trainer's step() returns K rows of these, in this order.
+# One row of per-step statistics; a trainer's step() returns K rows of these, in this order (built by
+# name with `stat_rows`, read by name by the loop: nothing else depends on the order).
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake_before", "d_fake_after", "grad_norm_d", "grad_norm_g")
+
+
+def stat_rows(**stats: torch.Tensor) -> torch.Tensor:
+    """K × len(STAT_NAMES) from the named statistics (each a scalar for one run, or K values): one
+    tensor, so the loop reads a whole interval with one host synchronisation."""
+    if set(stats) != set(STAT_NAMES):
+        raise TypeError(f"a trainer's step gives exactly {STAT_NAMES}; got {sorted(stats)}")
+    rows = torch.stack([stats[name].reshape(-1) for name in STAT_NAMES], 1)
+    return rows.float().detach()
 
 
 class Diverged(RuntimeError):

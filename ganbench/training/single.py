@@ -11,6 +11,8 @@ from ganbench.config import TrainConfig
 from ganbench.data.sampler import BatchSampler, SamplerState
 from ganbench.models import build_models, use_generator
 from ganbench.training import stabilisers, update
+from ganbench.training.checkpoint import run_state
+from ganbench.training.protocol import stat_rows
 
 
 def dropout_generator(cfg: TrainConfig, device: torch.device) -> torch.Generator:
@@ -47,10 +49,8 @@ class GanTrainer:
         self.current_step = 1  # instance noise anneals with it
         self.base_lr_d, self.base_lr_g = (torch.tensor(lr, dtype=torch.float64) for lr in (cfg.lr_d, cfg.lr_g))
         self.lr_d, self.lr_g = self.base_lr_d.clone(), self.base_lr_g.clone()
-        cuda = device.type == "cuda"
-        options = dict(betas=(cfg.beta1, cfg.beta2), foreach=False if not cuda else None, capturable=cuda)
-        self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr=self._lr_for(self.lr_g), **options)
-        self.opt_d = torch.optim.Adam(self.net_d.parameters(), lr=self._lr_for(self.lr_d), **options)
+        self.opt_g = update.make_adam(self.net_g.parameters(), self._lr_for(self.lr_g), cfg, device)
+        self.opt_d = update.make_adam(self.net_d.parameters(), self._lr_for(self.lr_d), cfg, device)
         self.sampler = BatchSampler(images, cfg.batch_size, cfg.pixel_range, device, cfg.seed)
         self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
         self.autocast = update.autocast_for(cfg, device)
@@ -80,7 +80,8 @@ class GanTrainer:
             loss_g, d_fake_after, norm_g = self.g_step(fake if i == 0 else None)
         if self.ema is not None:
             self.ema.update(self.net_g, step)
-        return torch.stack([loss_d, loss_g, d_real, d_fake_before, d_fake_after, norm_d, norm_g]).float()[None]
+        return stat_rows(loss_d=loss_d, loss_g=loss_g, d_real=d_real, d_fake_before=d_fake_before,
+                         d_fake_after=d_fake_after, grad_norm_d=norm_d, grad_norm_g=norm_g)
 
     def learning_rates(self, k: int = 0) -> tuple[float, float]:
         return float(self.lr_d), float(self.lr_g)
@@ -150,16 +151,10 @@ class GanTrainer:
 
     # Checkpoints: one run's state, the same format for every trainer.
     def state_dict(self, k: int = 0) -> dict[str, Any]:
-        sampler = self.sampler.state()
-        return {
-            "net_g": self.net_g.state_dict(), "net_d": self.net_d.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "sampler": {"order": sampler.order, "cursor": sampler.cursor, "generator": sampler.generator},
-            "noise_gen": self.noise_gen.get_state(),
-            "dropout_rng": self.dropout_gen.get_state(),
-            **({"net_g_ema": self.ema.net.state_dict()} if self.ema is not None else {}),
-            **({"replay": self.replay.state_dict()} if self.replay is not None else {}),
-        }
+        return run_state(self.net_g.state_dict(), self.net_d.state_dict(), self.opt_g.state_dict(),
+                         self.opt_d.state_dict(), self.sampler, self.noise_gen, self.dropout_gen,
+                         **({"net_g_ema": self.ema.net.state_dict()} if self.ema is not None else {}),
+                         **({"replay": self.replay.state_dict()} if self.replay is not None else {}))
 
     def load_state_dict(self, k: int, state: dict[str, Any]) -> None:
         self.net_g.load_state_dict(state["net_g"])

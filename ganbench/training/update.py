@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,14 +26,9 @@ def sample_latent(cfg: TrainConfig, n: int, generator: torch.Generator, device: 
     return torch.rand(n, cfg.latent_dim, generator=generator, device=device).mul_(2).sub_(1)
 
 
-def real_target(cfg: TrainConfig) -> float:
-    """The real class's BCE target after one-sided smoothing."""
-    return cfg.real_label - cfg.label_smoothing
-
-
 def draw_targets(cfg: TrainConfig, n: int, gen: torch.Generator, device: torch.device) -> tuple[torch.Tensor, ...]:
     """(real, fake) BCE targets after smoothing, jitter and random flips."""
-    real = torch.full((n,), real_target(cfg), device=device)
+    real = torch.full((n,), cfg.real_target, device=device)
     if cfg.real_label_jitter > 0:
         real += cfg.real_label_jitter * torch.rand(n, generator=gen, device=device)
     fake = torch.full((n,), cfg.fake_label, device=device)
@@ -42,7 +37,7 @@ def draw_targets(cfg: TrainConfig, n: int, gen: torch.Generator, device: torch.d
     if cfg.label_flip_p > 0:
         flip_real = torch.rand(n, generator=gen, device=device) < cfg.label_flip_p
         flip_fake = torch.rand(n, generator=gen, device=device) < cfg.label_flip_p
-        real, fake = torch.where(flip_real, cfg.fake_label, real), torch.where(flip_fake, real_target(cfg), fake)
+        real, fake = torch.where(flip_real, cfg.fake_label, real), torch.where(flip_fake, cfg.real_target, fake)
     return real, fake
 
 
@@ -84,14 +79,20 @@ def d_logits(net_d: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, per
 
 
 def d_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor, target_real: torch.Tensor,
-           target_fake: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+           target_fake: torch.Tensor, kind: str = "bce", per_run: bool = False) -> torch.Tensor:
     """D's objective as the sum of its real and fake terms (so loss_d compares between batch modes).
+    `per_run`: the inputs are K × batch (a fused group) and the result holds each run's loss (K).
 
     bce: the two BCE means against the (smoothed, jittered, flipped) targets. least_squares
     (Mao et al. 2017): ½ mean (D − target)² per side, the same targets. hinge (Lim & Ye 2017):
     mean relu(1 − D(x)) + mean relu(1 + D(G(z))). wasserstein: mean D(G(z)) − mean D(x).
     The last two have no targets, so label knobs do not act on them.
     """
+    if per_run:  # only BCE is fused (config.NOT_FUSED keeps the other losses' runs alone)
+        if kind != "bce":
+            raise ValueError(f"d_loss '{kind}' is not computed per run of a fused group")
+        return (F.binary_cross_entropy_with_logits(logit_real, target_real, reduction="none").mean(-1)
+                + F.binary_cross_entropy_with_logits(logit_fake, target_fake, reduction="none").mean(-1))
     if kind == "least_squares":
         return 0.5 * ((logit_real - target_real) ** 2).mean() + 0.5 * ((logit_fake - target_fake) ** 2).mean()
     if kind == "hinge":
@@ -102,10 +103,20 @@ def d_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor, target_real: torc
             + F.binary_cross_entropy_with_logits(logit_fake, target_fake))
 
 
-def g_loss(logits: torch.Tensor, kind: str, d_kind: str = "bce") -> torch.Tensor:
+def g_loss(logits: torch.Tensor, kind: str | torch.Tensor, d_kind: str = "bce") -> torch.Tensor:
     """G's loss on D's output for its fakes. Under bce: 'nonsaturating' −log D(G(z)) or 'minimax'
     log(1 − D(G(z))); otherwise G's loss follows D's: −mean D(G(z)) for hinge and wasserstein
-    (Miyato et al. 2018, Gulrajani et al. 2017), ½ mean (D(G(z)) − 1)² for least_squares."""
+    (Miyato et al. 2018, Gulrajani et al. 2017), ½ mean (D(G(z)) − 1)² for least_squares.
+
+    Per run of a fused group (logits K × batch; g_loss is a numeric knob, so runs of one group may
+    differ in it), `kind` is a K-vector of booleans, True for nonsaturating; the result holds K losses."""
+    if torch.is_tensor(kind):
+        if d_kind != "bce":
+            raise ValueError(f"d_loss '{d_kind}' is not computed per run of a fused group")
+        return torch.where(kind.view(-1, 1),
+                           F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="none"),
+                           -F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
+                           ).mean(-1)
     if d_kind in ("hinge", "wasserstein"):
         return -logits.mean()
     if d_kind == "least_squares":
@@ -120,8 +131,20 @@ def grad_total_norm(net: torch.nn.Module) -> torch.Tensor:
     return torch.nn.utils.get_total_norm(grads).float()
 
 
-def decayed_lr(base: torch.Tensor, decay: float, step: int, out: torch.Tensor) -> None:
+def decayed_lr(base: torch.Tensor, decay: float | Sequence[float], step: int, out: torch.Tensor) -> None:
     """Keras' inverse-time decay into the optimiser's lr tensor, in float64:
-    lr = base · 1 / (1 + decay·step), the same IEEE operations as on Python floats."""
-    factor = torch.tensor(1.0 / (1.0 + decay * step), dtype=out.dtype, device=out.device)
-    torch.mul(base, factor, out=out)
+    lr = base · 1 / (1 + decay·step), the same IEEE operations as on Python floats. With one decay
+    per run (a fused group), `base` and `out` hold one rate per run."""
+    factors = [1.0 / (1.0 + d * step) for d in decay] if isinstance(decay, Sequence) else 1.0 / (1.0 + decay * step)
+    torch.mul(base, torch.tensor(factors, dtype=out.dtype, device=out.device), out=out)
+
+
+ADAM_EPS = 1e-8  # torch.optim.Adam's default
+
+
+def make_adam(params: Any, lr: torch.Tensor, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    """The optimiser of one network of a run (every trainer's, and every checkpoint's format): Adam with the
+    run's betas; on a GPU capturable (CUDA graphs), on the CPU the single-tensor path (float64 lr)."""
+    cuda = device.type == "cuda"
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), eps=ADAM_EPS,
+                            foreach=False if not cuda else None, capturable=cuda)
