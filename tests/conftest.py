@@ -37,7 +37,9 @@ def tiny(**changes) -> TrainConfig:
 
 
 def crash_at(at: int):
-    """A progress callback that raises at step `at`, as a crash mid-run would."""
+    """A progress callback that raises at step `at`, as a crash mid-run would. The trainer calls
+    progress at every logged step only (each `log_every` steps, and the last), so `at` must be one
+    of those: a crash at any other step never fires."""
     def crash(step, total, row):
         if step == at:
             raise RuntimeError("simulated crash")

@@ -22,6 +22,7 @@ from ganbench import rundir
 from ganbench.cli import app
 from ganbench.execution.sweep import Selection, plan_rows, write_manifest
 from ganbench.files import DiskFull, RunDirError
+from ganbench.execution.plan import load_planned_suite
 from ganbench.study.suite import SuiteError, load_suite
 from ganbench.training.loop import train
 from conftest import crash_at, tiny
@@ -187,7 +188,7 @@ def test_4_a_deleted_budget_json_is_rebuilt_from_the_runs_not_timed_again(tmp_pa
     # Defect 4: status re-timed the arms, wrote budget.json, and showed 3 completed runs as pending.
     stub_timing(monkeypatch)
     path = write(tmp_path, SECONDS)
-    suite = load_suite(path, tmp_path / "results", record_budget=True)
+    suite = load_planned_suite(path, tmp_path / "results", record=True)
     write_manifest(suite)
     for run in suite.runs:  # started runs record their steps in config.json (training is not needed for that)
         record = {"run_id": run.run_id, "config": run.config.to_dict(), "hacks": list(run.hacks)}
@@ -197,12 +198,12 @@ def test_4_a_deleted_budget_json_is_rebuilt_from_the_runs_not_timed_again(tmp_pa
     from ganbench.training import compute
 
     monkeypatch.setattr(compute, "time_step_robustly", lambda *a, **k: pytest.fail("timed again"))
-    again = load_suite(path, tmp_path / "results")  # what status, plan and report do
+    again = load_planned_suite(path, tmp_path / "results")  # what status, plan and report do
     assert [r.run_id for r in again.runs] == [r.run_id for r in suite.runs]
     assert not (suite.results_dir / "budget.json").exists()  # read-only
     rows = plan_rows(again, Selection(), estimate=False, device="cpu")
     assert {r["status"] for r in rows} == {"completed"}
-    rebuilt = load_suite(path, tmp_path / "results", record_budget=True)  # what run does
+    rebuilt = load_planned_suite(path, tmp_path / "results", record=True)  # what run does
     assert [r.run_id for r in rebuilt.runs] == [r.run_id for r in suite.runs]
     recorded = json.loads((suite.results_dir / "budget.json").read_text())
     assert all("recovered from runs/" in arm["source"] for arm in recorded["arms"].values())
@@ -213,8 +214,8 @@ def test_5_two_sweeps_started_together_time_the_budget_once(tmp_path, monkeypatc
     calls = stub_timing(monkeypatch, sleep=0.3)  # every timing gives another number: a second timing shows
     path = write(tmp_path, SECONDS)
     results: list = []
-    threads = [threading.Thread(target=lambda: results.append(load_suite(path, tmp_path / "results",
-                                                                         record_budget=True))) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: results.append(load_planned_suite(path, tmp_path / "results",
+                                                                                 record=True))) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -225,7 +226,7 @@ def test_5_two_sweeps_started_together_time_the_budget_once(tmp_path, monkeypatc
 
 def test_5_structures_are_timed_once(tmp_path, monkeypatch):
     calls = stub_timing(monkeypatch)
-    load_suite(write(tmp_path, SECONDS), tmp_path / "results", record_budget=True)
+    load_planned_suite(write(tmp_path, SECONDS), tmp_path / "results", record=True)
     # label smoothing is a numeric knob: both arms have one network and one step time (defect 7)
     assert len(calls) == 1
 
@@ -246,7 +247,7 @@ def test_8_budget_json_values_are_checked(tmp_path, content, fragment):
     (tmp_path / "results" / "flt").mkdir(parents=True)
     (tmp_path / "results" / "flt" / "budget.json").write_text(content)
     with pytest.raises(SuiteError, match=fragment) as err:
-        load_suite(path, tmp_path / "results")
+        load_planned_suite(path, tmp_path / "results")
     assert "budget.json" in str(err.value)
 
 
@@ -258,7 +259,7 @@ def test_9_budgets_that_cannot_be_met_are_named(tmp_path, budget, fragment):
     # Defect 9: steps 2.5 trained 2 steps; inf → OverflowError; NaN named no key.
     text = SUITE.replace("    steps: 4\n", f"    budget: {budget}\n")
     with pytest.raises(SuiteError, match=fragment) as err:
-        load_suite(write(tmp_path, text), tmp_path / "results")
+        load_planned_suite(write(tmp_path, text), tmp_path / "results")
     assert "budget." in str(err.value)
 
 
@@ -269,7 +270,7 @@ def test_9_a_seconds_budget_on_a_missing_gpu_says_so(tmp_path):
         pytest.skip("this machine has a GPU")
     text = SUITE.replace("    steps: 4\n", "    budget: {seconds: 10, device: cuda}\n")
     with pytest.raises(SuiteError, match="CUDA is not available"):
-        load_suite(write(tmp_path, text), tmp_path / "results")
+        load_planned_suite(write(tmp_path, text), tmp_path / "results")
 
 
 # --- Settings -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import pytest
 from ganbench.config import TrainConfig
 from ganbench.study.design import fractional_factorial, full_factorial
 from ganbench.hacks import PRESETS
+from ganbench.execution.plan import load_planned_suite
 from ganbench.study.suite import SuiteError, load_suite, run_id
 
 
@@ -216,7 +217,7 @@ def test_suite_name_cannot_leave_the_results_root(tmp_path, name):
 
 def test_flops_budget_gives_each_arm_its_steps(tmp_path):
     text = BASE.replace("steps: 10", "budget: {flops: 2.0e11}").replace("batch_norm, leaky_relu", "strided_conv, leaky_relu")
-    suite = load_suite(write(tmp_path, text), tmp_path / "results")
+    suite = load_planned_suite(write(tmp_path, text), tmp_path / "results")
     from ganbench.training.compute import step_compute
 
     steps = {r.arm: r.config.steps for r in suite.runs}
@@ -237,16 +238,16 @@ def test_seconds_budget_is_timed_once_per_structure_and_kept(tmp_path, monkeypat
 
     monkeypatch.setattr(compute, "time_step_robustly", timed)
     path = write(tmp_path, BASE.replace("steps: 10", "budget: {seconds: 10, device: cpu}"))
-    looked = load_suite(path, tmp_path / "results")  # reading a suite writes nothing
+    looked = load_planned_suite(path, tmp_path / "results")  # reading a suite writes nothing
     assert not (tmp_path / "results").exists()
     calls.clear()
-    first = load_suite(path, tmp_path / "results", record_budget=True)
+    first = load_planned_suite(path, tmp_path / "results", record=True)
     # 'all' and '-gaussian_latent' have one network (the latent is a numeric knob): timed once (defect 7)
     assert {r.config.steps for r in first.runs} == {20} and len(calls) == 3
     assert [r.run_id for r in looked.runs] == [r.run_id for r in first.runs]
     assert (first.results_dir / "budget.json").exists()
     monkeypatch.setattr(compute, "time_step_robustly", lambda *a, **k: pytest.fail("timed again"))
-    again = load_suite(path, tmp_path / "results")
+    again = load_planned_suite(path, tmp_path / "results")
     assert [r.run_id for r in again.runs] == [r.run_id for r in first.runs]
 
 

@@ -88,14 +88,14 @@ def seed_list(seeds: str | None) -> tuple[int, ...]:
 def load_selection(suite_file: Path, results_root: Path, only: list[str] | None, seeds: str | None,
                    device: str = "cpu", record_budget: bool = False) -> tuple[Any, Any, list[str]]:
     """(suite, selection, devices) from the CLI's words, or a clear error and exit code 2. Writes
-    nothing unless `record_budget` (see `load_suite`)."""
-    from ganbench.study.suite import load_suite
+    nothing unless `record_budget` (see `load_planned_suite`)."""
+    from ganbench.execution.plan import load_planned_suite
     from ganbench.devices import expand
     from ganbench.execution.sweep import Selection, select_runs
 
     chosen_seeds = seed_list(seeds)
     with exit_on_error(ValueError, RunDirError):  # SuiteError, ConfigError and CorruptFile are ValueErrors
-        suite = load_suite(suite_file, results_root, record_budget=record_budget)
+        suite = load_planned_suite(suite_file, results_root, record=record_budget)
         by_label = {label: arm for arm, label in arm_labels(suite.arms).items()}
         selection = Selection(tuple(by_label.get(name, name) for name in only or ()), chosen_seeds)
         select_runs(suite, selection)

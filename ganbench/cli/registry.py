@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -58,17 +58,24 @@ def hacks_command(
 @app.command("knobs")
 def knobs_command(as_json: JsonOpt = False) -> None:
     """List every TrainConfig knob with its default ("off" value), allowed values, category and unit."""
-    from ganbench.config import KNOB_CATEGORIES
+    from ganbench.config import KNOB_CATEGORIES, NOT_FUSED, range_rule
 
     docs, defaults = knob_docs(), TrainConfig().to_dict()
+
+    def allowed(name: str, default: Any) -> str:
+        choices = knob_choices(name)
+        if choices:
+            return " | ".join(map(str, choices))
+        rule = range_rule(name)
+        return type(default).__name__ + (f", {rule}" if rule else "")
+
     if as_json:
         return print_json([{"knob": k, "default": v, "allowed": list(knob_choices(k) or ()) or type(v).__name__,
-                            "category": KNOB_CATEGORIES[k], "meaning": docs.get(k, "")} for k, v in defaults.items()])
+                            "range": range_rule(k), "category": KNOB_CATEGORIES[k], "fuses": k not in NOT_FUSED,
+                            "meaning": docs.get(k, "")} for k, v in defaults.items()])
     table = Table(title="TrainConfig knobs (set with --set knob=value)")
     for column in ("knob", "default", "allowed", "meaning"):
         table.add_column(column, overflow="fold", no_wrap=column == "knob")
     for name, default in defaults.items():
-        choices = knob_choices(name)
-        table.add_row(name, repr(default), " | ".join(map(str, choices)) if choices else type(default).__name__,
-                      docs.get(name, ""))
+        table.add_row(name, repr(default), allowed(name, default), docs.get(name, ""))
     console.print(table)

@@ -23,16 +23,15 @@ for a typo, the closest valid name. Suites are read with `yaml.safe_load` (data,
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
 from ganbench.config import ConfigError, TrainConfig, did_you_mean, run_id
-from ganbench.study.budget import Budget, StepPlanner, parse_budget
+from ganbench.study.budget import Budget, parse_budget
 from ganbench.study.design import DESIGNS, NEEDS_STUDIED, Design
 from ganbench.hacks import HACKS, dataset_defaults, preset_hacks, resolve_layers
 from ganbench.suitedir import SuiteDir, arm_name_problem
@@ -129,43 +128,62 @@ def _seeds(path: Path, value: Any) -> tuple[int, ...]:
     raise _fail(path, "seeds", f"expected a count or a list of non-negative integers, got {value!r}")
 
 
-def load_suite(path: str | Path, results_root: str | Path = "results", record_budget: bool = False) -> Suite:
-    """Read, check and expand a suite file. Writes nothing unless `record_budget`: then a seconds
-    budget timed now is kept in budget.json, under the suite's lock, so that two sweeps started
-    together time it once and agree on every arm's steps (`ganbench run` asks for this)."""
-    path = Path(path)
+StepsFor = Callable[[str, TrainConfig], int]  # (arm, its config at the budget's placeholder steps) → steps
+Planner = Callable[[Budget, SuiteDir], StepsFor]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The suite file's top-level mapping, its keys checked (the parsed YAML is never changed)."""
     if not path.is_file():
         raise SuiteError(f"{path}: no such suite file")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise SuiteError(f"{path}: not valid YAML: {err}") from None
-    data = _check_keys(path, "(top)", raw or {}, SUITE_KEYS)
+    return _check_keys(path, "(top)", raw or {}, SUITE_KEYS)
+
+
+def _name(path: Path, data: dict[str, Any]) -> str:
     name = str(data.get("name") or path.stem)
     if name.strip(".") == "" or not name.replace("-", "_").replace(".", "_").lstrip("_").isidentifier():
         raise _fail(path, "name", f"'{name}' must be letters, digits, '-', '_' or '.' (it names a directory)")
+    return name
+
+
+def suite_results_dir(path: str | Path, results_root: str | Path = "results") -> tuple[Path, str]:
+    """(the suite's results directory, its budget kind), read from the file without expanding it."""
+    path = Path(path)
+    data = _read(path)
+    return _results_dir(path, data, results_root, _name(path, data)), _budget(path, data).kind
+
+
+def load_suite(path: str | Path, results_root: str | Path = "results", planner: Planner | None = None) -> Suite:
+    """Read, check and expand a suite file. Pure: it writes nothing and imports no torch. A FLOPs or
+    seconds budget needs `planner` (its steps per arm): `ganbench.execution.plan.load_planned_suite`
+    supplies one that counts, times and records them."""
+    path = Path(path)
+    data = _read(path)
+    name = _name(path, data)
     budget = _budget(path, data)
-    base = _base_knobs(path, data)
+    base = _base_knobs(path, data, budget)
     designs = _designs(path, data)
     seeds = _seeds(path, data.get("seeds", 1))
     results_dir = _results_dir(path, data, results_root, name)
-    timed_here = record_budget and budget.kind == "seconds"
-    with SuiteDir(results_dir).locked("budget") if timed_here else contextlib.nullcontext():
-        try:
-            planner = StepPlanner(budget, SuiteDir(results_dir))
-        except (ValueError, RuntimeError) as err:  # a corrupt budget.json or suite.json, named
-            raise SuiteError(f"{path}: budget: {err}") from None
-        runs = _expand(path, designs, seeds, base, budget, planner)
-        if timed_here:
-            planner.save()
+    steps_for = None
+    if budget.kind != "steps":
+        if planner is None:
+            raise SuiteError(f"{path}: budget: a {budget.kind} budget is planned into steps by "
+                             "ganbench.execution.plan.load_planned_suite (the CLI does this)")
+        steps_for = planner(budget, SuiteDir(results_dir))
+    runs = _expand(path, designs, seeds, base, steps_for)
     suite = Suite(name, path, str(data.get("description", "")), designs, seeds, results_dir, tuple(runs),
                   dataclasses.replace(budget, amount=budget.amount or runs[0].config.steps), _analysis(path, data))
     _check_analysis_measured(suite)
     return suite
 
 
-def _expand(path: Path, designs: tuple[Design, ...], seeds: tuple[int, ...], base: dict[str, Any], budget: Budget,
-            planner: StepPlanner) -> list[Run]:
+def _expand(path: Path, designs: tuple[Design, ...], seeds: tuple[int, ...], base: dict[str, Any],
+            steps_for: StepsFor | None) -> list[Run]:
     """arms × seeds → runs with resolved configs and run ids."""
     runs = []
     for design in designs:
@@ -176,8 +194,8 @@ def _expand(path: Path, designs: tuple[Design, ...], seeds: tuple[int, ...], bas
                 try:
                     cfg, _ = resolve_layers(arm.from_preset, arm.extra, base=base,
                                             overrides={**arm.overrides, "seed": seed})
-                    if budget.kind != "steps":
-                        cfg = cfg.replace(steps=planner.steps_for(arm.name, cfg))
+                    if steps_for is not None:
+                        cfg = cfg.replace(steps=steps_for(arm.name, cfg))
                 except ConfigError as err:
                     raise _fail(path, where, str(err)) from None
                 runs.append(Run(run_id(cfg), arm.name, seed, cfg, arm.hacks, design.preset))
@@ -207,8 +225,6 @@ def _budget(path: Path, data: dict) -> Budget:
         budget = parse_budget(data["budget"])
     except ConfigError as err:
         raise SuiteError(f"{path}: {err}") from None
-    if budget.kind == "steps":
-        data["steps"] = int(budget.amount)  # the steps knob, as if given at the top
     return budget
 
 
@@ -255,12 +271,14 @@ def _designs(path: Path, data: dict) -> tuple[Design, ...]:
     return (_design(path, "design", options, data.get("preset", "vanilla"), data.get("hacks"), data.get("arms")),)
 
 
-def _base_knobs(path: Path, data: dict) -> dict[str, Any]:
-    """Suite-wide knobs: `base`, then the `dataset`, `steps` and `evaluation` shortcuts."""
+def _base_knobs(path: Path, data: dict, budget: Budget) -> dict[str, Any]:
+    """Suite-wide knobs: `base`, then the `dataset`, `steps` (or a `budget: {steps: N}`) and `evaluation` shortcuts."""
     base = dict(_check_keys(path, "base", data.get("base") or {}, TrainConfig.__dataclass_fields__))
     for key, knob in (("dataset", "dataset"), ("steps", "steps")):
         if key in data:
             base[knob] = data[key]
+    if "budget" in data and budget.kind == "steps":
+        base["steps"] = int(budget.amount)  # the steps knob, as if given at the top
     evaluation = _check_keys(path, "evaluation", data.get("evaluation") or {}, tuple(EVAL_KEYS))
     for key, value in evaluation.items():
         if key == "metrics" and isinstance(value, list):

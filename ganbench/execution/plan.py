@@ -1,0 +1,126 @@
+"""Planning a suite's budget into steps (FLOPs counted, seconds timed), and loading a suite with it.
+
+`study.suite.load_suite` is pure (no writes, no torch): a FLOPs or seconds budget needs a planner,
+which this module supplies. `load_planned_suite` is what the CLI calls: it reads budget.json,
+recovers a lost one from the runs, counts or times what is missing (torch), and with `record`
+keeps the timings in budget.json under the suite's lock, so that two sweeps started together
+time once and agree on every arm's steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from ganbench.config import TrainConfig
+from ganbench.files import RunDirError
+from ganbench.study.budget import Budget, structure_id
+from ganbench.study.suite import Suite, SuiteError, load_suite, suite_results_dir
+from ganbench.suitedir import SuiteDir
+
+
+def load_planned_suite(path: str | Path, results_root: str | Path = "results", record: bool = False) -> Suite:
+    """`load_suite` with its budget planned. Writes nothing unless `record` (`ganbench run`,
+    `plan --save`): then a seconds budget timed now is kept in budget.json."""
+    results_dir, kind = suite_results_dir(path, results_root)
+    planners: list[StepPlanner] = []
+
+    def planner(budget: Budget, suite_dir: SuiteDir) -> Any:
+        try:
+            planners.append(StepPlanner(budget, suite_dir))
+        except (ValueError, RuntimeError) as err:  # a corrupt budget.json or suite.json, named
+            raise SuiteError(f"{path}: budget: {err}") from None
+        return planners[-1].steps_for
+
+    timed = record and kind == "seconds"
+    with SuiteDir(results_dir).locked("budget") if timed else contextlib.nullcontext():
+        suite = load_suite(path, results_root, planner=planner)
+        if timed:
+            for step_planner in planners:
+                step_planner.save()
+    return suite
+
+
+class StepPlanner:
+    """Steps per arm under a budget. A seconds budget is timed per network structure, on the
+    budget's device, and kept in budget.json (with each arm's steps), so every later load derives
+    the same steps and finds the same runs; `save()` writes it (only `ganbench run` and
+    `plan --save` do). When budget.json is missing but runs have started, their own config.json
+    says what steps they got, and that is what the suite keeps."""
+
+    def __init__(self, budget: Budget, suite_dir: SuiteDir) -> None:
+        self.budget, self.suite_dir = budget, suite_dir
+        self.structures: dict[str, dict[str, Any]] = {}
+        self.arm_steps: dict[str, dict[str, Any]] = {}
+        self.first_format: dict[str, float] = {}  # arm → seconds per step: budget.json's first format
+        self.changed = False
+        if budget.kind != "seconds":
+            return
+        recorded = suite_dir.read_budget()
+        same = recorded is not None and recorded.get("kind") == budget.kind and recorded.get("device") == budget.device
+        if same and recorded.get("amount") in (None, budget.amount):
+            self.structures = dict(recorded.get("structures") or {})
+            self.arm_steps = dict(recorded.get("arms") or {})
+            self.first_format = dict(recorded.get("seconds_per_step") or {})
+        elif recorded is None:
+            self.arm_steps = self._recovered()
+            self.changed = bool(self.arm_steps)
+
+    def _recovered(self) -> dict[str, dict[str, Any]]:
+        """arm → steps from the runs a previous sweep of this same budget started (suite.json maps
+        run ids to arms; each run's config.json holds its steps). Unreadable runs are passed over."""
+        if not self.suite_dir.has_manifest():
+            return {}
+        manifest = self.suite_dir.read_manifest()
+        recorded = manifest.data.get("budget") or {}
+        if (recorded.get("kind"), recorded.get("amount"), recorded.get("device")) != \
+                (self.budget.kind, self.budget.amount, self.budget.device):
+            return {}
+        arms: dict[str, dict[str, Any]] = {}
+        for run in manifest.runs:
+            if run.arm in arms:
+                continue
+            try:
+                record = self.suite_dir.run_dir(run.run_id).read_config()
+            except (RunDirError, OSError):
+                continue
+            steps = (record or {}).get("config", {}).get("steps")
+            if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1:
+                arms[run.arm] = {"steps": steps, "source": f"recovered from runs/{run.run_id}/config.json"}
+        return arms
+
+    def steps_for(self, arm: str, cfg: TrainConfig) -> int:
+        if self.budget.kind == "steps":
+            return int(self.budget.amount)
+        if self.budget.kind == "flops":
+            from ganbench.training.compute import step_compute
+
+            return max(1, round(self.budget.amount / step_compute(cfg)["flops_per_step"]))
+        if arm in self.arm_steps:
+            return int(self.arm_steps[arm]["steps"])
+        if arm in self.first_format:
+            seconds = float(self.first_format[arm])
+        else:
+            key = structure_id(cfg)
+            if key not in self.structures:
+                from ganbench.training.compute import time_step_robustly
+
+                self.structures[key] = time_step_robustly(cfg, self.budget.device, threads=cfg.threads or 1)
+            seconds = float(self.structures[key]["seconds_per_step"])
+        steps = max(1, round(self.budget.amount / seconds))
+        self.arm_steps[arm] = {"steps": steps, "structure": None if arm in self.first_format else structure_id(cfg)}
+        self.changed = True
+        return steps
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": self.budget.kind, "device": self.budget.device, "amount": self.budget.amount,
+                "structures": self.structures, "arms": self.arm_steps,
+                **({"seconds_per_step": self.first_format} if self.first_format else {}),
+                "note": "seconds per step timed alone once per network structure; each arm's steps follow. Delete "
+                        "this file only together with the runs: the steps are part of every run id"}
+
+    def save(self) -> None:
+        if self.changed:
+            self.suite_dir.write_budget(self.record())
+            self.changed = False
