@@ -139,7 +139,6 @@ def test_each_metric_names_its_values_by_the_one_grammar(name):
 @pytest.mark.parametrize("name", sorted(n for n in METRICS if METRICS[n].extractor == "fmnist"))
 def test_each_fmnist_metric_is_computed_with_every_declared_value_in_range(name):
     """Real torch-fidelity (and ganbench's classifier) on 64 generated vs 64 reference images."""
-    from ganbench.metrics.backend import ImageTensorDataset  # noqa: F401 (the torch side loads here)
     from ganbench.metrics.fidelity import evaluate
     from ganbench.metrics.reference import Reference
     from ganbench.data.datasets import fake_images

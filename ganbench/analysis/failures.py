@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ganbench.config import TrainConfig
+from ganbench.metrics.registry import value_name
 
 MODE_KL_THRESHOLD = math.log(2)
 MIN_CLASSES = 3
@@ -68,10 +69,11 @@ def failure_labels(frame: pd.DataFrame, training: pd.DataFrame | None = None) ->
     """One row per completed run: arm, run_id and the three labels (1.0 / 0.0 / NaN)."""
     runs = frame.drop_duplicates(["arm", "run_id"])
     runs = runs[runs["status"] == "completed"]
-    fid_metric = next((m for m in ("fid_fmnist", "fid") if m in set(frame["metric"].dropna())), None)
+    measured = set(frame["metric"].dropna())
+    fid_metric = next((m for m in (value_name("fid", "fmnist"), "fid") if m in measured), None)
     fid = _final(frame, fid_metric) if fid_metric else pd.Series(dtype=float)
     noise = _final(frame, fid_metric, "uniform_noise_fid") if fid_metric else pd.Series(dtype=float)
-    kl, classes = _final(frame, "modes_kl_fmnist"), _final(frame, "modes_covered_fmnist")
+    kl, classes = _final(frame, value_name("modes_kl", "fmnist")), _final(frame, value_name("modes_covered", "fmnist"))
     loss_d = pd.Series(dtype=float)
     if training is not None and not training.empty and "loss_d" in training:
         loss_d = training.sort_values("step").groupby("run_id").tail(1).set_index("run_id")["loss_d"]

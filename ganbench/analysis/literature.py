@@ -11,6 +11,7 @@ import pandas as pd
 
 from ganbench.analysis import stats
 from ganbench.metrics.protocols import get_protocol
+from ganbench.metrics.registry import higher_is_better, value_range
 
 
 def literature_tables(frame: pd.DataFrame, cell: Callable[[pd.Series], str]) -> list[tuple[str, list[str], pd.DataFrame]]:
@@ -23,9 +24,10 @@ def literature_tables(frame: pd.DataFrame, cell: Callable[[pd.Series], str]) -> 
         spec = get_protocol(str(name))
         runs = frame[frame["knob_eval_protocol"] == name]
         readings = {}
-        for aggregate in ("final", "best"):  # the draw mean at the last step; the lowest over the evaluations
-            values = stats.run_values(runs, spec.metric, False, aggregate)
-            readings[aggregate] = stats.arm_summary(values, (0.0, float("inf"))).set_index("arm")
+        direction = higher_is_better(spec.metric)
+        for aggregate in ("final", "best"):  # the draw mean at the last step; the best over the evaluations
+            values = stats.run_values(runs, spec.metric, direction, aggregate)
+            readings[aggregate] = stats.arm_summary(values, value_range(spec.metric)).set_index("arm")
         rows = [{"source": "ganbench (this suite)", "setting": arm,
                  f"final {spec.metric}": cell(readings["final"].loc[arm]),
                  f"best {spec.metric} over training": cell(readings["best"].loc[arm])}

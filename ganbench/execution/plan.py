@@ -10,6 +10,7 @@ time once and agree on every arm's steps.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,66 @@ def load_planned_suite(path: str | Path, results_root: str | Path = "results", r
             for step_planner in planners:
                 step_planner.save()
     return suite
+
+
+@dataclass
+class SuitePlan:
+    """What `ganbench plan` shows (`--json` prints it as a dict)."""
+
+    suite: str
+    path: str
+    design: list[str]  # the design's lines: arms, aliases, budget
+    device: str
+    workers: int
+    max_fused: int
+    runs: list[dict[str, Any]]  # per run: arm, seed, run id, status, steps, job, estimated seconds
+    cost: dict[str, Any] | None  # the total and its parts; None when nothing is left to train
+    warnings: list[str]  # what evaluating here will cost (Inception on a CPU), said before the table
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "warnings"}
+
+
+def plan_suite(suite: Suite, selection: Any, devices: list[str], workers: int | None = None, estimate: bool = True,
+               max_fused: int | None = None, data_root: str | None = None, save: bool = False) -> SuitePlan:
+    """The jobs and cost of a suite's unfinished runs on `devices`; with `save`, kept in plan.json."""
+    from ganbench.execution.costs import evaluation_warnings, plan_total, write_plan
+    from ganbench.execution.jobs import default_workers
+    from ganbench.execution.sweep import auto_max_fused, design_lines, pending_runs, plan_rows
+
+    n_workers = workers or default_workers(devices)
+    if max_fused is None:
+        max_fused = auto_max_fused(pending_runs(suite, selection), devices, n_workers)
+    warnings = evaluation_warnings(pending_runs(suite, selection), devices[0], data_root) if estimate else []
+    rows = plan_rows(suite, selection, estimate, devices[0], max_fused, data_root)
+    todo = [r for r in rows if r["estimate_s"] is not None]
+    cost = plan_total(suite, todo, devices[0], n_workers, data_root) if todo else None
+    if todo and save:
+        write_plan(suite.dir, devices[0], n_workers, todo)
+    return SuitePlan(suite.name, str(suite.path), design_lines(suite), devices[0], n_workers, max_fused, rows, cost,
+                     list(warnings))
+
+
+@dataclass
+class SuiteStatus:
+    """What `ganbench status` shows (`--json` prints it as a dict)."""
+
+    suite: str
+    counts: dict[str, int]  # status → runs, from the run files
+    runs: list[dict[str, Any]]
+    planned_vs_measured: dict[str, Any] | None  # None: no saved estimate to compare with
+
+
+def suite_status(suite: Suite, selection: Any) -> SuiteStatus:
+    """Every selected run's state from its directory (any executor's), and each arm's planned vs measured time."""
+    from ganbench.execution.costs import planned_vs_actual
+    from ganbench.execution.sweep import plan_rows
+
+    rows = plan_rows(suite, selection, estimate=False, device="cpu")  # jobs of one run: no grouping needed
+    counts: dict[str, int] = {}  # from the run files, as the rows (run_states calls any unfinished run pending)
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return SuiteStatus(suite.name, counts, rows, planned_vs_actual(suite))
 
 
 class StepPlanner:
