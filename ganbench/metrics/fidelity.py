@@ -26,9 +26,9 @@ from ganbench.metrics.backend import FIDELITY_KEYS, FidelityGenerator, ImageTens
 from ganbench.metrics.extractors import Weights, WeightsError, fidelity_extractor
 from ganbench.metrics.fid_infinity import FID_INFINITY_POINTS, extrapolated_fid
 from ganbench.metrics.kid import KID_SUBSET_SIZE
-from ganbench.metrics.modes import mode_coverage_from_logits
 from ganbench.metrics.reference import Reference
-from ganbench.metrics.registry import KINDS, METRICS, Metric, MetricError, parse_metrics, parse_value_name, value_name
+from ganbench.metrics.registry import (KINDS, METRICS, Metric, MetricError, MetricInputs, parse_metrics, parse_value_name,
+                                       value_name)
 
 __all__ = ["evaluate", "checked_weights", "summarize", "draw_seed", "MetricError", "Reference", "FidelityGenerator",
            "ImageTensorDataset"]
@@ -98,17 +98,18 @@ def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: 
                      "side": reference.side, "channels": reference.channels, "resize": reference.resize,
                      "extractor": fidelity_name, "weights": weights.sha256, "layers": [feature_layer, "logits_unbiased"],
                      "content": content_hash(real_images), "torch_fidelity": torch_fidelity.__version__})
-    by_fidelity = {k for k in kinds if KINDS[k].computed_by == "torch-fidelity"}
+    by_fidelity = {k for k in kinds if KINDS[k].compute is None}
+    extra_layers = tuple(dict.fromkeys(layer for k in sorted(kinds) for layer in KINDS[k].layers))
     kwargs = _fidelity_kwargs(source, samples, real_images, key, fidelity_name, weights, device, seed, kid_subset,
                               by_fidelity)
     # torch-fidelity moves G and the extractor with .cuda(): make that the run's own GPU.
     with torch.cuda.device(device) if device.type == "cuda" else nullcontext(), _explain_download(weights):
-        result, generated_features, reference_features = fidelity_metrics(
-            kwargs, extra_layers=("logits",) if "modes" in kinds else ())
+        result, generated_features, reference_features = fidelity_metrics(kwargs, extra_layers=extra_layers)
     values = {name: float(result[FIDELITY_KEYS[parse_value_name(name)[0]]])
               for metric in group if metric.kind in by_fidelity for name in metric.higher_is_better}
-    if "modes" in kinds:  # the classifier's logits of the images the other metrics saw: no second pass
-        values.update(mode_coverage_from_logits(generated_features["logits"], real_labels))
+    inputs = MetricInputs(generated_features, reference_features, real_labels, seed)
+    for kind in sorted(kinds - by_fidelity):  # ganbench's own metrics, on the features already extracted
+        values.update(KINDS[kind].compute(inputs))
     extra: dict[str, float] = {}
     if fid_infinity and "fid" in kinds:
         extra[value_name("fid_infinity", extractor)] = extrapolated_fid(

@@ -7,16 +7,17 @@ Inception and `K_E` on any other extractor (`fid`, `fid_fmnist`), and so is each
 writes (`kid_std`, `kid_std_fmnist`) — `value_name` builds a name, `parse_value_name` reads
 one. Nothing else builds a name from a suffix.
 
-To add a metric: declare its kind once with `register_kind(Kind(...))` (its values, directions
-and ranges) and pair it with an extractor by `register_metric`; a kind torch-fidelity does not
-compute names its computation in `Kind.computed_by` (a module of `ganbench.metrics`).
+To add a metric that ganbench computes, write one module in `ganbench/metrics/` that declares
+its kind with `register_kind(Kind(..., compute=its function))` (values, directions, ranges) and
+pairs it with an extractor by `register_metric`, and list it in `ganbench/metrics/__init__.py`
+(`modes.py` is the example). torch-fidelity's kinds are declared below.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ganbench.errors import ConfigError, Registry
 
@@ -40,6 +41,18 @@ class Output:
 
 
 @dataclass(frozen=True)
+class MetricInputs:
+    """What a metric ganbench computes itself gets: the features of the generated and the reference
+    images by the layer names of the extractor (reference None when no torch-fidelity metric needed
+    them), the reference labels and the evaluation's seed."""
+
+    generated_features: dict[str, Any]
+    reference_features: dict[str, Any] | None
+    real_labels: Any
+    seed: int
+
+
+@dataclass(frozen=True)
 class Kind:
     """A kind of metric, computed the same way on any extractor that allows it."""
 
@@ -48,7 +61,8 @@ class Kind:
     optional: tuple[Output, ...] = ()  # values written only when a knob asks (FID∞: fid_infinity)
     extractors: tuple[str, ...] = EXTRACTORS  # where it can be computed (modes needs a classifier's labels)
     needs_logits: bool = False  # on Inception it needs the logits layer (IS), which feature-only weights lack
-    computed_by: str = "torch-fidelity"  # who computes it: torch-fidelity, or the ganbench.metrics module named
+    compute: Callable[[MetricInputs], dict[str, float]] | None = None  # None: torch-fidelity computes it
+    layers: tuple[str, ...] = ()  # extractor layers `compute` reads besides torch-fidelity's (e.g. 'logits')
 
 
 @dataclass(frozen=True)
@@ -136,19 +150,16 @@ def value_range(name: str) -> tuple[float, float]:
     return (output.low, output.high) if output else UNBOUNDED
 
 
-# --- The built-in metrics -----------------------------------------------------------------------
+# --- torch-fidelity's metrics (ganbench's own register from their modules) ------------------------
 
 register_kind(Kind("fid", (Output("fid", False, 0.0),), optional=(Output("fid_infinity", False),)))
 register_kind(Kind("kid", (Output("kid", False), Output("kid_std", None))))
 register_kind(Kind("isc", (Output("isc", True, 1.0), Output("isc_std", None)), needs_logits=True))
 register_kind(Kind("prc", (Output("precision", True, 0.0, 1.0), Output("recall", True, 0.0, 1.0),
                            Output("f_score", True, 0.0, 1.0))))
-register_kind(Kind("modes", (Output("modes_covered", True, 0.0, 10.0), Output("modes_kl", False, 0.0)),
-                   extractors=("fmnist",), computed_by="modes"))
 for _kind in ("fid", "kid", "isc", "prc"):
     register_metric(_kind, "inception")
     register_metric(_kind, "fmnist")
-register_metric("modes", "fmnist")
 
 FMNIST_DATASETS = ("fashion-mnist", "fake")
 MIN_EVAL_SAMPLES = 10  # the fewest images an evaluation can be computed from (see config's range checks)
