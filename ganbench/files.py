@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -223,11 +223,6 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
             continue
         rows.append(row)
     return rows
-
-
-def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
-    text = "".join(json.dumps(dict(row)) + "\n" for row in rows)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def truncate_jsonl(path: str | os.PathLike, last_step: int) -> None:

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Iterator, Literal, Mapping, get_args
 from ganbench.files import (CorruptFile, CorruptLineWarning, DiskFull, OutsideRoot, RunDirError,  # noqa: F401
                             append_jsonl, atomic_write, ensure_writable, finite_or_none, lock_is_held,
                             open_nofollow, read_json, read_jsonl, read_record, rewrite_in_place, truncate_jsonl,
-                            write_json, write_jsonl)
+                            write_json)
 
 CONFIG, STATS, METRICS, SAMPLES = "config.json", "stats.jsonl", "metrics.jsonl", "samples"
 CHECKPOINT, STATUS, LOCK = "checkpoint.pt", "status.json", ".lock"

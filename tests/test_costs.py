@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from ganbench import rundir
 from ganbench.cli import app
 from ganbench.execution import costs
+from ganbench.training.resources import PROCESS
 from ganbench.metrics import evaluator
 
 from conftest import tiny
@@ -42,7 +43,7 @@ def test_plan_estimate_includes_evaluations(tmp_path, monkeypatch):
     from ganbench.study.suite import load_suite
 
     monkeypatch.setattr(evaluator, "evaluate", slow_metric)
-    monkeypatch.setattr(costs, "_TIMED", {})
+    PROCESS.clear("evaluation_timing")
     rows = {}
     for metrics in ("fid_fmnist", "none"):
         path = tmp_path / f"{metrics}.yaml"
@@ -97,7 +98,7 @@ def test_inception_on_cpu_is_announced_before_training(tmp_path, monkeypatch, im
     monkeypatch.setenv("GANBENCH_INCEPTION_WEIGHTS", imported_inception)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     root = write_cifar_fixture(tmp_path / "data", per_batch=8)
-    monkeypatch.setattr(costs, "_TIMED", {})
+    PROCESS.clear("evaluation_timing")
     result = CliRunner().invoke(app, [
         "train", "--dataset", "cifar10", "--data-root", str(root), "--steps", "2", "--device", "cpu",
         "--set", "arch=radford", "--set", "image_size=32", "--set", "channels=3", "--set", "batch_size=8",

@@ -13,7 +13,6 @@ features and the uniform-noise FID are a one-time cost per machine (cached on di
 
 from __future__ import annotations
 
-import functools
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any, Sequence
 from ganbench import rundir
 from ganbench.config import TrainConfig
 from ganbench.metrics.registry import METRICS, parse_metrics
+from ganbench.training.resources import PROCESS
 
 CALIBRATION = {"inception": 64, "fmnist": 500}  # images per timed evaluation, by the costliest extractor
 
@@ -46,9 +46,6 @@ def _evaluation_key(cfg: TrainConfig) -> tuple:
             parse_metrics(cfg.metrics, cfg.dataset), cfg.arch, cfg.inception_weights)
 
 
-_TIMED: dict[tuple, dict[str, Any]] = {}  # (evaluation key, samples, device, data root) → timing
-
-
 def time_evaluation(cfg: TrainConfig, device: str, data_root: str | None = None) -> dict[str, Any]:
     """{seconds (one evaluation at cfg.eval_samples), one_time_s, images_per_s, method} measured
     here, once per metric setup (runs that differ only in seeds or hacks share it). Inception on a
@@ -56,10 +53,10 @@ def time_evaluation(cfg: TrainConfig, device: str, data_root: str | None = None)
     full calibration (reference features, noise floor) would take minutes before the warning
     about that cost could be given."""
     key = (_evaluation_key(cfg), cfg.eval_samples, device, data_root)
-    if key not in _TIMED:
-        _TIMED[key] = (_timed_inception(cfg, device, data_root) if device == "cpu" and uses_inception(cfg)
-                       else _timed(cfg, device, data_root))
-    return dict(_TIMED[key])
+    timed = PROCESS.get("evaluation_timing", key, lambda: (
+        _timed_inception(cfg, device, data_root) if device == "cpu" and uses_inception(cfg)
+        else _timed(cfg, device, data_root)), keep=64)
+    return dict(timed)
 
 
 INCEPTION_TIMED_IMAGES = 8
@@ -124,9 +121,13 @@ def _timed(cfg: TrainConfig, device: str, data_root: str | None) -> dict[str, An
             "method": f"one evaluation of {n} images timed on {device}, scaled to {samples}"}
 
 
-@functools.lru_cache(maxsize=1)
 def worker_startup_seconds() -> float:
-    """Seconds for a fresh Python process to import the training stack (what every worker pays)."""
+    """Seconds for a fresh Python process to import the training stack (what every worker pays), measured
+    once per process."""
+    return PROCESS.get("worker_startup", "import", _time_worker_startup)
+
+
+def _time_worker_startup() -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import ganbench.training.loop, ganbench.metrics.fidelity"], check=True,
                    capture_output=True)

@@ -27,7 +27,6 @@ import os
 import secrets
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Sequence
 

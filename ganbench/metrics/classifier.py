@@ -8,7 +8,6 @@ cheap FID/KID/PR features on CPU, its logits give IS and mode coverage.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench import rundir
+from ganbench.training.resources import PROCESS
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 WEIGHTS_PATH = WEIGHTS_DIR / "fmnist_cnn.pt"
@@ -68,11 +68,11 @@ def load_classifier(path: str | Path = WEIGHTS_PATH, expected_sha256: str | None
     expected = expected_sha256 or classifier_record(path).get("sha256")
     stat = path.stat()
     net = FashionCNN()
-    net.load_state_dict(_verified_state(str(path.resolve()), stat.st_size, stat.st_mtime_ns, expected))
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, expected)
+    net.load_state_dict(PROCESS.get("classifier", key, lambda: _verified_state(*key)))
     return net.eval().requires_grad_(False)
 
 
-@functools.lru_cache(maxsize=4)
 def _verified_state(path: str, size: int, mtime_ns: int, expected: str | None) -> dict[str, torch.Tensor]:
     """The weights of `path` after checking their sha256, read once per process per file version
     (a persistent worker evaluates many runs)."""

@@ -13,11 +13,14 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Hashable, TypeVar
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ganbench.config import TrainConfig
-from ganbench.data.sampler import load_images, preprocess
+
+if TYPE_CHECKING:  # torch loads with the first training images, so the process cache costs no import
+    import torch
 
 
 class Resources:
@@ -28,6 +31,7 @@ class Resources:
                         data_root: str | os.PathLike | None) -> tuple[torch.Tensor | np.ndarray, dict[str, Any]]:
         """The run's training images (a device tensor, or a host memory map over the memory budget)
         and the data info recorded in status.json (`process_cache`: whether this process had them)."""
+        from ganbench.data.sampler import load_images, preprocess
         key = (cfg.dataset, cfg.data_split, preprocess(cfg), cfg.data_limit, cfg.data_memory_mb,
                str(Path(data_root).resolve()) if data_root else None, str(device))
         if key in self._images:
