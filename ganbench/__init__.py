@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganbench.config import ConfigError, TrainConfig
+from ganbench.config import TrainConfig
+from ganbench.errors import ConfigError
 from ganbench.hacks import HACKS, PRESETS, Hack, compose, register_hack, resolve
 
 _LAZY = {"Discriminator": "ganbench.models", "Generator": "ganbench.models", "build_models": "ganbench.models",

@@ -9,7 +9,8 @@ module sits below the dataset, metric and protocol registries (no import cycle).
 
 from __future__ import annotations
 
-from ganbench.config import ConfigError, TrainConfig
+from ganbench.config import TrainConfig
+from ganbench.errors import ConfigError
 from ganbench.data.datasets import get_dataset
 from ganbench.metrics.protocols import protocol_problems
 from ganbench.metrics.registry import check_evaluation

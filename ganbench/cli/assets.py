@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ganbench.config import ConfigError
+from ganbench.errors import ConfigError
 from ganbench.data.cache import describe
 from ganbench.data.datasets import DataNotFoundError
 from ganbench.cli.common import app, console, fail

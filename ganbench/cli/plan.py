@@ -8,7 +8,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from ganbench.config import ConfigError, TrainConfig
+from ganbench.config import TrainConfig
+from ganbench.errors import ConfigError
 from ganbench.data.datasets import DataNotFoundError
 from ganbench.rundir import RunDirError
 from ganbench.cli.common import data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SuiteArg, app, arm_labels, console, err_console, fail, load_selection, print_json

@@ -8,7 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ganbench.config import ConfigError, TrainConfig, knob_choices, knob_docs
+from ganbench.config import TrainConfig, knob_choices, knob_docs
+from ganbench.errors import ConfigError
 from ganbench.cli.common import JsonOpt, app, console, fail, print_json
 
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from ganbench.config import ConfigError
 from ganbench.data.datasets import DataNotFoundError
+from ganbench.errors import ConfigError
 from ganbench.rundir import RunDirError
 from ganbench.cli.common import (ExecutorKind, OnlyOpt, ResultsOpt, SeedsOpt, SuiteArg, TensorBoardOpt, app, console,
                                  data_root_str, exit_on_error, fail, load_selection, sigterm_as_interrupt)
@@ -61,9 +61,11 @@ def run_command(
     per task, requeued on preemption; `ganbench status` follows it from the run files)."""
     from ganbench.execution.executors import ExecutorOptions
 
-    options = ExecutorOptions(executor.value, max_fused, data_root_str(data_root), address, cpus_per_run,
-                              gpus_per_run, max_retries, ray_results, slurm_partition, slurm_time, slurm_mem_gb,
-                              slurm_parallelism, slurm_cluster)
+    options = ExecutorOptions(
+        kind=executor.value, max_fused=max_fused, data_root=data_root_str(data_root), address=address,
+        cpus_per_task=cpus_per_run, gpus_per_task=gpus_per_run, max_retries=max_retries, ray_results=ray_results,
+        slurm_partition=slurm_partition, slurm_time_min=slurm_time, slurm_mem_gb=slurm_mem_gb,
+        slurm_parallelism=slurm_parallelism, slurm_cluster=slurm_cluster)
     with exit_on_error():
         options.check()
     suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, record_budget=not dry_run)

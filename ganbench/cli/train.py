@@ -9,7 +9,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ganbench.config import ConfigError, TrainConfig, parse_assignments
+from ganbench.config import TrainConfig, parse_assignments
+from ganbench.errors import ConfigError
 from ganbench.data.cache import describe
 from ganbench.data.datasets import DATASETS, DataNotFoundError
 from ganbench.rundir import RunDirError

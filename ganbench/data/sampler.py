@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ganbench.config import ConfigError, TrainConfig
+from ganbench.config import TrainConfig
+from ganbench.errors import ConfigError
 from ganbench.data.cache import LoadedSplit, load_split
 from ganbench.data.formats import Preprocess
 

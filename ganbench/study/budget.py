@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ganbench.config import ConfigError, TrainConfig, did_you_mean, structure_key
+from ganbench.config import TrainConfig, structure_key
+from ganbench.errors import ConfigError, did_you_mean
 from ganbench.suitedir import BUDGET
 
 KINDS = ("steps", "flops", "seconds")

@@ -30,7 +30,8 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from ganbench.config import ConfigError, TrainConfig, did_you_mean, run_id
+from ganbench.config import TrainConfig, run_id
+from ganbench.errors import ConfigError, did_you_mean
 from ganbench.study.budget import Budget, parse_budget
 from ganbench.study.design import DESIGNS, NEEDS_STUDIED, Design
 from ganbench.hacks import HACKS, dataset_defaults, preset_hacks, resolve_layers

@@ -20,7 +20,8 @@ import torch
 
 from ganbench import devices
 from ganbench.checks import check_resolved
-from ganbench.config import IDENTITY_KNOBS, ConfigError, TrainConfig, run_id
+from ganbench.config import IDENTITY_KNOBS, TrainConfig, run_id
+from ganbench.errors import ConfigError
 from ganbench.metrics.evaluator import Evaluator, make_evaluator
 from ganbench.metrics.fidelity import summarize
 from ganbench.provenance import provenance
