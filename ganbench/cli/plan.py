@@ -12,7 +12,8 @@ from ganbench.config import TrainConfig
 from ganbench.errors import ConfigError
 from ganbench.data.datasets import DataNotFoundError
 from ganbench.rundir import RunDirError
-from ganbench.cli.common import data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SuiteArg, app, arm_labels, console, err_console, fail, load_selection, print_json
+from ganbench.cli.common import (data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SuiteArg, app,
+                                 arm_labels, console, err_console, fail, load_selection, print_json)
 from ganbench.cli.tables import describe_phase, fmt_seconds, print_arm_legend, run_table
 
 

@@ -22,7 +22,8 @@ import torch_fidelity
 from torch_fidelity.generative_model_base import GenerativeModelBase
 
 from ganbench.data.datasets import cache_dir
-from ganbench.metrics.backend import FIDELITY_KEYS, FidelityGenerator, ImageTensorDataset, cache_key, content_hash, fidelity_metrics
+from ganbench.metrics.backend import (FIDELITY_KEYS, FidelityGenerator, ImageTensorDataset, cache_key, content_hash,
+                                      fidelity_metrics)
 from ganbench.metrics.extractors import Weights, WeightsError, fidelity_extractor
 from ganbench.metrics.fid_infinity import FID_INFINITY_POINTS, extrapolated_fid
 from ganbench.metrics.kid import KID_SUBSET_SIZE

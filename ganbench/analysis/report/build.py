@@ -19,9 +19,12 @@ from ganbench.analysis.literature import literature_tables
 from ganbench.analysis.results import load_manifest, load_results, load_step_costs, load_training_stats, save_results
 from ganbench.metrics.registry import value_range
 from ganbench.analysis.report.analysis import Analysis, PartResult, analyse, reported_metrics
-from ganbench.analysis.report.figures import forest_plot, interaction_heatmap, loss_curves, main_effects_plot, metric_curves, sample_montage
+from ganbench.analysis.report.figures import (forest_plot, interaction_heatmap, loss_curves, main_effects_plot,
+                                              metric_curves, sample_montage)
 from ganbench.analysis.report.sections import findings, inference_lines, provenance_lines
-from ganbench.analysis.report.tables import EFFECT_KINDS, EXTRA_KINDS, Table, arm_cell, compute_table, effects_table, equal_compute_table, factorial_table, main_table, noise_table, to_latex, to_markdown
+from ganbench.analysis.report.tables import (EFFECT_KINDS, EXTRA_KINDS, Table, arm_cell, compute_table, effects_table,
+                                             equal_compute_table, factorial_table, main_table, noise_table, to_latex,
+                                             to_markdown)
 
 
 FORMATS = ("md", "tex", "csv")
