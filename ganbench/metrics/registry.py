@@ -100,6 +100,10 @@ OUTPUTS: dict[str, Output] = {}  # base value name → its declaration, for dire
 
 
 def register_kind(kind: Kind) -> Kind:
+    """Declare a kind of metric; each value name belongs to one kind (its direction and range are its own)."""
+    taken = [out.name for out in kind.outputs + kind.optional if out.name in OUTPUTS]
+    if taken:
+        raise ConfigError(f"metric kind '{kind.name}': values {taken} are already declared by another kind")
     KINDS.register(kind.name, kind)
     for output in kind.outputs + kind.optional:
         OUTPUTS[output.name] = output
