@@ -83,7 +83,7 @@ def failure_labels(frame: pd.DataFrame, training: pd.DataFrame | None = None) ->
         failed = float(f >= n) if np.isfinite(f) and np.isfinite(n) else math.nan
         k, c = kl.get(run.run_id, math.nan), classes.get(run.run_id, math.nan)
         if failed == 1.0:
-            collapse = 0.0  # noise is not a collapse onto a few modes; it is counted as failed to learn
+            collapse = math.nan  # undecidable: a generator of noise has no modes to collapse onto (it failed to learn)
         elif np.isfinite(k) or np.isfinite(c):
             collapse = float((np.isfinite(k) and k > MODE_KL_THRESHOLD) or (np.isfinite(c) and c <= MIN_CLASSES))
         else:

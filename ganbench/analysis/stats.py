@@ -25,22 +25,31 @@ METHODS = (
     "fewer seeds the bootstrap covers far less than 95 % (about 75 % at 3 seeds), so the Student-t interval is used "
     "instead. Every interval is intersected with the metric's range (a mean cannot leave it, so coverage is kept); "
     "when every run has the same value no interval is given.",
-    "Evaluation noise: per run, the SD of its final evaluation over latent draws; per arm, the root mean square of "
-    "those, shown beside the SD over seeds (which contains it).",
-    "Comparisons with the reference arm: with fewer than 5 usable runs in either arm the comparison is exploratory "
-    "(estimate and interval, no verdict). From 5 runs on, at equal steps, a pooled-variance model (OLS with the arm as "
-    "a factor over all arms of the design; FID and IS on the log scale, reported as % change) drives the verdict, "
-    "Dunnett's many-to-one p and Welch's p shown beside; at equal compute, Welch's t on the same scale.",
-    "One multiplicity family: every verdict the report shows (arms × verdict metrics at equal steps, and the "
-    "primary metric at equal compute), Holm-corrected together. Intervals are simultaneous: with m tests of which "
-    "Holm rejects r, each is a t interval at level 1 − 0.05/max(m − r, 1), so an interval excludes 0 exactly when "
-    "Holm calls the arm better or worse. Exploratory rows get Bonferroni intervals over every row shown.",
+    "Evaluation noise: per run, the SD of its final evaluation over its k latent draws, and the SD of its value "
+    "(their mean: SD/√k); per arm, the root mean square of those. The SD of values over seeds contains the second, "
+    "so the report compares those two (like for like).",
+    "Comparisons with the reference arm: Welch's t for every difference (each arm its own seed variance, "
+    "Welch–Satterthwaite degrees of freedom; FID and IS on the log scale, reported as % change), so each row depends "
+    "on its two arms only. Seed SDs of one metric differ by up to 50× between arms here: a pooled-variance model "
+    "then calls a noisy arm different far more often than α (simulated in the tests), Welch's test stays nominal.",
+    "The family: exactly the comparisons the report shows (every verdict metric at equal steps; the primary metric "
+    "at equal FLOPs only where the two arms' FLOPs per step differ, so no comparison enters twice). Intervals: "
+    "Bonferroni over the whole family (each at level 1 − 0.05/m), so together they cover the true differences with "
+    "probability ≥ 95 %; intervals of bounded metrics are kept inside ±(their range). Verdicts: Holm over the "
+    "comparisons with ≥ 5 usable runs on both sides (family-wise error ≤ 5 %); Holm rejects everything Bonferroni "
+    "does and may reject more, so a verdict's interval can touch 0. With fewer than 5 runs a row is exploratory "
+    "(interval, no verdict).",
+    "Runs without a value (diverged, failed) are counted in every comparison ('no value' k/n) and compared with the "
+    "reference's by Fisher's exact test, outside the family; their last numbers describe a broken model and are not "
+    "averaged in.",
     "Equal compute: FLOPs per step counted by torch's flop counter (one step, forward and backward); both arms read "
-    "at the smaller of their final budgets, each run's curve linearly interpolated between evaluations.",
+    "at the smaller of their final budgets, each run's curve linearly interpolated between evaluations; a reading "
+    "more than 25 % of an evaluation interval from an evaluation is refused (train to `budget: {flops: …}` instead). "
+    "Equal seconds is not compared: step times of arms with the same network differ by timing noise.",
     "The exact permutation p (all relabellings up to 20 000, else 20 000 random ones) is shown for each comparison; "
     "with 3 seeds per arm it cannot go below 0.1. Hedges' g is the effect size.",
     "Factorial designs: ordinary least squares on ±1-coded hacks; an effect is the change from off to on (2·β) "
-    "with a t-based 95 % CI.",
+    "with a t-based 95 % CI per effect — exploratory, outside the family (no multiplicity control).",
 )
 N_BOOTSTRAP = 10_000
 N_PERMUTATIONS = 20_000
@@ -71,7 +80,7 @@ def run_values(frame: pd.DataFrame, metric: str, higher_is_better: bool | None, 
         values = rows.groupby(["arm", "run_id"])["value"].apply(lambda v: v.tail(k).mean())
     out = runs.merge(values.rename("value").reset_index(), on=["arm", "run_id"], how="left")
     if aggregate == "final" and "draw_sd" in rows:
-        noise = last[["arm", "run_id", "draw_sd"]]
+        noise = last[["arm", "run_id", "draw_sd", *(["draws"] if "draws" in last else [])]]
         out = out.merge(noise, on=["arm", "run_id"], how="left")
     else:
         out["draw_sd"] = np.nan
@@ -187,10 +196,14 @@ def arm_summary(values: pd.DataFrame, value_range: tuple[float, float] = (-math.
             lo, hi, method = math.nan, math.nan, "none: every run has the same value"
         lo, hi = max(lo, value_range[0]), min(hi, value_range[1])
         noise = group["draw_sd"].dropna().to_numpy() if "draw_sd" in group else np.array([])
+        draws = group["draws"].dropna().to_numpy(float) if "draws" in group else np.array([])
         rows.append({"part": part, "arm": arm, "runs": len(group), "n": len(ok),
                      "mean": float(ok.mean()) if len(ok) else math.nan,
                      "std": float(ok.std(ddof=1)) if len(ok) > 1 else math.nan,
                      "eval_sd": float(np.sqrt(np.mean(noise**2))) if len(noise) else math.nan,
+                     # the SD of a run's value (the mean of its draws), like for like with the SD over seeds
+                     "eval_sd_of_value": float(np.sqrt(np.mean(noise**2 / draws[:len(noise)])))
+                     if len(noise) and len(draws) == len(noise) and (draws > 0).all() else math.nan,
                      "ci_low": lo, "ci_high": hi,
                      "diverged": float((group["status"] == "diverged").mean()),
                      "failed": float(group["status"].isin(["failed", "interrupted"]).mean()),

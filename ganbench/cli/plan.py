@@ -34,6 +34,11 @@ def plan_command(
     save: Annotated[bool, typer.Option("--save", help="Keep the estimate in results/<suite>/plan.json (which "
                                        "`ganbench status` compares with the measured times) and a timed seconds "
                                        "budget in budget.json. Without it, plan writes nothing.")] = False,
+    pilot: Annotated[Optional[Path], typer.Option(help="A finished study (results directory) whose seed SDs the "
+                                                  "power statement uses (default: the committed quick study's).")] = None,
+    target: Annotated[Optional[str], typer.Option(help="A change to detect, e.g. 15% (FID, IS) or 0.02 (precision): "
+                                                  "the seeds per arm it needs at 80 % power (default: 10% for "
+                                                  "FID and IS).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the arms × seeds of a suite with run ids, which are done, the jobs (fused groups)
@@ -44,7 +49,8 @@ def plan_command(
 
     suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, record_budget=save)
     try:
-        plan = plan_suite(suite, selection, devices, workers, estimate, max_fused, data_root_str(data_root), save)
+        plan = plan_suite(suite, selection, devices, workers, estimate, max_fused, data_root_str(data_root), save,
+                          pilot, target)
     except (ConfigError, RunDirError, DataNotFoundError, RuntimeError, ValueError) as err:
         fail(f"{suite.path}: cannot plan: {type(err).__name__}: {err}")
     _show_plan(suite, plan, save, as_json)
@@ -70,6 +76,8 @@ def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool) -> None:
                       f"{row['step']}/{row['steps']}", *((row["group"] or "-",) if fused else ()), *est)
     console.print(table)
     print_arm_legend(labels)
+    for line in _power_lines(plan.power):
+        console.print(line, highlight=False)
     todo = [r for r in rows if r["estimate_s"] is not None]
     if todo:
         jobs = len({r["group"] for r in todo})
@@ -82,6 +90,24 @@ def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool) -> None:
                       "Measured here; excludes decoding the dataset (cached after the first run).", highlight=False)
         console.print(f"estimate kept in {suite.dir.file('plan.json')}" if save else
                       "nothing written (--save keeps this estimate for `ganbench status`)", highlight=False)
+
+
+def _power_lines(power: list[dict[str, Any]]) -> list[str]:
+    """What the suite can detect: per verdict metric, at 80 % power (Welch, Bonferroni over the family)."""
+    lines = []
+    for row in power:
+        if "min_detectable" not in row:
+            lines.append(f"power ({row['metric']}): {row.get('note', 'unavailable')}")
+            continue
+        text = (f"power ({row['metric']}): with {row['seeds']} seeds per arm and a family of ≤ {row['family']} "
+                f"comparisons, the smallest change seen with 80 % power is {row['min_detectable_text']} "
+                f"(seed SD {row['sd']:.3g} on the {row['scale']} scale, from {row['pilot']})")
+        if "target" in row:
+            need = row["seeds_for_target"]
+            text += (f"; a change of {row['target']} needs {need} seeds per arm (recommended)" if need else
+                     f"; a change of {row['target']} needs more than 200 seeds per arm")
+        lines.append(text)
+    return lines
 
 
 def warn_before_evaluating(cfgs: list[TrainConfig], device: str, data_root: str | None) -> None:

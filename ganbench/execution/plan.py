@@ -55,6 +55,7 @@ class SuitePlan:
     max_fused: int
     runs: list[dict[str, Any]]  # per run: arm, seed, run id, status, steps, job, estimated seconds
     cost: dict[str, Any] | None  # the total and its parts; None when nothing is left to train
+    power: list[dict[str, Any]]  # per verdict metric: seeds, family, pilot SD, minimum detectable change, seeds for --target
     warnings: list[str]  # what evaluating here will cost (Inception on a CPU), said before the table
 
     def as_json(self) -> dict[str, Any]:
@@ -62,8 +63,10 @@ class SuitePlan:
 
 
 def plan_suite(suite: Suite, selection: Any, devices: list[str], workers: int | None = None, estimate: bool = True,
-               max_fused: int | None = None, data_root: str | None = None, save: bool = False) -> SuitePlan:
-    """The jobs and cost of a suite's unfinished runs on `devices`; with `save`, kept in plan.json."""
+               max_fused: int | None = None, data_root: str | None = None, save: bool = False,
+               pilot: str | Path | None = None, target: str | None = None) -> SuitePlan:
+    """The jobs and cost of a suite's unfinished runs on `devices` (with `save`, kept in plan.json), and
+    what its seeds can detect (`power_lines`)."""
     from ganbench.execution.costs import evaluation_warnings, plan_total, write_plan
     from ganbench.execution.jobs import default_workers
     from ganbench.execution.sweep import auto_max_fused, design_lines, pending_runs, plan_rows
@@ -77,8 +80,58 @@ def plan_suite(suite: Suite, selection: Any, devices: list[str], workers: int | 
     cost = plan_total(suite, todo, devices[0], n_workers, data_root) if todo else None
     if todo and save:
         write_plan(suite.dir, devices[0], n_workers, todo)
+    power = suite_power(suite, pilot, target)
+    warnings = list(warnings) + [p["warning"] for p in power if p.get("warning")][:1]
     return SuitePlan(suite.name, str(suite.path), design_lines(suite), devices[0], n_workers, max_fused, rows, cost,
-                     list(warnings))
+                     power, warnings)
+
+
+def family_size(suite: Suite, metrics: list[str]) -> int:
+    """The most comparisons the suite's report can hold in its family: each verdict metric for every arm
+    against its part's reference at equal steps, plus an equal-FLOPs row for each arm whose network differs
+    from the reference's (FLOPs per step can differ only then)."""
+    from ganbench.config import structure_key
+
+    network = {run.arm: structure_key(run.config) for run in suite.runs}
+    size = 0
+    for design in suite.designs:
+        if design.reference_arm is None:
+            continue
+        others = [arm.name for arm in design.arms if arm.name != design.reference_arm]
+        size += len(metrics) * len(others)
+        size += sum(network.get(a) != network.get(design.reference_arm) for a in others)
+    return size
+
+
+def suite_power(suite: Suite, pilot: str | Path | None = None, target: str | None = None) -> list[dict[str, Any]]:
+    """Per verdict metric: the minimum detectable change at 80 % power for the suite's seeds and family
+    (from the pilot's seed SD), and the seeds a `target` change needs."""
+    from ganbench.analysis import power
+    from ganbench.analysis.inference import MIN_SEEDS
+
+    primary = suite.analysis.get("primary") or "fid_fmnist"
+    metrics = list(suite.analysis.get("verdicts") or [primary])
+    seeds, family = len(suite.seeds), family_size(suite, metrics)
+    out = []
+    for metric in metrics:
+        spec = (power.pilot_from(pilot, metric) if pilot else None) or power.BUILT_IN.get(metric)
+        row: dict[str, Any] = {"metric": metric, "seeds": seeds, "family": family}
+        if spec is None or not family:
+            row["note"] = "no pilot SD for this metric (give --pilot RESULTS_DIR)" if family else "no comparisons"
+            out.append(row)
+            continue
+        mdc = power.min_detectable(spec.sd, seeds, family)
+        row.update(sd=spec.sd, scale=spec.scale, pilot=spec.source, min_detectable=mdc,
+                   min_detectable_text=power.as_change(mdc, spec.scale))
+        wanted = target or (power.DEFAULT_TARGET if spec.scale == "log" else None)
+        if wanted and power.target_applies(wanted, spec.scale):
+            delta = power.to_delta(wanted, spec.scale)
+            row.update(target=wanted, seeds_for_target=power.seeds_needed(delta, spec.sd, family))
+        if seeds < MIN_SEEDS:
+            row["warning"] = (f"{seeds} seeds per arm: below {MIN_SEEDS} the report gives no verdicts (exploratory); "
+                              f"{metric} then needs a change of {row['min_detectable_text']} to be seen at all")
+        out.append(row)
+    return out
 
 
 @dataclass

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import pandas as pd
 
 from ganbench.analysis import failures, inference, stats
+from ganbench.analysis.convergence import convergence_table
 from ganbench.analysis.results import metric_directions
 from ganbench.metrics.registry import value_range
 
@@ -27,12 +28,13 @@ class PartResult:
     arms: list[str]
     summaries: dict[str, pd.DataFrame]  # metric → arm_summary
     comparisons: dict[str, pd.DataFrame]  # metric → comparison rows at equal steps, after the family correction
-    equal_compute: pd.DataFrame  # primary metric at equal FLOPs (in the family) and equal seconds (estimates)
+    equal_compute: pd.DataFrame  # primary metric at equal FLOPs, where FLOPs per step differ (in the family)
     failures: pd.DataFrame  # arm → shares of failed to learn / mode collapse / D wins
     factorial: dict[str, pd.DataFrame]  # metric → factorial_effects (factorial designs only)
     interactions: bool  # two-way interactions estimable (full factorial, or resolution ≥ V)
     compute: pd.DataFrame  # arm → parameters, FLOPs per step, seconds per step timed alone
     directions: dict[str, bool | None]  # metric → higher is better (True/False) or neither (None), from its rows
+    convergence: pd.DataFrame = field(default_factory=pd.DataFrame)  # primary metric over the last two evaluations
 
 
 @dataclass
@@ -42,7 +44,8 @@ class Analysis:
     parts: list[PartResult]
     primary: str
     verdict_metrics: list[str]
-    family_size: int
+    family_size: int  # comparisons in the family (every one the report shows): Bonferroni intervals over them
+    family_tested: int  # of them, those with ≥ MIN_SEEDS usable runs on both sides: Holm verdicts over them
     exploratory: bool  # no row could be tested (every comparison has < MIN_SEEDS runs on a side)
 
 
@@ -105,12 +108,9 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
         compute = compute_frame(frame, arms, costs or {})
         if reference:
             flops = compute.set_index("arm")["flops_per_step"].dropna().to_dict()
+            # (equal seconds is not compared: step times of arms with one network differ by the timing's noise)
             rows.append(inference.compare_at_equal_compute(part_frame, reference, primary, directions.get(primary),
                                                            flops, others, "FLOPs").assign(part=design["part"]))
-            seconds = compute.set_index("arm")["step_seconds"].dropna().to_dict()
-            timed = inference.compare_at_equal_compute(part_frame, reference, primary, directions.get(primary),
-                                                       seconds, others, "seconds")
-            rows.append(timed.assign(part=design["part"], testable=False))  # an estimate, outside the family
         factorial, interactions = {}, False
         if design["kind"] in ("full_factorial", "fractional_factorial"):
             interactions = design["kind"] == "full_factorial" or (design["resolution"] or 0) >= 5
@@ -123,7 +123,8 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
                     factorial[metric] = pd.DataFrame()
         parts.append(PartResult(design["part"], design["kind"], reference, arms, summaries, {}, pd.DataFrame(),
                                 failures.failure_rates(labels[labels["arm"].isin(arms)]), factorial, interactions,
-                                compute, directions))
+                                compute, directions,
+                                convergence_table(part_frame, primary, directions.get(primary), arms, reference)))
     family = inference.apply_family(pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
     for part in parts:
         mine = family[family["part"] == part.name] if not family.empty else family
@@ -132,4 +133,5 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
                                         if not mine.empty else pd.DataFrame())
         part.equal_compute = mine[mine["basis"] != "equal steps"] if not mine.empty else pd.DataFrame()
     size = int(family["family_size"].iloc[0]) if not family.empty else 0
-    return Analysis(parts, primary, verdict_metrics, size, size == 0)
+    tested = int(family["family_tested"].iloc[0]) if not family.empty else 0
+    return Analysis(parts, primary, verdict_metrics, size, tested, tested == 0)

@@ -21,8 +21,9 @@ from ganbench.metrics.registry import value_range
 from ganbench.analysis.report.analysis import Analysis, PartResult, analyse, reported_metrics
 from ganbench.analysis.report.figures import (forest_plot, interaction_heatmap, loss_curves, main_effects_plot,
                                               metric_curves, sample_montage)
-from ganbench.analysis.report.sections import findings, inference_lines, provenance_lines
-from ganbench.analysis.report.tables import (EFFECT_KINDS, EXTRA_KINDS, Table, arm_cell, compute_table, effects_table,
+from ganbench.analysis.report.sections import findings, headline, inference_lines, provenance_lines
+from ganbench.analysis.report.tables import (EFFECT_KINDS, EXTRA_KINDS, Table, arm_cell, compute_table, convergence_frame,
+                                             effects_table,
                                              equal_compute_table, factorial_table, main_table, noise_table, to_latex,
                                              to_markdown)
 
@@ -96,6 +97,7 @@ def _head(results_dir: Path, manifest: dict[str, Any], result: Analysis, frame: 
         body.append(f"- {design['part'] or 'design'}: `{design['kind']}` from preset `{design['preset']}` over "
                     f"{len(design['studied_hacks'])} hacks, {len(design['arms'])} arms × {len(manifest['seeds'])} seeds; "
                     f"reference arm `{design['reference_arm'] or '-'}`")
+    body += ["", "## Headline", "", *headline(result, manifest)]
     body += ["", "## Inference", "", *inference_lines(result, manifest)]
     if problems:
         body += ["", "## Data problems", "", "Lines of run logs that are not JSON were skipped (every other row "
@@ -121,11 +123,16 @@ def _part_section(part: PartResult, result: Analysis, chosen: list[str], name: s
                     "per step timed alone on the sweep's device. Equal steps is not equal compute.", "compute per arm"),
         "noise": (noise_table(part, main), f"Evaluation noise against seed noise on `{main}`: a difference smaller "
                   "than the evaluation SD cannot be told from a different latent draw.", "evaluation noise vs seed noise"),
-        "effects": (effects_table(part, main), f"Effects on `{main}` against `{part.reference}` at equal steps "
-                    f"({'exploratory: no tests' if result.exploratory else 'verdicts from the family'}):",
-                    f"effects on {main} at equal steps"),
-        "equal_compute": (equal_compute_table(part, main), f"`{main}` against `{part.reference}` at equal compute "
-                          "(FLOPs: in the family; seconds timed alone: an estimate):", f"{main} at equal compute"),
+        "convergence": (convergence_frame(part), f"Convergence of `{main}`: each arm's change over its last two "
+                        "evaluations (mean over seeds of the per-run change, ± its standard error); *still improving* "
+                        "when it goes the better way by more than 2 SE; *flips* when the arm's difference from "
+                        f"`{part.reference}` changes sign:", f"convergence of {main}"),
+        "effects": (effects_table(part, result.verdict_metrics), f"Every verdict metric against `{part.reference}` at "
+                    f"equal steps: rows of the family of {result.family_size} "
+                    f"({'exploratory: intervals only, no verdicts' if result.exploratory else 'Holm verdicts'}):",
+                    "effects at equal steps"),
+        "equal_compute": (equal_compute_table(part, main), f"`{main}` against `{part.reference}` at equal FLOPs, for "
+                          "the arms whose FLOPs per step differ (rows of the family):", f"{main} at equal FLOPs"),
         "factorial": (factorial_table(part, main), f"Factorial effects on `{main}` ({factorial}):",
                       f"factorial effects on {main}"),
     }

@@ -17,7 +17,6 @@ import seaborn as sns  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ganbench import rundir
-from ganbench.analysis.inference import on_display_scale
 from ganbench.suitedir import SuiteDir
 from ganbench.analysis.report.analysis import PartResult
 
@@ -32,6 +31,7 @@ def save_figure(fig: plt.Figure, path: Path) -> list[Path]:
 
 
 VERDICT_ORDER = ("better", "worse", "no clear difference", "exploratory", "too few runs")
+FOLD_LIMITS = (1 / 8, 8)  # log-scale metrics are drawn as fold changes on a log axis, clipped here (marked ◂ ▸)
 
 
 def forest_plot(part: PartResult, metrics: list[str], path: Path) -> Path | None:
@@ -44,31 +44,57 @@ def forest_plot(part: PartResult, metrics: list[str], path: Path) -> Path | None
     palette = dict(zip(VERDICT_ORDER, sns.color_palette("colorblind", len(VERDICT_ORDER))))
     for ax, metric in zip(axes[0], shown):
         comp = part.comparisons[metric].iloc[::-1]
-        y = np.arange(len(comp))
-        for yi, row in zip(y, comp.itertuples()):
-            mid, lo, hi = (on_display_scale(v, row.scale) for v in (row.estimate, row.adj_low, row.adj_high))
-            if np.isfinite(mid):
-                ax.errorbar(mid, yi, xerr=[[mid - lo], [hi - mid]] if np.isfinite(lo) else None, fmt="o",
-                            color=palette.get(row.verdict, "grey"), capsize=3)
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(y, comp["arm"])
+        _forest_panel(ax, comp, palette)
+        ax.set_yticks(np.arange(len(comp)), comp["arm"])
         arrow = "↑ better" if part.directions.get(metric) else "↓ better"
-        unit = " (%)" if (comp["scale"] == "log").any() else ""
-        ax.set_xlabel(f"Δ {metric}{unit} vs {part.reference} ({arrow})")
+        what = "fold change, log axis" if (comp["scale"] == "log").any() else "difference"
+        ax.set_xlabel(f"{metric}: {what} vs {part.reference} ({arrow})")
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in palette.items()]
     fig.legend(handles=handles, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.02 - 0.3 / len(part.arms)),
                frameon=False)
     fig.suptitle(f"{part.name or 'design'}: each arm vs '{part.reference}' at equal steps "
-                 "(simultaneous intervals over the report's family)")
+                 "(Bonferroni-simultaneous intervals over the report's family)")
     save_figure(fig, path)
     return path.with_suffix(".png")
 
 
-def arm_styles(arms: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Colour and dash per arm, fixed across figures; past 10 arms colours repeat, dashes tell them apart."""
-    colours = sns.color_palette("colorblind", 10)
-    dashes = ["", (4, 1.5), (1, 1), (3, 1, 1, 1)]
-    return ({a: colours[i % 10] for i, a in enumerate(arms)}, {a: dashes[i // 10 % 4] for i, a in enumerate(arms)})
+def _forest_panel(ax: Any, comp: pd.DataFrame, palette: dict[str, Any]) -> None:
+    """One metric's rows: a fold change (log axis, 1 = no change) on the log scale, else a difference;
+    an interval past the axis ends at it with an arrowhead marker, so no arm squashes the others."""
+    log = bool((comp["scale"] == "log").any())
+    low_end, high_end = FOLD_LIMITS if log else (-math.inf, math.inf)
+    for yi, row in enumerate(comp.itertuples()):
+        values = [math.exp(v) if log else v for v in (row.estimate, row.adj_low, row.adj_high)]
+        mid, lo, hi = (min(max(v, low_end), high_end) if np.isfinite(v) else v for v in values)
+        if not np.isfinite(mid):
+            continue
+        colour = palette.get(row.verdict, "grey")
+        ax.errorbar(mid, yi, xerr=[[mid - lo], [hi - mid]] if np.isfinite(lo) else None, fmt="o", color=colour,
+                    capsize=3)
+        for bound, end, marker in ((values[1], low_end, "<"), (values[2], high_end, ">")):
+            if np.isfinite(bound) and (bound < end if marker == "<" else bound > end):
+                ax.plot(end, yi, marker=marker, color=colour, ms=7)
+    if log:
+        ax.set_xscale("log")
+        ax.set_xlim(FOLD_LIMITS[0] / 1.15, FOLD_LIMITS[1] * 1.15)
+        ticks = [2.0**k for k in range(-3, 4)]
+        ax.set_xticks(ticks, [f"×{t:g}" if t >= 1 else f"×1/{1 / t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.axvline(1.0 if log else 0.0, color="black", lw=0.8)
+
+
+def arm_styles(arms: Sequence[str], reference: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Colour and dash per arm, fixed across figures: the reference black and solid; the others a colour
+    each (seaborn's colour-blind palette for up to 10, then husl hues, evenly spaced) and, past 10 arms, a
+    dash pattern too, so no two arms look alike."""
+    others = [a for a in arms if a != reference]
+    palette = sns.color_palette("colorblind", len(others)) if len(others) <= 10 else sns.color_palette("husl", len(others))
+    patterns = ["", (4, 1.5), (1, 1), (3, 1, 1, 1)]
+    colours = {a: palette[i] for i, a in enumerate(others)}
+    dashes = {a: patterns[i % 4] if len(others) > 10 else "" for i, a in enumerate(others)}
+    if reference in arms:
+        colours[reference], dashes[reference] = (0.0, 0.0, 0.0), ""
+    return colours, dashes
 
 
 def main_effects_plot(part: PartResult, metric: str, path: Path) -> Path | None:
@@ -123,13 +149,15 @@ def metric_curves(frame: pd.DataFrame, part: PartResult, metric: str, path: Path
     if data.empty:
         return None
     present = [a for a in part.arms if a in set(data["arm"])]
-    colours, dashes = arm_styles(part.arms)
+    colours, dashes = arm_styles(part.arms, part.reference)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     sns.lineplot(data=data, x="step", y="value", hue="arm", hue_order=present, style="arm", style_order=present,
                  dashes={a: dashes[a] for a in present}, errorbar=("ci", 95), seed=0,
                  palette={a: colours[a] for a in present}, ax=ax, marker="o")
     ax.set_ylabel(f"{metric} ({'higher' if part.directions.get(metric) else 'lower'} is better)")
-    ax.set_title(f"{metric} during training (mean over seeds, 95 % bootstrap band)")
+    seeds = int(data.groupby("arm")["run_id"].nunique().min()) if len(data) else 0
+    ax.set_title(f"{metric} during training: mean over seeds, band = seaborn's 95 % bootstrap CI over {seeds} seeds"
+                 + (" (covers far less than 95 % at so few seeds)" if seeds < 10 else ""), fontsize=9)
     ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
     save_figure(fig, path)
     return path.with_suffix(".png")
@@ -142,7 +170,7 @@ def loss_curves(training: pd.DataFrame, part: PartResult, path: Path) -> Path | 
     long = data.melt(id_vars=["arm", "seed", "step"], value_vars=["loss_d", "loss_g", "d_real", "d_fake_before"],
                      var_name="statistic")
     present = [a for a in part.arms if a in set(long["arm"])]
-    colours, dashes = arm_styles(part.arms)
+    colours, dashes = arm_styles(part.arms, part.reference)
     grid = sns.relplot(data=long, x="step", y="value", hue="arm", hue_order=present, style="arm",
                        style_order=present, dashes={a: dashes[a] for a in present}, col="statistic", col_wrap=2,
                        kind="line", errorbar=("ci", 95), seed=0, facet_kws={"sharey": False}, height=2.8, aspect=1.5,
@@ -150,7 +178,8 @@ def loss_curves(training: pd.DataFrame, part: PartResult, path: Path) -> Path | 
     titles = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "D(x)", "d_fake_before": "D(G(z)) before D step"}
     for ax, name in zip(grid.axes.flat, ["loss_d", "loss_g", "d_real", "d_fake_before"]):
         ax.set_title(titles[name])
-    grid.figure.suptitle("training statistics (mean over seeds, 95 % band)", y=1.02)
+    grid.figure.suptitle("training statistics: mean over seeds, band = 95 % bootstrap CI over seeds "
+                         "(under-covers with fewer than 10)", y=1.02)
     save_figure(grid.figure, path)
     return path.with_suffix(".png")
 

@@ -54,11 +54,11 @@ def provenance_lines(frame: pd.DataFrame, results_dir: Path, manifest: dict[str,
     return lines
 
 
-def finding_numbers(row: Any, metric: str, family: int) -> str:
-    return (f"{row.basis}, Δ {metric} = {interval_text(row)} (simultaneous CI), n = {row.n:.0f} vs {row.n_reference:.0f}, "
-            f"{row.test}" + (f", Holm p = {number_text(row.p_holm, '.3g')} in a family of {family}"
-                             if np.isfinite(row.p_holm) else
-                             f", not tested (exploratory; Bonferroni interval over {row.family_rows} comparisons)"))
+def finding_numbers(row: Any, metric: str, result: Analysis) -> str:
+    return (f"{row.basis}, Δ {metric} = {interval_text(row)} (simultaneous CI over {result.family_size}), n = "
+            f"{row.n:.0f} vs {row.n_reference:.0f}, {row.test}" + (
+                f", Holm p = {number_text(row.p_holm, '.3g')} over {result.family_tested} tested"
+                if np.isfinite(row.p_holm) else ", not tested (exploratory)"))
 
 
 def findings(result: Analysis) -> list[str]:
@@ -66,6 +66,7 @@ def findings(result: Analysis) -> list[str]:
     verdict metrics' verdicts where they say something; every line gives basis, n, CI, family."""
     metric, lines = result.primary, []
     for part in result.parts:
+        lines += convergence_findings(part, metric)
         steps = part.comparisons.get(metric, pd.DataFrame())
         if steps.empty:
             continue
@@ -77,11 +78,11 @@ def findings(result: Analysis) -> list[str]:
         verdicts = {m: dict(zip(part.comparisons[m]["arm"], part.comparisons[m]["verdict"]))
                     for m in result.verdict_metrics if m != metric and not part.comparisons[m].empty}
         for row in steps.itertuples():
-            at_steps = finding_numbers(row, metric, result.family_size)
+            at_steps = finding_numbers(row, metric, result)
             crow = flops.get(row.arm)
             compute_verdict = crow.verdict if crow is not None and np.isfinite(crow.estimate) else None
             if compute_verdict is not None:
-                at_compute = f"{finding_numbers(crow, metric, result.family_size)}; {crow.note}"
+                at_compute = f"{finding_numbers(crow, metric, result)}; {crow.note}"
             else:
                 at_compute = crow.note if crow is not None and isinstance(crow.note, str) else "no equal-compute reading"
             if row.verdict in ("better", "worse") and compute_verdict not in (None, row.verdict):
@@ -111,6 +112,62 @@ def findings(result: Analysis) -> list[str]:
     return lines or ["- No arm could be compared with a reference arm."]
 
 
+def headline(result: Analysis, manifest: dict[str, Any]) -> list[str]:
+    """3–5 sentences: what the study can say, at which budget, with what confidence."""
+    metric = result.primary
+    budget = (manifest.get("budget") or {}).get("text", "equal steps")
+    sentences = [f"{sum(len(p.arms) for p in result.parts)} arms × {len(manifest['seeds'])} seeds at {budget}, "
+                 f"compared with each part's reference on {len(result.verdict_metrics)} metrics "
+                 f"({result.family_size} comparisons, one family)."]
+    if result.exploratory:
+        sentences.append(f"With fewer than {inference.MIN_SEEDS} seeds per arm it is exploratory: no difference is "
+                         "tested, and the simultaneous intervals are wide.")
+    else:
+        called = sum(int((c["verdict"].isin(["better", "worse"])).sum()) for p in result.parts
+                     for c in [*p.comparisons.values(), p.equal_compute] if not c.empty)
+        sentences.append(f"{called} of the {result.family_tested} tested comparisons are called better or worse "
+                         "(Holm, family-wise error ≤ 5 %).")
+    for part in result.parts:
+        c = part.convergence
+        if not c.empty and c["still_improving"].any():
+            sentences.append(f"The budget has not converged: {int(c['still_improving'].sum())} of {len(c)} arms of "
+                             f"{part.name or 'the design'} still improve on `{metric}` at the last evaluation, so the "
+                             "ranking is provisional.")
+        rows = part.comparisons.get(metric, pd.DataFrame())
+        rows = rows[np.isfinite(rows["estimate"].astype(float))] if not rows.empty else rows
+        if not rows.empty:
+            better = rows.sort_values("estimate", ascending=bool(part.directions.get(metric))).iloc[-1]
+            sentences.append(f"The largest estimated improvement on `{metric}` over `{part.reference}` is "
+                             f"{better['arm']}: {interval_text(better)} (simultaneous CI).")
+    return [" ".join(sentences[:5])]
+
+
+def convergence_findings(part: PartResult, metric: str) -> list[str]:
+    """Whether the budget has converged on `metric`, and which comparisons flip over the last evaluations."""
+    c = part.convergence
+    if c.empty:
+        return []
+    previous, last = int(c["previous_step"].iloc[0]), int(c["last_step"].iloc[0])
+    unit = " %" if (c["scale"] == "log").any() else ""
+    improving = c[c["still_improving"]]
+    if len(improving):
+        named = ", ".join(f"{r.arm} ({number_text(r.change, '+.3g')}{unit})" for r in improving.itertuples())
+        lines = [f"- **Not converged**: {len(improving)} of {len(c)} arms are still improving on `{metric}` between "
+                 f"steps {previous} and {last} by more than 2 standard errors: {named}. Rankings at {last} steps are "
+                 "provisional; a longer budget may order the arms differently."]
+    else:
+        lines = [f"- Converged on `{metric}` as far as 2 standard errors tell: no arm still improves between steps "
+                 f"{previous} and {last}."]
+    if "flips" in c:
+        flipped = c[c["flips"].fillna(False).astype(bool)]
+        if len(flipped):
+            named = ", ".join(f"{r.arm} ({number_text(r.vs_reference_previous, '+.3g')}{unit} → "
+                              f"{number_text(r.vs_reference_last, '+.3g')}{unit})" for r in flipped.itertuples())
+            lines.append(f"- The difference from `{part.reference}` changes sign between steps {previous} and {last} "
+                         f"for {named}: these comparisons depend on the budget.")
+    return lines
+
+
 def exploratory_findings(part: PartResult, steps: pd.DataFrame, flops: dict[str, Any], metric: str) -> list[str]:
     """No verdicts: each arm's estimate at equal steps and at equal FLOPs, with n and the intervals."""
     lines = []
@@ -121,21 +178,24 @@ def exploratory_findings(part: PartResult, steps: pd.DataFrame, flops: dict[str,
             text += (f"; equal FLOPs {interval_text(crow)} ({crow.note})" if np.isfinite(crow.estimate)
                      else f"; equal FLOPs {crow.note}")
         lines.append(f"{text}; n = {row.n:.0f} vs {row.n_reference:.0f}; not tested (exploratory), simultaneous "
-                     f"Bonferroni intervals over the {row.family_rows} comparisons shown.")
+                     f"Bonferroni intervals over the {row.family_size} comparisons shown.")
     return lines
 
 
 def inference_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
     budget = (manifest.get("budget") or {}).get("text", "equal steps")
+    family = (f"The family is the {result.family_size} comparisons the tables below show (every verdict metric at "
+              "equal steps, and the primary metric at equal FLOPs where the arms' FLOPs per step differ); each "
+              f"difference is Welch's t (each arm its own variance), and its interval is simultaneous: Bonferroni over "
+              f"all {result.family_size}, so together they cover the true differences with probability ≥ 95 %.")
     if result.exploratory:
         mode = (f"**Exploratory study**: fewer than {inference.MIN_SEEDS} usable runs per arm, so no comparison is "
-                "tested and there are no better/worse verdicts; the tables give estimates with simultaneous "
-                "intervals (Bonferroni over every comparison shown). Run at least "
-                f"{inference.MIN_SEEDS} seeds per arm for verdicts.")
+                f"tested and there are no better/worse verdicts. {family} Run at least {inference.MIN_SEEDS} seeds "
+                "per arm for verdicts (`ganbench plan` says how many a given effect needs).")
     else:
-        mode = (f"Verdicts: at equal steps from the pooled-variance model (Dunnett and Welch p beside it), at "
-                f"equal FLOPs from Welch's t; one Holm correction over a family of {result.family_size} "
-                "comparisons (every verdict in this report), with simultaneous intervals that agree with it.")
+        mode = (f"{family} Verdicts: Holm's step-down correction over the {result.family_tested} comparisons with at "
+                f"least {inference.MIN_SEEDS} usable runs on both sides (family-wise error ≤ 5 %); Holm rejects "
+                "everything Bonferroni does and may reject more, so a verdict's interval can touch 0.")
     return [mode, "", f"- primary metric: `{result.primary}`; verdict metrics: "
             f"{', '.join(f'`{m}`' for m in result.verdict_metrics)}",
             f"- budget: {budget}", f"- {inference.INTERPOLATION}"]

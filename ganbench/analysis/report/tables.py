@@ -26,7 +26,7 @@ class Table:
 
 # The per-part tables beside the main one, in the README's order; `update_readme` copies the main
 # tables and then the effect tables (stems ending in these kinds tell them apart).
-EXTRA_KINDS = ("compute", "noise", "effects", "equal_compute", "factorial")
+EXTRA_KINDS = ("compute", "noise", "convergence", "effects", "equal_compute", "factorial")
 EFFECT_KINDS = ("effects", "equal_compute")
 
 
@@ -42,7 +42,8 @@ def arm_cell(row: pd.Series) -> str:
 
 
 def share_text(value: float, n: int) -> str:
-    return f"{value:.0%}" if np.isfinite(value) else "unavailable"
+    """A label's share of the runs where it is decided; n/a where it is decided for none of them."""
+    return f"{value:.0%}" if np.isfinite(value) else "n/a (undecidable)"
 
 
 def main_table(part: PartResult, metrics: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -82,14 +83,17 @@ def compute_table(part: PartResult) -> pd.DataFrame:
 
 
 def noise_table(part: PartResult, metric: str) -> pd.DataFrame:
-    """Per arm: SD over seeds next to the evaluation noise (SD over latent draws of one generator)."""
+    """Per arm: SD of run values over seeds next to the evaluation noise in a run's value (the SD over one
+    generator's latent draws, and that over √draws: the SD of their mean, which is what a run's value is)."""
     summary = part.summaries[metric]
+    of_value = summary["eval_sd_of_value"] if "eval_sd_of_value" in summary else pd.Series(math.nan, summary.index)
     return pd.DataFrame({
         "arm": summary["arm"], "n": summary["n"],
         f"seed SD of {metric}": [number_text(v, ".3g") for v in summary["std"]],
-        "evaluation SD (latent draws)": [number_text(v, ".3g") for v in summary["eval_sd"]],
-        "eval / seed": [number_text(e / sd, ".2f") if np.isfinite(sd) and sd > 0 else "—"
-                        for e, sd in zip(summary["eval_sd"], summary["std"])],
+        "SD of one draw": [number_text(v, ".3g") for v in summary["eval_sd"]],
+        "SD of a run's value (draw mean)": [number_text(v, ".3g") for v in of_value],
+        "value SD / seed SD": [number_text(e / sd, ".2f") if np.isfinite(sd) and sd > 0 and np.isfinite(e) else "—"
+                               for e, sd in zip(of_value, summary["std"])],
     })
 
 
@@ -112,7 +116,8 @@ def to_markdown(table: pd.DataFrame, best: Mapping[str, str] | None = None) -> s
 
 _TEX = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "—": "--",
-        "×": r"$\times$", "−": "-"}
+        "×": r"$\times$", "−": "-", "Δ": r"$\Delta$", "→": r"$\to$", "≤": r"$\le$", "≥": r"$\ge$",
+        "√": r"$\surd$", "∞": r"$\infty$", "·": r"$\cdot$", "…": r"\ldots{}", "‖": r"$\|$", "◂": "<", "▸": ">"}
 
 
 def tex_escape(text: str) -> str:
@@ -122,11 +127,13 @@ def tex_escape(text: str) -> str:
 
 
 def to_latex(table: pd.DataFrame, caption: str, best: Mapping[str, str] | None = None) -> str:
-    """A booktabs LaTeX table with `caption`; the cell of `best[column]`'s arm in bold."""
+    """A booktabs LaTeX table with `caption`, scaled to the text width (`\\resizebox`: needs the booktabs and
+    graphicx packages); the cell of `best[column]`'s arm in bold. The symbols the report writes (Δ, →, ≤, ±, …)
+    are escaped, so pdflatex compiles it."""
     best = best or {}
     cols = list(table.columns)
     lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{tex_escape(caption)}}}",
-             r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", r"\toprule",
+             r"\resizebox{\linewidth}{!}{%", r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", r"\toprule",
              " & ".join(tex_escape(c) for c in cols) + r" \\", r"\midrule"]
     for _, row in table.iterrows():
         cells = []
@@ -134,7 +141,7 @@ def to_latex(table: pd.DataFrame, caption: str, best: Mapping[str, str] | None =
             text = tex_escape(str(row[c]))
             cells.append(rf"\textbf{{{text}}}" if c in best and best[c] == row.get("arm") else text)
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
@@ -153,39 +160,71 @@ def interval_text(row: Any) -> str:
     return f"{number_text(values[0], '+.3g')} [{number_text(values[1], '+.3g')}, {number_text(values[2], '+.3g')}]"
 
 
-def effects_table(part: PartResult, metric: str) -> pd.DataFrame:
-    comparison = part.comparisons.get(metric, pd.DataFrame())
-    if comparison.empty:
+def _lost(r: Any) -> str:
+    """'k/n vs k/n' runs without a value (diverged or failed), with Fisher's exact p when any was lost."""
+    runs, runs_ref = getattr(r, "runs", math.nan), getattr(r, "runs_reference", math.nan)
+    if not (np.isfinite(runs) and np.isfinite(runs_ref)):
+        return "—"
+    text = f"{runs - r.n:.0f}/{runs:.0f} vs {runs_ref - r.n_reference:.0f}/{runs_ref:.0f}"
+    p = getattr(r, "p_no_value", math.nan)
+    return text + (f" (Fisher p {p:.2g})" if np.isfinite(p) else "")
+
+
+def effects_table(part: PartResult, metrics: list[str]) -> pd.DataFrame:
+    """Every verdict metric's comparisons with the reference at equal steps (rows of the family)."""
+    frames = [part.comparisons[m] for m in metrics if not part.comparisons.get(m, pd.DataFrame()).empty]
+    if not frames:
         return pd.DataFrame()
+    comparison = pd.concat(frames, ignore_index=True)
+    rows = list(comparison.itertuples())
     return pd.DataFrame({
-        "arm": comparison["arm"],
-        f"Δ {metric} vs {part.reference} [simultaneous CI]": [interval_text(r) for r in comparison.itertuples()],
-        "n": [f"{r.n:.0f} vs {r.n_reference:.0f}" for r in comparison.itertuples()],
-        "test": comparison["test"],
-        "p (uncorrected)": [number_text(r.p, ".3g") for r in comparison.itertuples()],
-        "p (Holm, family)": [number_text(r.p_holm, ".3g") for r in comparison.itertuples()],
-        "p (Dunnett)": [number_text(r.p_dunnett, ".3g") for r in comparison.itertuples()],
-        "p (Welch, raw)": [number_text(r.p_welch, ".3g") for r in comparison.itertuples()],
-        "p (permutation)": [number_text(r.p_permutation, ".3g") for r in comparison.itertuples()],
-        "Hedges' g": [number_text(r.g, "+.2f") for r in comparison.itertuples()],
+        "metric": comparison["metric"], "arm": comparison["arm"],
+        f"Δ vs {part.reference} [simultaneous CI]": [interval_text(r) for r in rows],
+        "n": [f"{r.n:.0f} vs {r.n_reference:.0f}" for r in rows],
+        "no value (diverged, failed)": [_lost(r) for r in rows],
+        "p (Welch's t; log scale for FID, IS)": [number_text(r.p, ".3g") for r in rows],
+        "p (Holm over the family)": [number_text(r.p_holm, ".3g") for r in rows],
+        "p (exact permutation, same scale)": [number_text(r.p_permutation, ".3g") for r in rows],
+        "Hedges' g (raw scale)": [number_text(r.g, "+.2f") for r in rows],
         "verdict": comparison["verdict"],
     })
 
 
 def equal_compute_table(part: PartResult, metric: str) -> pd.DataFrame:
+    """The primary metric at equal FLOPs, for the arms whose FLOPs per step differ from the reference's."""
     rows = part.equal_compute
     if rows.empty:
         return pd.DataFrame()
     return pd.DataFrame({
-        "arm": rows["arm"], "basis": rows["basis"],
+        "arm": rows["arm"],
         f"Δ {metric} vs {part.reference} [simultaneous CI]": [interval_text(r) for r in rows.itertuples()],
         "n": [f"{r.n:.0f} vs {r.n_reference:.0f}" if np.isfinite(getattr(r, "n", math.nan)) else "—"
               for r in rows.itertuples()],
-        "p (Holm, family)": [number_text(r.p_holm, ".3g") for r in rows.itertuples()],
-        "verdict": [r.verdict if r.basis == "equal FLOPs" else "estimate only (outside the family)"
-                    for r in rows.itertuples()],
+        "p (Holm over the family)": [number_text(r.p_holm, ".3g") for r in rows.itertuples()],
+        "verdict": rows["verdict"],
         "where": rows["note"].fillna(""),
     })
+
+
+def convergence_frame(part: PartResult) -> pd.DataFrame:
+    """Per arm: the primary metric's change over the last two evaluations, and the comparison's sign there."""
+    c = part.convergence
+    if c.empty:
+        return c
+    unit = " %" if (c["scale"] == "log").any() else ""
+    se = [100 * v if s == "log" else v for v, s in zip(c["change_se"], c["scale"])]
+    table = pd.DataFrame({
+        "arm": c["arm"],
+        f"change step {c['previous_step'].iloc[0]} → {c['last_step'].iloc[0]} (± SE)":
+            [f"{number_text(v, '+.3g')}{unit} ± {number_text(e, '.2g')}{unit}" for v, e in zip(c["change"], se)],
+        "still improving": ["yes" if v else "no" for v in c["still_improving"]],
+    })
+    if "flips" in c:
+        table[f"vs {part.reference} then → now"] = [
+            f"{number_text(a, '+.3g')}{unit} → {number_text(b, '+.3g')}{unit}" + (" (flips)" if f is True else "")
+            if isinstance(f, bool) else "—"
+            for a, b, f in zip(c.get("vs_reference_previous"), c.get("vs_reference_last"), c["flips"])]
+    return table
 
 
 def factorial_table(part: PartResult, metric: str) -> pd.DataFrame:
