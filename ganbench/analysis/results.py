@@ -79,7 +79,40 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
             rows.append({**run, **metric})
     frame = pd.DataFrame(rows)
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
-    return mean_over_draws(frame)
+    return split_settings(mean_over_draws(frame))
+
+
+# What makes two numbers of one metric comparable: measured with the same extractor and weights, layer,
+# generated and reference counts, reference split and dataset (the rows' provenance).
+SETTING = ("extractor", "feature_layer", "weights_sha256", "samples_generated", "reference_samples",
+           "reference_split", "reference_dataset")
+
+
+class MixedSettingsWarning(UserWarning):
+    """One metric was measured in more than one setting; the minority settings were given their own names."""
+
+
+def split_settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of one metric measured in different settings are never pooled: the setting most rows have keeps
+    the metric's name, every other becomes `metric [setting]` (its own metric in the report), with a warning."""
+    columns = [c for c in SETTING if c in frame]
+    if not columns or "metric" not in frame:
+        return frame
+    keys = frame[columns].astype(str).agg(" · ".join, axis=1)
+    for metric in frame["metric"].dropna().unique():
+        mine = frame["metric"] == metric
+        counts = keys[mine].value_counts()
+        if len(counts) < 2:
+            continue
+        for key in counts.index[1:]:
+            where = mine & (keys == key)
+            described = ", ".join(f"{c}={frame.loc[where, c].iloc[0]}" for c in columns
+                                  if frame.loc[where, c].iloc[0] != frame.loc[mine & (keys == counts.index[0]), c].iloc[0])
+            frame.loc[where, "metric"] = f"{metric} [{described}]"
+            warnings.warn(f"{metric}: {int(where.sum())} rows were measured differently ({described}) from the "
+                          f"{int(counts.iloc[0])} others; they are reported apart as '{metric} [{described}]'",
+                          MixedSettingsWarning, stacklevel=2)
+    return frame
 
 
 def mean_over_draws(frame: pd.DataFrame) -> pd.DataFrame:

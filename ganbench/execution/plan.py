@@ -82,8 +82,46 @@ def plan_suite(suite: Suite, selection: Any, devices: list[str], workers: int | 
         write_plan(suite.dir, devices[0], n_workers, todo)
     power = suite_power(suite, pilot, target)
     warnings = list(warnings) + [p["warning"] for p in power if p.get("warning")][:1]
+    if estimate:
+        warnings += equal_flops_warnings(suite)
     return SuitePlan(suite.name, str(suite.path), design_lines(suite), devices[0], n_workers, max_fused, rows, cost,
                      power, warnings)
+
+
+def equal_flops_warnings(suite: Suite) -> list[str]:
+    """The arms whose equal-FLOPs reading against their reference would fall before the first evaluation or
+    more than `inference.MAX_READ_DISTANCE` of an interval from one (the report will refuse them)."""
+    from ganbench.analysis.inference import MAX_READ_DISTANCE, read_distance
+    from ganbench.training.compute import step_compute
+
+    first = {}
+    for run in suite.runs:
+        first.setdefault(run.arm, run.config)
+    out = []
+    for design in suite.designs:
+        ref = first.get(design.reference_arm or "")
+        if ref is None:
+            continue
+        ref_cost = step_compute(ref)["flops_per_step"]
+        for arm in design.arms:
+            cfg = first.get(arm.name)
+            if cfg is None or arm.name == design.reference_arm:
+                continue
+            cost = step_compute(cfg)["flops_per_step"]
+            if cost == ref_cost:
+                continue
+            budget = min(cost * cfg.steps, ref_cost * ref.steps)
+            early, early_cost = (cfg, cost) if cost * cfg.steps > ref_cost * ref.steps else (ref, ref_cost)
+            every = early.eval_every or early.steps
+            grid = sorted({*range(every, early.steps + 1, every), early.steps})
+            distance = read_distance(grid, budget / early_cost)
+            if distance > MAX_READ_DISTANCE:
+                out.append(f"{arm.name}: at equal FLOPs with {design.reference_arm} ({cost / ref_cost:.2g}× its FLOPs "
+                           f"per step) the reading falls at step {budget / early_cost:.0f}, "
+                           + ("before the first evaluation" if distance == float("inf") else
+                              f"{distance:.0%} of an evaluation interval from one")
+                           + "; the report will refuse it (evaluate more often, or train to a FLOPs budget)")
+    return out
 
 
 def family_size(suite: Suite, metrics: list[str]) -> int:

@@ -11,7 +11,7 @@ import pandas as pd
 from ganbench.analysis import failures, inference, stats
 from ganbench.analysis.convergence import convergence_table
 from ganbench.analysis.results import metric_directions
-from ganbench.metrics.registry import value_range
+from ganbench.metrics.registry import METRICS, optional_values, value_range
 
 
 PREFERRED = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "precision_fmnist", "recall_fmnist", "modes_covered_fmnist",
@@ -57,7 +57,10 @@ def reported_metrics(frame: pd.DataFrame, requested: Sequence[str] | None) -> li
             raise ValueError(f"metric(s) {missing} not in these results; present: {sorted(present)}")
         return list(requested)
     directions = metric_directions(frame)
-    scored = [m for m in present if directions.get(m) is not None]
+    # FID∞ only when asked (--metric): at these sample sizes it adds nothing to FID (it differs from it by
+    # less than one generator's evaluation noise) and doubles the main table
+    optional = {value for metric in METRICS.values() for value in optional_values(metric)}
+    scored = [m for m in present if directions.get(m) is not None and m not in optional]
     return sorted(scored, key=lambda m: (PREFERRED.index(m) if m in PREFERRED else len(PREFERRED), m))
 
 

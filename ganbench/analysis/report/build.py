@@ -16,12 +16,13 @@ import seaborn as sns  # noqa: E402
 from ganbench import rundir
 from ganbench.analysis import failures, stats
 from ganbench.analysis.literature import literature_tables
-from ganbench.analysis.results import load_manifest, load_results, load_step_costs, load_training_stats, save_results
+from ganbench.analysis.results import (MixedSettingsWarning, load_manifest, load_results, load_step_costs,
+                                       load_training_stats, save_results)
 from ganbench.metrics.registry import value_range
 from ganbench.analysis.report.analysis import Analysis, PartResult, analyse, reported_metrics
 from ganbench.analysis.report.figures import (forest_plot, interaction_heatmap, loss_curves, main_effects_plot,
                                               metric_curves, sample_montage)
-from ganbench.analysis.report.sections import findings, headline, inference_lines, provenance_lines
+from ganbench.analysis.report.sections import arm_lines, findings, headline, inference_lines, provenance_lines
 from ganbench.analysis.report.tables import (EFFECT_KINDS, EXTRA_KINDS, Table, arm_cell, compute_table, convergence_frame,
                                              effects_table,
                                              equal_compute_table, factorial_table, main_table, noise_table, to_latex,
@@ -79,9 +80,11 @@ def _load_runs(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]
     """(tidy results, training statistics, damaged log lines that were skipped)."""
     with warnings.catch_warnings(record=True) as caught:  # damaged log lines: skipped, and said in the report
         warnings.simplefilter("always", rundir.CorruptLineWarning)
+        warnings.simplefilter("always", MixedSettingsWarning)
         frame = load_results(results_dir)
         training = load_training_stats(results_dir)
-    problems = [str(w.message) for w in caught if issubclass(w.category, rundir.CorruptLineWarning)]
+    said = (rundir.CorruptLineWarning, MixedSettingsWarning)
+    problems = [str(w.message) for w in caught if issubclass(w.category, said)]
     for w in caught:  # anything else, and each problem once more for the caller (the CLI prints them)
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return frame, training, problems
@@ -97,11 +100,13 @@ def _head(results_dir: Path, manifest: dict[str, Any], result: Analysis, frame: 
         body.append(f"- {design['part'] or 'design'}: `{design['kind']}` from preset `{design['preset']}` over "
                     f"{len(design['studied_hacks'])} hacks, {len(design['arms'])} arms × {len(manifest['seeds'])} seeds; "
                     f"reference arm `{design['reference_arm'] or '-'}`")
+    body += ["", "## Arms", "", *arm_lines(result, manifest)]
     body += ["", "## Headline", "", *headline(result, manifest)]
     body += ["", "## Inference", "", *inference_lines(result, manifest)]
     if problems:
         body += ["", "## Data problems", "", "Lines of run logs that are not JSON were skipped (every other row "
-                 "of those runs is used):", "", *[f"- `{p}`" for p in problems]]
+                 "of those runs is used), and numbers of one metric measured in different settings are reported "
+                 "apart, never pooled:", "", *[f"- `{p}`" for p in problems]]
     return body + ["", "## Setup", "", *provenance_lines(frame, results_dir, manifest), "",
                    "Statistics:", "", *[f"- {line}" for line in stats.METHODS], "",
                    "Failure labels (shares of completed runs):", "", *[f"- {line}" for line in failures.DEFINITIONS], ""]
@@ -114,7 +119,7 @@ def _part_section(part: PartResult, result: Analysis, chosen: list[str], name: s
     tables = [Table(label, "final evaluation, mean [95 % CI] (n)", "", frame, best)]
     body = [f"## Results: {label}", "", "Final evaluation (the mean of its latent draws; `summary.csv` also has "
             "the best-over-training and mean-of-last-3 readings): mean [95 % CI inside the metric's range] "
-            "(n = usable runs); best per column in bold. Diverged runs are excluded from the means and counted "
+            "(n = usable runs); bold: the arm whose interval lies clear of every other arm's (none where they overlap). Diverged runs are excluded from the means and counted "
             "in `diverged`.", "", to_markdown(frame, best)]
     factorial = ("main effects and two-way interactions" if part.interactions else "main effects; two-way "
                  "interactions are aliased with each other at this resolution and are not estimated")

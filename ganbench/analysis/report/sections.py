@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pandas as pd
 
 from ganbench import rundir
 from ganbench.analysis import inference
+from ganbench.analysis.results import SETTING
 from ganbench.suitedir import SuiteDir
 from ganbench.analysis.report.analysis import Analysis, PartResult
 from ganbench.analysis.report.tables import interval_text, number_text
@@ -32,9 +34,11 @@ def first_config(results_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] 
 def provenance_lines(frame: pd.DataFrame, results_dir: Path, manifest: dict[str, Any]) -> list[str]:
     rows = frame.dropna(subset=["metric"])
     lines = []
-    for extractor, group in rows.groupby("extractor"):
-        first = group.iloc[0]
-        lines.append(f"- metrics with the `{extractor}` extractor (`{first['feature_extractor']}`, layer "
+    columns = [c for c in SETTING if c in rows]
+    for _, group in rows.groupby(columns, dropna=False, sort=False) if columns else []:  # one line per setting
+        first, extractor = group.iloc[0], group.iloc[0]["extractor"]
+        names = ", ".join(f"`{m}`" for m in dict.fromkeys(group["metric"]))
+        lines.append(f"- {names} with the `{extractor}` extractor (`{first['feature_extractor']}`, layer "
                      f"`{first.get('feature_layer', '-')}`, weights sha256 `{str(first['weights_sha256'])[:16]}…`, "
                      f"{first['weights_source']}): {int(first['samples_generated'])} generated vs "
                      f"{int(first['reference_samples'])} real `{first['reference_split']}` images, resize: "
@@ -110,6 +114,43 @@ def findings(result: Analysis) -> list[str]:
                 lines.append(f"- {row.arm}: {row.unfinished:.0%} of its {row.runs} runs have not finished; "
                              "its numbers are provisional.")
     return lines or ["- No arm could be compared with a reference arm."]
+
+
+def _millions(value: float) -> str:
+    return f"{value / 1e6:.3g} M" if np.isfinite(value) else "?"
+
+
+def arm_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
+    """Each arm in words: which hacks it adds or removes against its reference (with what they do), and
+    how its networks' size and FLOPs per step differ."""
+    from ganbench.hacks import HACKS
+
+    lines = []
+    for design, part in zip(manifest["designs"], result.parts):
+        arms = {a["name"]: a for a in design["arms"]}
+        reference = arms.get(part.reference or "")
+        compute = part.compute.set_index("arm") if not part.compute.empty else pd.DataFrame()
+        for name, arm in arms.items():
+            if reference is None or name == part.reference:
+                continue
+            said = []
+            for verb, hacks in (("without", [h for h in reference["hacks"] if h not in arm["hacks"]]),
+                                ("with", [h for h in arm["hacks"] if h not in reference["hacks"]])):
+                for hack in hacks:
+                    what = HACKS[hack].summary.rstrip(".") if hack in HACKS else "not a registered hack"
+                    said.append(f"{verb} `{hack}` ({what})")
+            said += [f"`{k}={v}`" for k, v in (arm.get("set") or {}).items()]
+            if name in compute.index and part.reference in compute.index:
+                mine, ref = compute.loc[name], compute.loc[part.reference]
+                for net in ("g", "d"):
+                    a, b = ref[f"params_{net}"], mine[f"params_{net}"]
+                    if np.isfinite(a) and np.isfinite(b) and a != b:
+                        said.append(f"{net.upper()} {_millions(a)} → {_millions(b)} parameters")
+                a, b = ref["flops_per_step"], mine["flops_per_step"]
+                if np.isfinite(a) and np.isfinite(b) and a > 0 and not math.isclose(a, b, rel_tol=1e-9):
+                    said.append(f"×{b / a:.2g} the FLOPs per step")
+            lines.append(f"- `{name}` against `{part.reference}`: " + ("; ".join(said) or "the same hacks") + ".")
+    return lines
 
 
 def headline(result: Analysis, manifest: dict[str, Any]) -> list[str]:

@@ -47,15 +47,15 @@ def share_text(value: float, n: int) -> str:
 
 
 def main_table(part: PartResult, metrics: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Arms × metrics, 'mean [CI] (n)', plus diverged and failure shares; and metric → its best arm."""
+    """Arms × metrics, 'mean [CI] (n)', plus diverged and failure shares; and metric → its clearly best arm."""
     table = pd.DataFrame({"arm": part.arms})
     best: dict[str, str] = {}
     for metric in metrics:
         summary = part.summaries[metric].set_index("arm")
         table[metric] = [arm_cell(summary.loc[a]) if a in summary.index else "—" for a in part.arms]
-        means = summary["mean"].dropna()
-        if len(means):
-            best[metric] = means.idxmax() if part.directions.get(metric) else means.idxmin()
+        leader = clear_best(summary, part.directions.get(metric))
+        if leader is not None:
+            best[metric] = leader
     first = part.summaries[metrics[0]].set_index("arm")
     table["diverged"] = [f"{first.loc[a, 'diverged']:.0%}" for a in part.arms]
     rates = part.failures.set_index("arm") if not part.failures.empty else pd.DataFrame()
@@ -64,6 +64,24 @@ def main_table(part: PartResult, metrics: list[str]) -> tuple[pd.DataFrame, dict
         table[title] = [share_text(rates.loc[a, label], rates.loc[a, f"{label}_n"]) if a in rates.index else "—"
                         for a in part.arms]
     return table, best
+
+
+def clear_best(summary: pd.DataFrame, higher_is_better: bool | None) -> str | None:
+    """The arm with the best mean whose interval lies clear of every other arm's (so bold means something);
+    None when intervals overlap, there is a tie, or no direction."""
+    rows = summary.dropna(subset=["mean"])
+    if higher_is_better is None or len(rows) < 2:
+        return None
+    order = rows["mean"].sort_values(ascending=not higher_is_better)
+    leader, runner_up = order.index[0], order.index[1]
+    if order.iloc[0] == order.iloc[1]:
+        return None
+    low, high = rows.loc[leader, "ci_low"], rows.loc[leader, "ci_high"]
+    others = rows.drop(index=leader)
+    if not (np.isfinite(low) and np.isfinite(high)) or others[["ci_low", "ci_high"]].isna().any().any():
+        return None
+    clear = (others["ci_high"] < low).all() if higher_is_better else (others["ci_low"] > high).all()
+    return str(leader) if clear and runner_up is not None else None
 
 
 def compute_table(part: PartResult) -> pd.DataFrame:
