@@ -98,7 +98,7 @@ def split_settings(frame: pd.DataFrame) -> pd.DataFrame:
     columns = [c for c in SETTING if c in frame]
     if not columns or "metric" not in frame:
         return frame
-    keys = frame[columns].astype(str).agg(" · ".join, axis=1)
+    keys = frame[columns].apply(lambda row: " · ".join(map(str, row)), axis=1)
     for metric in frame["metric"].dropna().unique():
         mine = frame["metric"] == metric
         counts = keys[mine].value_counts()

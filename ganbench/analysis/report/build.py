@@ -138,7 +138,8 @@ def _part_section(part: PartResult, result: Analysis, chosen: list[str], name: s
                     "effects at equal steps"),
         "equal_compute": (equal_compute_table(part, main), f"`{main}` against `{part.reference}` at equal FLOPs, for "
                           "the arms whose FLOPs per step differ (rows of the family):", f"{main} at equal FLOPs"),
-        "factorial": (factorial_table(part, main), f"Factorial effects on `{main}` ({factorial}):",
+        "factorial": (factorial_table(part, main), f"Factorial effects on `{main}` ({factorial}); exploratory: "
+                      "per-effect 95 % intervals, outside the family (no multiplicity control):",
                       f"factorial effects on {main}"),
     }
     for kind in EXTRA_KINDS:
