@@ -282,6 +282,7 @@ def test_offline_without_inception_weights_explains(monkeypatch, tmp_path, fmnis
                  reference_data=(test_images[:4], test_labels[:4]))
 
 
+@pytest.mark.slow  # 23 s of Inception on CPU; Inception's numbers are checked against torch-fidelity above
 def test_colour_64px_run_evaluates_fid_and_kid_with_inception(tmp_path, monkeypatch, imported_inception):
     from conftest import write_celeba_fixture
 
