@@ -125,17 +125,6 @@ def welch_contrast(a: Sequence[float], b: Sequence[float]) -> tuple[float, float
     return (float(x.mean() - y.mean()), se, float(dof))
 
 
-def welch(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """(low, high, p) of mean(a) − mean(b) by Welch's t (Welch–Satterthwaite degrees of freedom)."""
-    diff, se, dof = welch_contrast(a, b)
-    if not np.isfinite(se):
-        return (math.nan, math.nan, math.nan)
-    if se == 0:
-        return (diff, diff, 0.0 if diff else 1.0)
-    half = sps.t.ppf(0.5 + level / 2, dof) * se
-    return (float(diff - half), float(diff + half), float(2 * sps.t.sf(abs(diff) / se, dof)))
-
-
 def permutation_pvalue(a: Sequence[float], b: Sequence[float], seed: int = 0) -> float:
     """Two-sided p-value of mean(a) − mean(b) under random relabelling of the pooled values."""
     x, y = np.asarray(a, float), np.asarray(b, float)
