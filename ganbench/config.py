@@ -17,7 +17,7 @@ import hashlib
 import json
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from ganbench.devices import SYNTAX, is_device_name
 from ganbench.errors import ConfigError, did_you_mean
@@ -41,17 +41,21 @@ CATEGORIES = ("execution", "cadence", "evaluation", "structure", "numeric")
 
 
 def knob(default: Any, category: str, *, at_least: float | None = None, above: float | None = None,
-         below: float | None = None, note: str = "", fuses: bool = True) -> Any:
+         below: float | None = None, note: str = "", fuses: bool = True,
+         shape: Callable[[Any], Any] | None = None) -> Any:
     """A `TrainConfig` field with everything the package knows about the knob, in one place:
     its default ("off") value, its category, its range (`at_least` <= value, `above` < value,
     value < `below`, `note` explains the rule) and whether the fused trainer implements it (a run
-    that sets a `fuses=False` knob away from its default trains alone)."""
+    that sets a `fuses=False` knob away from its default trains alone). `shape`: for a structure knob
+    whose value changes the networks' shapes only through `shape(value)` (dropout: `bool`, on or
+    off), runs that agree on `shape(value)` fuse and keep their own values."""
     if category not in CATEGORIES:
         raise ValueError(f"unknown knob category '{category}'{did_you_mean(category, CATEGORIES)}")
     if not fuses and category != "structure":
         raise ValueError("only a structure knob can keep a run out of a fused group")
     return dataclasses.field(default=default, metadata={
-        "category": category, "at_least": at_least, "above": above, "below": below, "note": note, "fuses": fuses})
+        "category": category, "at_least": at_least, "above": above, "below": below, "note": note, "fuses": fuses,
+        "shape": shape})
 
 
 @dataclass(frozen=True)
@@ -86,11 +90,11 @@ class TrainConfig:
     sampling: Literal["pooled", "strided"] = knob("pooled", "structure")  # pooled = avg-pool down / nearest-upsample+conv up; off: pooled
     g_fc_hidden: int = knob(512, "structure", at_least=0)  # units of G's hidden fully connected layer before the projection; 0 = none; off: 512
     d_fc_hidden: int = knob(512, "structure", at_least=0)  # units of D's hidden fully connected layer before the logit; 0 = none; off: 512
-    d_dropout: float = knob(0.0, "structure", at_least=0, below=1, fuses=False)  # dropout probability after each D hidden layer; off: 0.0
+    d_dropout: float = knob(0.0, "structure", at_least=0, below=1, shape=bool)  # dropout probability after each D hidden layer; off: 0.0
     output_activation: Literal["sigmoid", "tanh"] = knob("sigmoid", "structure")  # G's output nonlinearity; off: sigmoid
     spectral_norm: bool = knob(False, "structure", fuses=False)  # spectral normalisation of every conv/linear weight of D (one power iteration per forward); off: False
     minibatch_std: bool = knob(False, "structure", fuses=False)  # D appends the minibatch standard deviation as one more feature map before its head; off: False
-    g_dropout: float = knob(0.0, "structure", at_least=0, below=1, fuses=False)  # dropout probability after each hidden layer of G (in training); off: 0.0
+    g_dropout: float = knob(0.0, "structure", at_least=0, below=1, shape=bool)  # dropout probability after each hidden layer of G (in training); off: 0.0
     data_range: Literal["auto", "0_1", "-1_1"] = knob("auto", "numeric")  # pixel range fed to D; auto follows output_activation; off: auto
     # Optimisation.
     lr_d: float = knob(2e-4, "numeric", above=0)  # Adam learning rate of D; off: 2e-4
@@ -223,13 +227,17 @@ def run_id(cfg: TrainConfig) -> str:
 
 
 def structure_key(cfg: TrainConfig) -> tuple[Any, ...]:
-    """Runs with equal keys have the same shapes and control flow (fusable; same step cost)."""
-    return tuple(getattr(cfg, k) for k in STRUCTURE_KNOBS)
+    """Runs with equal keys have the same shapes and control flow (fusable; same step cost). A knob
+    declared with `shape=` enters through it (dropout: on or off; its probability is per run)."""
+    return tuple(_SHAPES[k](getattr(cfg, k)) if k in _SHAPES else getattr(cfg, k) for k in STRUCTURE_KNOBS)
+
+
+_SHAPES = {name: f.metadata["shape"] for name, f in _FIELDS.items() if f.metadata["shape"] is not None}
 
 
 # Structure knobs the fused trainer does not implement (`fuses=False`): a run that sets one away from
-# its default trains alone (GanTrainer). Dropout masks would have to be drawn per run outside the
-# batched forward; the others add state or passes (penalties, EMA, replay) the stacked update lacks.
+# its default trains alone (GanTrainer): they add state or passes (penalties, EMA, replay, spectral
+# norm's power iteration, the minibatch statistic) the stacked update lacks.
 NOT_FUSED = tuple(name for name, f in _FIELDS.items() if not f.metadata["fuses"])
 
 

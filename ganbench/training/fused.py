@@ -1,15 +1,16 @@
 """`FusedTrainer`: K runs with the same network shapes and control flow trained as one.
 
 Each run's G and D are built exactly as `GanTrainer` builds them (same seed, same
-initialisation), then their parameters, batch-norm buffers and Adam moments are stacked on
-a leading K axis (`torch.func.stack_module_state`) and every forward pass is one
-`vmap(functional_call)` over the stack, so the K networks run as one batched computation.
-Knobs that only change numbers are per-run tensors (learning rates, Adam betas, label
-targets, jitter, flip probability, the G loss), so runs of different arms fuse.
+initialisation), then stacked into one network per side in HFTA's layout (`stacked.StackedNet`:
+grouped convolutions, one batch norm over K·C channels, `baddbmm` linears), their parameters,
+gradients and Adam moments held in one (K, P) buffer per side (`flat.FlatParams`: one Adam update
+per network, not per parameter tensor). Knobs that only change numbers are per-run tensors
+(learning rates, Adam betas, label targets, jitter, flip probability, the G loss, LeakyReLU's
+slope), so runs of different arms fuse; dropout masks come from each run's own stream.
 
 Every random number comes from the run's own generators, drawn in the order `GanTrainer`
-draws it (data order, latents, label noise, flips, the mixed batch's shuffle), so a run
-trained here gets the numbers it would get alone, up to float reassociation in the batched
+draws it (data order, latents, label noise, flips, the mixed batch's shuffle, dropout masks), so
+a run trained here gets the numbers it would get alone, up to float reassociation in the batched
 kernels. Checkpoints are written in `GanTrainer`'s format, one per run: a run started fused
 resumes alone and the reverse.
 
@@ -20,12 +21,10 @@ into static buffers, so the graph has no host synchronisation and no random stat
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch.func import functional_call, stack_module_state
 
 from ganbench.config import TrainConfig, fusion_key, trains_alone
 from ganbench.data.sampler import BatchSampler, SamplerState
@@ -34,74 +33,16 @@ from ganbench.training import update
 from ganbench.training.checkpoint import adam_state, run_state
 from ganbench.training.protocol import stat_rows
 from ganbench.training.single import dropout_generator
-from ganbench.training.update import ADAM_EPS
+from ganbench.training.stacked import DropoutMasks, StackedNet, VmapNet, to_map
 
-
-
-class _Stack:
-    """One network of K runs: stacked parameters, buffers and Adam moments, and a meta-device
-    template module for functional calls."""
-
-    def __init__(self, nets: Sequence[torch.nn.Module]) -> None:
-        self.template = copy.deepcopy(nets[0]).to("meta")
-        params, buffers = stack_module_state(list(nets))
-        self.params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        self.buffers = buffers
-        self.exp_avg = {k: torch.zeros_like(v) for k, v in self.params.items()}
-        self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in self.params.items()}
-        self.param_names = list(self.params)
-        self.state_names = list(nets[0].state_dict())
-
-    def __call__(self, x: torch.Tensor, frozen: bool = False) -> torch.Tensor:
-        params = {k: v.detach() for k, v in self.params.items()} if frozen else self.params
-
-        def one(p: dict, b: dict, xi: torch.Tensor) -> torch.Tensor:
-            return functional_call(self.template, (p, b), (xi,))
-
-        return torch.func.vmap(one, randomness="error")(params, self.buffers, x)
-
-    def train(self, mode: bool) -> None:
-        self.template.train(mode)
-
-    def zero_grad(self) -> None:
-        for p in self.params.values():
-            p.grad = None
-
-    def grad_norms(self) -> torch.Tensor:
-        """Per-run total gradient norm (K), as `torch.nn.utils.get_total_norm` per run."""
-        norms = [p.grad.flatten(1).norm(dim=1) for p in self.params.values() if p.grad is not None]
-        return torch.stack(norms, 1).norm(dim=1).float()
-
-    @torch.no_grad()
-    def adam(self, lr: torch.Tensor, beta1: torch.Tensor, beta2: torch.Tensor, step: torch.Tensor,
-             active: torch.Tensor) -> None:
-        """torch.optim.Adam's single-tensor update, elementwise over the stacks with per-run lr and
-        betas (float64 K-vectors). `step` is the per-run update count after this update; runs that
-        are not `active` keep their parameters and moments."""
-        bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
-        step_size = (lr / bc1).float()
-        bc2_sqrt = bc2.sqrt().float()
-        w1, w2, beta2_32 = (1 - beta1).float(), (1 - beta2).float(), beta2.float()
-        for name, p in self.params.items():
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            g, m, v = p.grad, self.exp_avg[name], self.exp_avg_sq[name]
-            # The scalars as torch.optim.Adam forms them: in double, then cast to float once.
-            b2, one_minus_b1, one_minus_b2 = beta2_32.view(shape), w1.view(shape), w2.view(shape)
-            new_m = torch.lerp(m, g, one_minus_b1)
-            new_v = v * b2 + one_minus_b2 * (g * g)
-            denom = (new_v.sqrt() / bc2_sqrt.view(shape)).add_(ADAM_EPS)
-            new_p = p - step_size.view(shape) * (new_m / denom)
-            keep = active.view(shape)
-            m.copy_(torch.where(keep, new_m, m))
-            v.copy_(torch.where(keep, new_v, v))
-            p.copy_(torch.where(keep, new_p, p))
+ENGINES = {"stacked": StackedNet, "vmap": VmapNet}  # vmap: the first engine, for benchmarks only
 
 
 class FusedTrainer:
     """K ≥ 1 runs of one `structure_key`, trained as one stacked network (the trainer protocol)."""
 
     def __init__(self, cfgs: Sequence[TrainConfig], images: torch.Tensor | np.ndarray, device: torch.device,
-                 graphs: bool | None = None) -> None:
+                 graphs: bool | None = None, engine: str = "stacked") -> None:
         keys = {fusion_key(c) for c in cfgs}
         if None in keys or len(keys) != 1:
             alone = sorted({k for c in cfgs for k in trains_alone(c)})
@@ -115,8 +56,10 @@ class FusedTrainer:
             net_g, net_d = build_models(cfg)
             nets_g.append(net_g.to(device))
             nets_d.append(net_d.to(device))
-            self.dropout_gens.append(dropout_generator(cfg, device))  # unused (no dropout): checkpoints match GanTrainer's
-        self.g, self.d = _Stack(nets_g), _Stack(nets_d)
+            self.dropout_gens.append(dropout_generator(cfg, device))
+        self.masks = DropoutMasks(self.dropout_gens)  # G and D draw from one stream per run, as GanTrainer's
+        slopes = [c.leaky_slope for c in cfgs]
+        self.g, self.d = (ENGINES[engine](nets, slopes, self.masks) for nets in (nets_g, nets_d))
         self.samplers = [BatchSampler(images, c.batch_size, c.pixel_range, device, c.seed) for c in cfgs]
         self.noise_gens = [torch.Generator(device=device).manual_seed(c.seed) for c in cfgs]
 
@@ -149,7 +92,7 @@ class FusedTrainer:
                  for i in range(cfg0.g_steps) if not (reuse and i == 0)]
         out = {}
         for i, step_inputs in enumerate(d_inputs):
-            out[f"real{i}"] = torch.stack([x.real for x in step_inputs])
+            out[f"real{i}"] = torch.stack([x.real for x in step_inputs])  # (K, N, C, H, W)
             out[f"z{i}"] = torch.stack([x.z for x in step_inputs])
             out[f"t_real{i}"] = torch.stack([x.target_real for x in step_inputs])
             out[f"t_fake{i}"] = torch.stack([x.target_fake for x in step_inputs])
@@ -161,12 +104,15 @@ class FusedTrainer:
 
     # The update of all K runs, from explicit inputs (what the CUDA graph captures).
     def _d_logits(self, real: torch.Tensor, fake: torch.Tensor, perm: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """D's logits (K, N each) on the real batches (K, N, C, H, W) and the fakes (G's map layout)."""
+        real = to_map(real)
         with self.autocast:
             if perm is None:
                 return self.d(real).float(), self.d(fake).float()
-            k, n = real.shape[:2]
-            both = torch.cat([real, fake.to(real.dtype)], 1)
-            mixed = torch.gather(both, 1, perm.view(k, 2 * n, *([1] * (both.dim() - 2))).expand_as(both))
+            n, k = real.shape[0], self.k
+            both = torch.cat([real, fake.to(real.dtype)])  # (2N, K·C, H, W)
+            per_run = both.view(2 * n, k, -1)  # each run shuffles its own batch: gather along N per run
+            mixed = torch.gather(per_run, 0, perm.t().unsqueeze(-1).expand_as(per_run)).view_as(both)
             logits = torch.empty(k, 2 * n, device=real.device).scatter_(1, perm, self.d(mixed).float())
             return logits[:, :n], logits[:, n:]
 
@@ -184,7 +130,7 @@ class FusedTrainer:
             loss_d.sum().backward()  # runs are independent: each gets exactly its own gradient
             norm_d = self.d.grad_norms()
             self.adam_steps_d.add_(1)
-            self.d.adam(self.lr_d, self.beta1, self.beta2, self.adam_steps_d, self.active)
+            self.d.flat.adam(self.lr_d, self.beta1, self.beta2, self.adam_steps_d, self.active)
             d_real, d_fake_before = torch.sigmoid(logit_real).mean(1), torch.sigmoid(logit_fake).mean(1)
         # Update G.
         for j in range(cfg0.g_steps):
@@ -198,7 +144,7 @@ class FusedTrainer:
             loss_g.sum().backward()
             norm_g = self.g.grad_norms()
             self.adam_steps_g.add_(1)
-            self.g.adam(self.lr_g, self.beta1, self.beta2, self.adam_steps_g, self.active)
+            self.g.flat.adam(self.lr_g, self.beta1, self.beta2, self.adam_steps_g, self.active)
             d_fake_after = torch.sigmoid(logits).mean(1)
         return stat_rows(loss_d=loss_d, loss_g=loss_g, d_real=d_real, d_fake_before=d_fake_before,
                          d_fake_after=d_fake_after, grad_norm_d=norm_d, grad_norm_g=norm_g)
@@ -217,32 +163,37 @@ class FusedTrainer:
             return self._capture(inputs)
         for name, value in inputs.items():
             self._static[name].copy_(value)
+        self.masks.refill()
         self._graph.replay()
         return self._static_out
 
     def _capture(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Run this step eagerly on a side stream (warm-up: cuDNN picks its kernels), then capture
         the same computation into a CUDA graph for every later step."""
-        state = self._snapshot()
+        state, dropout_states = self._snapshot(), self.masks.states()
+        self.masks.record()  # the dropout masks this step asks for, in order (drawn outside the graph)
         stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
             self._compute(inputs)
         torch.cuda.current_stream(self.device).wait_stream(stream)
         self._restore(state)  # the warm-up step must not count
+        self.masks.set_states(dropout_states)
         self._static = {name: value.clone() for name, value in inputs.items()}
+        self.masks.capture(self.device)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             out = self._compute(self._static)
         self._graph, self._static_out = graph, out
+        self.masks.refill()
         graph.replay()
         return out
 
     def _snapshot(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(live tensor, copy) of every piece of training state, for `_restore`."""
-        tensors = [*self.g.params.values(), *self.g.buffers.values(), *self.g.exp_avg.values(),
-                   *self.g.exp_avg_sq.values(), *self.d.params.values(), *self.d.buffers.values(),
-                   *self.d.exp_avg.values(), *self.d.exp_avg_sq.values(), self.adam_steps_d, self.adam_steps_g]
+        tensors = [t for net in (self.g, self.d)
+                   for t in (net.flat.values, net.flat.exp_avg, net.flat.exp_avg_sq, *net.buffers.values())]
+        tensors += [self.adam_steps_d, self.adam_steps_g]
         return [(t, t.detach().clone()) for t in tensors]
 
     @staticmethod
@@ -260,7 +211,7 @@ class FusedTrainer:
     def generator(self, k: int) -> torch.nn.Module:
         """Run k's G as a plain module (for evaluation), with its current weights."""
         net_g = Generator(self.configs[k])
-        net_g.load_state_dict(self._net_state(self.g, k))
+        net_g.load_state_dict(self.g.run_state(k))
         return net_g.to(self.device)
 
     @torch.no_grad()
@@ -272,21 +223,16 @@ class FusedTrainer:
         return ((images - low) / (high - low)).clamp_(0, 1)
 
     # Checkpoints, in GanTrainer's format.
-    def _net_state(self, stack: _Stack, k: int) -> dict[str, torch.Tensor]:
-        merged = {**{n: p[k] for n, p in stack.params.items()}, **{n: b[k] for n, b in stack.buffers.items()}}
-        return {name: merged[name].detach().clone() for name in stack.state_names}
-
-    def _opt_state(self, stack: _Stack, k: int, lr: torch.Tensor, steps: torch.Tensor) -> dict[str, Any]:
+    def _opt_state(self, net: StackedNet, k: int, lr: torch.Tensor, steps: torch.Tensor) -> dict[str, Any]:
         """Run k's Adam state in GanTrainer's format (written by torch's own Adam)."""
         step = steps[k].to(torch.float32)
         step = step if self.device.type == "cuda" else step.cpu()
-        names = stack.param_names
-        return adam_state([stack.params[n][k] for n in names], [stack.exp_avg[n][k] for n in names],
-                          [stack.exp_avg_sq[n][k] for n in names], step, lr[k].detach().cpu().clone(),
-                          self.configs[k], self.device)
+        flat = net.flat
+        return adam_state(flat.run_values(k), flat.run_values(k, flat.exp_avg), flat.run_values(k, flat.exp_avg_sq),
+                          step, lr[k].detach().cpu().clone(), self.configs[k], self.device)
 
     def state_dict(self, k: int) -> dict[str, Any]:
-        return run_state(self._net_state(self.g, k), self._net_state(self.d, k),
+        return run_state(self.g.run_state(k), self.d.run_state(k),
                          self._opt_state(self.g, k, self.lr_g, self.adam_steps_g),
                          self._opt_state(self.d, k, self.lr_d, self.adam_steps_d),
                          self.samplers[k], self.noise_gens[k], self.dropout_gens[k])
@@ -294,13 +240,11 @@ class FusedTrainer:
     @torch.no_grad()
     def load_state_dict(self, k: int, state: dict[str, Any]) -> None:
         for stack, net_key, opt_key in ((self.g, "net_g", "opt_g"), (self.d, "net_d", "opt_d")):
-            for name, value in state[net_key].items():
-                target = stack.params.get(name, stack.buffers.get(name))
-                target[k].copy_(value)
-            opt = state[opt_key]
-            for i, name in enumerate(stack.param_names):
-                stack.exp_avg[name][k].copy_(opt["state"][i]["exp_avg"])
-                stack.exp_avg_sq[name][k].copy_(opt["state"][i]["exp_avg_sq"])
+            stack.load_run_state(k, state[net_key])
+            opt, flat = state[opt_key], stack.flat
+            for i, (m, v) in enumerate(zip(flat.run_values(k, flat.exp_avg), flat.run_values(k, flat.exp_avg_sq))):
+                m.copy_(opt["state"][i]["exp_avg"])
+                v.copy_(opt["state"][i]["exp_avg_sq"])
             steps = self.adam_steps_g if opt_key == "opt_g" else self.adam_steps_d
             steps[k] = float(opt["state"][0]["step"]) if opt["state"] else 0.0
             saved_lr = opt["param_groups"][0]["lr"]
