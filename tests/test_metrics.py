@@ -321,14 +321,15 @@ def test_evaluations_reuse_the_extractor_and_the_reference_features(monkeypatch)
 
     PROCESS.clear("extractor")
     PROCESS.clear("reference_features")
+    PROCESS.clear("reference_radii")
     built, real = [], fidelity_utils.create_feature_extractor
     monkeypatch.setattr(fidelity_utils, "create_feature_extractor", lambda *a, **k: built.append(1) or real(*a, **k))
-    cfg = tiny(eval_samples=64, metrics="fid_fmnist,kid_fmnist,modes_fmnist")
+    cfg = tiny(eval_samples=64, metrics="fid_fmnist,kid_fmnist,prc_fmnist,modes_fmnist")
     reference = Reference("fake", "test", 0, 28, 1)
     net_g = build_models(cfg)[0]
     first = evaluate(FidelityGenerator(net_g, cfg), parse_metrics(cfg.metrics), reference, samples=64)
     second = evaluate(FidelityGenerator(net_g, cfg), parse_metrics(cfg.metrics), reference, samples=64)
-    assert len(built) == 1 and PROCESS.entries("reference_features") == 1
+    assert len(built) == 1 and PROCESS.entries("reference_features") == 1 and PROCESS.entries("reference_radii") == 1
     assert [r["value"] for r in first] == [r["value"] for r in second]
 
 
@@ -380,3 +381,18 @@ def test_fid_infinity_removes_the_finite_sample_bias(shift, true_fid):
     extrapolated = extrapolated_fid(generated, reference, seed=0)
     assert abs(extrapolated - true_fid) < abs(at_n - true_fid)  # closer to the truth than FID at N
     assert abs(extrapolated - true_fid) < 0.1
+
+
+def test_precision_recall_with_cached_reference_radii_equals_torch_fidelity():
+    """ganbench keeps the reference set's k-NN radii between evaluations; the numbers stay torch-fidelity's."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    from ganbench.metrics.prc import precision_recall, reference_radii
+
+    g = torch.Generator().manual_seed(3)
+    generated, real = torch.randn(700, 32, generator=g).relu(), (torch.randn(1200, 32, generator=g) + 0.2).relu()
+    for batch in (10_000, 256):  # one distance block, and several (torch-fidelity's batching)
+        theirs = prc_features_to_metric(generated, real, prc_neighborhood=3, prc_batch_size=batch, save_cpu_ram=True,
+                                        verbose=False)
+        ours = precision_recall(generated, real, reference_radii(real, 3, batch), 3, batch)
+        assert ours == theirs and 0 < ours["precision"] < 1 and 0 < ours["recall"] < 1

@@ -2,8 +2,9 @@
 
 torch-fidelity's `calculate_metrics` rebuilds its feature extractor and re-reads the reference
 features on every call; `fidelity_metrics` runs the same functions in the same order but keeps
-the extractor and the reference features in the process cache (`training.resources.PROCESS`),
-so a worker that evaluates many runs builds and reads them once. The inputs torch-fidelity
+the extractor, the reference features and the reference set's precision/recall radii in the
+process cache (`training.resources.PROCESS`), so a worker that evaluates many runs builds and
+reads them once. The inputs torch-fidelity
 takes (`ImageTensorDataset`, `FidelityGenerator`) and ganbench's uniform latent source live here.
 """
 
@@ -21,6 +22,7 @@ from torch_fidelity.generative_model_base import GenerativeModelBase
 
 from ganbench.config import TrainConfig
 from ganbench.metrics.kid import kid_on_device
+from ganbench.metrics.prc import precision_recall, reference_radii
 from ganbench.training.resources import PROCESS
 
 UNIFORM_NOISE = "ganbench_uniform_m1_1"
@@ -111,7 +113,6 @@ def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = ())
     from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached, fid_statistics_to_metric
     from torch_fidelity.metric_isc import isc_featuresdict_to_metric
     from torch_fidelity.metric_kid import kid_featuresdict_to_metric
-    from torch_fidelity.metric_prc import prc_featuresdict_to_metric
     from torch_fidelity.utils import (create_feature_extractor, extract_featuresdict_from_input_id_cached,
                                       get_cacheable_input_name, resolve_feature_extractor,
                                       resolve_feature_layer_for_metric)
@@ -143,8 +144,12 @@ def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = ())
         metrics.update(kid_on_device(features_1[layers["kid"]], features_2[layers["kid"]], device, **kwargs))
     elif "kid" in layers:  # on the CPU torch-fidelity's own code is the faster one (measured)
         metrics.update(kid_featuresdict_to_metric(features_1, features_2, layers["kid"], **kwargs))
-    if "prc" in layers:
-        metrics.update(prc_featuresdict_to_metric(features_1, features_2, layers["prc"], **kwargs))
+    if "prc" in layers:  # torch-fidelity's procedure, the reference radii computed once per process
+        neighborhood, batch = get_kwarg("prc_neighborhood", kwargs), get_kwarg("prc_batch_size", kwargs)
+        reference = features_2[layers["prc"]]
+        radii = PROCESS.get("reference_radii", (name_2, extractor_key, layers["prc"], neighborhood, batch),
+                            lambda: reference_radii(reference, neighborhood, batch))
+        metrics.update(precision_recall(features_1[layers["prc"]], reference, radii, neighborhood, batch))
     return metrics, features_1, features_2
 
 
