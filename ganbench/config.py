@@ -46,9 +46,8 @@ def knob(default: Any, category: str, *, at_least: float | None = None, above: f
     """A `TrainConfig` field with everything the package knows about the knob, in one place:
     its default ("off") value, its category, its range (`at_least` <= value, `above` < value,
     value < `below`, `note` explains the rule) and whether the fused trainer implements it (a run
-    that sets a `fuses=False` knob away from its default trains alone). `shape`: for a structure knob
-    whose value changes the networks' shapes only through `shape(value)` (dropout: `bool`, on or
-    off), runs that agree on `shape(value)` fuse and keep their own values."""
+    that sets a `fuses=False` knob away from its default trains alone). `shape`: the knob changes the
+    networks only through shape(value) (dropout: bool); runs that agree on it fuse, values per run."""
     if category not in CATEGORIES:
         raise ValueError(f"unknown knob category '{category}'{did_you_mean(category, CATEGORIES)}")
     if not fuses and category != "structure":
@@ -227,10 +226,9 @@ def run_id(cfg: TrainConfig) -> str:
 
 
 def structure_key(cfg: TrainConfig) -> tuple[Any, ...]:
-    """Runs with equal keys have the same shapes and control flow (fusable; same step cost). A knob
+    """Runs with equal keys have the same shapes and control flow (fusable; same step cost); a knob
     declared with `shape=` enters through it (dropout: on or off; its probability is per run)."""
     return tuple(_SHAPES[k](getattr(cfg, k)) if k in _SHAPES else getattr(cfg, k) for k in STRUCTURE_KNOBS)
-
 
 _SHAPES = {name: f.metadata["shape"] for name, f in _FIELDS.items() if f.metadata["shape"] is not None}
 
