@@ -68,6 +68,8 @@ class FusedTrainer:
 
         self.base_lr_d, self.base_lr_g = (per_run([getattr(c, n) for c in cfgs], torch.float64) for n in ("lr_d", "lr_g"))
         self.lr_d, self.lr_g = self.base_lr_d.clone(), self.base_lr_g.clone()
+        decays = [c.lr_decay for c in cfgs]
+        self.lr_decay = per_run(decays, torch.float64) if any(decays) else None
         # float64, as Python floats in torch.optim.Adam's bias corrections
         self.beta1, self.beta2 = (per_run([getattr(c, n) for c in cfgs], torch.float64) for n in ("beta1", "beta2"))
         self.nonsaturating = per_run([c.g_loss == "nonsaturating" for c in cfgs], torch.bool)
@@ -152,10 +154,9 @@ class FusedTrainer:
     # Protocol.
     def step(self, step: int) -> torch.Tensor:
         """One iteration of every run; K × len(STAT_NAMES) on the device."""
-        decay = [c.lr_decay for c in self.configs]
-        if any(decay):
-            update.decayed_lr(self.base_lr_d, decay, step - 1, self.lr_d)
-            update.decayed_lr(self.base_lr_g, decay, step - 1, self.lr_g)
+        if self.lr_decay is not None:
+            update.decayed_lr(self.base_lr_d, self.lr_decay, step - 1, self.lr_d)
+            update.decayed_lr(self.base_lr_g, self.lr_decay, step - 1, self.lr_g)
         inputs = self._draw()
         if not self.graphs:
             return self._compute(inputs)

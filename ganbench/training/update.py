@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -131,12 +131,14 @@ def grad_total_norm(net: torch.nn.Module) -> torch.Tensor:
     return torch.nn.utils.get_total_norm(grads).float()
 
 
-def decayed_lr(base: torch.Tensor, decay: float | Sequence[float], step: int, out: torch.Tensor) -> None:
+def decayed_lr(base: torch.Tensor, decay: float | torch.Tensor, step: int, out: torch.Tensor) -> None:
     """Keras' inverse-time decay into the optimiser's lr tensor, in float64:
     lr = base · 1 / (1 + decay·step), the same IEEE operations as on Python floats. With one decay
-    per run (a fused group), `base` and `out` hold one rate per run."""
-    factors = [1.0 / (1.0 + d * step) for d in decay] if isinstance(decay, Sequence) else 1.0 / (1.0 + decay * step)
-    torch.mul(base, torch.tensor(factors, dtype=out.dtype, device=out.device), out=out)
+    per run (a fused group: a float64 tensor on the device), `base` and `out` hold one rate per run,
+    and nothing is copied from the host (no synchronisation before a graph replay)."""
+    factors = 1.0 / (1.0 + decay * step)
+    torch.mul(base, factors if torch.is_tensor(factors) else torch.tensor(factors, dtype=out.dtype, device=out.device),
+              out=out)
 
 
 ADAM_EPS = 1e-8  # torch.optim.Adam's default
