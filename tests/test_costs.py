@@ -32,17 +32,17 @@ SUITE = """
 """
 
 
-def slow_metric(source, names, reference, *, samples, **kwargs):
-    """A stand-in evaluation that costs SECONDS_PER_IMAGE per image and measures nothing."""
-    time.sleep(samples * SECONDS_PER_IMAGE)
-    return []
+def slow_metric(sources, names, reference, *, samples, **kwargs):
+    """A stand-in evaluation (of each source) that costs SECONDS_PER_IMAGE per image and measures nothing."""
+    time.sleep(samples * SECONDS_PER_IMAGE * len(sources))
+    return [[] for _ in sources]
 
 
 def test_plan_estimate_includes_evaluations(tmp_path, monkeypatch):
     from ganbench.execution.sweep import Selection, plan_rows
     from ganbench.study.suite import load_suite
 
-    monkeypatch.setattr(evaluator, "evaluate", slow_metric)
+    monkeypatch.setattr(evaluator, "evaluate_many", slow_metric)
     PROCESS.clear("evaluation_timing")
     rows = {}
     for metrics in ("fid_fmnist", "none"):
@@ -64,13 +64,13 @@ def test_plan_estimate_includes_evaluations(tmp_path, monkeypatch):
 def test_status_reports_the_evaluation_phase(tmp_path, monkeypatch):
     release, generated = threading.Event(), threading.Event()
 
-    def blocking_metric(source, names, reference, *, samples, **kwargs):
-        source(torch.zeros(50, source.z_size))  # 50 images generated: progress the run can report
+    def blocking_metric(sources, names, reference, *, samples, **kwargs):
+        sources[0](torch.zeros(50, sources[0].z_size))  # 50 images generated: progress the run can report
         generated.set()
         assert release.wait(60), "the test never released the metric"
-        return []
+        return [[]]
 
-    monkeypatch.setattr(evaluator, "evaluate", blocking_metric)
+    monkeypatch.setattr(evaluator, "evaluate_many", blocking_metric)
     cfg = tiny(steps=4, metrics="fid_fmnist", eval_every=0, eval_samples=200, eval_draws=1)
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(status=__import__("ganbench.training.loop", fromlist=[

@@ -252,7 +252,7 @@ def test_cuda_evaluation_targets_the_runs_gpu(monkeypatch, fmnist_sets):
         def __exit__(self, *exc):
             return False
 
-    def fake_fidelity_metrics(kwargs, extra_layers=()):
+    def fake_fidelity_metrics(kwargs, extra_layers=(), features_1=None):
         calls.append(kwargs)
         return {"frechet_inception_distance": 1.0}, {}, None
 

@@ -53,11 +53,11 @@ def test_every_metric_row_names_the_protocol(monkeypatch, imported_inception):
                       steps=10, device="cpu", eval_draws=1)
     seen = {}
 
-    def fake_evaluate(gen, names, reference, samples, **kw):
+    def fake_evaluate(gens, names, reference, samples, **kw):
         seen.update(samples=samples, reference=reference.samples, channels=reference.channels)
-        return [{"metric": "fid", "value": 30.0, "extractor": "inception"}]
+        return [[{"metric": "fid", "value": 30.0, "extractor": "inception"}] for _ in gens]
 
-    monkeypatch.setattr(evaluator, "evaluate", fake_evaluate)
+    monkeypatch.setattr(evaluator, "evaluate_many", fake_evaluate)
     monkeypatch.setattr(evaluator, "uniform_noise_fid", lambda *a, **k: 300.0)
     import torch
 
@@ -105,8 +105,8 @@ def test_a_protocol_run_trains_and_its_rows_name_the_protocol(tmp_path, monkeypa
     from ganbench.training.loop import train
 
     monkeypatch.setenv("GANBENCH_INCEPTION_WEIGHTS", imported_inception)
-    monkeypatch.setattr(evaluator, "evaluate", lambda *a, **k: [{"metric": "fid", "value": 30.0,
-                                                                "extractor": "inception"}])
+    monkeypatch.setattr(evaluator, "evaluate_many", lambda gens, *a, **k: [[{"metric": "fid", "value": 30.0,
+                                                                            "extractor": "inception"}]])
     monkeypatch.setattr(evaluator, "uniform_noise_fid", lambda *a, **k: 300.0)
     cfg = TrainConfig(eval_protocol="lucic2018", metrics="fid", eval_samples=10_000, eval_reference_samples=10_000,
                       steps=2, batch_size=8, data_limit=64, log_every=1, sample_every=0, device="cpu")

@@ -102,20 +102,11 @@ def to_uint8(images: torch.Tensor, pixel_range: tuple[float, float]) -> torch.Te
 
 # --- torch-fidelity's orchestration, with what a process keeps between evaluations ----------
 
-def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = ()) -> tuple[dict[str, float], dict,
-                                                                                          dict | None]:
-    """What `torch_fidelity.calculate_metrics(**kwargs)` returns, computed by torch-fidelity's own
-    functions in its own order, plus the generated images' features (`extra_layers` too) and the
-    reference set's (None when no metric needed them). The
-    extractor and the reference set's features are kept for the life of the process, so a
-    worker that evaluates many runs builds and reads them once."""
+def _extractor(kwargs: dict[str, Any], extra_layers: tuple[str, ...]) -> tuple[Any, tuple, dict[str, str]]:
+    """(torch-fidelity's feature extractor for `kwargs`, kept per process; its cache key; the
+    feature layer of each torch-fidelity metric asked)."""
     from torch_fidelity.helpers import get_kwarg
-    from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached, fid_statistics_to_metric
-    from torch_fidelity.metric_isc import isc_featuresdict_to_metric
-    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
-    from torch_fidelity.utils import (create_feature_extractor, extract_featuresdict_from_input_id_cached,
-                                      get_cacheable_input_name, resolve_feature_extractor,
-                                      resolve_feature_layer_for_metric)
+    from torch_fidelity.utils import create_feature_extractor, resolve_feature_extractor, resolve_feature_layer_for_metric
 
     kinds = [kind for kind in ("isc", "fid", "kid", "prc") if get_kwarg(kind, kwargs)]
     layers = {kind: resolve_feature_layer_for_metric(kind, **kwargs) for kind in kinds}
@@ -125,7 +116,58 @@ def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = ())
                      torch.cuda.current_device() if cuda else None)
     feat_extractor = PROCESS.get("extractor", extractor_key, lambda: create_feature_extractor(
         extractor_key[0], list(requested), cuda=cuda, feature_extractor_weights_path=extractor_key[2], verbose=False))
-    features_1 = extract_featuresdict_from_input_id_cached(1, feat_extractor, **kwargs)
+    return feat_extractor, extractor_key, layers
+
+
+@torch.no_grad()
+def generated_features(sources: list[GenerativeModelBase], seeds: list[int], samples: int, kwargs: dict[str, Any],
+                       extra_layers: tuple[str, ...] = ()) -> list[dict[str, torch.Tensor]]:
+    """The features torch-fidelity extracts from each source (`extract_featuresdict_from_input_id(1, …)`
+    with `rng_seed` = its seed): its latents drawn from `RandomState(seed)` in its noise source, batch
+    after batch as torch-fidelity draws them (one stream: the batch size does not change them), its
+    images made by itself — but the extractor runs once over the images of all sources together,
+    in batches of `kwargs['batch_size']`, so K runs of a group cost one pass, not K."""
+    from torch_fidelity.helpers import get_kwarg
+    from torch_fidelity.registry import NOISE_SOURCE_REGISTRY
+
+    feat_extractor, _, _ = _extractor(kwargs, extra_layers)
+    batch = get_kwarg("batch_size", kwargs)
+    images = []
+    for source, seed in zip(sources, seeds, strict=True):
+        rng = np.random.RandomState(seed)
+        device = next(source.parameters()).device
+        for start in range(0, samples, batch):
+            noise = NOISE_SOURCE_REGISTRY[source.z_type](rng, (min(batch, samples - start), source.z_size))
+            images.append(source(noise.to(device)))
+    images_all = torch.cat(images)
+    parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(images_all), batch):
+        features = feat_extractor.convert_features_tuple_to_dict(feat_extractor(images_all[start:start + batch]))
+        for name, value in features.items():
+            parts.setdefault(name, []).append(value.cpu())
+    whole = {name: torch.cat(values) for name, values in parts.items()}
+    return [{name: value[k * samples:(k + 1) * samples] for name, value in whole.items()} for k in range(len(sources))]
+
+
+def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = (),
+                     features_1: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, float], dict, dict | None]:
+    """What `torch_fidelity.calculate_metrics(**kwargs)` returns, computed by torch-fidelity's own
+    functions in its own order, plus the generated images' features (`extra_layers` too) and the
+    reference set's (None when no metric needed them). The
+    extractor and the reference set's features are kept for the life of the process, so a
+    worker that evaluates many runs builds and reads them once. `features_1`: the generated
+    features already extracted (`generated_features`, for a group of runs)."""
+    from torch_fidelity.helpers import get_kwarg
+    from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached, fid_statistics_to_metric
+    from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+    from torch_fidelity.utils import extract_featuresdict_from_input_id_cached, get_cacheable_input_name
+
+    feat_extractor, extractor_key, layers = _extractor(kwargs, extra_layers)
+    kinds = list(layers)
+    cuda = get_kwarg("cuda", kwargs)
+    if features_1 is None:
+        features_1 = extract_featuresdict_from_input_id_cached(1, feat_extractor, **kwargs)
     metrics: dict[str, float] = {}
     if not kinds:
         return metrics, features_1, None

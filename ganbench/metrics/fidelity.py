@@ -23,7 +23,7 @@ from torch_fidelity.generative_model_base import GenerativeModelBase
 
 from ganbench.data.datasets import cache_dir
 from ganbench.metrics.backend import (FIDELITY_KEYS, FidelityGenerator, ImageTensorDataset, cache_key, content_hash,
-                                      fidelity_metrics)
+                                      fidelity_metrics, generated_features)
 from ganbench.metrics.extractors import Weights, WeightsError, fidelity_extractor
 from ganbench.metrics.fid_infinity import FID_INFINITY_POINTS, extrapolated_fid
 from ganbench.metrics.kid import KID_SUBSET_SIZE
@@ -31,7 +31,7 @@ from ganbench.metrics.reference import Reference
 from ganbench.metrics.registry import (KINDS, METRICS, Metric, MetricError, MetricInputs, parse_metrics, parse_value_name,
                                        value_name)
 
-__all__ = ["evaluate", "checked_weights", "summarize", "draw_seed", "MetricError", "Reference", "FidelityGenerator",
+__all__ = ["evaluate", "evaluate_many", "checked_weights", "summarize", "draw_seed", "MetricError", "Reference", "FidelityGenerator",
            "ImageTensorDataset"]
 
 
@@ -45,13 +45,30 @@ def evaluate(source: FidelityGenerator | torch.Tensor, metric_names: Iterable[st
     image tensor (a saved set of images, or real images as a sanity check). `fid_infinity`
     adds a FID∞ row beside each FID (see `extrapolated_fid`).
     """
+    return evaluate_many([source], metric_names, reference, samples=samples, seeds=[seed], device=device,
+                         inception_weights=inception_weights, reference_data=reference_data,
+                         fid_infinity=fid_infinity)[0]
+
+
+def evaluate_many(sources: list[FidelityGenerator | torch.Tensor], metric_names: Iterable[str], reference: Reference,
+                  *, samples: int, seeds: list[int], device: torch.device = torch.device("cpu"),
+                  inception_weights: str | None = None,
+                  reference_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  fid_infinity: bool = False) -> list[list[dict[str, Any]]]:
+    """`evaluate` of each source (with its own latent seed), the rows of each in order. Several
+    generators (the runs of a fused group) share one pass of the feature extractor over all their
+    images (`backend.generated_features`); the metrics are then computed per run, as alone."""
     names = parse_metrics(list(metric_names))
     real_images, real_labels = reference_data or reference.load()
-    rows: list[dict[str, Any]] = []
+    rows: list[list[dict[str, Any]]] = [[] for _ in sources]
+    together = len(sources) > 1 and all(isinstance(s, GenerativeModelBase) for s in sources)
     for extractor in dict.fromkeys(METRICS[n].extractor for n in names):
         group = [METRICS[n] for n in names if METRICS[n].extractor == extractor]
-        rows += _evaluate_extractor(source, group, extractor, reference, real_images, real_labels, samples, seed,
-                                    device, inception_weights, fid_infinity)
+        features = _features_together(sources, group, extractor, reference, real_images, samples, seeds, device,
+                                      inception_weights) if together else [None] * len(sources)
+        for k, (source, seed) in enumerate(zip(sources, seeds, strict=True)):
+            rows[k] += _evaluate_extractor(source, group, extractor, reference, real_images, real_labels, samples, seed,
+                                           device, inception_weights, fid_infinity, features[k])
     return rows
 
 
@@ -85,9 +102,9 @@ def _explain_download(weights: Weights) -> Iterator[None]:
         ) from None
 
 
-def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: Reference, real_images: torch.Tensor,
-                        real_labels: torch.Tensor, samples: int, seed: int, device: torch.device,
-                        inception_weights: str | None, fid_infinity: bool = False) -> list[dict[str, Any]]:
+def _setting(source, group: list[Metric], extractor: str, reference: Reference, real_images: torch.Tensor,
+             samples: int, seed: int, device: torch.device, inception_weights: str | None) -> dict[str, Any]:
+    """What one evaluation of `group` on `source` hands torch-fidelity, and what its rows record."""
     kinds = {m.kind for m in group}
     fidelity_name, weights = checked_weights(extractor, any(KINDS[k].needs_logits for k in kinds), inception_weights)
     n_generated = samples if isinstance(source, GenerativeModelBase) else len(source)
@@ -100,12 +117,35 @@ def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: 
                      "extractor": fidelity_name, "weights": weights.sha256, "layers": [feature_layer, "logits_unbiased"],
                      "content": content_hash(real_images), "torch_fidelity": torch_fidelity.__version__})
     by_fidelity = {k for k in kinds if KINDS[k].compute is None}
-    extra_layers = tuple(dict.fromkeys(layer for k in sorted(kinds) for layer in KINDS[k].layers))
-    kwargs = _fidelity_kwargs(source, samples, real_images, key, fidelity_name, weights, device, seed, kid_subset,
-                              by_fidelity)
+    return dict(kinds=kinds, fidelity_name=fidelity_name, weights=weights, n_generated=n_generated,
+                kid_subset=kid_subset, feature_layer=feature_layer, key=key, by_fidelity=by_fidelity,
+                extra_layers=tuple(dict.fromkeys(layer for k in sorted(kinds) for layer in KINDS[k].layers)),
+                kwargs=_fidelity_kwargs(source, samples, real_images, key, fidelity_name, weights, device, seed,
+                                        kid_subset, by_fidelity))
+
+
+def _features_together(sources: list[FidelityGenerator], group: list[Metric], extractor: str, reference: Reference,
+                       real_images: torch.Tensor, samples: int, seeds: list[int], device: torch.device,
+                       inception_weights: str | None) -> list[dict[str, torch.Tensor]]:
+    """The generated features of every source, in one pass of the extractor."""
+    setting = _setting(sources[0], group, extractor, reference, real_images, samples, seeds[0], device,
+                       inception_weights)
+    with torch.cuda.device(device) if device.type == "cuda" else nullcontext(), _explain_download(setting["weights"]):
+        return generated_features(sources, seeds, samples, setting["kwargs"], setting["extra_layers"])
+
+
+def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: Reference, real_images: torch.Tensor,
+                        real_labels: torch.Tensor, samples: int, seed: int, device: torch.device,
+                        inception_weights: str | None, fid_infinity: bool = False,
+                        features: dict[str, torch.Tensor] | None = None) -> list[dict[str, Any]]:
+    setting = _setting(source, group, extractor, reference, real_images, samples, seed, device, inception_weights)
+    kinds, by_fidelity, weights = setting["kinds"], setting["by_fidelity"], setting["weights"]
+    fidelity_name, n_generated, feature_layer = setting["fidelity_name"], setting["n_generated"], setting["feature_layer"]
+    kid_subset, key = setting["kid_subset"], setting["key"]
     # torch-fidelity moves G and the extractor with .cuda(): make that the run's own GPU.
     with torch.cuda.device(device) if device.type == "cuda" else nullcontext(), _explain_download(weights):
-        result, generated_features, reference_features = fidelity_metrics(kwargs, extra_layers=extra_layers)
+        result, generated_features, reference_features = fidelity_metrics(
+            setting["kwargs"], extra_layers=setting["extra_layers"], features_1=features)
     values = {name: float(result[FIDELITY_KEYS[parse_value_name(name)[0]]])
               for metric in group if metric.kind in by_fidelity for name in metric.higher_is_better}
     inputs = MetricInputs(generated_features, reference_features, real_labels, seed)

@@ -22,7 +22,7 @@ from ganbench import devices
 from ganbench.checks import check_resolved
 from ganbench.config import IDENTITY_KNOBS, TrainConfig, run_id
 from ganbench.errors import ConfigError
-from ganbench.metrics.evaluator import Evaluator, make_evaluator
+from ganbench.metrics.evaluator import Evaluator, evaluate_together, make_evaluator
 from ganbench.metrics.fidelity import summarize
 from ganbench.provenance import provenance
 from ganbench.rundir import FINAL, RunDir, RunDirError, RunLocked, RunStatus
@@ -72,8 +72,21 @@ class Recorder:
         self.run_dir.truncate_logs(self.start)  # rows logged after the checkpoint are logged again, identically
         self.status.resumed_from = self.start
 
-    def record(self, trainer: Trainer, step: int, stats: torch.Tensor, noise: torch.Tensor) -> None:
-        """Fold in this step's statistics and do whatever the cadence asks at `step`."""
+    def record(self, trainer: Trainer, step: int, stats: torch.Tensor, noise: torch.Tensor,
+               evaluated: list[dict[str, Any]] | None = None) -> None:
+        """Fold in this step's statistics and do whatever the cadence asks at `step` (`log`, then
+        `finish_step`). `evaluated`: this step's metric rows when the caller evaluated the run with
+        others of its group (`drive`)."""
+        self.log(trainer, step, stats)
+        self.finish_step(trainer, step, noise, evaluated)
+
+    def evaluation_due(self, step: int) -> bool:
+        cfg = self.cfg
+        return self.evaluator is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps)
+
+    def log(self, trainer: Trainer, step: int, stats: torch.Tensor) -> None:
+        """Fold in this step's statistics; at a log step write their means (raises Diverged on a
+        non-finite one)."""
         cfg, rd = self.cfg, self.run_dir
         self.acc += stats
         self.count += 1
@@ -98,8 +111,15 @@ class Recorder:
                 raise Diverged(f"non-finite {', '.join(bad)} in steps {step - cfg.log_every + 1}–{step}")
             if self.progress:
                 self.progress(step, cfg.steps, row)
-        if self.evaluator and ((cfg.eval_every and step % cfg.eval_every == 0) or last):
-            rows = self.evaluator(trainer.generator(self.k), step, self._evaluation_progress(step))
+
+    def finish_step(self, trainer: Trainer, step: int, noise: torch.Tensor,
+                    evaluated: list[dict[str, Any]] | None = None) -> None:
+        """The evaluation, sample grid and checkpoint the cadence asks for at `step`."""
+        cfg, rd = self.cfg, self.run_dir
+        last = step == cfg.steps
+        if self.evaluation_due(step):
+            rows = evaluated if evaluated is not None else \
+                self.evaluator(trainer.generator(self.k), step, self._evaluation_progress(step))
             self.status.phase = None
             rd.append_metrics(rows)
             self.status.metrics = {"step": step, **summarize(rows)}
@@ -152,21 +172,40 @@ def drive(trainer: Trainer, recorders: Sequence[Recorder]) -> None:
         r.tick = time.perf_counter()
     for step in range(starts.pop() + 1, max(r.cfg.steps for r in recorders) + 1):
         stats = trainer.step(step)
+        logged = []
         for r in recorders:
             if not r.active:
                 continue
             try:
-                r.record(trainer, step, stats[r.k], noises[r.k])
+                r.log(trainer, step, stats[r.k])
+                logged.append(r)
             except Diverged as err:
                 r.status.diverge(str(err))
                 r.active = False
                 trainer.stop(r.k)
-                continue
+        evaluated = _evaluate_due(trainer, logged, step)
+        for r in logged:
+            r.finish_step(trainer, step, noises[r.k], evaluated.get(r.k))
             if step == r.cfg.steps:
                 r.active = False
                 trainer.stop(r.k)
         if not any(r.active for r in recorders):
             break
+
+
+def _evaluate_due(trainer: Trainer, recorders: Sequence[Recorder], step: int) -> dict[int, list[dict[str, Any]]]:
+    """Rows of the runs due for evaluation at `step` whose settings agree with another's, evaluated
+    together (one extractor pass per draw); a run alone is left to its own evaluator."""
+    by_key: dict[Any, list[Recorder]] = {}
+    for r in recorders:
+        if r.evaluation_due(step):
+            by_key.setdefault(r.evaluator.together_key(step), []).append(r)
+    rows: dict[int, list[dict[str, Any]]] = {}
+    for group in (g for g in by_key.values() if len(g) > 1):
+        evaluated = evaluate_together([r.evaluator for r in group], [trainer.generator(r.k) for r in group], step,
+                                      [r._evaluation_progress(step) for r in group])
+        rows.update({r.k: run_rows for r, run_rows in zip(group, evaluated)})
+    return rows
 
 
 def _threads_for(cfg: TrainConfig, device: torch.device, run_dir: RunDir) -> int:
