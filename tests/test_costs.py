@@ -134,3 +134,21 @@ def test_status_puts_the_plan_beside_the_measured_time(tmp_path):
     as_json = runner.invoke(app, ["status", str(suite), "--results-root", str(tmp_path / "r"), "--json"])
     compared = json.loads(as_json.stdout)["planned_vs_measured"]["a"]  # what the table shows, read by name
     assert compared["finished"] == 1 and compared["planned_s"] > 0 and compared["actual_s"] > 0
+
+
+def test_the_disk_plan_prints_is_what_a_run_leaves(tmp_path):
+    """`plan`'s disk figure against a real run: its checkpoint to within 2 %, the whole run directory
+    under the estimate (grids are counted as raw RGB, PNG is smaller) and above half of it."""
+    from ganbench.execution.costs import evaluations_per_run
+    from ganbench.execution.disk import checkpoint_bytes, run_disk
+    from ganbench.training.loop import train
+
+    cfg = tiny(steps=6, data_limit=256, checkpoint_every=3, sample_every=3, metrics="fid_fmnist", eval_every=3,
+               eval_samples=64, eval_reference_samples=64, eval_draws=1)
+    train(cfg, tmp_path / "run")
+    on_disk = (tmp_path / "run" / "checkpoint.pt").stat().st_size
+    assert checkpoint_bytes(cfg) == pytest.approx(on_disk, rel=0.02)
+    estimate = run_disk(cfg, evaluations_per_run(cfg))
+    everything = sum(p.stat().st_size for p in (tmp_path / "run").rglob("*") if p.is_file())
+    assert 0.5 * estimate["kept"] < everything <= estimate["kept"] * 1.05
+    assert estimate["written"] > estimate["kept"]  # two checkpoint writes (steps 3 and 6)

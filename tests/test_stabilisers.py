@@ -64,12 +64,14 @@ def test_modern_preset_is_dcgan_plus_the_three_stabilisers():
 
 def test_new_knobs_keep_old_run_ids_and_declare_fusion():
     """Off by default (existing run ids unchanged); a run using a stabiliser the fused trainer
-    lacks trains alone; soft fake labels only change numbers and still fuse."""
+    lacks trains alone; soft fake labels only change numbers and still fuse; G's dropout fuses
+    (each run's masks from its own stream) in a group of its own structure."""
     assert trains_alone(TrainConfig()) == ()
     for name in ("spectral_norm", "hinge_loss", "wgan_gp", "r1_penalty", "g_ema", "instance_noise", "diffaugment",
-                 "minibatch_std", "replay_buffer", "g_dropout", "ls_loss"):
+                 "minibatch_std", "replay_buffer", "ls_loss"):
         assert fusion_key(compose([name])) is None, name
     assert fusion_key(compose(["soft_fake_labels"])) == fusion_key(TrainConfig())
+    assert fusion_key(compose(["g_dropout"])) not in (None, fusion_key(TrainConfig()))
 
 
 def test_losses_follow_their_papers():

@@ -12,6 +12,7 @@ from ganbench.config import TrainConfig
 from ganbench.errors import ConfigError
 from ganbench.data.datasets import DataNotFoundError
 from ganbench.rundir import RunDirError
+from ganbench.execution.disk import format_bytes
 from ganbench.cli.common import (data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SuiteArg, app,
                                  arm_labels, console, err_console, fail, load_selection, print_json)
 from ganbench.cli.tables import describe_phase, fmt_seconds, print_arm_legend, run_table
@@ -78,6 +79,12 @@ def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool) -> None:
     print_arm_legend(labels)
     for line in _power_lines(plan.power):
         console.print(line, highlight=False)
+    if plan.disk and plan.disk["runs"]:
+        disk = plan.disk
+        console.print(f"disk: ≈ {format_bytes(disk['kept_bytes'])} kept by its {disk['runs']} runs (one checkpoint "
+                      f"each, ≤ {format_bytes(disk['largest_checkpoint_bytes'])}, overwritten at every checkpoint step; "
+                      f"sample grids; logs), ≈ {format_bytes(disk['written_bytes'])} written over the sweep",
+                      highlight=False)
     todo = [r for r in rows if r["estimate_s"] is not None]
     if todo:
         jobs = len({r["group"] for r in todo})

@@ -57,6 +57,7 @@ class SuitePlan:
     cost: dict[str, Any] | None  # the total and its parts; None when nothing is left to train
     power: list[dict[str, Any]]  # per verdict metric: seeds, family, pilot SD, minimum detectable change, seeds for --target
     warnings: list[str]  # what evaluating here will cost (Inception on a CPU), said before the table
+    disk: dict[str, Any] | None = None  # the selected runs' disk: kept at the end, written over the sweep (`disk.py`)
 
     def as_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "warnings"}
@@ -85,7 +86,20 @@ def plan_suite(suite: Suite, selection: Any, devices: list[str], workers: int | 
     if estimate:
         warnings += equal_flops_warnings(suite)
     return SuitePlan(suite.name, str(suite.path), design_lines(suite), devices[0], n_workers, max_fused, rows, cost,
-                     power, warnings)
+                     power, warnings, selected_disk(suite, selection))
+
+
+def selected_disk(suite: Suite, selection: Any) -> dict[str, Any]:
+    """`disk.suite_disk` of the selected runs (one per run id)."""
+    from ganbench.execution.costs import evaluations_per_run
+    from ganbench.execution.disk import suite_disk
+    from ganbench.execution.sweep import select_runs
+    from ganbench.metrics.registry import METRICS, parse_metrics
+
+    cfgs = list({r.run_id: r.config for r in select_runs(suite, selection)}.values())
+    rows = [evaluations_per_run(c) * sum(len(METRICS[n].higher_is_better) for n in parse_metrics(c.metrics, c.dataset))
+            for c in cfgs]
+    return suite_disk(cfgs, rows)
 
 
 def equal_flops_warnings(suite: Suite) -> list[str]:
