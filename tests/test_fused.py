@@ -78,7 +78,9 @@ def test_fused_group_matches_the_same_runs_trained_alone(tmp_path, arms):
             rundir.read_json(tmp_path / f"alone{i}" / "config.json")["run_id"]
 
 
-@pytest.mark.parametrize("arms", [ARMS, DROPOUT_ARMS], ids=["numbers", "dropout"])
+# The dropout group's resume is the same code path (its streams are in every checkpoint, and the
+# checkpoint test below moves them between trainers): slow set, to keep the default run short.
+@pytest.mark.parametrize("arms", [ARMS, pytest.param(DROPOUT_ARMS, marks=pytest.mark.slow)], ids=["numbers", "dropout"])
 def test_killed_group_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path, arms):
     cfgs = [dcgan(checkpoint_every=8, **arm) for arm in arms[:3]]
     train_group([RunSpec(c, tmp_path / f"whole{i}") for i, c in enumerate(cfgs)])
