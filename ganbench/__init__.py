@@ -7,17 +7,23 @@ load on first use.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ganbench.config import TrainConfig
 from ganbench.errors import ConfigError
 from ganbench.hacks import HACKS, PRESETS, Hack, compose, register_hack, resolve
 
+try:
+    __version__ = version("ganbench")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
 _LAZY = {"Discriminator": "ganbench.models", "Generator": "ganbench.models", "build_models": "ganbench.models",
          "train": "ganbench.training.loop"}
 
 __all__ = [
-    "ConfigError", "TrainConfig", "HACKS", "PRESETS", "Hack", "compose", "register_hack", "resolve",
+    "__version__", "ConfigError", "TrainConfig", "HACKS", "PRESETS", "Hack", "compose", "register_hack", "resolve",
     "Discriminator", "Generator", "build_models", "train",
 ]
 

@@ -172,8 +172,13 @@ for _hack in (
     Hack("d_dropout", "Dropout (p = 0.3) after each hidden layer of the discriminator.",
          f"{SEED_001}, Chollet's tip 2 (dropout in D; ganhacks' tip 17 puts it in G: see g_dropout)",
          {"d_dropout": 0.3}, ("regularisation",)),
-    Hack("ttur", "Two learning rates: D 1e-4, G 3e-4 (the colour-DCGAN seed's setting).",
-         f"{HEUSEL}; {SEED_000}, D_LR = 0.0001, G_LR = 0.0003", {"lr_d": 1e-4, "lr_g": 3e-4}, ("optimiser",)),
+    # TTUR as most people know it (SAGAN's setting: D learns 4× faster). Seed 000 sets the rates the
+    # other way round; that recipe keeps its own name (same knobs, so its run ids did not change).
+    Hack("ttur", "Two time-scale update rule: D 4e-4, G 1e-4 (D learns faster).",
+         f"{HEUSEL}; Zhang et al. 2019, 'Self-Attention GANs' (arXiv:1805.08318), §5: lr_D = 0.0004, lr_G = 0.0001",
+         {"lr_d": 4e-4, "lr_g": 1e-4}, ("optimiser",)),
+    Hack("ttur_seed000", "Two learning rates the colour-DCGAN seed's way: D 1e-4, G 3e-4 (G learns faster).",
+         f"{SEED_000}, D_LR = 0.0001, G_LR = 0.0003", {"lr_d": 1e-4, "lr_g": 3e-4}, ("optimiser",)),
     Hack("nonsaturating_loss", "G maximises log D(G(z)) instead of minimising log(1 − D(G(z))).",
          f"{GOODFELLOW}, §3; {GANHACKS}, tip 2", {"g_loss": "nonsaturating"}, ("loss",)),
     Hack("no_fc_hidden", "No hidden fully connected layers: z is projected straight to the first conv "

@@ -4,9 +4,12 @@ module that registers hacks, metrics or datasets when imported (`register_hack(H
 Plugins come from, in this order:
 - installed packages, through the entry-point group `ganbench.plugins`
   (`[project.entry-points."ganbench.plugins"] mine = "my_package.ganbench_hacks"`);
-- `$GANBENCH_PLUGINS`: module names separated by commas (a module on the Python path);
-- `ganbench -p MODULE` (repeatable), which also adds MODULE to `$GANBENCH_PLUGINS`, so every
-  process the command starts (local workers, Ray tasks, SLURM jobs) loads the same plugins.
+- `$GANBENCH_PLUGINS`: modules separated by commas, each a module name on the Python path or a
+  `.py` file (`myhacks.py`, `~/gan/myhacks.py`; a bare name that is not importable but names a
+  file `NAME.py` in the working directory is that file);
+- `ganbench -p MODULE` (repeatable), which also adds MODULE (a file: its absolute path) to
+  `$GANBENCH_PLUGINS`, so every process the command starts loads the same plugins; a suite's jobs
+  carry the list to local workers, Ray tasks and SLURM tasks (`execution.jobs.Job.plugins`).
 
 A suite never names code to import: suites are data (a knob-only hack can be declared in the
 suite itself, under `define:`).
@@ -15,8 +18,11 @@ suite itself, under `define:`).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Sequence
 
 from ganbench.errors import ConfigError
@@ -37,25 +43,44 @@ def env_plugins() -> list[str]:
 
 def load_plugins(modules: Sequence[str] = ()) -> dict[str, str]:
     """Import every plugin not imported yet (entry points, $GANBENCH_PLUGINS, then `modules`);
-    returns {module: origin} of all plugins loaded in this process."""
+    returns {module or file: origin} of all plugins loaded in this process."""
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         _import(entry.value.split(":")[0], f"entry point '{entry.name}' of {entry.dist.name if entry.dist else '?'}")
-    for name in env_plugins():
-        _import(name, f"${ENV}")
-    for name in modules:
-        _import(name, "--plugin")
+    named = [_import(name, f"${ENV}") for name in env_plugins()]
+    named += [_import(name, "--plugin") for name in modules]
     if modules:  # child processes (workers, Ray tasks, SLURM jobs) inherit the environment
-        os.environ[ENV] = ",".join(dict.fromkeys(env_plugins() + list(modules)))
+        os.environ[ENV] = ",".join(dict.fromkeys(named))
     return dict(_loaded)
 
 
-def _import(name: str, origin: str) -> None:
-    if name in _loaded:
-        return
+def _import(name: str, origin: str) -> str:
+    """Import plugin `name` (a module name or a .py file) once; returns the form children can load
+    (a file's absolute path)."""
+    file = _as_file(name)
+    key = str(file) if file else name
+    if key in _loaded:
+        return key
     try:
-        importlib.import_module(name)
+        if file:
+            spec = importlib.util.spec_from_file_location(f"ganbench_plugin_{file.stem}", file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(name)
     except Exception as err:  # noqa: BLE001 - any failure of a plugin's import is the plugin's, said so
         raise PluginError(f"plugin '{name}' (from {origin}) could not be imported: {type(err).__name__}: {err}. "
-                          "Expected a module on the Python path that registers hacks, metrics or datasets "
-                          "when imported") from None
-    _loaded[name] = origin
+                          "Expected a module on the Python path or a .py file that registers hacks, metrics or "
+                          "datasets when imported") from None
+    _loaded[key] = origin
+    return key
+
+
+def _as_file(name: str) -> Path | None:
+    """`name` as a plugin file: a path ending in .py, or a bare name that is no importable module but
+    names NAME.py in the working directory."""
+    if name.endswith(".py"):
+        return Path(name).expanduser().resolve()
+    if name.isidentifier() and importlib.util.find_spec(name) is None and Path(f"{name}.py").is_file():
+        return Path(f"{name}.py").resolve()
+    return None

@@ -1,7 +1,7 @@
 """All runs of a suite → one tidy pandas DataFrame.
 
 One row per (arm, run, step, metric value), with the run's arm, seed, status and error,
-one boolean column per registered hack (`hack_<name>`), every knob (`knob_<name>`) and
+one boolean column per hack its runs use (`hack_<name>`), every knob (`knob_<name>`) and
 the metric's provenance columns. A run that failed or diverged before any evaluation is
 one row with its status and an empty metric, never silently dropped. An evaluation of
 several latent draws (`eval_draws`) is one row: `value` is the mean of the draws, `draws`
@@ -61,6 +61,10 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     suite_dir = SuiteDir(results_dir)
     manifest = load_manifest(results_dir)
     rows: list[dict[str, Any]] = []
+    # One column per hack the suite's runs use (registered order, then any no plugin here registers):
+    # the table must not change with the plugins a process happens to load.
+    used = {name for entry in manifest["runs"] for name in entry["hacks"]}
+    hack_columns = [name for name in HACKS if name in used] + sorted(used - set(HACKS))
     for entry in manifest["runs"]:
         run_dir, status, config, problem = _run_files(suite_dir, entry["run_id"])
         if problem:
@@ -69,7 +73,7 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
                "run_id": entry["run_id"], "status": status.get("status", "pending"), "error": status.get("error"),
                "wall_s": status.get("wall_s"),
                **{k: (status.get("compute") or {}).get(k) for k in ("flops_per_step", "params_g", "params_d")},
-               **{f"hack_{name}": name in entry["hacks"] for name in HACKS},
+               **{f"hack_{name}": name in entry["hacks"] for name in hack_columns},
                **{f"knob_{k}": v for k, v in config.items()}}
         metrics = [r for r in (rundir.read_jsonl(run_dir / "metrics.jsonl") if run_dir else [])
                    if r.get("source") != "ganbench eval"]

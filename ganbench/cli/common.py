@@ -24,6 +24,33 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import torch_fidelity
+
+        from ganbench import __version__
+
+        print(f"ganbench {__version__} (torch-fidelity {torch_fidelity.__version__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    plugin: Annotated[list[str], typer.Option(
+        "--plugin", "-p", metavar="MODULE",
+        help="Import MODULE first (repeatable): a module on the Python path that registers your hacks, metrics or "
+             "datasets. Also read from $GANBENCH_PLUGINS (comma-separated) and from installed packages' "
+             "'ganbench.plugins' entry points; workers, Ray and SLURM tasks load the same.")] = [],
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print ganbench's version and exit.")] = False,
+) -> None:
+    """Measure which GAN training hacks matter: toggle hacks, train DCGANs, compare them with numbers."""
+    from ganbench.plugins import load_plugins
+
+    with exit_on_error():
+        load_plugins(plugin)
+
+
 def fail(message: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # messages hold [brackets]
     raise typer.Exit(code)
@@ -70,6 +97,9 @@ def print_json(value: Any) -> None:
 
 SuiteArg = Annotated[Path, typer.Argument(help="A suite YAML file, e.g. suites/quick.yaml.")]
 OnlyOpt = Annotated[Optional[list[str]], typer.Option("--only", help="Only this arm (repeatable).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", metavar="KNOB=VALUE", help="Override a knob in every run of the suite (repeatable; wins over the suite's "
+    "base, hacks and arms' `set`). Other knobs make other runs: they train beside the suite's own.")]
 SeedsOpt = Annotated[Optional[str], typer.Option(help="Only these seeds, comma-separated (e.g. 0,1).")]
 ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs go to ROOT/<suite name>/.")]
 
@@ -86,16 +116,20 @@ def seed_list(seeds: str | None) -> tuple[int, ...]:
 
 
 def load_selection(suite_file: Path, results_root: Path, only: list[str] | None, seeds: str | None,
-                   device: str = "cpu", record_budget: bool = False) -> tuple[Any, Any, list[str]]:
-    """(suite, selection, devices) from the CLI's words, or a clear error and exit code 2. Writes
-    nothing unless `record_budget` (see `load_planned_suite`)."""
+                   device: str = "cpu", record_budget: bool = False,
+                   assignments: list[str] | None = None) -> tuple[Any, Any, list[str]]:
+    """(suite, selection, devices) from the CLI's words (`assignments`: --set knob=value, over every
+    arm), or a clear error and exit code 2. Writes nothing unless `record_budget` (see
+    `load_planned_suite`)."""
+    from ganbench.config import parse_assignments
     from ganbench.execution.plan import load_planned_suite
     from ganbench.devices import expand
     from ganbench.execution.sweep import Selection, select_runs
 
     chosen_seeds = seed_list(seeds)
     with exit_on_error(ValueError, RunDirError):  # SuiteError, ConfigError and CorruptFile are ValueErrors
-        suite = load_planned_suite(suite_file, results_root, record=record_budget)
+        suite = load_planned_suite(suite_file, results_root, record=record_budget,
+                                   overrides=parse_assignments(assignments or ()))
         by_label = {label: arm for arm, label in arm_labels(suite.arms).items()}
         selection = Selection(tuple(by_label.get(name, name) for name in only or ()), chosen_seeds)
         select_runs(suite, selection)

@@ -13,7 +13,7 @@ from ganbench.errors import ConfigError
 from ganbench.data.datasets import DataNotFoundError
 from ganbench.rundir import RunDirError
 from ganbench.execution.disk import format_bytes
-from ganbench.cli.common import (data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SuiteArg, app,
+from ganbench.cli.common import (data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg, app,
                                  arm_labels, console, err_console, fail, load_selection, print_json)
 from ganbench.cli.tables import describe_phase, fmt_seconds, print_arm_legend, run_table
 
@@ -41,6 +41,7 @@ def plan_command(
                                                   "the seeds per arm it needs at 80 % power (default: 10% for "
                                                   "FID and IS).")] = None,
     as_json: JsonOpt = False,
+    set_: SetOpt = None,
 ) -> None:
     """Show the arms × seeds of a suite with run ids, which are done, the jobs (fused groups)
     that would train the rest, the design's aliases and what it will cost here: training steps
@@ -48,7 +49,8 @@ def plan_command(
     unless --save (`ganbench run` records its own estimate when none was saved)."""
     from ganbench.execution.plan import plan_suite
 
-    suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, record_budget=save)
+    suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, record_budget=save,
+                                               assignments=set_)
     try:
         plan = plan_suite(suite, selection, devices, workers, estimate, max_fused, data_root_str(data_root), save,
                           pilot, target)
@@ -62,6 +64,9 @@ def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool) -> None:
     out.print(f"[bold]{suite.name}[/] ({suite.path}): {suite.description}", highlight=False)
     for line in plan.design:
         out.print(line, highlight=False)
+    if suite.overrides:  # the CLI's --set: other configs, so other run ids than the suite's own
+        out.print("--set over every arm: " + ", ".join(f"{k}={v!r}" for k, v in suite.overrides.items()),
+                  highlight=False)
     for warning in plan.warnings:
         out.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if as_json:

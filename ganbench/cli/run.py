@@ -11,7 +11,7 @@ from rich.markup import escape
 from ganbench.data.datasets import DataNotFoundError
 from ganbench.errors import ConfigError
 from ganbench.rundir import RunDirError
-from ganbench.cli.common import (ExecutorKind, OnlyOpt, ResultsOpt, SeedsOpt, SuiteArg, TensorBoardOpt, app, console,
+from ganbench.cli.common import (ExecutorKind, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg, TensorBoardOpt, app, console,
                                  data_root_str, exit_on_error, fail, load_selection, sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
 from ganbench.cli.progress import SweepProgress
@@ -53,6 +53,7 @@ def run_command(
     slurm_cluster: Annotated[str, typer.Option(help="SLURM: slurm (sbatch), or local (submitit's local executor: "
                                                "the same code as subprocesses here, for trying it out).")] = "slurm",
     tensorboard: TensorBoardOpt = False,
+    set_: SetOpt = None,
 ) -> None:
     """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep.
 
@@ -68,7 +69,8 @@ def run_command(
         slurm_parallelism=slurm_parallelism, slurm_cluster=slurm_cluster)
     with exit_on_error():
         options.check()
-    suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, record_budget=not dry_run)
+    suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, record_budget=not dry_run,
+                                               assignments=set_)
     todo = _announce(suite, selection, options, devices, dry_run)
     if dry_run:
         return

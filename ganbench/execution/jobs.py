@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ganbench.config import fusion_key
+from ganbench.plugins import env_plugins
 from ganbench.study.suite import Run
 
 @dataclass
@@ -41,6 +42,9 @@ class Placement:
 @dataclass(frozen=True)
 class Job:
     runs: tuple[tuple[Run, str], ...]  # (run, its run directory)
+    # Plugin modules the driver loaded ($GANBENCH_PLUGINS, -p): every process that runs the job (local
+    # worker, Ray task, SLURM task) imports them first. Entry-point plugins load wherever installed.
+    plugins: tuple[str, ...] = field(default_factory=lambda: tuple(env_plugins()))
     trainer: str = field(init=False)  # 'single' (one run) or 'fused' (several, one stacked network)
     run_ids: tuple[str, ...] = field(init=False)
 

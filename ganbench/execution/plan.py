@@ -21,9 +21,10 @@ from ganbench.study.suite import Suite, SuiteError, load_suite, suite_results_di
 from ganbench.suitedir import SuiteDir
 
 
-def load_planned_suite(path: str | Path, results_root: str | Path = "results", record: bool = False) -> Suite:
-    """`load_suite` with its budget planned. Writes nothing unless `record` (`ganbench run`,
-    `plan --save`): then a seconds budget timed now is kept in budget.json."""
+def load_planned_suite(path: str | Path, results_root: str | Path = "results", record: bool = False,
+                       overrides: dict[str, Any] | None = None) -> Suite:
+    """`load_suite` with its budget planned (and the CLI's `--set` `overrides`). Writes nothing unless
+    `record` (`ganbench run`, `plan --save`): then a seconds budget timed now is kept in budget.json."""
     results_dir, kind = suite_results_dir(path, results_root)
     planners: list[StepPlanner] = []
 
@@ -36,7 +37,7 @@ def load_planned_suite(path: str | Path, results_root: str | Path = "results", r
 
     timed = record and kind == "seconds"
     with SuiteDir(results_dir).locked("budget") if timed else contextlib.nullcontext():
-        suite = load_suite(path, results_root, planner=planner)
+        suite = load_suite(path, results_root, planner=planner, overrides=overrides)
         if timed:
             for step_planner in planners:
                 step_planner.save()

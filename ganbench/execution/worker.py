@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ganbench.execution.jobs import Job, Placement
+from ganbench.plugins import load_plugins
 from ganbench.rundir import RunDirError, RunLocked
 from ganbench.study.suite import Run
 
@@ -75,6 +76,7 @@ def group_outcomes(job: Job, placement: Placement, data_root: str | None,
 def run_job(job: Job, placement: Placement, data_root: str | None,
             report: Callable[[str, str, dict[str, Any] | None], None]) -> None:
     """Train the job's runs; `report(event, run_id, outcome)` with event 'start' or 'end'."""
+    load_plugins(job.plugins)  # the driver's plugins: their metrics and datasets exist here too
     if job.trainer == "fused":
         for run_id in job.run_ids:
             report("start", run_id, None)

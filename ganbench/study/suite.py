@@ -33,18 +33,19 @@ import yaml
 from ganbench.config import TrainConfig, run_id
 from ganbench.errors import ConfigError, did_you_mean
 from ganbench.study.budget import Budget, parse_budget
+from ganbench.study.defined import DefineError, define_hacks
 from ganbench.study.design import DESIGNS, NEEDS_STUDIED, Design
 from ganbench.hacks import HACKS, dataset_defaults, preset_hacks, resolve_layers
 from ganbench.suitedir import SuiteDir, arm_name_problem
 
-SUITE_KEYS = ("name", "description", "dataset", "preset", "base", "hacks", "design", "designs", "arms", "seeds",
-              "steps", "budget", "evaluation", "analysis", "results")
+SUITE_KEYS = ("name", "description", "define", "dataset", "preset", "base", "hacks", "design", "designs", "arms",
+              "reference", "seeds", "steps", "budget", "evaluation", "analysis", "results")
 ANALYSIS_KEYS = ("primary", "verdicts")
 EVAL_KEYS = {"every": "eval_every", "samples": "eval_samples", "reference_samples": "eval_reference_samples",
              "split": "eval_split", "metrics": "metrics", "protocol": "eval_protocol"}
 ARM_KEYS = ("hacks", "set")
 DESIGN_KEYS = ("type", "resolution", "reference")
-PART_KEYS = ("type", "resolution", "reference", "preset", "hacks")
+PART_KEYS = ("type", "resolution", "reference", "preset", "hacks", "arms")
 
 
 class SuiteError(ConfigError):
@@ -72,6 +73,7 @@ class Suite:
     runs: tuple[Run, ...]  # arms × seeds; one arm's runs are adjacent
     budget: Budget = Budget("steps", 0)
     analysis: dict[str, Any] = dataclasses.field(default_factory=dict)  # primary metric, verdict metrics
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # the CLI's --set, over every arm's `set`
 
     @property
     def arms(self) -> list[str]:
@@ -158,13 +160,20 @@ def suite_results_dir(path: str | Path, results_root: str | Path = "results") ->
     return _results_dir(path, data, results_root, _name(path, data)), _budget(path, data).kind
 
 
-def load_suite(path: str | Path, results_root: str | Path = "results", planner: Planner | None = None) -> Suite:
+def load_suite(path: str | Path, results_root: str | Path = "results", planner: Planner | None = None,
+               overrides: Mapping[str, Any] | None = None) -> Suite:
     """Read, check and expand a suite file. Pure: it writes nothing and imports no torch. A FLOPs or
     seconds budget needs `planner` (its steps per arm): `ganbench.execution.plan.load_planned_suite`
-    supplies one that counts, times and records them."""
+    supplies one that counts, times and records them. `overrides`: the CLI's `--set` (parsed knobs),
+    applied over every arm's `set` (the top of the precedence); not `seed` (the suite's seeds are its
+    list: use --seeds)."""
     path = Path(path)
     data = _read(path)
     name = _name(path, data)
+    try:  # first: every hack list below may name them
+        define_hacks(data.get("define"))
+    except DefineError as err:
+        raise _fail(path, err.where, str(err)) from None
     budget = _budget(path, data)
     base = _base_knobs(path, data, budget)
     designs = _designs(path, data)
@@ -176,26 +185,30 @@ def load_suite(path: str | Path, results_root: str | Path = "results", planner: 
             raise SuiteError(f"{path}: budget: a {budget.kind} budget is planned into steps by "
                              "ganbench.execution.plan.load_planned_suite (the CLI does this)")
         steps_for = planner(budget, SuiteDir(results_dir))
-    runs = _expand(path, designs, seeds, base, steps_for)
+    overrides = dict(overrides or {})
+    if "seed" in overrides:
+        raise SuiteError(f"{path}: --set seed=…: a suite's seeds are its `seeds` list; choose among them with --seeds")
+    runs = _expand(path, designs, seeds, base, steps_for, overrides)
     suite = Suite(name, path, str(data.get("description", "")), designs, seeds, results_dir, tuple(runs),
-                  dataclasses.replace(budget, amount=budget.amount or runs[0].config.steps), _analysis(path, data))
+                  dataclasses.replace(budget, amount=budget.amount or runs[0].config.steps), _analysis(path, data),
+                  overrides)
     _check_analysis_measured(suite)
     return suite
 
 
 def _expand(path: Path, designs: tuple[Design, ...], seeds: tuple[int, ...], base: dict[str, Any],
-            steps_for: StepsFor | None) -> list[Run]:
+            steps_for: StepsFor | None, cli: dict[str, Any]) -> list[Run]:
     """arms × seeds → runs with resolved configs and run ids."""
     runs = []
     for design in designs:
         for arm in design.arms:
             for seed in seeds:
                 where = f"arm '{arm.name}', seed {seed}"
-                # defaults < the arm's preset hacks < base < its other hacks < its `set`
+                # defaults < the arm's preset hacks < base < its other hacks < its `set` < the CLI's --set
                 try:
                     cfg, _ = resolve_layers(arm.from_preset, arm.extra, base=base,
-                                            overrides={**arm.overrides, "seed": seed})
-                    if steps_for is not None:
+                                            overrides={**arm.overrides, **cli, "seed": seed})
+                    if steps_for is not None and "steps" not in cli:
                         cfg = cfg.replace(steps=steps_for(arm.name, cfg))
                 except ConfigError as err:
                     raise _fail(path, where, str(err)) from None
@@ -262,13 +275,17 @@ def _designs(path: Path, data: dict) -> tuple[Design, ...]:
             if problem or ":" in str(part_name):
                 raise _fail(path, where, (problem or "a part name cannot hold ':'").replace("arm name", "part name"))
             spec = _check_keys(path, where, spec, PART_KEYS)
-            design = _design(path, where, spec, data.get("preset", "vanilla"), data.get("hacks"), None)
+            design = _design(path, where, spec, data.get("preset", "vanilla"), data.get("hacks"), spec.get("arms"))
             arms = tuple(dataclasses.replace(a, name=f"{part_name}:{a.name}") for a in design.arms)
             reference = f"{part_name}:{design.reference_arm}" if design.reference_arm else None
             designs.append(dataclasses.replace(design, arms=arms, name=str(part_name), reference_arm=reference))
         return tuple(designs)
     spec = data.get("design", "arms" if "arms" in data else None)
     options = _check_keys(path, "design", spec, DESIGN_KEYS) if isinstance(spec, dict) else {"type": spec}
+    if "reference" in data:  # the explicit arms' reference, at the top (shorthand for design.reference)
+        if "reference" in options:
+            raise _fail(path, "reference", "given twice (also as design.reference); keep one")
+        options = {**options, "reference": data["reference"]}
     return (_design(path, "design", options, data.get("preset", "vanilla"), data.get("hacks"), data.get("arms")),)
 
 
@@ -350,7 +367,7 @@ def _explicit_arms(path: Path, arms_raw: Any, reference: Any) -> dict[str, tuple
             raise _fail(path, f"arms.{arm_name}", problem)
         arms[str(arm_name)] = (hacks, overrides)
     if reference is not None and reference not in arms:
-        raise _fail(path, "design.reference", f"no arm named '{reference}'{did_you_mean(str(reference), arms)}")
+        raise _fail(path, "reference", f"no arm named '{reference}'{did_you_mean(str(reference), arms)}")
     return arms
 
 

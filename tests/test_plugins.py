@@ -1,0 +1,169 @@
+"""A researcher's own hacks reach every command: plugins (-p, $GANBENCH_PLUGINS, entry points) loaded
+by the driver and by every worker; knob-only hacks declared in the suite (`define:`); explicit arms
+with a reference; `--set` over a suite; TTUR as its citation means; `--version`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ganbench import rundir
+
+PLUGIN = '''
+import os
+from ganbench import Hack, register_hack
+register_hack(Hack("ttur_sagan_plugin", "D 4e-4, G 1e-4", "Zhang et al. 2019 (SAGAN), section 5",
+                   {"lr_d": 4e-4, "lr_g": 1e-4}))
+if os.environ.get("PLUGIN_MARKER"):  # which processes imported this plugin
+    with open(os.environ["PLUGIN_MARKER"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+'''
+
+SUITE = """
+name: own
+dataset: fake
+preset: dcgan
+arms: {base: {}, sagan: {hacks: [ttur_sagan_plugin]}}
+reference: base
+seeds: 2
+steps: 4
+base: {batch_size: 8, log_every: 2, sample_every: 0, checkpoint_every: 0}
+evaluation: {every: 4, samples: 64, reference_samples: 64, metrics: fid_fmnist}
+"""
+
+
+def ganbench(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ganbench.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600)
+
+
+@pytest.fixture()
+def project(tmp_path):
+    (tmp_path / "myhacks.py").write_text(PLUGIN)
+    (tmp_path / "own.yaml").write_text(textwrap.dedent(SUITE))
+    return tmp_path
+
+
+def test_a_plugin_hack_trains_in_the_workers_and_every_suite_command_sees_it(project):
+    marker = project / "imported.txt"
+    env = {"PLUGIN_MARKER": str(marker)}
+    unknown = ganbench("plan", "own.yaml", "--no-estimate", cwd=project, env=env)
+    assert unknown.returncode == 2 and "unknown hack 'ttur_sagan_plugin'" in unknown.stderr
+    run = ganbench("-p", "myhacks", "run", "own.yaml", "--device", "cpu", "--workers", "1", cwd=project, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    pids = set(marker.read_text().split())
+    assert len(pids) >= 2  # the driver and its worker process both imported it
+    for command in (["status", "own.yaml"], ["plan", "own.yaml", "--no-estimate"], ["report", "own.yaml", "--out", "rep"]):
+        result = ganbench(*command, cwd=project, env={**env, "GANBENCH_PLUGINS": str(project / "myhacks.py")})
+        assert result.returncode == 0, (command, result.stderr)
+    configs = [json.loads(p.read_text())["config"] for p in (project / "results" / "own" / "runs").glob("*/config.json")]
+    assert sorted((c.get("lr_d"), c.get("lr_g")) for c in configs) == [(0.0002, 0.0002)] * 2 + [(0.0004, 0.0001)] * 2
+    readme = (project / "rep" / "README.md").read_text()
+    assert "reference arm `base`" in readme and "`sagan` against `base`" in readme, readme[:2000]
+    assert "No arm could be compared" not in readme
+
+
+def test_plugins_from_an_installed_package_load_through_the_entry_point_group(tmp_path):
+    site = tmp_path / "site"
+    (site / "myplugin-1.0.dist-info").mkdir(parents=True)
+    (site / "myplugin-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: myplugin\nVersion: 1.0\n")
+    (site / "myplugin-1.0.dist-info" / "entry_points.txt").write_text("[ganbench.plugins]\nmine = myplugin_hacks\n")
+    (site / "myplugin_hacks.py").write_text(PLUGIN)
+    result = ganbench("hacks", "ttur_sagan_plugin", cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0 and "lr_d=0.0004" in result.stdout, result.stderr
+
+
+def test_a_plugin_that_cannot_be_imported_is_named_with_what_was_expected(tmp_path):
+    result = ganbench("-p", "no_such_plugin", "hacks", cwd=tmp_path)
+    assert result.returncode == 2 and "plugin 'no_such_plugin' (from --plugin)" in result.stderr
+    (tmp_path / "broken.py").write_text("raise RuntimeError('oops')\n")
+    result = ganbench("hacks", cwd=tmp_path, env={"GANBENCH_PLUGINS": "broken.py"})
+    assert result.returncode == 2 and "broken.py" in result.stderr and "RuntimeError: oops" in result.stderr
+
+
+def test_a_knob_only_hack_declared_in_the_suite_is_checked_like_a_registered_one(tmp_path):
+    from ganbench.hacks import HACKS
+    from ganbench.study.suite import SuiteError, load_suite
+
+    def suite(define: str, arms: str = "{base: {}, mine: {hacks: [suite_ttur]}}") -> Path:
+        path = tmp_path / "d.yaml"
+        path.write_text(f"name: d\ndataset: fake\npreset: dcgan\ndefine: {define}\narms: {arms}\nreference: base\n"
+                        "seeds: 1\nsteps: 2\nevaluation: {metrics: none}\n")
+        return path
+
+    try:
+        ok = load_suite(suite('{suite_ttur: {summary: "D 4e-4, G 1e-4", source: "SAGAN", sets: {lr_d: 4.0e-4, '
+                              'lr_g: 1.0e-4}}}'), tmp_path / "r")
+        assert {r.config.lr_d for r in ok.runs} == {2e-4, 4e-4} and ok.designs[0].reference_arm == "base"
+        load_suite(suite('{suite_ttur: {summary: "same knobs", source: "again", sets: {lr_d: 4.0e-4, lr_g: 1.0e-4}}}'),
+                   tmp_path / "r")  # the same knobs again: fine
+        cases = {'{suite_ttur: {summary: "x", source: "y", sets: {lr_d: 1.0e-3}}}': "already registered",
+                 '{other: {summary: "x", source: "y", sets: {lr_dd: 1.0e-3}}}': "did you mean 'lr_d'",
+                 '{other: {summary: "x", source: "", sets: {lr_d: 1.0e-3}}}': "needs a non-empty source",
+                 '{other: {summary: "x", source: "y", sets: {lr_d: 1.0e-3}, seeds: 3}}': "define.other.seeds"}
+        for define, message in cases.items():
+            with pytest.raises(SuiteError, match=message):
+                load_suite(suite(define, "{base: {}}"), tmp_path / "r")
+    finally:
+        for name in ("suite_ttur", "other"):
+            if name in HACKS:
+                HACKS.unregister(name)
+
+
+def test_explicit_arms_can_be_a_part_with_its_reference_and_set_overrides_every_arm(tmp_path):
+    from ganbench.study.suite import SuiteError, load_suite
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\ndataset: fake\npreset: dcgan\ndesigns:\n"
+                    "  mine: {type: arms, reference: base, arms: {base: {}, smooth: {hacks: [label_smoothing]}}}\n"
+                    "  loo: {type: leave_one_out, hacks: [leaky_relu]}\nseeds: 2\nsteps: 4\n"
+                    "evaluation: {metrics: none}\n")
+    suite = load_suite(path, tmp_path / "r", overrides={"steps": 6, "lr_g": 3e-4})
+    assert [d.reference_arm for d in suite.designs] == ["mine:base", "loo:all"]
+    assert {(r.config.steps, r.config.lr_g) for r in suite.runs} == {(6, 3e-4)}
+    assert {r.run_id for r in suite.runs}.isdisjoint(r.run_id for r in load_suite(path, tmp_path / "r").runs)
+    with pytest.raises(SuiteError, match="--seeds"):
+        load_suite(path, tmp_path / "r", overrides={"seed": 3})
+    path.write_text("name: q\ndataset: fake\narms: {a: {}, b: {}}\nreference: c\nevaluation: {metrics: none}\n")
+    with pytest.raises(SuiteError, match="reference: no arm named 'c'"):
+        load_suite(path, tmp_path / "r")
+
+
+def test_run_and_plan_take_set_and_record_it(tmp_path):
+    (tmp_path / "s.yaml").write_text("name: s\ndataset: fake\npreset: dcgan\narms: {a: {}}\nreference: a\nseeds: 1\n"
+                                     "steps: 4\nbase: {batch_size: 8, log_every: 2, sample_every: 0, "
+                                     "checkpoint_every: 0}\nevaluation: {metrics: none}\n")
+    plan = ganbench("plan", "s.yaml", "--no-estimate", "--set", "steps=2", cwd=tmp_path)
+    assert plan.returncode == 0 and "--set over every arm: steps=2" in plan.stdout and "0/2" in plan.stdout
+    bad = ganbench("run", "s.yaml", "--set", "stpes=2", cwd=tmp_path)
+    assert bad.returncode == 2 and "did you mean 'steps'" in bad.stderr
+    run = ganbench("run", "s.yaml", "--device", "cpu", "--workers", "1", "--set", "steps=2", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    manifest = rundir.read_json(tmp_path / "results" / "s" / "suite.json")
+    assert manifest["overrides"] == {"steps": 2}
+    (status,) = [rundir.read_json(p) for p in (tmp_path / "results" / "s" / "runs").glob("*/status.json")]
+    assert status["status"] == "completed" and status["step"] == 2
+
+
+def test_ttur_means_what_its_citation_means_and_the_seed_keeps_its_own():
+    from ganbench.hacks import HACKS
+
+    ttur, seed = HACKS["ttur"].sets, HACKS["ttur_seed000"].sets
+    assert (ttur["lr_d"], ttur["lr_g"]) == (4e-4, 1e-4) and "Heusel" in HACKS["ttur"].source
+    assert (seed["lr_d"], seed["lr_g"]) == (1e-4, 3e-4) and "000" in HACKS["ttur_seed000"].source
+    text = (Path(__file__).resolve().parents[1] / "suites" / "seeds" / "seed000_zalando_dcgan.yaml").read_text()
+    assert "ttur_seed000" in text
+
+
+def test_version():
+    import ganbench
+
+    result = subprocess.run([sys.executable, "-m", "ganbench.cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith(f"ganbench {ganbench.__version__}")
+    assert ganbench.__version__ != "0+unknown"
