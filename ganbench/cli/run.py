@@ -56,7 +56,6 @@ def run_command(
     set_: SetOpt = None,
 ) -> None:
     """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep.
-
     Executors: local worker processes; Ray tasks (--executor ray); a SLURM array job through
     submitit (--executor slurm: one task per run or fused group, --cpus-per-task / --gpus-per-task
     per task, requeued on preemption; `ganbench status` follows it from the run files)."""
