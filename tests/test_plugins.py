@@ -145,6 +145,8 @@ def test_run_and_plan_take_set_and_record_it(tmp_path):
     assert bad.returncode == 2 and "did you mean 'steps'" in bad.stderr
     run = ganbench("run", "s.yaml", "--device", "cpu", "--workers", "1", "--set", "steps=2", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
+    # stdout is a pipe here, as a log file: plain lines, one when the run starts and one when it ends
+    assert "started a seed 0 (" in run.stdout and "completed a seed 0 (" in run.stdout and "at step 2/2" in run.stdout
     manifest = rundir.read_json(tmp_path / "results" / "s" / "suite.json")
     assert manifest["overrides"] == {"steps": 2}
     (status,) = [rundir.read_json(p) for p in (tmp_path / "results" / "s" / "runs").glob("*/status.json")]
@@ -167,3 +169,23 @@ def test_version():
     result = subprocess.run([sys.executable, "-m", "ganbench.cli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith(f"ganbench {ganbench.__version__}")
     assert ganbench.__version__ != "0+unknown"
+
+
+def test_the_log_file_progress_summarises_runs_rate_and_eta():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from ganbench.cli.progress import PlainProgress
+
+    def state(rid, status, step):
+        return SimpleNamespace(run=SimpleNamespace(run_id=rid, arm="a", seed=int(rid[-1]),
+                                                   config=SimpleNamespace(steps=100)), status=status, step=step,
+                               error=None)
+
+    todo = [state("r0", "pending", 0), state("r1", "pending", 0)]
+    progress = PlainProgress(Console(file=open(os.devnull, "w")), todo, every_s=0)
+    clock = iter([10.0, 20.0, 20.0, 20.0])
+    progress.clock, progress.started_at = lambda: next(clock), 0.0
+    line = progress.summary([state("r0", "completed", 100), state("r1", "running", 50)])
+    assert line == "progress: 1/2 runs done, 0 failed, 1 running; 150/200 run-steps, 15.0 run-steps/s, ETA 0m03s"

@@ -14,7 +14,7 @@ from ganbench.rundir import RunDirError
 from ganbench.cli.common import (ExecutorKind, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg, TensorBoardOpt, app, console,
                                  data_root_str, exit_on_error, fail, load_selection, sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
-from ganbench.cli.progress import SweepProgress
+from ganbench.cli.progress import sweep_progress
 from ganbench.cli.results import export_tensorboard, with_tensorboard
 
 
@@ -105,7 +105,7 @@ def _sweep(suite: Any, selection: Any, todo: list[Any], options: Any, workers: i
 
     with exit_on_error(RayExecutorError, SlurmExecutorError):
         runner = make_executor(options, suite.results_dir)
-    with SweepProgress(console, todo) as progress:
+    with sweep_progress(console, todo) as progress:
         on_update = with_tensorboard(progress.update, suite.results_dir) if tensorboard else progress.update
         try:
             with (sigterm_as_interrupt(), exit_on_error(ConfigError, DataNotFoundError, RayExecutorError, RunDirError),
