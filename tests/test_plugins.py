@@ -189,3 +189,24 @@ def test_the_log_file_progress_summarises_runs_rate_and_eta():
     progress.clock, progress.started_at = lambda: next(clock), 0.0
     line = progress.summary([state("r0", "completed", 100), state("r1", "running", 50)])
     assert line == "progress: 1/2 runs done, 0 failed, 1 running; 150/200 run-steps, 15.0 run-steps/s, ETA 0m03s"
+
+
+def test_compare_prints_for_people_and_for_scripts(monkeypatch):
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / "results" / "quick" / "suite.json").exists():
+        pytest.skip("needs the committed quick study")
+    monkeypatch.chdir(repo)
+    runner = CliRunner()
+    arms = runner.invoke(app, ["compare", "--suite", "suites/quick.yaml", "--", "-label_smoothing", "all"],
+                         env={"COLUMNS": "200"})
+    assert arms.exit_code == 0 and "(reference)" in arms.output and "17.25 ± 0.115" in arms.output
+    as_json = runner.invoke(app, ["compare", "--suite", "suites/quick.yaml", "--json", "--", "-label_smoothing", "all"])
+    assert {row["arm"] for row in json.loads(as_json.output)} == {"all", "-label_smoothing"}
+    runs = runner.invoke(app, ["compare", "results/quick/runs/40bc010c5344", "results/quick/runs/6ac04defe225"],
+                         env={"COLUMNS": "200"})
+    assert runs.exit_code == 0 and "17.6 " in runs.output and "17.60" not in runs.output
+    assert not any(len(token) > 8 and token.replace(".", "").isdigit() for token in runs.output.split())

@@ -13,7 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from ganbench.rundir import RunDirError
-from ganbench.cli.common import ResultsOpt, app, console, err_console, fail, load_selection
+from ganbench.cli.common import ResultsOpt, app, console, err_console, fail, load_selection, print_json
+from ganbench.cli.tables import arm_comparison_table, run_comparison_table
 
 
 TENSORBOARD_EVERY_S = 30.0  # while training, event files are rewritten at most this often
@@ -167,28 +168,26 @@ def compare_command(
     suite_file: Annotated[Optional[Path], typer.Option("--suite", help="Compare arms of this suite.")] = None,
     metric: Annotated[str, typer.Option(help="Metric for arm comparisons.")] = "fid_fmnist",
     results_root: ResultsOpt = Path("results"),
+    as_json: Annotated[bool, typer.Option("--json", help="The comparison as JSON (for scripts).")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Arms: the full comparison table as CSV (for scripts).")] = False,
 ) -> None:
-    """Two runs side by side (differing knobs, final metrics) or two arms over seeds (difference with CI)."""
+    """Two runs side by side (differing knobs, final metrics) or two arms over seeds (difference with CI).
+    Arm names that start with '-' (leave-one-out arms) follow a `--`: `compare --suite S -- -kernel_4 all`."""
     from ganbench.analysis.compare import compare_arms, compare_runs
 
     try:
         if suite_file is None:
             result = compare_runs(Path(a), Path(b))
-            table = Table(title=f"{a} vs {b}")
-            for column in ("", a, b):
-                table.add_column(column, overflow="fold")
-            for knob, (va, vb) in result["knobs"].items():
-                table.add_row(f"knob {knob}", repr(va), repr(vb))
-            table.add_row("hacks only here", ", ".join(result["hacks_only_in"][0]) or "-",
-                          ", ".join(result["hacks_only_in"][1]) or "-")
-            fa, fb = result["final"]
-            for key in dict.fromkeys([*fa, *fb]):
-                table.add_row(key, str(fa.get(key, "-")), str(fb.get(key, "-")))
-            console.print(table)
-            return
+            if as_json or as_csv:
+                return print_json(result)
+            return console.print(run_comparison_table(a, b, result))
         suite, _, _ = load_selection(suite_file, results_root, None, None)
         with _say_damaged_files():
             frame = compare_arms(suite.results_dir, a, b, metric)
     except (FileNotFoundError, ValueError, KeyError) as err:
         fail(str(err))
-    console.print(frame.to_string(index=False), highlight=False)
+    if as_csv:
+        return print(frame.to_csv(index=False), end="")
+    if as_json:
+        return print_json(frame.to_dict(orient="records"))
+    console.print(arm_comparison_table(frame, a, b, metric))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 from rich.table import Table
@@ -46,3 +47,45 @@ def describe_phase(phase: dict[str, Any] | None) -> str:
     if eta is not None:
         text += f", ETA {fmt_seconds(eta)}"
     return text
+
+
+def sig(value: Any, digits: int = 4) -> str:
+    """A number for people: `digits` significant digits ('17.25', '0.0003412'); '-' for none/NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def run_comparison_table(a: str, b: str, result: dict[str, Any]) -> Table:
+    """`compare RUN RUN`: the knobs that differ, the hacks only one has, the final metrics."""
+    table = Table(title=f"{a} vs {b}")
+    for column in ("", a, b):
+        table.add_column(column, overflow="fold")
+    for knob, (va, vb) in result["knobs"].items():
+        table.add_row(f"knob {knob}", repr(va), repr(vb))
+    table.add_row("hacks only here", ", ".join(result["hacks_only_in"][0]) or "-",
+                  ", ".join(result["hacks_only_in"][1]) or "-")
+    fa, fb = result["final"]
+    for key in dict.fromkeys([*fa, *fb]):
+        table.add_row(key, sig(fa.get(key)), sig(fb.get(key)))
+    return table
+
+
+def arm_comparison_table(frame: Any, a: str, b: str, metric: str) -> Table:
+    """`compare --suite S A B`: each arm's seeds and mean with its interval, then A's change against B."""
+    table = Table(title=f"{metric}: {a} against {b}")
+    for column in ("arm", "runs", "mean ± SD", "95 % CI", "change vs reference [CI]", "test", "p", "Hedges' g",
+                   "verdict"):
+        table.add_column(column, overflow="fold")
+    for row in frame.to_dict(orient="records"):
+        compared = row["arm"] == a
+        unit = " %" if row.get("scale") == "log" else ""
+        change = (f"{sig(row['change'], 3)}{unit} [{sig(row['change_low'], 3)}, {sig(row['change_high'], 3)}]"
+                  if compared else "(reference)")
+        table.add_row(row["arm"], f"{row['n']}/{row['runs']}", f"{sig(row['mean'])} ± {sig(row['std'], 3)}",
+                      f"[{sig(row['ci_low'])}, {sig(row['ci_high'])}]", change,
+                      str(row["test"]) if compared else "", sig(row["p"], 3) if compared else "",
+                      sig(row["g"], 3) if compared else "", str(row["verdict"]) if compared else "")
+    return table
