@@ -20,11 +20,14 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
 _LAZY = {"Discriminator": "ganbench.models", "Generator": "ganbench.models", "build_models": "ganbench.models",
-         "train": "ganbench.training.loop"}
+         "train": "ganbench.training.loop",
+         # a suite from a notebook (ganbench.api): the CLI's own library calls
+         "load": "ganbench.api", "plan": "ganbench.api", "run": "ganbench.api", "results": "ganbench.api",
+         "report": "ganbench.api"}
 
 __all__ = [
     "__version__", "ConfigError", "TrainConfig", "HACKS", "PRESETS", "Hack", "compose", "register_hack", "resolve",
-    "Discriminator", "Generator", "build_models", "train",
+    "Discriminator", "Generator", "build_models", "train", "load", "plan", "run", "results", "report",
 ]
 
 

@@ -210,3 +210,28 @@ def test_compare_prints_for_people_and_for_scripts(monkeypatch):
                          env={"COLUMNS": "200"})
     assert runs.exit_code == 0 and "17.6 " in runs.output and "17.60" not in runs.output
     assert not any(len(token) > 8 and token.replace(".", "").isdigit() for token in runs.output.split())
+
+
+def test_the_python_api_gives_the_clis_runs_and_numbers(tmp_path):
+    import ganbench
+
+    (tmp_path / "api.yaml").write_text(textwrap.dedent(SUITE).replace("hacks: [ttur_sagan_plugin]",
+                                                                      "hacks: [label_smoothing]"))
+    suite = ganbench.load(tmp_path / "api.yaml", tmp_path / "by_api", set={"steps": "2"})
+    assert [p["status"] for p in ganbench.plan(suite, estimate=False).runs] == ["pending"] * 4
+    states = ganbench.run(suite, device="cpu", workers=1)
+    assert [s.status for s in states] == ["completed"] * 4
+    cli = subprocess.run(
+        [sys.executable, "-m", "ganbench.cli", "run", "api.yaml", "--device", "cpu", "--workers", "1", "--set",
+         "steps=2", "--results-root", "by_cli"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert cli.returncode == 0, cli.stderr
+
+    def numbers(root: str) -> dict:
+        runs = tmp_path / root / "own" / "runs"
+        return {p.name: [{k: v for k, v in row.items() if k != "step_time_s"} for row in rundir.read_jsonl(p / "stats.jsonl")]
+                for p in runs.iterdir()}
+
+    assert numbers("by_api") == numbers("by_cli") and len(numbers("by_api")) == 4
+    frame = ganbench.results(suite)
+    assert set(frame["run_id"]) == set(numbers("by_api")) and "hack_label_smoothing" in frame
+    assert ganbench.report(suite, out=tmp_path / "rep").name == "README.md"

@@ -18,7 +18,7 @@ app = typer.Typer(
     help="Measure which GAN training hacks matter: toggle hacks, train DCGANs, compare them with numbers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion [bash|zsh|fish|powershell]
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -36,11 +36,11 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _global_options(
-    plugin: Annotated[list[str], typer.Option(
+    plugin: Annotated[Optional[list[str]], typer.Option(
         "--plugin", "-p", metavar="MODULE",
-        help="Import MODULE first (repeatable): a module on the Python path that registers your hacks, metrics or "
-             "datasets. Also read from $GANBENCH_PLUGINS (comma-separated) and from installed packages' "
-             "'ganbench.plugins' entry points; workers, Ray and SLURM tasks load the same.")] = [],
+        help="Import MODULE first (repeatable): a module on the Python path, or a .py file, that registers "
+             "your hacks, metrics or datasets. Also read from $GANBENCH_PLUGINS (comma-separated) and from "
+             "installed packages' 'ganbench.plugins' entry points; workers, Ray and SLURM tasks load the same.")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                           help="Print ganbench's version and exit.")] = False,
 ) -> None:
@@ -48,7 +48,7 @@ def _global_options(
     from ganbench.plugins import load_plugins
 
     with exit_on_error():
-        load_plugins(plugin)
+        load_plugins(plugin or ())
 
 
 def fail(message: str, code: int = 2) -> None:

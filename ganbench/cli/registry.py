@@ -57,11 +57,19 @@ def hacks_command(
 
 
 @app.command("knobs")
-def knobs_command(as_json: JsonOpt = False) -> None:
-    """List every TrainConfig knob with its default ("off" value), allowed values, category and unit."""
-    from ganbench.config import KNOB_CATEGORIES, NOT_FUSED, range_rule
+def knobs_command(
+    as_json: JsonOpt = False,
+    category: Annotated[Optional[str], typer.Option(help="Only this category: execution, cadence, evaluation, "
+                                                    "structure or numeric.")] = None,
+) -> None:
+    """List every TrainConfig knob: its default ("off" value), allowed values or range, category, and
+    meaning with its unit. Narrow terminals get one paragraph per knob instead of a table."""
+    from ganbench.config import CATEGORIES, KNOB_CATEGORIES, NOT_FUSED, range_rule
 
     docs, defaults = knob_docs(), TrainConfig().to_dict()
+    if category is not None and category not in CATEGORIES:
+        fail(f"--category {category!r}: expected one of {', '.join(CATEGORIES)}")
+    defaults = {k: v for k, v in defaults.items() if category in (None, KNOB_CATEGORIES[k])}
 
     def allowed(name: str, default: Any) -> str:
         choices = knob_choices(name)
@@ -74,9 +82,15 @@ def knobs_command(as_json: JsonOpt = False) -> None:
         return print_json([{"knob": k, "default": v, "allowed": list(knob_choices(k) or ()) or type(v).__name__,
                             "range": range_rule(k), "category": KNOB_CATEGORIES[k], "fuses": k not in NOT_FUSED,
                             "meaning": docs.get(k, "")} for k, v in defaults.items()])
+    if console.width < 120:  # a 4-column table at 80 columns folds every meaning into a 15-character strip
+        for name, default in defaults.items():
+            console.print(f"[bold]{name}[/] = {default!r}  ({KNOB_CATEGORIES[name]}; {escape(allowed(name, default))})",
+                          highlight=False)
+            console.print(f"    {escape(docs.get(name, ''))}", highlight=False, soft_wrap=False)
+        return
     table = Table(title="TrainConfig knobs (set with --set knob=value)")
-    for column in ("knob", "default", "allowed", "meaning"):
+    for column in ("knob", "default", "allowed", "category", "meaning (unit; off value)"):
         table.add_column(column, overflow="fold", no_wrap=column == "knob")
     for name, default in defaults.items():
-        table.add_row(name, repr(default), allowed(name, default), docs.get(name, ""))
+        table.add_row(name, repr(default), allowed(name, default), KNOB_CATEGORIES[name], docs.get(name, ""))
     console.print(table)

@@ -22,7 +22,8 @@ from ganbench.cli.tables import describe_phase
 
 @app.command("train")
 def train_command(
-    preset: Annotated[str, typer.Option(help="Starting recipe: vanilla (every hack off), dcgan or ganhacks.")] = "dcgan",
+    preset: Annotated[str, typer.Option(help="Starting recipe: vanilla (every hack off), dcgan, ganhacks, modern, "
+                                        "or any registered preset (`ganbench hacks` lists them).")] = "dcgan",
     hack: Annotated[Optional[list[str]], typer.Option("--hack", help="Add a hack (repeatable); see `ganbench hacks`.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a knob, knob=value (repeatable; wins over everything).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Training iterations (shortcut for --set steps=N).")] = None,
