@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,48 @@ def test_the_python_api_gives_the_clis_runs_and_numbers(tmp_path):
     frame = ganbench.results(suite)
     assert set(frame["run_id"]) == set(numbers("by_api")) and "hack_label_smoothing" in frame
     assert ganbench.report(suite, out=tmp_path / "rep").name == "README.md"
+
+
+def test_eval_scores_an_image_folder_and_a_torchscript_generator_with_provenance(tmp_path):
+    """What `fidelity --input1 DIR` does, with ganbench's references and rows: the numbers equal
+    `evaluate` on the same images / the same generator."""
+    import torch
+    from PIL import Image
+
+    from ganbench.data.sampler import load_labelled
+    from ganbench.hacks import resolve
+    from ganbench.metrics.backend import FidelityGenerator
+    from ganbench.metrics.fidelity import evaluate
+    from ganbench.metrics.reference import Reference
+    from ganbench.models import build_models
+
+    images, _ = load_labelled("fashion-mnist", "train")
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for i in range(200):
+        Image.fromarray(images[i, 0].numpy()).save(folder / f"{i:04d}.png")
+    reference = Reference("fashion-mnist", "test", 300, 28, 1)
+    direct = {r["metric"]: r["value"] for r in evaluate(images[:200], ["fid_fmnist", "prc_fmnist"], reference,
+                                                         samples=200)}
+    result = ganbench("eval", str(folder), "--metrics", "fid_fmnist,prc_fmnist", "--reference-samples", "300",
+                      "--device", "cpu", "--out", "rows.jsonl", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = rundir.read_jsonl(tmp_path / "rows.jsonl")
+    assert {r["metric"]: r["value"] for r in rows} == pytest.approx(direct, rel=1e-9)
+    assert {r["scored"]["kind"] for r in rows} == {"image folder"} and rows[0]["scored"]["images"] == 200
+
+    cfg, _ = resolve("dcgan", [], {"device": "cpu", "latent_dist": "gaussian", "seed": 3})
+    torch.manual_seed(0)
+    net_g = build_models(cfg)[0].eval()
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.14; generators made elsewhere still use it
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.trace(net_g, torch.zeros(2, cfg.latent_dim)), str(tmp_path / "g.pt"))
+    direct = evaluate(FidelityGenerator(net_g, cfg), ["fid_fmnist"], reference, samples=256, seed=3)[0]["value"]
+    result = ganbench("eval", "g.pt", "--metrics", "fid_fmnist", "--samples", "256", "--reference-samples", "300",
+                      "--device", "cpu", "--set", "latent_dist=gaussian", "--set", "data_range=-1_1", "--set",
+                      "seed=3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"{direct:.5g}" in result.stdout
+    assert not (tmp_path / "g.pt.jsonl").exists()  # without --out nothing is written
+    missing = ganbench("eval", "nothing_here", cwd=tmp_path)
+    assert missing.returncode == 2 and "no such image folder or generator file" in missing.stderr

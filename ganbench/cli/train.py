@@ -112,23 +112,37 @@ def _announce_dataset_defaults(cfg: TrainConfig, explicit: dict[str, Any]) -> No
 
 @app.command("eval")
 def eval_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory with config.json and checkpoint.pt.")],
-    metrics: Annotated[Optional[str], typer.Option(help="Comma-separated metrics (default: the run's own).")] = None,
-    samples: Annotated[Optional[int], typer.Option(help="Generated images (default: the run's eval_samples).")] = None,
+    target: Annotated[Path, typer.Argument(help="A run directory (config.json and checkpoint.pt), a folder of images, "
+                                           "or a TorchScript generator file (z → images) trained elsewhere.")],
+    metrics: Annotated[Optional[str], typer.Option(help="Comma-separated metrics (default: the run's own; else "
+                                                   "the dataset's 'auto' set).")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Generated images (default: the run's eval_samples, 5000 "
+                                                   "for a generator file; every image of a folder).")] = None,
     reference_samples: Annotated[Optional[int], typer.Option(
         help="Real reference images (default: the run's eval_reference_samples; 0 = whole split).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", metavar="KNOB=VALUE", help="A folder or generator: the reference and the generator's knobs, e.g. "
+        "--set dataset=cifar10, --set latent_dist=gaussian, --set latent_dim=128, --set data_range=-1_1, "
+        "--set eval_split=test, --set seed=3.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="A folder or generator: also append the rows to this "
+                                                "JSON-lines file (else nothing is written).")] = None,
 ) -> None:
-    """Re-evaluate a run's final generator; rows are appended to its metrics.jsonl (source: ganbench eval)."""
+    """Re-evaluate a run's final generator (rows appended to its metrics.jsonl, source: ganbench eval), or
+    score a folder of images or a TorchScript generator with the same metrics, references and provenance
+    (loading TorchScript runs its program: score only generators you trust)."""
     from ganbench.metrics.reevaluate import evaluate_run
 
     try:
-        rows = evaluate_run(run_dir, metrics=metrics, samples=samples, reference_samples=reference_samples,
-                            device=device, data_root=data_root)
+        if (target / "config.json").exists():
+            rows = evaluate_run(target, metrics=metrics, samples=samples, reference_samples=reference_samples,
+                                device=device, data_root=data_root)
+        else:
+            rows = _score_external(target, metrics, samples, reference_samples, device, data_root, set_ or [], out)
     except (ConfigError, DataNotFoundError, FileNotFoundError, ValueError, RuntimeError) as err:
         fail(str(err))
-    table = Table(title=f"{run_dir} at step {rows[0]['step'] if rows else '-'}")
+    table = Table(title=f"{target}" + (f" at step {rows[0]['step']}" if rows and "step" in rows[0] else ""))
     for column in ("metric", "value", "better", "extractor", "generated", "reference"):
         table.add_column(column)
     for row in rows:
@@ -136,3 +150,27 @@ def eval_command(
         table.add_row(row["metric"], f"{row['value']:.5g}", better, row["extractor"], str(row["samples_generated"]),
                       f"{row['reference_samples']} ({row['reference_split']})")
     console.print(table)
+
+
+def _score_external(target: Path, metrics: str | None, samples: int | None, reference_samples: int | None,
+                    device: str, data_root: Path | None, assignments: list[str], out: Path | None) -> list[dict]:
+    """`ganbench eval FOLDER|G.pt`: the reference from the dataset's defaults and --set; rows to --out."""
+    from ganbench import devices
+    from ganbench.checks import check_resolved
+    from ganbench.files import append_jsonl
+    from ganbench.hacks import dataset_defaults
+    from ganbench.metrics.external import evaluate_external
+    from ganbench.metrics.reference import Reference
+
+    knobs = parse_assignments(assignments)
+    if reference_samples is not None:
+        knobs["eval_reference_samples"] = reference_samples
+    dataset = str(knobs.get("dataset", TrainConfig.dataset))
+    cfg = TrainConfig().replace(**{**dataset_defaults(dataset, knobs), **knobs})
+    check_resolved(cfg.replace(metrics="none"))
+    rows = evaluate_external(target, metrics or cfg.metrics, Reference.for_config(cfg, data_root_str(data_root)), cfg,
+                             samples or cfg.eval_samples, devices.resolve(device))
+    if out is not None:
+        for row in rows:
+            append_jsonl(out, row)
+    return rows
