@@ -249,6 +249,18 @@ class RunDir:
                 raise RunDirError(f"{self.file(name)} is a symlink (to {os.readlink(self.file(name))}); ganbench "
                                   "never writes through a link it did not create: remove it")
 
+    def set_aside(self) -> Path | None:
+        """Start over without losing anything: move the run's files into replaced/<UTC time>/ inside its
+        directory (the lock stays, held by the caller); None when there was nothing to move."""
+        present = [name for name in (CONFIG, STATS, METRICS, CHECKPOINT, STATUS, SAMPLES) if self.file(name).exists()]
+        if not present:
+            return None
+        target = self.file("replaced") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target.mkdir(parents=True, exist_ok=False)
+        for name in present:
+            os.replace(self.file(name), target / name)
+        return target
+
     def reset(self) -> None:
         """Start over: remove every file of the run (the lock stays, held by the caller)."""
         for name in (CONFIG, STATS, METRICS, CHECKPOINT, STATUS):

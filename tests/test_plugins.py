@@ -281,3 +281,23 @@ def test_eval_scores_an_image_folder_and_a_torchscript_generator_with_provenance
     assert not (tmp_path / "g.pt.jsonl").exists()  # without --out nothing is written
     missing = ganbench("eval", "nothing_here", cwd=tmp_path)
     assert missing.returncode == 2 and "no such image folder or generator file" in missing.stderr
+
+
+def test_run_fresh_starts_over_and_keeps_the_earlier_files(tmp_path):
+    (tmp_path / "f.yaml").write_text("name: f\ndataset: fake\npreset: dcgan\narms: {a: {}, b: {set: {beta1: 0.8}}}\n"
+                                     "reference: a\nseeds: 1\nsteps: 2\nbase: {batch_size: 8, log_every: 1, "
+                                     "sample_every: 0, checkpoint_every: 0}\nevaluation: {metrics: none}\n")
+    first = ganbench("run", "f.yaml", "--device", "cpu", "--workers", "1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = ganbench("run", "f.yaml", "--device", "cpu", "--workers", "1", cwd=tmp_path)
+    assert "2 already finished, 0 to train" in again.stdout
+    runs = tmp_path / "results" / "f" / "runs"
+    before = {p.name: (p / "stats.jsonl").read_text() for p in runs.iterdir()}
+    fresh = ganbench("run", "f.yaml", "--device", "cpu", "--workers", "1", "--fresh", "--only", "b", cwd=tmp_path)
+    assert fresh.returncode == 0 and "1 to train" in fresh.stdout, fresh.stdout + fresh.stderr
+    (kept,) = [p for p in runs.iterdir() if (p / "replaced").exists()]
+    (aside,) = list((kept / "replaced").iterdir())
+    assert (aside / "stats.jsonl").read_text() == before[kept.name]  # nothing lost
+    assert rundir.read_json(kept / "status.json")["status"] == "completed"
+    assert (kept / "stats.jsonl").read_text().splitlines()[0].split('"step_time_s"')[0] == \
+        before[kept.name].splitlines()[0].split('"step_time_s"')[0]  # the same numbers again

@@ -18,6 +18,11 @@ from ganbench.cli.progress import sweep_progress
 from ganbench.cli.results import export_tensorboard, with_tensorboard
 
 
+FreshOpt = Annotated[bool, typer.Option("--fresh", help=(
+    "Start the selected runs (all, or --only/--seeds) over, e.g. after changing a hack's code; their earlier files "
+    "move to each run's replaced/ folder, nothing is deleted."))]
+
+
 @app.command("run")
 def run_command(
     suite_file: SuiteArg,
@@ -54,6 +59,7 @@ def run_command(
                                                "the same code as subprocesses here, for trying it out).")] = "slurm",
     tensorboard: TensorBoardOpt = False,
     set_: SetOpt = None,
+    fresh: FreshOpt = False,
 ) -> None:
     """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep.
     Executors: local worker processes; Ray tasks (--executor ray); a SLURM array job through
@@ -68,27 +74,32 @@ def run_command(
         slurm_parallelism=slurm_parallelism, slurm_cluster=slurm_cluster)
     with exit_on_error():
         options.check()
-    suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, record_budget=not dry_run,
-                                               assignments=set_)
-    todo = _announce(suite, selection, options, devices, dry_run)
+    suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, not dry_run, set_)
+    todo = _announce(suite, selection, options, devices, dry_run, fresh)
     if dry_run:
         return
     if options.kind == "local" and todo:
         warn_before_evaluating([s.run.config for s in todo], devices[0], options.data_root)
-    states = _sweep(suite, selection, todo, options, workers, devices, tensorboard)
+    states = _sweep(suite, selection, todo, options, workers, devices, tensorboard, fresh)
     if not _summarise(states):
         raise typer.Exit(1)
 
 
-def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_run: bool) -> list[Any]:
+def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_run: bool,
+              fresh: bool = False) -> list[Any]:
     """The sweep's first line (and, with --dry-run, what it would train); the runs still to train."""
+    import dataclasses
+
     from ganbench.execution.sweep import run_states, select_runs
     from ganbench.rundir import FINAL
 
     states = run_states(suite, select_runs(suite, selection))
-    todo = [s for s in states if s.status not in FINAL]
+    todo = [dataclasses.replace(s, step=0, status="pending") for s in states] if fresh else \
+        [s for s in states if s.status not in FINAL]
     console.print(f"[bold]{suite.name}[/]: {len(states)} runs, {len(states) - len(todo)} already finished, "
-                  f"{len(todo)} to train on {options.where(devices)} → {suite.results_dir}", highlight=False)
+                  f"{len(todo)} to train on {options.where(devices)} → {suite.results_dir}"
+                  + (" (--fresh: each run's earlier files move to its replaced/ folder)" if fresh else ""),
+                  highlight=False)
     if dry_run:
         for state in todo:
             console.print(f"  would train {state.run.run_id}  {state.run.arm} seed {state.run.seed}", highlight=False)
@@ -96,7 +107,7 @@ def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_
 
 
 def _sweep(suite: Any, selection: Any, todo: list[Any], options: Any, workers: int | None, devices: list[str],
-           tensorboard: bool) -> list[Any]:
+           tensorboard: bool, fresh: bool = False) -> list[Any]:
     """Train the sweep with a progress display; errors become exit codes (130 after Ctrl-C or SIGTERM)."""
     from ganbench.execution.executors import make_executor
     from ganbench.execution.ray import RayExecutorError
@@ -112,7 +123,7 @@ def _sweep(suite: Any, selection: Any, todo: list[Any], options: Any, workers: i
                   exit_on_error(SlurmExecutorError, code=1)):
                 # (a SLURM submission that failed trained nothing: exit 1, as a failed sweep)
                 return run_suite(suite, selection, workers, devices, options.data_root, on_update, progress.data,
-                                 runner, options.max_fused)
+                                 runner, options.max_fused, fresh)
         except KeyboardInterrupt:
             fail("interrupted; run the same command again to resume (finished runs are kept)", code=130)
         finally:

@@ -146,8 +146,9 @@ def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) ->
 def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | None = None,
               devices: Sequence[str] = ("cpu",), data_root: str | None = None,
               on_update: Update | None = None, on_data: DataProgress | None = None,
-              executor: Executor | None = None, max_fused: int | None = None) -> list[RunState]:
-    """Train every selected run that is not completed or diverged; returns all their states.
+              executor: Executor | None = None, max_fused: int | None = None, fresh: bool = False) -> list[RunState]:
+    """Train every selected run that is not completed or diverged; returns all their states. `fresh`:
+    every selected run starts over, its earlier files kept in its replaced/ folder (`RunDir.set_aside`).
 
     The default executor is local processes, training fused groups of up to `max_fused` runs
     (None: `auto_max_fused`); another `executor` (Ray) gets the same states. Data is decoded
@@ -156,6 +157,8 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
     """
     rundir.ensure_writable(suite.dir.path / RUNS)  # an unwritable root fails here, with a message
     write_manifest(suite)
+    if fresh:
+        set_aside(run_states(suite, select_runs(suite, selection)))
     states = run_states(suite, select_runs(suite, selection))
     if executor is None:
         pending = [s.run for s in states if s.status not in FINAL]
@@ -168,6 +171,19 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
         executor = LocalExecutor(workers, devices, data_root, max_fused=max_fused)
     executor.execute(states, on_update)
     return states
+
+
+def set_aside(states: Sequence[RunState]) -> None:
+    """`--fresh`: each run's files moved to its replaced/ folder, under its lock; a run another process
+    is training keeps its files (it shows as busy) and the others go on."""
+    for state in states:
+        run = rundir.RunDir(state.run_dir)
+        try:
+            run.refuse_links()  # a symlinked run directory is never followed (run_states says why)
+            with run.locked("setting aside"):
+                run.set_aside()
+        except rundir.RunDirError:  # RunLocked (busy elsewhere) or a link: its state says so, the rest go on
+            continue
 
 
 def estimate_step_seconds(runs: Sequence[Run], device: str, steps: int = 3) -> float:
