@@ -301,3 +301,22 @@ def test_run_fresh_starts_over_and_keeps_the_earlier_files(tmp_path):
     assert rundir.read_json(kept / "status.json")["status"] == "completed"
     assert (kept / "stats.jsonl").read_text().splitlines()[0].split('"step_time_s"')[0] == \
         before[kept.name].splitlines()[0].split('"step_time_s"')[0]  # the same numbers again
+
+
+def test_a_suite_with_several_unknown_keys_names_them_all_at_once(tmp_path):
+    from ganbench.study.suite import SuiteError, load_suite
+    from ganbench.study.suite_keys import SECTIONS, TOP
+
+    path = tmp_path / "typo.yaml"
+    path.write_text("name: typo\nseed: 3\nstep: 10\nevaluaton: {}\narms: {a: {hack: [x]}}\n"
+                    "designs_: {}\nanalysis: {primry: fid}\n")
+    with pytest.raises(SuiteError) as err:
+        load_suite(path, tmp_path / "r")
+    text = str(err.value)
+    for expected in ("6 unknown keys", "seed: unknown key (did you mean 'seeds'?)", "step: unknown key (did you mean "
+                     "'steps'?)", "evaluaton: unknown key (did you mean 'evaluation'?)",
+                     "arms.a.hack: unknown key (did you mean 'hacks'?)", "analysis.primry"):
+        assert expected in text, text
+    listed = ganbench("suite-keys", "--json", cwd=tmp_path)
+    keys = json.loads(listed.stdout)
+    assert set(keys) == set(SECTIONS) and set(keys["(top)"]) == set(TOP) and keys["arms.NAME"]["set"]["type"] == "mapping"

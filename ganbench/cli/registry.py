@@ -94,3 +94,21 @@ def knobs_command(
     for name, default in defaults.items():
         table.add_row(name, repr(default), allowed(name, default), KNOB_CATEGORIES[name], docs.get(name, ""))
     console.print(table)
+
+
+@app.command("suite-keys")
+def suite_keys_command(as_json: JsonOpt = False) -> None:
+    """Every key a suite file may hold, section by section, with its type, default and meaning (knob names
+    under `base` and an arm's `set` are `ganbench knobs`; hack names are `ganbench hacks`)."""
+    from ganbench.study.suite_keys import SECTIONS
+
+    if as_json:
+        return print_json({section: {key: dict(zip(("type", "default", "meaning"), spec)) for key, spec in keys.items()}
+                           for section, keys in SECTIONS.items()})
+    for section, keys in SECTIONS.items():
+        table = Table(title=f"suite keys: {section}", title_justify="left")
+        for column in ("key", "type", "default", "meaning"):
+            table.add_column(column, overflow="fold", no_wrap=column == "key")
+        for key, (kind, default, meaning) in keys.items():
+            table.add_row(key, kind, default, meaning)
+        console.print(table)

@@ -44,7 +44,8 @@ def write_manifest(suite: Suite) -> None:
         "name": suite.name, "suite_file": str(suite.path), "description": suite.description,
         "seeds": list(suite.seeds), "budget": {"kind": suite.budget.kind, "amount": suite.budget.amount,
                                                "device": suite.budget.device, "text": suite.budget.describe()},
-        "analysis": suite.analysis, "overrides": dict(suite.overrides),
+        "analysis": suite.analysis,
+        **({"overrides": dict(suite.overrides)} if suite.overrides else {}),  # only with --set: old manifests unchanged
         "designs": [{"part": d.name, "kind": d.kind, "preset": d.preset, "studied_hacks": list(d.studied),
                      "reference_arm": d.reference_arm, "resolution": d.resolution,
                      "generators": list(d.generators), "aliases": list(d.aliases),

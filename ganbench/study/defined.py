@@ -17,8 +17,9 @@ from typing import Any
 
 from ganbench.errors import ConfigError
 from ganbench.hacks import HACKS, Hack, register_hack
+from ganbench.study import suite_keys
 
-DEFINE_KEYS = ("summary", "source", "sets", "tags")
+DEFINE_KEYS = tuple(suite_keys.DEFINE)
 
 
 class DefineError(ConfigError):

@@ -33,19 +33,15 @@ import yaml
 from ganbench.config import TrainConfig, run_id
 from ganbench.errors import ConfigError, did_you_mean
 from ganbench.study.budget import Budget, parse_budget
+from ganbench.study import suite_keys
 from ganbench.study.defined import DefineError, define_hacks
 from ganbench.study.design import DESIGNS, NEEDS_STUDIED, Design
 from ganbench.hacks import HACKS, dataset_defaults, preset_hacks, resolve_layers
 from ganbench.suitedir import SuiteDir, arm_name_problem
 
-SUITE_KEYS = ("name", "description", "define", "dataset", "preset", "base", "hacks", "design", "designs", "arms",
-              "reference", "seeds", "steps", "budget", "evaluation", "analysis", "results")
-ANALYSIS_KEYS = ("primary", "verdicts")
-EVAL_KEYS = {"every": "eval_every", "samples": "eval_samples", "reference_samples": "eval_reference_samples",
-             "split": "eval_split", "metrics": "metrics", "protocol": "eval_protocol"}
-ARM_KEYS = ("hacks", "set")
-DESIGN_KEYS = ("type", "resolution", "reference")
-PART_KEYS = ("type", "resolution", "reference", "preset", "hacks", "arms")
+# The grammar's names, owned by study/suite_keys.py (with each key's type, default and meaning).
+SUITE_KEYS, ANALYSIS_KEYS, EVAL_KEYS = tuple(suite_keys.TOP), tuple(suite_keys.ANALYSIS), suite_keys.EVAL_KNOBS
+ARM_KEYS, DESIGN_KEYS, PART_KEYS = tuple(suite_keys.ARM), tuple(suite_keys.DESIGN), tuple(suite_keys.PART)
 
 
 class SuiteError(ConfigError):
@@ -143,7 +139,12 @@ def _read(path: Path) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise SuiteError(f"{path}: not valid YAML: {err}") from None
-    return _check_keys(path, "(top)", raw or {}, SUITE_KEYS)
+    data = _check_keys(path, "(top)", raw or {}, {}) if not isinstance(raw or {}, dict) else (raw or {})
+    problems = suite_keys.unknown_keys(data)  # every unknown key at once, not one per round trip
+    if problems:
+        raise SuiteError(f"{path}: {len(problems)} unknown key{'s' * (len(problems) > 1)} "
+                         "(`ganbench suite-keys` lists them all):\n  " + "\n  ".join(problems))
+    return data
 
 
 def _name(path: Path, data: dict[str, Any]) -> str:
