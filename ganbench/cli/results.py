@@ -98,6 +98,33 @@ def tensorboard_command(
                   f"tensorboard --logdir {result['logdir']}", highlight=False)
 
 
+@app.command("wandb")
+def wandb_command(
+    target: Annotated[Path, typer.Argument(help="A suite file, its results directory, or one run directory.")],
+    project: Annotated[str, typer.Option(help="The W&B project.")] = "ganbench",
+    directory: Annotated[Path, typer.Option("--dir", help="Where W&B writes its run files (offline: sync them "
+                                            "later with `wandb sync DIR/wandb/offline-run-*`).")] = Path("wandb-export"),
+    mode: Annotated[str, typer.Option(help="offline (no account needed) or online (needs `wandb login`).")] = "offline",
+    entity: Annotated[Optional[str], typer.Option(help="W&B entity (team or user); default: yours.")] = None,
+    results_root: ResultsOpt = Path("results"),
+) -> None:
+    """Export runs to Weights & Biases: one W&B run per run (grouped by suite; config = knobs, arm, seed, hacks),
+    history = training statistics and metrics at their steps, summary = final metrics. JSONL stays the source of
+    truth; the results directory is only read. Needs the wandb extra: pip install 'ganbench\\[wandb]'."""
+    from ganbench.analysis.wandb_export import WandbMissing, export
+
+    if target.suffix in (".yaml", ".yml"):
+        suite, _, _ = load_selection(target, results_root, None, None)
+        target = suite.results_dir
+    try:
+        with _say_damaged_files():
+            result = export(target, project, directory, mode, entity)
+    except (WandbMissing, FileNotFoundError, RunDirError, ValueError) as err:
+        fail(str(err))
+    console.print(f"{result['runs']} runs → W&B project {result['project']} ({result['mode']}, {result['directory']})",
+                  highlight=False)
+
+
 @app.command("report")
 def report_command(
     target: Annotated[Path, typer.Argument(help="A suite file (suites/quick.yaml) or its results directory.")],
