@@ -10,7 +10,6 @@ from typing import Annotated, Any, Iterator, Optional
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
 from ganbench.rundir import RunDirError
 from ganbench.cli.common import ResultsOpt, app, console, err_console, fail, load_selection, print_json
