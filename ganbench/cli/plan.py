@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 from rich.table import Table
@@ -16,6 +17,9 @@ from ganbench.execution.disk import format_bytes
 from ganbench.cli.common import (data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg, app,
                                  arm_labels, console, err_console, fail, load_selection, print_json)
 from ganbench.cli.tables import describe_phase, fmt_seconds, print_arm_legend, run_table
+
+
+RUN_TABLE_LIMIT = 100  # more runs than this: one line of counts unless --runs
 
 
 @app.command("plan")
@@ -42,6 +46,8 @@ def plan_command(
                                                   "FID and IS).")] = None,
     as_json: JsonOpt = False,
     set_: SetOpt = None,
+    show_runs: Annotated[bool, typer.Option("--runs", help=f"List every run even when there are more than "
+                                            f"{RUN_TABLE_LIMIT}.")] = False,
 ) -> None:
     """Show the arms × seeds of a suite with run ids, which are done, the jobs (fused groups)
     that would train the rest, the design's aliases and what it will cost here: training steps
@@ -52,14 +58,33 @@ def plan_command(
     suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, record_budget=save,
                                                assignments=set_)
     try:
-        plan = plan_suite(suite, selection, devices, workers, estimate, max_fused, data_root_str(data_root), save,
-                          pilot, target)
+        with _timing_progress() as on_timing:
+            plan = plan_suite(suite, selection, devices, workers, estimate, max_fused, data_root_str(data_root), save,
+                              pilot, target, on_timing)
     except (ConfigError, RunDirError, DataNotFoundError, RuntimeError, ValueError) as err:
         fail(f"{suite.path}: cannot plan: {type(err).__name__}: {err}")
-    _show_plan(suite, plan, save, as_json)
+    _show_plan(suite, plan, save, as_json, show_runs)
 
 
-def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool) -> None:
+@contextlib.contextmanager
+def _timing_progress() -> Iterator[Any]:
+    """While `plan` times one job of each shape: a transient bar on a terminal, a line every tenth in a log."""
+    if err_console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("timing one job of each shape"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=err_console, transient=True) as bar:
+            task = bar.add_task("timing", total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+        return
+
+    def plain(done: int, total: int) -> None:
+        if done == total or done % max(total // 10, 1) == 0:
+            err_console.print(f"timed {done}/{total} job shapes", highlight=False)
+    yield plain
+
+
+def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool, show_runs: bool = False) -> None:
     out = err_console if as_json else console  # --json: stdout holds the JSON only
     out.print(f"[bold]{suite.name}[/] ({suite.path}): {suite.description}", highlight=False)
     for line in plan.design:
@@ -72,6 +97,13 @@ def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool) -> None:
     if as_json:
         return print_json(plan.as_json())
     rows, cost = plan.runs, plan.cost
+    if len(rows) > RUN_TABLE_LIMIT and not show_runs:  # a table of 1 472 rows reads like no table at all
+        by_status: dict[str, int] = {}
+        for row in rows:
+            by_status[row["status"]] = by_status.get(row["status"], 0) + 1
+        console.print(f"{len(rows)} runs ({', '.join(f'{n} {s}' for s, n in sorted(by_status.items()))}); "
+                      "--runs lists each of them", highlight=False)
+        rows = []
     labels = arm_labels(suite.arms, {row["arm"] for row in rows})
     fused = any("×" in (row["group"] or "") for row in rows)  # job numbers say something only for fused groups
     table = run_table(f"runs → {suite.results_dir}/runs/", ("arm", "seed", "run id", "status", "steps",

@@ -66,7 +66,8 @@ class SuitePlan:
 
 def plan_suite(suite: Suite, selection: Any, devices: list[str], workers: int | None = None, estimate: bool = True,
                max_fused: int | None = None, data_root: str | None = None, save: bool = False,
-               pilot: str | Path | None = None, target: str | None = None) -> SuitePlan:
+               pilot: str | Path | None = None, target: str | None = None,
+               on_timing: Any = None) -> SuitePlan:
     """The jobs and cost of a suite's unfinished runs on `devices` (with `save`, kept in plan.json), and
     what its seeds can detect (`power_lines`)."""
     from ganbench.execution.costs import evaluation_warnings, plan_total, write_plan
@@ -77,7 +78,7 @@ def plan_suite(suite: Suite, selection: Any, devices: list[str], workers: int | 
     if max_fused is None:
         max_fused = auto_max_fused(pending_runs(suite, selection), devices, n_workers)
     warnings = evaluation_warnings(pending_runs(suite, selection), devices[0], data_root) if estimate else []
-    rows = plan_rows(suite, selection, estimate, devices[0], max_fused, data_root)
+    rows = plan_rows(suite, selection, estimate, devices[0], max_fused, data_root, on_timing)
     todo = [r for r in rows if r["estimate_s"] is not None]
     cost = plan_total(suite, todo, devices[0], n_workers, data_root) if todo else None
     if todo and save:

@@ -239,7 +239,8 @@ def record_plan(suite: Suite, runs: Sequence[Run], device: str, workers: int, da
 
 
 def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
-              max_fused: int = 1, data_root: str | None = None) -> list[dict[str, Any]]:
+              max_fused: int = 1, data_root: str | None = None,
+              on_timing: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """One row per selected run: arm, seed, run id, status, the job (group) that would train it,
     and (optionally) its share of that job's estimated training seconds (`estimate_s`) and the
     seconds of the evaluations it has left (`eval_s`). Jobs of one shape and size, and
@@ -257,6 +258,8 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
         for run_id in job.run_ids:
             group_of[run_id] = (number, job)
     step_cost: dict[tuple, float] = {}
+    to_time = {(structure_key(r.config), run_threads(r), len(group_of[r.run_id][1].runs)) for r in runs
+               if r.run_id in group_of} if estimate else set()
     rows = []
     for run in runs:
         status = statuses[run.run_id]
@@ -274,6 +277,8 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
                 key = (structure_key(run.config), run_threads(run), len(members))
                 if key not in step_cost:
                     step_cost[key] = estimate_step_seconds(members, device)
+                    if on_timing:  # `plan` shows how far its timing has got
+                        on_timing(len(step_cost), len(to_time))
                 row["estimate_s"] = step_cost[key] * (run.config.steps - row["step"]) / len(members)
                 evaluations = evaluations_per_run(run.config, row["step"])
                 row["eval_s"] = evaluations * time_evaluation(run.config, device, data_root)["seconds"] \
@@ -309,9 +314,21 @@ def design_lines(suite: Suite) -> list[str]:
                      f"reference arm: {design.reference_arm or '-'}")
         if design.kind == "fractional_factorial":
             lines.append(f"  resolution {roman(design.resolution)}; generators: {', '.join(design.generators)}")
-            lines.append("  alias structure (effects of order ≤ 2 that cannot be told apart):")
-            lines += [f"    {line}" for line in design.aliases]
+            lines.append("  alias structure (effects of order ≤ 2 that cannot be told apart; each chain once):")
+            lines += [f"    {line}" for line in distinct_chains(design.aliases)]
     return lines
+
+
+def distinct_chains(lines: Sequence[str]) -> list[str]:
+    """Alias lines with each chain once: 'AB = CG = DH' and 'CG = AB = DH' are one chain."""
+    seen: set[frozenset[str]] = set()
+    out = []
+    for line in lines:
+        words = frozenset(word.strip() for word in line.split("(")[0].split("=") if word.strip() not in ("", "…"))
+        if words not in seen:
+            seen.add(words)
+            out.append(line)
+    return out
 
 
 def budget_timing_lines(suite: Suite) -> list[str]:

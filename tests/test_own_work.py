@@ -1,6 +1,8 @@
-"""A researcher's own hacks reach every command: plugins (-p, $GANBENCH_PLUGINS, entry points) loaded
-by the driver and by every worker; knob-only hacks declared in the suite (`define:`); explicit arms
-with a reference; `--set` over a suite; TTUR as its citation means; `--version`."""
+"""A researcher's own work and habits (issue 25): their hacks reach every command — plugins (-p,
+$GANBENCH_PLUGINS, entry points) loaded by the driver and by every worker, knob-only hacks declared in
+the suite (`define:`); explicit arms with a reference; `--set` and `--fresh` over a suite; every
+unknown key at once; logs and tables that read well; the Python API; scoring images made elsewhere;
+TTUR as its citation means; `--version`."""
 
 from __future__ import annotations
 
@@ -320,3 +322,18 @@ def test_a_suite_with_several_unknown_keys_names_them_all_at_once(tmp_path):
     listed = ganbench("suite-keys", "--json", cwd=tmp_path)
     keys = json.loads(listed.stdout)
     assert set(keys) == set(SECTIONS) and set(keys["(top)"]) == set(TOP) and keys["arms.NAME"]["set"]["type"] == "mapping"
+
+
+def test_plan_of_a_big_suite_prints_each_alias_chain_once_and_counts_its_runs(tmp_path):
+    from ganbench.execution.sweep import distinct_chains
+
+    assert distinct_chains(["AB = CG = DH", "CG = AB = DH", "AC = BG", "I = ABCG = … (2047 words in all)"]) == \
+        ["AB = CG = DH", "AC = BG", "I = ABCG = … (2047 words in all)"]
+    repo = Path(__file__).resolve().parents[1]
+    plan = ganbench("plan", str(repo / "suites" / "hacks.yaml"), "--no-estimate", "--results-root", "r", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "1472 runs (1472 pending); --runs lists each of them" in plan.stdout and len(plan.stdout.splitlines()) < 150
+    assert plan.stdout.count("AB = CG = DH = EJ = FK = LR") == 1 and "\n    CG = " not in plan.stdout
+    listed = ganbench("plan", str(repo / "suites" / "hacks.yaml"), "--no-estimate", "--runs", "--results-root", "r",
+                      cwd=tmp_path)
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) > 1472
