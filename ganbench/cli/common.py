@@ -96,7 +96,8 @@ def print_json(value: Any) -> None:
 
 
 SuiteArg = Annotated[Path, typer.Argument(help="A suite YAML file, e.g. suites/quick.yaml.")]
-OnlyOpt = Annotated[Optional[list[str]], typer.Option("--only", help="Only this arm (repeatable).")]
+OnlyOpt = Annotated[Optional[list[str]], typer.Option("--only", help=(
+    "Only this arm (repeatable). An arm that starts with '-' (leave-one-out) is written --only=-kernel_4."))]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", metavar="KNOB=VALUE", help="Override a knob in every run of the suite (repeatable; wins over the suite's "
     "base, hacks and arms' `set`). Other knobs make other runs: they train beside the suite's own.")]
