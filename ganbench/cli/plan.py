@@ -174,7 +174,11 @@ def warn_before_evaluating(cfgs: list[TrainConfig], device: str, data_root: str 
 
 
 @app.command("status")
-def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("results"), as_json: JsonOpt = False) -> None:
+def status_command(
+    suite_file: SuiteArg, results_root: ResultsOpt = Path("results"), as_json: JsonOpt = False,
+    show_runs: Annotated[bool, typer.Option("--runs", help=f"One row per run even when there are more than "
+                                            f"{RUN_TABLE_LIMIT} (else one per arm).")] = False,
+) -> None:
     """Where every run of a suite stands (from the run directories; works for any executor): its
     step, whether it is evaluating (images done, ETA), and each arm's planned against measured time."""
     from dataclasses import asdict
@@ -187,14 +191,10 @@ def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("result
     if as_json:
         return print_json(asdict(status))
     rows, counts, comparison = status.runs, status.counts, status.planned_vs_measured
-    labels = arm_labels(suite.arms, {row["arm"] for row in rows})
-    table = run_table(f"{suite.name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
-                       ("arm", "seed", "run id", "status", "steps", "now"))
-    for row in rows:
-        table.add_row(labels[row["arm"]], str(row["seed"]), row["run_id"], row["status"],
-                      f"{row['step']}/{row['steps']}",
-                      describe_phase(row["phase"]) or ("training" if row["status"] == "running" else ""))
-    console.print(table)
+    labels = arm_labels(suite.arms, {row["arm"] for row in rows} | set(comparison or ()))
+    title = f"{suite.name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    console.print(_run_rows(title, rows, labels) if show_runs or len(rows) <= RUN_TABLE_LIMIT else
+                  _arm_rows(title, rows, labels))
     print_arm_legend(labels)
     if comparison is None:
         console.print("no estimate to compare with: `ganbench plan --save` (or `ganbench run`) records one in "
@@ -204,7 +204,33 @@ def status_command(suite_file: SuiteArg, results_root: ResultsOpt = Path("result
         for column in ("arm", "finished", "planned", "measured", "measured / planned"):
             table.add_column(column)
         for arm, row in comparison.items():
-            table.add_row(arm, str(row["finished"]), fmt_seconds(row["planned_s"]),
+            table.add_row(labels[arm], str(row["finished"]), fmt_seconds(row["planned_s"]),
                           fmt_seconds(row["actual_s"]) if row["actual_s"] is not None else "-",
                           f"{row['actual_s'] / row['planned_s']:.2f}" if row["actual_s"] else "-")
         console.print(table)
+
+
+def _run_rows(title: str, rows: list[dict[str, Any]], labels: dict[str, str]) -> Table:
+    table = run_table(title, ("arm", "seed", "run id", "status", "steps", "now"))
+    for row in rows:
+        table.add_row(labels[row["arm"]], str(row["seed"]), row["run_id"], row["status"],
+                      f"{row['step']}/{row['steps']}",
+                      describe_phase(row["phase"]) or ("training" if row["status"] == "running" else ""))
+    return table
+
+
+def _arm_rows(title: str, rows: list[dict[str, Any]], labels: dict[str, str]) -> Table:
+    """One row per arm (a big suite: --runs lists the runs): its runs by status and how far they got."""
+    by_arm: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_arm.setdefault(row["arm"], []).append(row)
+    table = run_table(title + " (one row per arm; --runs lists every run)", ("arm", "runs", "status", "steps"))
+    for arm, arm_rows in by_arm.items():
+        statuses: dict[str, int] = {}
+        for row in arm_rows:
+            statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+        steps = [row["step"] for row in arm_rows]
+        table.add_row(labels[arm], str(len(arm_rows)), ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())),
+                      f"{min(steps)}–{max(steps)}/{arm_rows[0]['steps']}" if min(steps) != max(steps)
+                      else f"{steps[0]}/{arm_rows[0]['steps']}")
+    return table
