@@ -338,5 +338,5 @@ def test_plan_of_a_big_suite_prints_each_alias_chain_once_and_counts_its_runs(tm
                       cwd=tmp_path)
     assert listed.returncode == 0 and len(listed.stdout.splitlines()) > 1472
     status = ganbench("status", str(repo / "suites" / "hacks.yaml"), "--results-root", "r", cwd=tmp_path)
-    assert status.returncode == 0 and "one row per arm; --runs lists every run" in status.stdout
+    assert status.returncode == 0 and "one row per arm; --runs lists" in status.stdout
     assert "loo:all" in status.stdout and "16 pending" in status.stdout and len(status.stdout.splitlines()) < 250
