@@ -13,6 +13,7 @@ change to any of them recomputes (torch-fidelity's own cache keys only on the na
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -102,10 +103,25 @@ def _explain_download(weights: Weights) -> Iterator[None]:
         ) from None
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """What one evaluation of a metric group on a source hands torch-fidelity, and what its rows record."""
+
+    kinds: frozenset[str]  # the metric kinds asked
+    by_fidelity: frozenset[str]  # those torch-fidelity computes (the others: ganbench's own modules)
+    fidelity_name: str  # torch-fidelity's extractor name
+    weights: Weights
+    n_generated: int
+    kid_subset: int
+    feature_layer: str
+    key: str  # the reference cache key
+    extra_layers: tuple[str, ...]  # extractor layers ganbench's own metrics read
+    kwargs: dict[str, Any]  # torch-fidelity's keyword arguments
+
+
 def _setting(source, group: list[Metric], extractor: str, reference: Reference, real_images: torch.Tensor,
-             samples: int, seed: int, device: torch.device, inception_weights: str | None) -> dict[str, Any]:
-    """What one evaluation of `group` on `source` hands torch-fidelity, and what its rows record."""
-    kinds = {m.kind for m in group}
+             samples: int, seed: int, device: torch.device, inception_weights: str | None) -> _Setting:
+    kinds = frozenset(m.kind for m in group)
     fidelity_name, weights = checked_weights(extractor, any(KINDS[k].needs_logits for k in kinds), inception_weights)
     n_generated = samples if isinstance(source, GenerativeModelBase) else len(source)
     if isinstance(source, torch.Tensor) and samples and samples != len(source):
@@ -116,12 +132,11 @@ def _setting(source, group: list[Metric], extractor: str, reference: Reference, 
                      "side": reference.side, "channels": reference.channels, "resize": reference.resize,
                      "extractor": fidelity_name, "weights": weights.sha256, "layers": [feature_layer, "logits_unbiased"],
                      "content": content_hash(real_images), "torch_fidelity": torch_fidelity.__version__})
-    by_fidelity = {k for k in kinds if KINDS[k].compute is None}
-    return dict(kinds=kinds, fidelity_name=fidelity_name, weights=weights, n_generated=n_generated,
-                kid_subset=kid_subset, feature_layer=feature_layer, key=key, by_fidelity=by_fidelity,
-                extra_layers=tuple(dict.fromkeys(layer for k in sorted(kinds) for layer in KINDS[k].layers)),
-                kwargs=_fidelity_kwargs(source, samples, real_images, key, fidelity_name, weights, device, seed,
-                                        kid_subset, by_fidelity))
+    by_fidelity = frozenset(k for k in kinds if KINDS[k].compute is None)
+    return _Setting(kinds, by_fidelity, fidelity_name, weights, n_generated, kid_subset, feature_layer, key,
+                    tuple(dict.fromkeys(layer for k in sorted(kinds) for layer in KINDS[k].layers)),
+                    _fidelity_kwargs(source, samples, real_images, key, fidelity_name, weights, device, seed,
+                                     kid_subset, set(by_fidelity)))
 
 
 def _features_together(sources: list[FidelityGenerator], group: list[Metric], extractor: str, reference: Reference,
@@ -130,8 +145,8 @@ def _features_together(sources: list[FidelityGenerator], group: list[Metric], ex
     """The generated features of every source, in one pass of the extractor."""
     setting = _setting(sources[0], group, extractor, reference, real_images, samples, seeds[0], device,
                        inception_weights)
-    with torch.cuda.device(device) if device.type == "cuda" else nullcontext(), _explain_download(setting["weights"]):
-        return generated_features(sources, seeds, samples, setting["kwargs"], setting["extra_layers"])
+    with torch.cuda.device(device) if device.type == "cuda" else nullcontext(), _explain_download(setting.weights):
+        return generated_features(sources, seeds, samples, setting.kwargs, setting.extra_layers)
 
 
 def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: Reference, real_images: torch.Tensor,
@@ -139,13 +154,13 @@ def _evaluate_extractor(source, group: list[Metric], extractor: str, reference: 
                         inception_weights: str | None, fid_infinity: bool = False,
                         features: dict[str, torch.Tensor] | None = None) -> list[dict[str, Any]]:
     setting = _setting(source, group, extractor, reference, real_images, samples, seed, device, inception_weights)
-    kinds, by_fidelity, weights = setting["kinds"], setting["by_fidelity"], setting["weights"]
-    fidelity_name, n_generated, feature_layer = setting["fidelity_name"], setting["n_generated"], setting["feature_layer"]
-    kid_subset, key = setting["kid_subset"], setting["key"]
+    kinds, by_fidelity, weights = setting.kinds, setting.by_fidelity, setting.weights
+    fidelity_name, n_generated, feature_layer = setting.fidelity_name, setting.n_generated, setting.feature_layer
+    kid_subset, key = setting.kid_subset, setting.key
     # torch-fidelity moves G and the extractor with .cuda(): make that the run's own GPU.
     with torch.cuda.device(device) if device.type == "cuda" else nullcontext(), _explain_download(weights):
         result, generated_features, reference_features = fidelity_metrics(
-            setting["kwargs"], extra_layers=setting["extra_layers"], features_1=features)
+            setting.kwargs, extra_layers=setting.extra_layers, features_1=features)
     values = {name: float(result[FIDELITY_KEYS[parse_value_name(name)[0]]])
               for metric in group if metric.kind in by_fidelity for name in metric.higher_is_better}
     inputs = MetricInputs(generated_features, reference_features, real_labels, seed)
