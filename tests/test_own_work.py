@@ -340,3 +340,19 @@ def test_plan_of_a_big_suite_prints_each_alias_chain_once_and_counts_its_runs(tm
     status = ganbench("status", str(repo / "suites" / "hacks.yaml"), "--results-root", "r", cwd=tmp_path)
     assert status.returncode == 0 and "one row per arm; --runs lists" in status.stdout
     assert "loo:all" in status.stdout and "16 pending" in status.stdout and len(status.stdout.splitlines()) < 250
+
+
+def test_every_arms_problem_is_reported_together(tmp_path):
+    from ganbench.study.suite import SuiteError, load_suite
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ndataset: fake\narms: {a: {hacks: [label_smoothin]}, b: {hacks: [noisy_lables]}}\n")
+    with pytest.raises(SuiteError, match=r"2 problems:\n  arms.a.hacks\[0\]: unknown hack 'label_smoothin' \(did you "
+                                         r"mean 'label_smoothing'\?\)\n  arms.b.hacks\[0\]: unknown hack 'noisy_lables'"):
+        load_suite(path, tmp_path / "r")
+    path.write_text("name: bad\ndataset: fake\narms: {a: {}, b: {set: {lr_d: -1}}, c: {set: {lr_g: 0}}}\nseeds: 3\n")
+    with pytest.raises(SuiteError) as err:
+        load_suite(path, tmp_path / "r")
+    text = str(err.value)
+    assert "2 problems" in text and "arm 'b': bad value -1.0 for 'lr_d'" in text and "arm 'c'" in text
+    assert text.count("arm 'b'") == 1  # once per arm, not once per seed

@@ -200,10 +200,12 @@ def load_suite(path: str | Path, results_root: str | Path = "results", planner: 
 def _expand(path: Path, designs: tuple[Design, ...], seeds: tuple[int, ...], base: dict[str, Any],
             steps_for: StepsFor | None, cli: dict[str, Any]) -> list[Run]:
     """arms × seeds → runs with resolved configs and run ids."""
-    runs = []
+    runs, problems = [], {}
     for design in designs:
         for arm in design.arms:
             for seed in seeds:
+                if arm.name in problems:
+                    continue  # one message per arm, not one per seed
                 where = f"arm '{arm.name}', seed {seed}"
                 # defaults < the arm's preset hacks < base < its other hacks < its `set` < the CLI's --set
                 try:
@@ -212,9 +214,19 @@ def _expand(path: Path, designs: tuple[Design, ...], seeds: tuple[int, ...], bas
                     if steps_for is not None and "steps" not in cli:
                         cfg = cfg.replace(steps=steps_for(arm.name, cfg))
                 except ConfigError as err:
-                    raise _fail(path, where, str(err)) from None
+                    problems[arm.name] = f"arm '{arm.name}': {err}"
+                    continue
                 runs.append(Run(run_id(cfg), arm.name, seed, cfg, arm.hacks, design.preset))
+    _raise_all(path, list(problems.values()))
     return runs
+
+
+def _raise_all(path: Path, problems: list[str]) -> None:
+    """One SuiteError for every problem found (one is said as before; several each on its own line)."""
+    if len(problems) == 1:
+        raise SuiteError(f"{path}: {problems[0]}")
+    if problems:
+        raise SuiteError(f"{path}: {len(problems)} problems:\n  " + "\n  ".join(problems))
 
 
 def _check_analysis_measured(suite: Suite) -> None:
@@ -357,16 +369,20 @@ def _explicit_arms(path: Path, arms_raw: Any, reference: Any) -> dict[str, tuple
     """A suite's explicit `arms:` checked: name → (hacks, knob overrides)."""
     if not isinstance(arms_raw, dict) or not arms_raw:
         raise _fail(path, "arms", "design 'arms' needs a mapping of arm name → {hacks, set}")
-    arms = {}
-    for arm_name, spec in arms_raw.items():
-        spec = _check_keys(path, f"arms.{arm_name}", spec or {}, ARM_KEYS)
-        hacks = _hack_list(path, f"arms.{arm_name}.hacks", spec.get("hacks"))
-        overrides = _check_keys(path, f"arms.{arm_name}.set", spec.get("set") or {},
-                                TrainConfig.__dataclass_fields__)
-        problem = arm_name_problem(str(arm_name))
-        if problem:
-            raise _fail(path, f"arms.{arm_name}", problem)
-        arms[str(arm_name)] = (hacks, overrides)
+    arms, problems = {}, []
+    for arm_name, spec in arms_raw.items():  # every arm checked: its problems reported together
+        try:
+            spec = _check_keys(path, f"arms.{arm_name}", spec or {}, ARM_KEYS)
+            hacks = _hack_list(path, f"arms.{arm_name}.hacks", spec.get("hacks"))
+            overrides = _check_keys(path, f"arms.{arm_name}.set", spec.get("set") or {},
+                                    TrainConfig.__dataclass_fields__)
+            problem = arm_name_problem(str(arm_name))
+            if problem:
+                raise _fail(path, f"arms.{arm_name}", problem)
+            arms[str(arm_name)] = (hacks, overrides)
+        except SuiteError as err:
+            problems.append(str(err).removeprefix(f"{path}: "))
+    _raise_all(path, problems)
     if reference is not None and reference not in arms:
         raise _fail(path, "reference", f"no arm named '{reference}'{did_you_mean(str(reference), arms)}")
     return arms
