@@ -38,5 +38,5 @@ def test_your_own_hack_example_runs_as_written(tmp_path):
                                 text=True, env={**os.environ, "COLUMNS": "200"}, timeout=900)
         assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-2000:])
     report = (tmp_path / "mine-report" / "README.md").read_text()
-    assert "reference arm `dcgan`" in report and "`stylegan2_adam` against `dcgan`" in report
+    assert "reference arm `dcgan`" in report and "`adam_beta2_099` against `dcgan`" in report
     assert "`slow_d` against `dcgan`" in report
