@@ -46,6 +46,27 @@ def ganbench(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Compl
                           env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600)
 
 
+def cli(*args: str, cwd: Path):
+    """The command in this process (typer's runner): what `ganbench` would do, without the ~8 s of a new
+    interpreter importing torch. Plugin tests use `ganbench` (a subprocess): a plugin's registrations live
+    for the process."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    finally:
+        os.chdir(here)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
 @pytest.fixture()
 def project(tmp_path):
     (tmp_path / "myhacks.py").write_text(PLUGIN)
@@ -142,11 +163,11 @@ def test_run_and_plan_take_set_and_record_it(tmp_path):
     (tmp_path / "s.yaml").write_text("name: s\ndataset: fake\npreset: dcgan\narms: {a: {}}\nreference: a\nseeds: 1\n"
                                      "steps: 4\nbase: {batch_size: 8, log_every: 2, sample_every: 0, "
                                      "checkpoint_every: 0}\nevaluation: {metrics: none}\n")
-    plan = ganbench("plan", "s.yaml", "--no-estimate", "--set", "steps=2", cwd=tmp_path)
+    plan = cli("plan", "s.yaml", "--no-estimate", "--set", "steps=2", cwd=tmp_path)
     assert plan.returncode == 0 and "--set over every arm: steps=2" in plan.stdout and "0/2" in plan.stdout
-    bad = ganbench("run", "s.yaml", "--set", "stpes=2", cwd=tmp_path)
+    bad = cli("run", "s.yaml", "--set", "stpes=2", cwd=tmp_path)
     assert bad.returncode == 2 and "did you mean 'steps'" in bad.stderr
-    run = ganbench("run", "s.yaml", "--device", "cpu", "--workers", "1", "--set", "steps=2", cwd=tmp_path)
+    run = cli("run", "s.yaml", "--device", "cpu", "--workers", "1", "--set", "steps=2", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     # stdout is a pipe here, as a log file: plain lines, one when the run starts and one when it ends
     assert "started a seed 0 (" in run.stdout and "completed a seed 0 (" in run.stdout and "at step 2/2" in run.stdout
@@ -166,10 +187,10 @@ def test_ttur_means_what_its_citation_means_and_the_seed_keeps_its_own():
     assert "ttur_seed000" in text
 
 
-def test_version():
+def test_version(tmp_path):
     import ganbench
 
-    result = subprocess.run([sys.executable, "-m", "ganbench.cli", "--version"], capture_output=True, text=True)
+    result = cli("--version", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith(f"ganbench {ganbench.__version__}")
     assert ganbench.__version__ != "0+unknown"
 
@@ -224,10 +245,9 @@ def test_the_python_api_gives_the_clis_runs_and_numbers(tmp_path):
     assert [p["status"] for p in ganbench.plan(suite, estimate=False).runs] == ["pending"] * 4
     states = ganbench.run(suite, device="cpu", workers=1)
     assert [s.status for s in states] == ["completed"] * 4
-    cli = subprocess.run(
-        [sys.executable, "-m", "ganbench.cli", "run", "api.yaml", "--device", "cpu", "--workers", "1", "--set",
-         "steps=2", "--results-root", "by_cli"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert cli.returncode == 0, cli.stderr
+    by_cli = cli("run", "api.yaml", "--device", "cpu", "--workers", "1", "--set", "steps=2", "--results-root", "by_cli",
+                 cwd=tmp_path)
+    assert by_cli.returncode == 0, by_cli.stderr
 
     def numbers(root: str) -> dict:
         runs = tmp_path / root / "own" / "runs"
@@ -261,7 +281,7 @@ def test_eval_scores_an_image_folder_and_a_torchscript_generator_with_provenance
     reference = Reference("fashion-mnist", "test", 300, 28, 1)
     direct = {r["metric"]: r["value"] for r in evaluate(images[:200], ["fid_fmnist", "prc_fmnist"], reference,
                                                          samples=200)}
-    result = ganbench("eval", str(folder), "--metrics", "fid_fmnist,prc_fmnist", "--reference-samples", "300",
+    result = cli("eval", str(folder), "--metrics", "fid_fmnist,prc_fmnist", "--reference-samples", "300",
                       "--device", "cpu", "--out", "rows.jsonl", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = rundir.read_jsonl(tmp_path / "rows.jsonl")
@@ -275,13 +295,13 @@ def test_eval_scores_an_image_folder_and_a_torchscript_generator_with_provenance
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.save(torch.jit.trace(net_g, torch.zeros(2, cfg.latent_dim)), str(tmp_path / "g.pt"))
     direct = evaluate(FidelityGenerator(net_g, cfg), ["fid_fmnist"], reference, samples=256, seed=3)[0]["value"]
-    result = ganbench("eval", "g.pt", "--metrics", "fid_fmnist", "--samples", "256", "--reference-samples", "300",
+    result = cli("eval", "g.pt", "--metrics", "fid_fmnist", "--samples", "256", "--reference-samples", "300",
                       "--device", "cpu", "--set", "latent_dist=gaussian", "--set", "data_range=-1_1", "--set",
                       "seed=3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"{direct:.5g}" in result.stdout
     assert not (tmp_path / "g.pt.jsonl").exists()  # without --out nothing is written
-    missing = ganbench("eval", "nothing_here", cwd=tmp_path)
+    missing = cli("eval", "nothing_here", cwd=tmp_path)
     assert missing.returncode == 2 and "no such image folder or generator file" in missing.stderr
 
 
@@ -289,13 +309,13 @@ def test_run_fresh_starts_over_and_keeps_the_earlier_files(tmp_path):
     (tmp_path / "f.yaml").write_text("name: f\ndataset: fake\npreset: dcgan\narms: {a: {}, b: {set: {beta1: 0.8}}}\n"
                                      "reference: a\nseeds: 1\nsteps: 2\nbase: {batch_size: 8, log_every: 1, "
                                      "sample_every: 0, checkpoint_every: 0}\nevaluation: {metrics: none}\n")
-    first = ganbench("run", "f.yaml", "--device", "cpu", "--workers", "1", cwd=tmp_path)
+    first = cli("run", "f.yaml", "--device", "cpu", "--workers", "1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    again = ganbench("run", "f.yaml", "--device", "cpu", "--workers", "1", cwd=tmp_path)
+    again = cli("run", "f.yaml", "--device", "cpu", "--workers", "1", cwd=tmp_path)
     assert "2 already finished, 0 to train" in again.stdout
     runs = tmp_path / "results" / "f" / "runs"
     before = {p.name: (p / "stats.jsonl").read_text() for p in runs.iterdir()}
-    fresh = ganbench("run", "f.yaml", "--device", "cpu", "--workers", "1", "--fresh", "--only", "b", cwd=tmp_path)
+    fresh = cli("run", "f.yaml", "--device", "cpu", "--workers", "1", "--fresh", "--only", "b", cwd=tmp_path)
     assert fresh.returncode == 0 and "1 to train" in fresh.stdout, fresh.stdout + fresh.stderr
     (kept,) = [p for p in runs.iterdir() if (p / "replaced").exists()]
     (aside,) = list((kept / "replaced").iterdir())
@@ -319,7 +339,7 @@ def test_a_suite_with_several_unknown_keys_names_them_all_at_once(tmp_path):
                      "'steps'?)", "evaluaton: unknown key (did you mean 'evaluation'?)",
                      "arms.a.hack: unknown key (did you mean 'hacks'?)", "analysis.primry"):
         assert expected in text, text
-    listed = ganbench("suite-keys", "--json", cwd=tmp_path)
+    listed = cli("suite-keys", "--json", cwd=tmp_path)
     keys = json.loads(listed.stdout)
     assert set(keys) == set(SECTIONS) and set(keys["(top)"]) == set(TOP) and keys["arms.NAME"]["set"]["type"] == "mapping"
 
@@ -330,14 +350,14 @@ def test_plan_of_a_big_suite_prints_each_alias_chain_once_and_counts_its_runs(tm
     assert distinct_chains(["AB = CG = DH", "CG = AB = DH", "AC = BG", "I = ABCG = … (2047 words in all)"]) == \
         ["AB = CG = DH", "AC = BG", "I = ABCG = … (2047 words in all)"]
     repo = Path(__file__).resolve().parents[1]
-    plan = ganbench("plan", str(repo / "suites" / "hacks.yaml"), "--no-estimate", "--results-root", "r", cwd=tmp_path)
+    plan = cli("plan", str(repo / "suites" / "hacks.yaml"), "--no-estimate", "--results-root", "r", cwd=tmp_path)
     assert plan.returncode == 0, plan.stderr
     assert "1472 runs (1472 pending); --runs lists each of them" in plan.stdout and len(plan.stdout.splitlines()) < 150
     assert plan.stdout.count("AB = CG = DH = EJ = FK = LR") == 1 and "\n    CG = " not in plan.stdout
-    listed = ganbench("plan", str(repo / "suites" / "hacks.yaml"), "--no-estimate", "--runs", "--results-root", "r",
+    listed = cli("plan", str(repo / "suites" / "hacks.yaml"), "--no-estimate", "--runs", "--results-root", "r",
                       cwd=tmp_path)
     assert listed.returncode == 0 and len(listed.stdout.splitlines()) > 1472
-    status = ganbench("status", str(repo / "suites" / "hacks.yaml"), "--results-root", "r", cwd=tmp_path)
+    status = cli("status", str(repo / "suites" / "hacks.yaml"), "--results-root", "r", cwd=tmp_path)
     assert status.returncode == 0 and "one row per arm; --runs lists" in status.stdout
     assert "loo:all" in status.stdout and "16 pending" in status.stdout and len(status.stdout.splitlines()) < 250
 
