@@ -64,14 +64,20 @@ HACKS: Registry[Hack] = Registry("hack", "see `ganbench hacks`", _check_hack)
 PRESETS: Registry[tuple[str, ...]] = Registry("preset", check=_check_preset)
 
 
-def register_hack(hack: Hack) -> Hack:
-    """Add `hack` to the registry after checking its name, source and knobs; its values are kept
-    parsed to the knobs' types (parsed once, here, not again on every config they build)."""
+def checked_hack(hack: Hack) -> Hack:
+    """`hack` as the registry holds it: name and source checked, values parsed to the knobs' types
+    (parsed once, here, not again on every config they build). Raises ConfigError."""
+    _check_hack(hack.name, hack)
     try:
         sets = {knob: parse_value(knob, value) for knob, value in hack.sets.items()}
     except ConfigError as err:
         raise ConfigError(f"hack '{hack.name}': {err}") from None
-    return HACKS.register(hack.name, dataclasses.replace(hack, sets=sets))
+    return dataclasses.replace(hack, sets=sets)
+
+
+def register_hack(hack: Hack) -> Hack:
+    """Add `hack` to the registry after checking its name, source and knobs (`checked_hack`)."""
+    return HACKS.register(hack.name, checked_hack(hack))
 
 
 def get_hack(name: str) -> Hack:

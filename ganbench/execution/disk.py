@@ -26,6 +26,7 @@ def checkpoint_bytes(cfg: TrainConfig) -> int:
     def measure() -> int:
         import torch
 
+        from ganbench.training.protocol import STAT_NAMES
         from ganbench.training.single import GanTrainer
 
         images = torch.zeros(cfg.batch_size, cfg.channels, cfg.image_size, cfg.image_size, dtype=torch.uint8)
@@ -33,7 +34,7 @@ def checkpoint_bytes(cfg: TrainConfig) -> int:
         try:
             trainer = GanTrainer(cfg.replace(device="cpu"), images, torch.device("cpu"))
             buffer = io.BytesIO()
-            torch.save({"step": 0, "count": 0, "acc": torch.zeros(7), **trainer.state_dict()}, buffer)
+            torch.save({"step": 0, "count": 0, "acc": torch.zeros(len(STAT_NAMES)), **trainer.state_dict()}, buffer)
             params = [p for net in (trainer.net_g, trainer.net_d) for p in net.parameters()]
         finally:
             torch.set_rng_state(rng)

@@ -96,9 +96,6 @@ def evaluate_together(evaluators: Sequence[RunEvaluator], net_gs: Sequence[torch
     return [e.finish(run_rows) for e, run_rows in zip(evaluators, rows)]
 
 
-Evaluator = RunEvaluator
-
-
 def make_evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path | None = None) -> RunEvaluator | None:
     """The run's evaluator for the training loop, or None when no metric is asked.
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ganbench.errors import ConfigError
-from ganbench.hacks import HACKS, Hack, register_hack
+from ganbench.hacks import HACKS, Hack, checked_hack
 from ganbench.study import suite_keys
 
 DEFINE_KEYS = tuple(suite_keys.DEFINE)
@@ -50,30 +50,16 @@ def define_hacks(raw: Any) -> tuple[str, ...]:
         hack = Hack(str(name), str(spec.get("summary", "")), str(spec.get("source", "")), dict(spec["sets"]),
                     tuple(tags) + ("defined in a suite",))
         try:
-            candidate = _parsed(hack)
+            if not hack.summary.strip():
+                raise ConfigError(f"hack '{name}' needs a summary (one line: what turning it on changes)")
+            candidate = checked_hack(hack)
             if name in HACKS:  # the same knobs under the same name (the suite read again, or a plugin's twin)
                 if dict(HACKS[name].sets) != dict(candidate.sets):
                     raise ConfigError(f"a hack '{name}' is already registered and sets {dict(HACKS[name].sets)}, "
                                       f"not {dict(candidate.sets)}; give yours another name")
             else:
-                register_hack(hack)
+                HACKS.register(candidate.name, candidate)
         except ConfigError as err:
             raise DefineError(where, str(err)) from None
         names.append(str(name))
     return tuple(names)
-
-
-def _parsed(hack: Hack) -> Hack:
-    """`hack` as the registry would hold it (values parsed to the knobs' types, checked)."""
-    from ganbench.config import parse_value
-
-    if not hack.summary.strip():
-        raise ConfigError(f"hack '{hack.name}' needs a summary (one line: what turning it on changes)")
-    from ganbench.hacks import _check_hack
-
-    _check_hack(hack.name, hack)
-    try:
-        sets = {knob: parse_value(knob, value) for knob, value in hack.sets.items()}
-    except ConfigError as err:
-        raise ConfigError(f"hack '{hack.name}': {err}") from None
-    return Hack(hack.name, hack.summary, hack.source, sets, hack.tags)

@@ -22,7 +22,7 @@ from ganbench import devices
 from ganbench.checks import check_resolved
 from ganbench.config import IDENTITY_KNOBS, TrainConfig, run_id
 from ganbench.errors import ConfigError
-from ganbench.metrics.evaluator import Evaluator, evaluate_together, make_evaluator
+from ganbench.metrics.evaluator import RunEvaluator, evaluate_together, make_evaluator
 from ganbench.metrics.fidelity import summarize
 from ganbench.provenance import provenance
 from ganbench.rundir import FINAL, RunDir, RunDirError, RunLocked, RunStatus
@@ -49,7 +49,7 @@ class Recorder:
     cfg: TrainConfig
     run_dir: RunDir
     status: RunStatus
-    evaluator: Evaluator | None
+    evaluator: RunEvaluator | None
     progress: Progress | None = None
     start: int = 0
     count: int = 0

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
-from ganbench.models import RunDropout
+from ganbench.models import Discriminator, RunDropout
 from ganbench.training.flat import FlatParams
 
 MAP, VEC = "map", "vec"  # (N, K·C, H, W) and (K, N, F)
@@ -118,7 +118,7 @@ class StackedNet:
         self.state_names = list(nets[0].state_dict())
         self.masks = masks
         self.training = True
-        self.squeeze = nets[0].__class__.__name__ == "Discriminator"  # D returns (K, N) logits
+        self.squeeze = isinstance(nets[0], Discriminator)  # D returns (K, N) logits
         device = self.flat.values.device
         slope = torch.tensor(list(slopes), dtype=torch.float32, device=device)
         self.slope = float(slopes[0]) if len(set(slopes)) == 1 else slope
@@ -230,15 +230,14 @@ class VmapNet(StackedNet):
             raise ValueError("the vmap engine takes neither per-run slopes nor dropout")
         super().__init__(nets, slopes, masks)
         self.template = copy.deepcopy(nets[0]).to("meta")
-        self.template_is_d = self.squeeze
 
     def __call__(self, x: torch.Tensor, frozen: bool = False) -> torch.Tensor:
         params = {n: (p.detach() if frozen else p) for n, p in self.params.items()}
         self.template.train(self.training)
-        vmap_in = from_map(x, self.k) if self.template_is_d else x  # vmap maps over a leading run axis
+        vmap_in = from_map(x, self.k) if self.squeeze else x  # vmap maps over a leading run axis
 
         def one(p: dict[str, Any], b: dict[str, Any], xi: torch.Tensor) -> torch.Tensor:
             return functional_call(self.template, (p, b), (xi,))
 
         out = torch.func.vmap(one, randomness="error")(params, self.buffers, vmap_in)
-        return out if self.template_is_d else to_map(out)
+        return out if self.squeeze else to_map(out)
