@@ -65,9 +65,10 @@ def _p_value(estimate: float, se: float, dof: float) -> float:
 
 
 def compare_to_reference(values: pd.DataFrame, reference: str, metric: str, higher_is_better: bool | None,
-                         arms: Sequence[str] | None = None) -> pd.DataFrame:
-    """Each arm against `reference` at equal steps, by Welch's t (see the module doc); verdicts come from
-    `apply_family`. `values` is `stats.run_values` of one part (one row per run, NaN where it has no value)."""
+                         arms: Sequence[str] | None = None, basis: str = "equal steps") -> pd.DataFrame:
+    """Each arm against `reference` on its runs' final values, by Welch's t (see the module doc); verdicts
+    come from `apply_family`. `values` is `stats.run_values` of one part (one row per run, NaN where it has
+    no value); `basis` names what the part's arms share (`part_basis`)."""
     arms = list(arms or [a for a in values["arm"].unique() if a != reference])
     every = {a: values.loc[values["arm"] == a, "value"].to_numpy(float) for a in [reference, *arms]}
     raw = {a: x[np.isfinite(x)] for a, x in every.items()}
@@ -76,7 +77,7 @@ def compare_to_reference(values: pd.DataFrame, reference: str, metric: str, high
     for arm in arms:
         x, ref = raw[arm], raw[reference]
         estimate, se, dof = stats.welch_contrast(_transform(x, scale), _transform(ref, scale))
-        rows.append({"metric": metric, "arm": arm, "reference": reference, "basis": "equal steps", "scale": scale,
+        rows.append({"metric": metric, "arm": arm, "reference": reference, "basis": basis, "scale": scale,
                      "n": len(x), "n_reference": len(ref), "runs": len(every[arm]), "runs_reference": len(every[reference]),
                      "estimate": estimate, "se": se, "dof": dof, "p": _p_value(estimate, se, dof),
                      "test": f"Welch's t ({scale} scale)",
@@ -87,6 +88,15 @@ def compare_to_reference(values: pd.DataFrame, reference: str, metric: str, high
                      "g": stats.hedges_g(x, ref), "in_family": True,
                      "testable": min(len(x), len(ref)) >= MIN_SEEDS, "higher_is_better": higher_is_better})
     return pd.DataFrame(rows)
+
+
+TRAINED_FLOPS = "equal FLOPs (trained)"
+
+
+def part_basis(design: dict) -> str:
+    """What a part's arms share at their final evaluation: the suite's steps, or (a part trained to
+    `budget: {flops: …}`) the same FLOPs."""
+    return TRAINED_FLOPS if (design.get("budget") or {}).get("kind") == "flops" else "equal steps"
 
 
 def fisher_no_value(missing: int, runs: int, missing_reference: int, runs_reference: int) -> float:

@@ -110,6 +110,8 @@ def equal_flops_warnings(suite: Suite) -> list[str]:
     from ganbench.analysis.inference import MAX_READ_DISTANCE, read_distance
     from ganbench.training.compute import step_compute
 
+    if any(d.budget is not None and d.budget.kind == "flops" for d in suite.designs):
+        return []  # a part trained to equal FLOPs answers it: the report reads no curve then
     first = {}
     for run in suite.runs:
         first.setdefault(run.arm, run.config)
@@ -141,19 +143,28 @@ def equal_flops_warnings(suite: Suite) -> list[str]:
 
 
 def family_size(suite: Suite, metrics: list[str]) -> int:
-    """The most comparisons the suite's report can hold in its family: each verdict metric for every arm
-    against its part's reference at equal steps, plus an equal-FLOPs row for each arm whose network differs
-    from the reference's (FLOPs per step can differ only then)."""
+    """The most comparisons the suite's report can hold in its family (as `report.analysis.analyse` builds
+    it): each verdict metric for every arm against its part's reference, once per pair of run sets (an arm
+    of a FLOPs-trained part with the reference's steps is an earlier part's comparison), plus, when no part
+    is trained to equal FLOPs, an equal-FLOPs reading for each arm whose network differs from the
+    reference's (FLOPs per step can differ only then)."""
     from ganbench.config import structure_key
 
     network = {run.arm: structure_key(run.config) for run in suite.runs}
-    size = 0
+    runs: dict[str, set[str]] = {}
+    for run in suite.runs:
+        runs.setdefault(run.arm, set()).add(run.run_id)
+    trained_flops = any(d.budget is not None and d.budget.kind == "flops" for d in suite.designs)
+    size, compared = 0, set()
     for design in suite.designs:
         if design.reference_arm is None:
             continue
-        others = [arm.name for arm in design.arms if arm.name != design.reference_arm]
-        size += len(metrics) * len(others)
-        size += sum(network.get(a) != network.get(design.reference_arm) for a in others)
+        reference = frozenset(runs.get(design.reference_arm, ()))
+        for arm in (a.name for a in design.arms if a.name != design.reference_arm):
+            if (frozenset(runs.get(arm, ())), reference) in compared:
+                continue
+            compared.add((frozenset(runs.get(arm, ())), reference))
+            size += len(metrics) + (not trained_flops and network.get(arm) != network.get(design.reference_arm))
     return size
 
 
@@ -222,6 +233,7 @@ class StepPlanner:
         self.structures: dict[str, dict[str, Any]] = {}
         self.arm_steps: dict[str, dict[str, Any]] = {}
         self.first_format: dict[str, float] = {}  # arm → seconds per step: budget.json's first format
+        self.reference_flops: float | None = None  # {flops: reference}: what the reference arm spends
         self.changed = False
         if budget.kind != "seconds":
             return
@@ -264,7 +276,15 @@ class StepPlanner:
         if self.budget.kind == "flops":
             from ganbench.training.compute import step_compute
 
-            return max(1, round(self.budget.amount / step_compute(cfg)["flops_per_step"]))
+            flops = step_compute(cfg)["flops_per_step"]
+            if self.budget.reference:  # a part's {flops: reference}: the reference arm comes first (load_suite)
+                if arm == self.budget.reference:
+                    self.reference_flops = cfg.steps * flops
+                    return cfg.steps
+                if self.reference_flops is None:
+                    raise RuntimeError(f"the reference arm '{self.budget.reference}' must be planned before '{arm}'")
+                return max(1, round(self.reference_flops / flops))
+            return max(1, round(self.budget.amount / flops))
         if arm in self.arm_steps:
             return int(self.arm_steps[arm]["steps"])
         if arm in self.first_format:

@@ -49,6 +49,8 @@ def write_manifest(suite: Suite) -> None:
         "designs": [{"part": d.name, "kind": d.kind, "preset": d.preset, "studied_hacks": list(d.studied),
                      "reference_arm": d.reference_arm, "resolution": d.resolution,
                      "generators": list(d.generators), "aliases": list(d.aliases),
+                     **({"budget": {"kind": d.budget.kind, "amount": d.budget.amount, "reference": d.budget.reference,
+                                    "text": d.budget.describe()}} if d.budget else {}),  # a part's own only
                      "arms": [{"name": a.name, "hacks": list(a.hacks), "set": dict(a.overrides),
                                "factors": dict(a.factors)} for a in d.arms]} for d in suite.designs],
         "runs": [{"run_id": r.run_id, "arm": r.arm, "seed": r.seed, "hacks": list(r.hacks)} for r in suite.runs],

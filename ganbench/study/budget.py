@@ -3,6 +3,8 @@
     steps: 3000                         # every arm trains 3000 steps (the default kind)
     budget: {flops: 3.0e13}             # each arm trains round(flops / its FLOPs per step) steps
     budget: {seconds: 600, device: cpu} # each arm trains round(seconds / its step time) steps
+    designs: {flops: {…, budget: {flops: reference}}}  # a part: each arm trains to the FLOPs its
+                                        # reference arm spends in the suite's steps (equal compute, trained)
 
 Equal steps is not equal compute: an arm whose step costs more gets more compute. FLOPs per
 step are counted (deterministic, `ganbench.training.compute`); seconds per step are timed
@@ -32,8 +34,12 @@ class Budget:
     kind: str  # steps | flops | seconds
     amount: float
     device: str = "cpu"  # where seconds are timed
+    reference: str = ""  # `{flops: reference}` (a design part's budget): this arm's FLOPs in the suite's steps
 
     def describe(self) -> str:
+        if self.reference:
+            spent = f": {self.amount:.3g} FLOPs per run" if self.amount else ""
+            return f"equal compute, trained: each arm to the FLOPs `{self.reference}` spends in its steps{spent}"
         if self.kind == "steps":
             return f"equal steps ({int(self.amount)} per run)"
         if self.kind == "flops":
@@ -51,8 +57,9 @@ def _number(value: Any) -> Any:
     return value
 
 
-def parse_budget(spec: Any, where: str = "budget") -> Budget:
-    """`{flops: X}`, `{seconds: S[, device: D]}` or `{steps: N}` → Budget; errors name the key."""
+def parse_budget(spec: Any, where: str = "budget", reference: str = "") -> Budget:
+    """`{flops: X}`, `{seconds: S[, device: D]}` or `{steps: N}` → Budget; errors name the key. A part's
+    budget may be `{flops: reference}`: the FLOPs its `reference` arm spends in the suite's steps."""
     if not isinstance(spec, dict) or not spec:
         raise ConfigError(f"{where}: expected a mapping such as {{flops: 3.0e13}} or {{seconds: 600, device: cpu}}")
     kinds = [k for k in spec if k in KINDS]
@@ -63,9 +70,15 @@ def parse_budget(spec: Any, where: str = "budget") -> Budget:
     if len(kinds) != 1:
         raise ConfigError(f"{where}: give exactly one of {', '.join(KINDS)}, got {kinds or 'none'}")
     kind = kinds[0]
+    if kind == "flops" and spec[kind] == "reference":
+        if not reference:
+            raise ConfigError(f"{where}.flops: 'reference' (the reference arm's FLOPs) is for a design part's "
+                              "budget, whose reference arm trains the suite's steps; give a number here")
+        return Budget("flops", 0.0, reference=reference)
     amount = _number(spec[kind])
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount) or amount <= 0:
-        raise ConfigError(f"{where}.{kind}: expected a positive number (finite), got {spec[kind]!r}")
+        raise ConfigError(f"{where}.{kind}: expected a positive number (finite)"
+                          f"{' or reference' if reference and kind == 'flops' else ''}, got {spec[kind]!r}")
     if kind == "steps" and not float(amount).is_integer():
         raise ConfigError(f"{where}.steps: expected a whole number of steps, got {spec[kind]!r}")
     if "device" in spec and kind != "seconds":

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from ganbench.errors import ConfigError, Registry
+from ganbench.study.budget import Budget
 
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
 
@@ -60,6 +61,7 @@ class Design:
     name: str = ""  # the part's name in a multi-part suite ('' for a single design)
     preset: str = ""  # the preset the part starts from
     studied: tuple[str, ...] = ()  # the hacks under study in this part
+    budget: Budget | None = None  # a part's own budget (`designs.PART.budget`); None: the suite's
 
 
 def leave_one_out(preset_hacks: Sequence[str], studied: Sequence[str]) -> Design:

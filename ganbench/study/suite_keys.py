@@ -20,7 +20,7 @@ TOP: dict[str, tuple[str, str, str]] = {
     "design": ("string or mapping", "arms when `arms` is given", "leave_one_out | add_one_in | full_factorial | "
                "fractional_factorial | arms, or {type, resolution, reference}"),
     "designs": ("mapping", "none", "several parts instead of `design`: part → {type, preset, hacks, resolution, "
-                "reference, arms}; arms are named part:arm"),
+                "reference, arms, budget}; arms are named part:arm"),
     "arms": ("mapping", "none", "explicit arms: name → {hacks: [...], set: {knob: value}}"),
     "reference": ("string", "none", "the explicit arms' reference arm (shorthand for design.reference)"),
     "seeds": ("int or list", "1", "a count (seeds 0…n−1) or the seeds themselves"),
@@ -35,7 +35,9 @@ DESIGN = {"type": ("string", "-", "the design"), "resolution": ("int", "-", "fra
           "reference": ("string", "the design's own", "the arm the others are compared with")}
 PART = {**DESIGN, "preset": ("string", "the suite's", "this part's recipe"),
         "hacks": ("list", "the suite's", "this part's hacks under study"),
-        "arms": ("mapping", "none", "a part of type arms: its arms")}
+        "arms": ("mapping", "none", "a part of type arms: its arms"),
+        "budget": ("mapping", "the suite's", "this part's own: {steps: N}, {flops: F} or {flops: reference} (each "
+                   "arm trained to the FLOPs the part's reference arm spends in the suite's steps)")}
 EVALUATION = {"every": ("int", "500", "steps per evaluation (and the last step); knob eval_every"),
               "samples": ("int", "5000", "generated images per evaluation; knob eval_samples"),
               "reference_samples": ("int", "0 (whole split)", "real images; knob eval_reference_samples"),

@@ -35,6 +35,8 @@ class PartResult:
     compute: pd.DataFrame  # arm → parameters, FLOPs per step, seconds per step timed alone
     directions: dict[str, bool | None]  # metric → higher is better (True/False) or neither (None), from its rows
     convergence: pd.DataFrame = field(default_factory=pd.DataFrame)  # primary metric over the last two evaluations
+    basis: str = "equal steps"  # what its arms share at the final evaluation (`inference.part_basis`)
+    compared_elsewhere: list[str] = field(default_factory=list)  # arms whose runs an earlier part compares already
 
 
 @dataclass
@@ -90,26 +92,45 @@ def compute_frame(frame: pd.DataFrame, arms: list[str], costs: dict[str, Any]) -
     return pd.DataFrame(rows)
 
 
+def _new_comparisons(part_frame: pd.DataFrame, reference: str | None, arms: list[str], compared: set) -> list[str]:
+    """The arms (not the reference) whose runs, against the reference's runs, no earlier part has compared;
+    each is added to `compared`. An arm of a FLOPs-trained part that trains the reference's steps has the
+    equal-steps part's very runs: its comparison is that part's, not a second one."""
+    runs = part_frame.groupby("arm")["run_id"].agg(frozenset).to_dict() if len(part_frame) else {}
+    fresh = []
+    for arm in arms:
+        if arm == reference:
+            continue
+        key = (runs.get(arm), runs.get(reference))
+        if key[0] is None or key not in compared:
+            fresh.append(arm)
+            compared.add(key)
+    return fresh
+
+
 def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any], metrics: list[str],
             costs: dict[str, Any] | None = None) -> Analysis:
     directions = metric_directions(frame)
     primary, verdict_metrics = choose_metrics(metrics, manifest.get("analysis") or {})
     labels = failures.failure_labels(frame, training)
     parts, rows = [], []
+    # a part trained to equal FLOPs answers the equal-compute question itself: no reading off curves then
+    trained_flops = any(inference.part_basis(d) == inference.TRAINED_FLOPS for d in manifest["designs"])
+    compared = set()  # (arm's runs, reference's runs): one comparison is one member of the family, once
     for design in manifest["designs"]:
         arms = [a["name"] for a in design["arms"]]
         part_frame = frame[frame["arm"].isin(arms)]
         reference = design["reference_arm"]
-        others = [a for a in arms if a != reference]
+        others, basis = _new_comparisons(part_frame, reference, arms, compared), inference.part_basis(design)
         summaries = {}
         for metric in metrics:
             values = stats.run_values(part_frame, metric, directions.get(metric))
             summaries[metric] = stats.arm_summary(values, value_range(metric))
-            if reference and metric in verdict_metrics:
-                rows.append(inference.compare_to_reference(values, reference, metric, directions.get(metric), others)
-                            .assign(part=design["part"]))
+            if reference and others and metric in verdict_metrics:
+                rows.append(inference.compare_to_reference(values, reference, metric, directions.get(metric), others,
+                                                           basis).assign(part=design["part"]))
         compute = compute_frame(frame, arms, costs or {})
-        if reference:
+        if reference and others and not trained_flops:
             flops = compute.set_index("arm")["flops_per_step"].dropna().to_dict()
             # (equal seconds is not compared: step times of arms with one network differ by the timing's noise)
             rows.append(inference.compare_at_equal_compute(part_frame, reference, primary, directions.get(primary),
@@ -127,14 +148,15 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
         parts.append(PartResult(design["part"], design["kind"], reference, arms, summaries, {}, pd.DataFrame(),
                                 failures.failure_rates(labels[labels["arm"].isin(arms)]), factorial, interactions,
                                 compute, directions,
-                                convergence_table(part_frame, primary, directions.get(primary), arms, reference)))
+                                convergence_table(part_frame, primary, directions.get(primary), arms, reference),
+                                basis, [a for a in arms if a != reference and a not in others]))
     family = inference.apply_family(pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
     for part in parts:
         mine = family[family["part"] == part.name] if not family.empty else family
         for metric in verdict_metrics:
-            part.comparisons[metric] = (mine[(mine["metric"] == metric) & (mine["basis"] == "equal steps")]
+            part.comparisons[metric] = (mine[(mine["metric"] == metric) & (mine["basis"] == part.basis)]
                                         if not mine.empty else pd.DataFrame())
-        part.equal_compute = mine[mine["basis"] != "equal steps"] if not mine.empty else pd.DataFrame()
+        part.equal_compute = mine[mine["basis"] != part.basis] if not mine.empty else pd.DataFrame()
     size = int(family["family_size"].iloc[0]) if not family.empty else 0
     tested = int(family["family_tested"].iloc[0]) if not family.empty else 0
     return Analysis(parts, primary, verdict_metrics, size, tested, tested == 0)

@@ -99,7 +99,8 @@ def _head(results_dir: Path, manifest: dict[str, Any], result: Analysis, frame: 
     for design in manifest["designs"]:
         body.append(f"- {design['part'] or 'design'}: `{design['kind']}` from preset `{design['preset']}` over "
                     f"{len(design['studied_hacks'])} hacks, {len(design['arms'])} arms × {len(manifest['seeds'])} seeds; "
-                    f"reference arm `{design['reference_arm'] or '-'}`")
+                    f"reference arm `{design['reference_arm'] or '-'}`"
+                    + (f"; {design['budget']['text']}" if design.get("budget") else ""))
     body += ["", "## Arms", "", *arm_lines(result, manifest)]
     body += ["", "## Headline", "", *headline(result, manifest)]
     body += ["", "## Inference", "", *inference_lines(result, manifest)]
@@ -133,9 +134,11 @@ def _part_section(part: PartResult, result: Analysis, chosen: list[str], name: s
                         "when it goes the better way by more than 2 SE; *flips* when the arm's difference from "
                         f"`{part.reference}` changes sign:", f"convergence of {main}"),
         "effects": (effects_table(part, result.verdict_metrics), f"Every verdict metric against `{part.reference}` at "
-                    f"equal steps: rows of the family of {result.family_size} "
-                    f"({'exploratory: intervals only, no verdicts' if result.exploratory else 'Holm verdicts'}):",
-                    "effects at equal steps"),
+                    f"{part.basis}: rows of the family of {result.family_size} "
+                    f"({'exploratory: intervals only, no verdicts' if result.exploratory else 'Holm verdicts'})"
+                    + (f"; {', '.join(f'`{a}`' for a in part.compared_elsewhere)} train the reference's own steps "
+                       "here, so their runs and comparisons are an earlier part's" if part.compared_elsewhere else "")
+                    + ":", f"effects at {part.basis}"),
         "equal_compute": (equal_compute_table(part, main), f"`{main}` against `{part.reference}` at equal FLOPs, for "
                           "the arms whose FLOPs per step differ (rows of the family):", f"{main} at equal FLOPs"),
         "factorial": (factorial_table(part, main), f"Factorial effects on `{main}` ({factorial}); exploratory: "

@@ -52,7 +52,7 @@ def forest_plot(part: PartResult, metrics: list[str], path: Path) -> Path | None
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in palette.items()]
     fig.legend(handles=handles, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.02 - 0.3 / len(part.arms)),
                frameon=False)
-    fig.suptitle(f"{part.name or 'design'}: each arm vs '{part.reference}' at equal steps "
+    fig.suptitle(f"{part.name or 'design'}: each arm vs '{part.reference}' at {part.basis} "
                  "(Bonferroni-simultaneous intervals over the report's family)")
     save_figure(fig, path)
     return path.with_suffix(".png")

@@ -69,6 +69,7 @@ def findings(result: Analysis) -> list[str]:
     """One line per arm on the primary metric, at equal steps and equal FLOPs, with the other
     verdict metrics' verdicts where they say something; every line gives basis, n, CI, family."""
     metric, lines = result.primary, []
+    trained = any(p.basis == inference.TRAINED_FLOPS for p in result.parts)
     for part in result.parts:
         lines += convergence_findings(part, metric)
         steps = part.comparisons.get(metric, pd.DataFrame())
@@ -87,20 +88,25 @@ def findings(result: Analysis) -> list[str]:
             compute_verdict = crow.verdict if crow is not None and np.isfinite(crow.estimate) else None
             if compute_verdict is not None:
                 at_compute = f"{finding_numbers(crow, metric, result)}; {crow.note}"
+            elif crow is not None and isinstance(crow.note, str):
+                at_compute = crow.note
             else:
-                at_compute = crow.note if crow is not None and isinstance(crow.note, str) else "no equal-compute reading"
+                at_compute = "equal compute: trained in its own part" if trained else "no equal-compute reading"
+            if part.basis == inference.TRAINED_FLOPS:
+                at_compute = "its arms trained to equal FLOPs"
+            basis = part.basis
             if row.verdict in ("better", "worse") and compute_verdict not in (None, row.verdict):
-                head = (f"- **{row.arm}** is {row.verdict} than `{part.reference}` at equal steps but "
+                head = (f"- **{row.arm}** is {row.verdict} than `{part.reference}` at {basis} but "
                         f"*{compute_verdict}* at equal compute: both readings hold under their conditions")
             elif row.verdict in ("better", "worse"):
-                head = f"- **{row.arm}** is {row.verdict} than `{part.reference}` at equal steps"
+                head = f"- **{row.arm}** is {row.verdict} than `{part.reference}` at {basis}"
                 if compute_verdict == row.verdict:
                     head += " and at equal compute"
             elif compute_verdict in ("better", "worse"):
-                head = (f"- **{row.arm}**: {row.verdict} from `{part.reference}` at equal steps, "
+                head = (f"- **{row.arm}**: {row.verdict} from `{part.reference}` at {basis}, "
                         f"{compute_verdict} at equal compute")
             else:
-                head = f"- {row.arm}: {row.verdict} (equal steps)" + (
+                head = f"- {row.arm}: {row.verdict} ({basis})" + (
                     f", {compute_verdict} (equal compute)" if compute_verdict else "")
             others = [f"{m}: {v[row.arm]}" for m, v in verdicts.items() if v.get(row.arm) in ("better", "worse")]
             lines.append(f"{head} ({at_steps}; {at_compute})." + (
@@ -156,7 +162,7 @@ def arm_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
 def headline(result: Analysis, manifest: dict[str, Any]) -> list[str]:
     """3–5 sentences: what the study can say, at which budget, with what confidence."""
     metric = result.primary
-    budget = (manifest.get("budget") or {}).get("text", "equal steps")
+    budget = budget_text(manifest)
     sentences = [f"{sum(len(p.arms) for p in result.parts)} arms × {len(manifest['seeds'])} seeds at {budget}, "
                  f"compared with each part's reference on {len(result.verdict_metrics)} metrics "
                  f"({result.family_size} comparisons, one family)."]
@@ -213,7 +219,7 @@ def exploratory_findings(part: PartResult, steps: pd.DataFrame, flops: dict[str,
     """No verdicts: each arm's estimate at equal steps and at equal FLOPs, with n and the intervals."""
     lines = []
     for row in steps.itertuples():
-        text = f"- {row.arm} vs `{part.reference}` on {metric}: equal steps {interval_text(row)}"
+        text = f"- {row.arm} vs `{part.reference}` on {metric}: {part.basis} {interval_text(row)}"
         crow = flops.get(row.arm)
         if crow is not None:
             text += (f"; equal FLOPs {interval_text(crow)} ({crow.note})" if np.isfinite(crow.estimate)
@@ -224,9 +230,13 @@ def exploratory_findings(part: PartResult, steps: pd.DataFrame, flops: dict[str,
 
 
 def inference_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
-    budget = (manifest.get("budget") or {}).get("text", "equal steps")
-    family = (f"The family is the {result.family_size} comparisons the tables below show (every verdict metric at "
-              "equal steps, and the primary metric at equal FLOPs where the arms' FLOPs per step differ); each "
+    budget = budget_text(manifest)
+    trained = any(p.basis == inference.TRAINED_FLOPS for p in result.parts)
+    members = ("every verdict metric at its part's basis: equal steps, or equal FLOPs where a part is trained to "
+               "them; an arm whose runs an earlier part compares already is compared there, once" if trained else
+               "every verdict metric at equal steps, and the primary metric at equal FLOPs where the arms' FLOPs per "
+               "step differ")
+    family = (f"The family is the {result.family_size} comparisons the tables below show ({members}); each "
               f"difference is Welch's t (each arm its own variance), and its interval is simultaneous: Bonferroni over "
               f"all {result.family_size}, so together they cover the true differences with probability ≥ 95 %.")
     if result.exploratory:
@@ -239,4 +249,11 @@ def inference_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
                 "everything Bonferroni does and may reject more, so a verdict's interval can touch 0.")
     return [mode, "", f"- primary metric: `{result.primary}`; verdict metrics: "
             f"{', '.join(f'`{m}`' for m in result.verdict_metrics)}",
-            f"- budget: {budget}", f"- {inference.INTERPOLATION}"]
+            f"- budget: {budget}", *([] if trained else [f"- {inference.INTERPOLATION}"])]
+
+
+def budget_text(manifest: dict[str, Any]) -> str:
+    """The suite's budget, and each part's own where it has one."""
+    text = (manifest.get("budget") or {}).get("text", "equal steps")
+    own = [f"part `{d['part']}`: {d['budget']['text']}" for d in manifest["designs"] if d.get("budget")]
+    return text + (f" ({'; '.join(own)})" if own else "")

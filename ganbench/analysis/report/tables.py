@@ -189,7 +189,7 @@ def _lost(r: Any) -> str:
 
 
 def effects_table(part: PartResult, metrics: list[str]) -> pd.DataFrame:
-    """Every verdict metric's comparisons with the reference at equal steps (rows of the family)."""
+    """Every verdict metric's comparisons with the reference at the part's basis (rows of the family)."""
     frames = [part.comparisons[m] for m in metrics if not part.comparisons.get(m, pd.DataFrame()).empty]
     if not frames:
         return pd.DataFrame()
