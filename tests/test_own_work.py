@@ -376,3 +376,19 @@ def test_every_arms_problem_is_reported_together(tmp_path):
     text = str(err.value)
     assert "2 problems" in text and "arm 'b': bad value -1.0 for 'lr_d'" in text and "arm 'c'" in text
     assert text.count("arm 'b'") == 1  # once per arm, not once per seed
+
+
+def test_every_section_of_a_suite_is_checked_before_it_fails(tmp_path):
+    """A bad budget, base value, hack, seed count, results directory and metric: one run of `plan` names all six."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ndataset: fake\npreset: dcgan\nbase: {lr_d: -1}\nseeds: 0\nbudget: {flop: 3}\n"
+                    "results: ../outside\narms: {a: {hacks: [no_such_hack]}, b: {}}\nanalysis: {primary: fidd}\n")
+    result = cli("plan", str(path), "--no-estimate", "--results-root", "r", cwd=tmp_path)
+    assert result.returncode == 2
+    text = " ".join(result.stderr.split())
+    for expected in ("6 problems", "budget.flop: unknown key (did you mean 'flops'?)", "base: bad value -1.0 for "
+                     "'lr_d'", "arms.a.hacks[0]: unknown hack 'no_such_hack'", "seeds: the seed count must be >= 1",
+                     "results: '../outside' must name a directory inside the results root",
+                     "analysis: 'fidd' is not a scored metric value"):
+        assert expected in text, text
+    assert not (tmp_path / "r").exists()  # a check writes nothing

@@ -25,7 +25,10 @@ def load_planned_suite(path: str | Path, results_root: str | Path = "results", r
                        overrides: dict[str, Any] | None = None) -> Suite:
     """`load_suite` with its budget planned (and the CLI's `--set` `overrides`). Writes nothing unless
     `record` (`ganbench run`, `plan --save`): then a seconds budget timed now is kept in budget.json."""
-    results_dir, kind = suite_results_dir(path, results_root)
+    try:
+        results_dir, kind = suite_results_dir(path, results_root)
+    except SuiteError:  # load_suite says it, with every other problem of the file
+        results_dir, kind = None, "steps"
     planners: list[StepPlanner] = []
 
     def planner(budget: Budget, suite_dir: SuiteDir) -> Any:

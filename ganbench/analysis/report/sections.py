@@ -160,12 +160,12 @@ def arm_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
 
 
 def headline(result: Analysis, manifest: dict[str, Any]) -> list[str]:
-    """3–5 sentences: what the study can say, at which budget, with what confidence."""
+    """What the study can say, at which budget, with what confidence: a paragraph, then (with verdicts)
+    one line per part naming the arms that differ from its reference on the primary metric, by how much."""
     metric = result.primary
-    budget = budget_text(manifest)
-    sentences = [f"{sum(len(p.arms) for p in result.parts)} arms × {len(manifest['seeds'])} seeds at {budget}, "
-                 f"compared with each part's reference on {len(result.verdict_metrics)} metrics "
-                 f"({result.family_size} comparisons, one family)."]
+    sentences = [f"{sum(len(p.arms) for p in result.parts)} arms × {len(manifest['seeds'])} seeds at "
+                 f"{budget_text(manifest)}, compared with each part's reference on {len(result.verdict_metrics)} "
+                 f"metrics ({result.family_size} comparisons, one family)."]
     if result.exploratory:
         sentences.append(f"With fewer than {inference.MIN_SEEDS} seeds per arm it is exploratory: no difference is "
                          "tested, and the simultaneous intervals are wide.")
@@ -174,6 +174,7 @@ def headline(result: Analysis, manifest: dict[str, Any]) -> list[str]:
                      for c in [*p.comparisons.values(), p.equal_compute] if not c.empty)
         sentences.append(f"{called} of the {result.family_tested} tested comparisons are called better or worse "
                          "(Holm, family-wise error ≤ 5 %).")
+    effects = []
     for part in result.parts:
         c = part.convergence
         if not c.empty and c["still_improving"].any():
@@ -182,11 +183,59 @@ def headline(result: Analysis, manifest: dict[str, Any]) -> list[str]:
                              "ranking is provisional.")
         rows = part.comparisons.get(metric, pd.DataFrame())
         rows = rows[np.isfinite(rows["estimate"].astype(float))] if not rows.empty else rows
-        if not rows.empty:
+        if rows.empty:
+            continue
+        if result.exploratory:
             better = rows.sort_values("estimate", ascending=bool(part.directions.get(metric))).iloc[-1]
             sentences.append(f"The largest estimated improvement on `{metric}` over `{part.reference}` is "
                              f"{better['arm']}: {interval_text(better)} (simultaneous CI).")
-    return [" ".join(sentences[:5])]
+        else:
+            effects.append(part_effects(part, rows, metric))
+    return [" ".join(sentences[:5]), *(["", *effects] if effects else [])]
+
+
+def part_effects(part: PartResult, rows: pd.DataFrame, metric: str) -> str:
+    """One line: which arms of a part differ from its reference on `metric` at the part's basis, each with its
+    change, simultaneous CI and Holm p; then how many show no difference the family can detect."""
+    called = rows[rows["verdict"].isin(["better", "worse"])].sort_values("estimate")
+    said = [f"`{r.arm}` {r.verdict} ({interval_text(r)}, Holm p = {number_text(r.p_holm, '.2g')})"
+            for r in called.itertuples()]
+    quiet = len(rows) - len(called)
+    return (f"- **{part.name or 'design'}**, {part.basis}, `{metric}` against `{part.reference}`: "
+            + ("; ".join(said) if said else "no arm differs detectably")
+            + (f"; {quiet} other arm{'s' * (quiet != 1)} show no difference the family can detect at these seeds "
+               "(not the same as no effect)" if said and quiet else "") + ".")
+
+
+def limitations(result: Analysis, manifest: dict[str, Any], frame: pd.DataFrame, results_dir: Path) -> list[str]:
+    """What the numbers do not say: one dataset, one architecture family, this budget and its convergence,
+    the extractor behind the metrics, and the seeds' resolution."""
+    machine = ((first_config(results_dir, manifest) or {}).get("provenance") or {}).get("machine") or {}
+    datasets = sorted(frame["knob_dataset"].dropna().unique()) if "knob_dataset" in frame else []
+    presets = sorted({d["preset"] for d in manifest["designs"] if d.get("preset")})
+    extractors = sorted(frame["extractor"].dropna().unique()) if "extractor" in frame else []
+    devices = [machine["device"]] if machine.get("device") else []
+    converged = [p for p in result.parts if not p.convergence.empty]
+    improving = sum(int(p.convergence["still_improving"].sum()) for p in converged)
+    arms = sum(len(p.convergence) for p in converged)
+    lines = [f"- **Dataset**: {', '.join(f'`{d}`' for d in datasets) or 'one dataset'} only; a hack's effect on "
+             "other data (colour, higher resolution, more classes) is not measured here.",
+             f"- **Architecture**: one family, the DCGAN-style networks of the "
+             f"{', '.join(f'`{p}`' for p in presets)} recipe{'s' * (len(presets) > 1)} and the variants its arms "
+             "make; other families (ResNet GANs, StyleGAN) may respond differently.",
+             f"- **Budget**: {budget_text(manifest)}" + (f" on {', '.join(f'`{d}`' for d in devices)}" if devices else "")
+             + (f"; {improving} of {arms} arms still improve on `{result.primary}` over the last two evaluations, so "
+                "the ranking is that of this budget, not of converged models" if improving else
+                f"; no arm still improves on `{result.primary}` over the last two evaluations (2 standard errors)"
+                if arms else "") + "."]
+    if any(e != "inception" for e in extractors):
+        lines.append(f"- **Metrics**: computed with the {', '.join(f'`{e}`' for e in extractors)} feature "
+                     "extractor; an extractor other than Inception gives numbers that are not comparable with "
+                     "published (Inception) FIDs, only with each other.")
+    lines.append(f"- **Seeds**: {len(manifest['seeds'])} per arm, {result.family_size} comparisons in one family: an "
+                 "arm without a verdict may still differ by less than these seeds resolve (`ganbench plan --pilot` "
+                 "gives the smallest change they detect).")
+    return lines
 
 
 def convergence_findings(part: PartResult, metric: str) -> list[str]:
