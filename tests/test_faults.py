@@ -693,3 +693,27 @@ def test_read_only_commands_leave_the_checkout_clean_and_the_quick_study_regener
             assert "42 already finished, 0 to train" in said(result)
     assert porcelain() == before
     assert digest(tmp_path / "quick") == digest(REPO / "reports" / "quick")
+
+
+def test_the_leave_one_out_study_is_committed_trains_nothing_and_regenerates_identically(tmp_path):
+    """Acceptance of issue 26: results/loo-cpu and reports/loo-cpu are committed; `run` trains nothing on
+    them; the report regenerates byte for byte, has verdicts (5 seeds per arm), states its family and its
+    budget's convergence, and each finding names basis, n, interval and test."""
+    if not (REPO / ".git").exists():
+        pytest.skip("needs the repository checkout with its committed results")
+    result = cli("run", "suites/loo-cpu.yaml", "--device", "cpu", cwd=REPO)
+    assert result.exit_code == 0 and "60 already finished, 0 to train" in said(result), result.output
+    result = cli("report", "suites/loo-cpu.yaml", "--out", tmp_path / "loo-cpu", cwd=REPO)
+    assert result.exit_code == 0, result.output
+    assert digest(tmp_path / "loo-cpu") == digest(REPO / "reports" / "loo-cpu")
+    readme = (REPO / "reports" / "loo-cpu" / "README.md").read_text()
+    assert readme.index("## Headline") < readme.index("## Results: steps") < readme.index("## Limitations")
+    assert "comparisons, one family" in readme and "Verdicts: Holm's step-down" in readme
+    assert "Exploratory study" not in readme and "equal FLOPs (trained)" in readme
+    assert "onverged" in readme.split("## Findings")[1].split("## Limitations")[0]  # (Not) converged, said
+    findings = [line for line in readme.split("## Findings")[1].split("## Limitations")[0].splitlines()
+                if "Δ fid_fmnist" in line]
+    assert len(findings) == 11  # 9 arms at equal steps + 2 trained at equal FLOPs
+    for line in findings:
+        assert "n = 5 vs 5" in line and "Welch's t" in line and "simultaneous CI over" in line, line
+        assert "equal steps" in line or "equal FLOPs (trained)" in line, line

@@ -40,3 +40,68 @@ def test_your_own_hack_example_runs_as_written(tmp_path):
     report = (tmp_path / "mine-report" / "README.md").read_text()
     assert "reference arm `dcgan`" in report and "`adam_beta2_099` against `dcgan`" in report
     assert "`slow_d` against `dcgan`" in report
+
+
+# A README command that is not run here says why in the README itself, in brackets in its comment
+# (on its line, or on its block's first line): [needs a GPU], [needs a cluster], [long: …], [installs: …].
+MARK = re.compile(r"\[(needs|long|installs)\b[^\]]*\]")
+
+
+def readme_commands() -> tuple[list[str], list[str]]:
+    """(commands to run, commands the README marks as not run here), from every bash block outside the
+    "Your own hack" section (its own test above runs that)."""
+    text = README.read_text()
+    own = section("Your own hack")
+    run, marked = [], []
+    for language, body in blocks(text.replace(own, "")):
+        if language != "bash":
+            continue
+        lines = body.replace("\\\n", " ").splitlines()
+        block_marked = bool(lines) and lines[0].startswith("#") and MARK.search(lines[0])
+        for line in lines:
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            (marked if block_marked or MARK.search(line) else run).append(line.split("  #")[0].strip())
+    return run, marked
+
+
+# README commands another default test runs already on the committed quick study (only the output
+# folder differs): not run twice.
+RUN_ELSEWHERE = {
+    "ganbench report suites/quick.yaml": "test_faults.py::test_read_only_commands_leave_the_checkout_clean…",
+    "ganbench tensorboard suites/quick.yaml": "test_faults.py::test_read_only_commands_leave_the_checkout_clean…",
+    "ganbench compare --suite suites/quick.yaml -- -label_smoothing all": "test_faults.py (the same test)",
+    "ganbench compare results/quick/runs/40bc010c5344 results/quick/runs/6ac04defe225": "test_faults.py (the same)",
+    "ganbench status suites/quick.yaml": "test_faults.py (the same test)",
+}
+
+
+def test_the_commands_run_elsewhere_are_run_there():
+    source = (README.parent / "tests" / "test_faults.py").read_text()
+    run, _ = readme_commands()
+    for command in RUN_ELSEWHERE:
+        assert command in run, command  # still in the README as written
+        args = shlex.split(command)[1:]
+        assert ", ".join(f'"{a}"' for a in args) in source, command
+
+
+def test_every_readme_command_runs_or_says_why_not(tmp_path, monkeypatch):
+    """Every command of the README's bash blocks runs here as written, from a folder holding the suites and
+    the committed quick study, or the README marks it ([needs a GPU], [needs a cluster], [long: …], …)."""
+    import shutil
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    run, marked = readme_commands()
+    assert len(run) >= 20 and all(c.startswith("ganbench ") for c in run), run  # all others are marked
+    assert any("gpu_window" in c for c in marked) and any("--executor ray" in c for c in marked)
+    repo = README.parent
+    shutil.copytree(repo / "suites", tmp_path / "suites")
+    shutil.copytree(repo / "results" / "quick", tmp_path / "results" / "quick",
+                    ignore=shutil.ignore_patterns("checkpoint.pt"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for command in (c for c in run if c not in RUN_ELSEWHERE):
+        result = CliRunner().invoke(app, shlex.split(command)[1:], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (command, result.output[-3000:], repr(result.exception))
