@@ -122,6 +122,7 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
         part_frame = frame[frame["arm"].isin(arms)]
         reference = design["reference_arm"]
         others, basis = _new_comparisons(part_frame, reference, arms, compared), inference.part_basis(design)
+        elsewhere = [a for a in arms if a != reference and a not in others]  # their runs: an earlier part's
         summaries = {}
         for metric in metrics:
             values = stats.run_values(part_frame, metric, directions.get(metric))
@@ -148,8 +149,9 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
         parts.append(PartResult(design["part"], design["kind"], reference, arms, summaries, {}, pd.DataFrame(),
                                 failures.failure_rates(labels[labels["arm"].isin(arms)]), factorial, interactions,
                                 compute, directions,
-                                convergence_table(part_frame, primary, directions.get(primary), arms, reference),
-                                basis, [a for a in arms if a != reference and a not in others]))
+                                convergence_table(part_frame, primary, directions.get(primary),
+                                                  [a for a in arms if a not in elsewhere], reference),
+                                basis, elsewhere))
     family = inference.apply_family(pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
     for part in parts:
         mine = family[family["part"] == part.name] if not family.empty else family

@@ -163,7 +163,9 @@ def headline(result: Analysis, manifest: dict[str, Any]) -> list[str]:
     """What the study can say, at which budget, with what confidence: a paragraph, then (with verdicts)
     one line per part naming the arms that differ from its reference on the primary metric, by how much."""
     metric = result.primary
-    sentences = [f"{sum(len(p.arms) for p in result.parts)} arms × {len(manifest['seeds'])} seeds at "
+    arms, distinct = sum(len(p.arms) for p in result.parts), len({r["run_id"] for r in manifest["runs"]})
+    shared = f" ({distinct} distinct runs: arms with equal configs share them)" if distinct < len(manifest["runs"]) else ""
+    sentences = [f"{arms} arms × {len(manifest['seeds'])} seeds{shared} at "
                  f"{budget_text(manifest)}, compared with each part's reference on {len(result.verdict_metrics)} "
                  f"metrics ({result.family_size} comparisons, one family)."]
     if result.exploratory:
@@ -203,7 +205,7 @@ def part_effects(part: PartResult, rows: pd.DataFrame, metric: str) -> str:
     quiet = len(rows) - len(called)
     return (f"- **{part.name or 'design'}**, {part.basis}, `{metric}` against `{part.reference}`: "
             + ("; ".join(said) if said else "no arm differs detectably")
-            + (f"; {quiet} other arm{'s' * (quiet != 1)} show no difference the family can detect at these seeds "
+            + (f"; {quiet} other arm{'s show' if quiet != 1 else ' shows'} no difference the family can detect at these seeds "
                "(not the same as no effect)" if said and quiet else "") + ".")
 
 
