@@ -37,9 +37,8 @@ class Budget:
     reference: str = ""  # `{flops: reference}` (a design part's budget): this arm's FLOPs in the suite's steps
 
     def describe(self) -> str:
-        if self.reference:
-            spent = f": {self.amount:.3g} FLOPs per run" if self.amount else ""
-            return f"equal compute, trained: each arm to the FLOPs `{self.reference}` spends in its steps{spent}"
+        if self.reference:  # its amount is the reference arm's, counted when the suite is planned
+            return f"equal compute, trained: each arm to the FLOPs `{self.reference}` spends in its steps"
         if self.kind == "steps":
             return f"equal steps ({int(self.amount)} per run)"
         if self.kind == "flops":
