@@ -113,7 +113,7 @@ def equal_flops_warnings(suite: Suite) -> list[str]:
     from ganbench.analysis.inference import MAX_READ_DISTANCE, read_distance
     from ganbench.training.compute import step_compute
 
-    if any(d.budget is not None and d.budget.kind == "flops" for d in suite.designs):
+    if suite.trains_equal_flops:
         return []  # a part trained to equal FLOPs answers it: the report reads no curve then
     first = {}
     for run in suite.runs:
@@ -157,7 +157,6 @@ def family_size(suite: Suite, metrics: list[str]) -> int:
     runs: dict[str, set[str]] = {}
     for run in suite.runs:
         runs.setdefault(run.arm, set()).add(run.run_id)
-    trained_flops = any(d.budget is not None and d.budget.kind == "flops" for d in suite.designs)
     size, compared = 0, set()
     for design in suite.designs:
         if design.reference_arm is None:
@@ -167,7 +166,7 @@ def family_size(suite: Suite, metrics: list[str]) -> int:
             if (frozenset(runs.get(arm, ())), reference) in compared:
                 continue
             compared.add((frozenset(runs.get(arm, ())), reference))
-            size += len(metrics) + (not trained_flops and network.get(arm) != network.get(design.reference_arm))
+            size += len(metrics) + (not suite.trains_equal_flops and network.get(arm) != network.get(design.reference_arm))
     return size
 
 

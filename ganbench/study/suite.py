@@ -73,6 +73,11 @@ class Suite:
         return [arm.name for design in self.designs for arm in design.arms]
 
     @property
+    def trains_equal_flops(self) -> bool:
+        """A part is trained to a FLOPs budget: the equal-compute answer is trained, read off no curve."""
+        return any(d.budget is not None and d.budget.kind == "flops" for d in self.designs)
+
+    @property
     def dir(self) -> SuiteDir:
         """The owner of the suite's results directory (its files, their schemas, containment)."""
         return SuiteDir(self.results_dir)

@@ -90,10 +90,10 @@ def findings(result: Analysis) -> list[str]:
                 at_compute = f"{finding_numbers(crow, metric, result)}; {crow.note}"
             elif crow is not None and isinstance(crow.note, str):
                 at_compute = crow.note
+            elif part.basis == inference.TRAINED_FLOPS:  # no curve is read when a part is trained to it
+                at_compute = "its arms trained to equal FLOPs"
             else:
                 at_compute = "equal compute: trained in its own part" if trained else "no equal-compute reading"
-            if part.basis == inference.TRAINED_FLOPS:
-                at_compute = "its arms trained to equal FLOPs"
             basis = part.basis
             if row.verdict in ("better", "worse") and compute_verdict not in (None, row.verdict):
                 head = (f"- **{row.arm}** is {row.verdict} than `{part.reference}` at {basis} but "
