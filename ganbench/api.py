@@ -8,7 +8,7 @@ planned, run and reported here gives the CLI's run ids, files and numbers.
     frame = ganbench.results(suite)                                  # the tidy pandas table
     ganbench.report(suite, out="reports/mine")                       # what `ganbench report` writes
 
-Plugins: `ganbench.plugins.load_plugins(["myhacks.py"])` before `load`, as `-p` does.
+Plugins: `ganbench.load(path, plugins=["myhacks.py"])`, as `-p` does.
 """
 
 from __future__ import annotations
@@ -19,11 +19,16 @@ from typing import Any, Mapping, Sequence
 from ganbench.study.suite import Suite
 
 
-def load(path: str | Path, results_root: str | Path = "results", set: Mapping[str, Any] | None = None) -> Suite:
-    """A suite, its budget planned and `set` over every arm (the CLI's `--set`, values parsed as there)."""
+def load(path: str | Path, results_root: str | Path = "results", set: Mapping[str, Any] | None = None,
+         plugins: Sequence[str] = ()) -> Suite:
+    """A suite, its budget planned and `set` over every arm (the CLI's `--set`, values parsed as there).
+    `plugins`: modules or .py files that register hacks, metrics or datasets, imported first (the CLI's -p;
+    the sweep's workers load them too)."""
     from ganbench.config import parse_value
     from ganbench.execution.plan import load_planned_suite
+    from ganbench.plugins import load_plugins
 
+    load_plugins(plugins)
     overrides = {name: parse_value(name, value) for name, value in (set or {}).items()}
     return load_planned_suite(path, results_root, record=False, overrides=overrides)
 
@@ -44,12 +49,15 @@ def plan(suite: Suite, device: str = "cpu", workers: int | None = None, estimate
 
 
 def run(suite: Suite, device: str = "cpu", workers: int | None = None, max_fused: int | None = None,
-        only: Sequence[str] = (), seeds: Sequence[int] = (), data_root: str | None = None) -> list[Any]:
-    """Train every selected unfinished run (local worker processes), as `ganbench run`; their states."""
+        only: Sequence[str] = (), seeds: Sequence[int] = (), data_root: str | None = None,
+        allow_slow_precision: bool = False) -> list[Any]:
+    """Train every selected unfinished run (local worker processes), as `ganbench run`; their states.
+    bf16 on a CPU without native bf16 raises a ConfigError unless `allow_slow_precision`."""
     from ganbench.devices import expand
     from ganbench.execution.sweep import run_suite
 
-    return run_suite(suite, _selection(only, seeds), workers, expand(device), data_root, max_fused=max_fused)
+    return run_suite(suite, _selection(only, seeds), workers, expand(device), data_root, max_fused=max_fused,
+                     allow_slow_precision=allow_slow_precision)
 
 
 def results(suite: Suite) -> Any:

@@ -53,6 +53,11 @@ def load_plugins(modules: Sequence[str] = ()) -> dict[str, str]:
     return dict(_loaded)
 
 
+def loaded_plugins() -> list[str]:
+    """The plugins imported in this process (module names, or .py files as absolute paths)."""
+    return list(_loaded)
+
+
 def _import(name: str, origin: str) -> str:
     """Import plugin `name` (a module name or a .py file) once; returns the form children can load
     (a file's absolute path)."""

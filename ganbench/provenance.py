@@ -40,8 +40,11 @@ def git_commit() -> str:
 
 
 def machine(device: torch.device) -> dict[str, Any]:
+    from ganbench.devices import cpu_capability
+
     info: dict[str, Any] = {
         "host_cpu": platform.processor() or platform.machine(),
+        **cpu_capability(),  # a CPU's step times, and bf16's cost, depend on these
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),

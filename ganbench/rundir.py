@@ -68,7 +68,8 @@ class RunStatus:
     back as they were."""
 
     status: Status = "pending"
-    step: int = 0
+    step: int = 0  # the last logged step
+    at_step: int | None = None  # the step reached, written every few seconds between log rows (progress only)
     steps: int | None = None
     error: str | None = None
     started_at: float | None = None
@@ -202,6 +203,14 @@ class RunDir:
                 except ValueError:
                     continue
         return 0
+
+    def reached_step(self, status: Mapping[str, Any] | None = None) -> int:
+        """The step a run has reached, for progress displays: its last logged row's, or the later step a
+        running run writes into status.json between rows (`at_step`); `status`: status.json already read."""
+        status = self.read_status() if status is None else status
+        at_step = status.get("at_step") if status.get("status") == "running" else None
+        return max(self.last_logged_step(), at_step if isinstance(at_step, int) and not isinstance(at_step, bool)
+                   else 0)
 
     # Identity.
     def read_config(self) -> dict[str, Any] | None:

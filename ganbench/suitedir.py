@@ -69,6 +69,12 @@ class Manifest:
     def designs(self) -> list[dict[str, Any]]:
         return self.data["designs"]
 
+    @property
+    def plugins(self) -> list[str]:
+        """The plugins the sweep had loaded (names or .py paths; data to show, never imported from here)."""
+        plugins = self.data.get("plugins")
+        return [p for p in plugins if isinstance(p, str)] if isinstance(plugins, list) else []
+
     def as_dict(self) -> dict[str, Any]:
         """The manifest as the analysis reads it (runs as plain mappings)."""
         return {**self.data, "runs": [{"run_id": r.run_id, "arm": r.arm, "seed": r.seed, "hacks": list(r.hacks)}

@@ -618,8 +618,9 @@ def test_20_sigterm_to_the_driver_records_its_runs_interrupted(tmp_path):
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
+    assert "stopped by SIGTERM" in output and "Ctrl-C)" not in output.split("stopped by SIGTERM")[1]
     status = rundir.RunDir(run_dir).read_status()
-    assert status["status"] == "interrupted", status
+    assert status["status"] == "interrupted" and "SIGTERM" in status["error"], status
     rows = plan_rows(suite, Selection(), estimate=False, device="cpu")
     assert rows[0]["status"] == "interrupted"
 

@@ -1,15 +1,18 @@
 """The fused trainer on the CPU: K runs as one stacked network give each run its own numbers.
 
-Tolerance. A fused group runs the same arithmetic as K runs alone (its Adam bit for bit,
-tests/test_stacked.py), but batched kernels (grouped convolutions, baddbmm, the batched BCE
-means) add in another order, so values differ in the last float bits at step 1 (≤ 5e-7
-relative here). Adam turns near-zero gradients into ±lr steps, and a GAN amplifies any
-difference, so over tens of steps the gap grows: on real Fashion-MNIST with the dcgan preset
-we measured ≤ 7e-5 relative on the first 4-step interval and ≤ 8e-3 over 24 steps. One event
-lifts a gradient norm further: a pre-activation within rounding of 0 (one of D's 6 272 at step 3
-in the dropout group below) takes LeakyReLU's other slope in one of the two, and that run's
-grad_norm_g moves 2e-4 at once. The tests hold 1e-4 (1e-3 for the gradient norms of the dropout
-group) on the first interval and 1e-2 over 24 steps.
+Tolerance, and why it holds on any CPU. A fused group runs the same arithmetic as K runs alone
+(its Adam bit for bit, tests/test_stacked.py), but batched kernels (grouped convolutions, baddbmm,
+the batched BCE means) add in another order, so the first step's statistics differ in the last
+float32 bits: ≤ 7.6e-7 relative on an AVX2-only AMD EPYC (Zen 3), ≤ 5e-7 on a CPU with AMX.
+From the same state, that is a matter of float32 reassociation (~1e-7 per reduction, whatever the
+CPU's kernels), so step 1 is held to 2e-5: 26× the worst seen, while any real difference between
+the two trainers (a label, a slope, a mask, a loss) moves step 1's losses by far more. After step 1
+a GAN amplifies the rounding chaotically (Adam turns near-zero gradients into ±lr steps, and a
+pre-activation within rounding of 0 takes LeakyReLU's other slope in one of the two): over 24 steps
+the worst gap was 8e-3 on the AMX machine and 1.0e-2 / 2.0e-2 on the EPYC, so a bound on the whole
+trajectory depends on the CPU's kernels. The trajectory is therefore only a loose sanity bound
+(`TRAJECTORY_SANITY`), which catches a trainer that learns something else (gaps of order 1), not
+rounding. Resumes of one trainer, whose arithmetic is the same, are compared bit for bit.
 """
 
 from __future__ import annotations
@@ -56,26 +59,34 @@ def worst_relative(a: list[dict], b: list[dict], stats: tuple[str, ...] = STATS)
     return [max(abs(ra[k] - rb[k]) / max(abs(rb[k]), 1e-12) for k in stats) for ra, rb in zip(a, b)]
 
 
-NOT_NORMS = tuple(k for k in STATS if not k.startswith("grad_norm"))
+STEP_ONE = 2e-5  # same state, other summation order: float32 reassociation only (see the module docstring)
+TRAJECTORY_SANITY = 0.1  # 24 chaotic steps later: a trainer that learns something else, not rounding
 
 
 @pytest.mark.parametrize("arms", [ARMS, DROPOUT_ARMS], ids=["numbers", "dropout"])
 def test_fused_group_matches_the_same_runs_trained_alone(tmp_path, arms):
-    cfgs = [dcgan(**arm) for arm in arms]
+    cfgs = [dcgan(log_every=1, **arm) for arm in arms]  # every step's statistics, step 1 among them
     assert len({fusion_key(c) for c in cfgs}) == 1 and fusion_key(cfgs[0]) is not None
     outcomes = train_group([RunSpec(c, tmp_path / f"fused{i}") for i, c in enumerate(cfgs)])
     assert [o["status"] for o in outcomes] == ["completed"] * 4
-    first_norms = 1e-4 if arms is ARMS else 1e-3  # a LeakyReLU kink: see the module docstring
     for i, cfg in enumerate(cfgs):
         train(cfg, tmp_path / f"alone{i}")
         fused, alone = rows(tmp_path / f"fused{i}"), rows(tmp_path / f"alone{i}")
         gaps = worst_relative(fused, alone)
-        assert len(gaps) == 6 and gaps[0] < first_norms and max(gaps) < 1e-2, (i, gaps)
-        assert worst_relative(fused, alone, NOT_NORMS)[0] < 1e-4, i
+        assert len(gaps) == 24 and gaps[0] < STEP_ONE and max(gaps) < TRAJECTORY_SANITY, (i, gaps)
         status = rundir.read_json(tmp_path / f"fused{i}" / "status.json")
         assert status["fused_group"] == 4
         assert rundir.read_json(tmp_path / f"fused{i}" / "config.json")["run_id"] == \
             rundir.read_json(tmp_path / f"alone{i}" / "config.json")["run_id"]
+
+
+def test_the_step_one_bound_catches_a_run_that_trains_differently(tmp_path):
+    """The tight bound is not vacuous: a run whose only change is a label hack (10 % smoothing) is
+    already far outside it at step 1, fused or alone."""
+    plain, smoothed = dcgan(log_every=1, steps=1), dcgan(log_every=1, steps=1, label_smoothing=0.1)
+    train(plain, tmp_path / "plain")
+    train(smoothed, tmp_path / "smoothed")
+    assert worst_relative(rows(tmp_path / "smoothed"), rows(tmp_path / "plain"))[0] > 100 * STEP_ONE
 
 
 # The dropout group's resume is the same code path (its streams are in every checkpoint, and the
@@ -104,7 +115,7 @@ def test_checkpoints_move_between_the_fused_and_the_single_trainer(tmp_path, arm
     specs = [RunSpec(c, tmp_path / f"f2s{i}", progress=crash_at(12) if i == 0 else None) for i, c in enumerate(cfgs)]
     train_group(specs)
     assert train(cfgs[1], tmp_path / "f2s1")["resumed_from"] == 8
-    assert max(worst_relative(rows(tmp_path / "f2s1"), rows(tmp_path / "alone1"))) < 1e-2
+    assert max(worst_relative(rows(tmp_path / "f2s1"), rows(tmp_path / "alone1"))) < TRAJECTORY_SANITY
     # Started alone, resumed fused.
     with pytest.raises(RuntimeError):
         train(cfgs[0], tmp_path / "s2f0", progress=crash_at(12))
@@ -114,7 +125,7 @@ def test_checkpoints_move_between_the_fused_and_the_single_trainer(tmp_path, arm
         ["completed"] * 2
     for i in range(2):
         assert rundir.read_json(tmp_path / f"s2f{i}" / "status.json")["resumed_from"] == 8
-        assert max(worst_relative(rows(tmp_path / f"s2f{i}"), rows(tmp_path / f"alone{i}"))) < 1e-2
+        assert max(worst_relative(rows(tmp_path / f"s2f{i}"), rows(tmp_path / f"alone{i}"))) < TRAJECTORY_SANITY
 
 
 def test_a_diverging_run_stops_alone_and_its_siblings_are_unharmed(tmp_path):
@@ -185,8 +196,9 @@ def test_the_vmap_engine_kept_for_benchmarks_computes_what_the_stacked_one_does(
     cfgs = [dcgan(**arm) for arm in ARMS]
     images = torch.rand(256, 1, 28, 28)
     stacked, vmapped = (FusedTrainer(cfgs, images, torch.device("cpu"), engine=e) for e in ("stacked", "vmap"))
-    for step in (1, 2, 3):
-        torch.testing.assert_close(vmapped.step(step), stacked.step(step), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(vmapped.step(1), stacked.step(1), rtol=STEP_ONE, atol=1e-6)  # the same state
+    for step in (2, 3):  # then rounding is amplified, by how much depends on the CPU's kernels
+        torch.testing.assert_close(vmapped.step(step), stacked.step(step), rtol=TRAJECTORY_SANITY, atol=1e-4)
 
 
 def test_jobs_fuse_runs_of_one_structure_up_to_max_fused(tmp_path):

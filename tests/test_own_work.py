@@ -83,6 +83,10 @@ def test_a_plugin_hack_trains_in_the_workers_and_every_suite_command_sees_it(pro
     assert run.returncode == 0, run.stdout + run.stderr
     pids = set(marker.read_text().split())
     assert len(pids) >= 2  # the driver and its worker process both imported it
+    # suite.json records the plugin; a command without it says which -p loads it (it never imports it itself).
+    assert json.loads((project / "results" / "own" / "suite.json").read_text())["plugins"] == ["myhacks"]
+    forgot = ganbench("report", "own.yaml", "--out", "rep", cwd=project, env=env)
+    assert forgot.returncode == 2 and "load them again with -p myhacks" in forgot.stderr, forgot.stderr
     for command in (["status", "own.yaml"], ["plan", "own.yaml", "--no-estimate"], ["report", "own.yaml", "--out", "rep"]):
         result = ganbench(*command, cwd=project, env={**env, "GANBENCH_PLUGINS": str(project / "myhacks.py")})
         assert result.returncode == 0, (command, result.stderr)
@@ -241,6 +245,8 @@ def test_the_python_api_gives_the_clis_runs_and_numbers(tmp_path):
 
     (tmp_path / "api.yaml").write_text(textwrap.dedent(SUITE).replace("hacks: [ttur_sagan_plugin]",
                                                                       "hacks: [label_smoothing]"))
+    with pytest.raises(ganbench.ConfigError, match="could not be imported"):  # the API's -p
+        ganbench.load(tmp_path / "api.yaml", tmp_path / "by_api", plugins=["no_such_plugin_module"])
     suite = ganbench.load(tmp_path / "api.yaml", tmp_path / "by_api", set={"steps": "2"})
     assert [p["status"] for p in ganbench.plan(suite, estimate=False).runs] == ["pending"] * 4
     states = ganbench.run(suite, device="cpu", workers=1)
@@ -303,6 +309,45 @@ def test_eval_scores_an_image_folder_and_a_torchscript_generator_with_provenance
     assert not (tmp_path / "g.pt.jsonl").exists()  # without --out nothing is written
     missing = cli("eval", "nothing_here", cwd=tmp_path)
     assert missing.returncode == 2 and "no such image folder or generator file" in missing.stderr
+
+
+def test_eval_checks_an_outside_generator_on_its_first_batch(tmp_path):
+    """A tanh generator scored without a declared range is detected as [-1, 1] and said (not scored as
+    [0, 1] silently); a declared range it leaves is refused; a latent size it does not take is a
+    two-line error naming the knob, not a TorchScript traceback."""
+    import torch
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+    from ganbench.hacks import resolve
+    from ganbench.models import build_models
+
+    cfg, _ = resolve("dcgan", [], {"device": "cpu", "latent_dist": "gaussian"})
+    assert cfg.output_activation == "tanh"
+    torch.manual_seed(0)
+    net_g = build_models(cfg)[0].eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.trace(net_g, torch.zeros(2, cfg.latent_dim)), str(tmp_path / "g.pt"))
+    common = ["eval", str(tmp_path / "g.pt"), "--metrics", "fid_fmnist", "--samples", "128", "--reference-samples",
+              "200", "--device", "cpu", "--set", "latent_dist=gaussian"]
+
+    def invoke(*extra):
+        return CliRunner().invoke(app, [*common, *extra], env={"COLUMNS": "200"})
+
+    detected = invoke("--out", str(tmp_path / "detected.jsonl"))
+    assert detected.exit_code == 0, detected.output
+    assert "scored as pixels in [-1, 1]" in detected.output
+    declared = invoke("--set", "data_range=-1_1", "--out", str(tmp_path / "declared.jsonl"))
+    rows = {name: rundir.read_jsonl(tmp_path / f"{name}.jsonl")[0] for name in ("detected", "declared")}
+    assert rows["detected"]["value"] == rows["declared"]["value"]  # the same scoring as the declared range
+    assert rows["detected"]["scored"]["pixel_range"] == [-1.0, 1.0] and "note" in rows["detected"]["scored"]
+    assert "scored as" not in declared.output
+    refused = invoke("--set", "data_range=0_1")
+    assert refused.exit_code == 2 and "outside the declared pixel range [0, 1]" in refused.output
+    wrong_z = invoke("--set", "latent_dim=64")
+    assert wrong_z.exit_code == 2 and "--set latent_dim=N" in wrong_z.output
+    assert len(wrong_z.output.strip().splitlines()) <= 3 and "Traceback" not in wrong_z.output
 
 
 def test_run_fresh_starts_over_and_keeps_the_earlier_files(tmp_path):

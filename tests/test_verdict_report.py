@@ -77,3 +77,29 @@ def test_the_quick_report_states_its_family_and_convergence():
     assert "**Not converged**" in readme and "The budget has not converged" in readme
     assert "n/a (undecidable)" in readme  # -separate_batches: no mode-collapse label for noise
     assert np.isfinite(size)
+
+
+def test_report_metric_chooses_what_to_show_never_the_family():
+    """`report --metric fid_fmnist` once shrank quick's family from 54 to 15 comparisons, narrowing every
+    interval without a word: the verdict metrics (declared, or the defaults from every reported metric)
+    now stay, and the report says so."""
+    from ganbench.analysis.report.build import shown_metrics
+    from ganbench.analysis.results import ReportNote
+
+    names = ["fid_fmnist", "kid_fmnist", "precision_fmnist", "recall_fmnist", "modes_covered_fmnist",
+             "fid_inf_fmnist"]
+    frame = pd.DataFrame([{"metric": name, "value": 1.0} for name in names])
+    declared = {"primary": "fid_fmnist", "verdicts": ["fid_fmnist", "kid_fmnist", "recall_fmnist"]}
+    assert shown_metrics(frame, None, declared) == (
+        ["fid_fmnist", "kid_fmnist", "precision_fmnist", "recall_fmnist", "modes_covered_fmnist"], [])
+    with pytest.warns(ReportNote, match="kid_fmnist, recall_fmnist are kept"):
+        assert shown_metrics(frame, ["fid_inf_fmnist"], declared) == (
+            ["fid_inf_fmnist", "fid_fmnist", "kid_fmnist", "recall_fmnist"], ["fid_fmnist", "kid_fmnist",
+                                                                               "recall_fmnist"])
+    # Without an `analysis` section the defaults come from every reported metric, not from --metric's.
+    with pytest.warns(ReportNote):
+        shown, kept = shown_metrics(frame, ["fid_fmnist"], {})
+    assert kept == ["kid_fmnist", "precision_fmnist", "recall_fmnist"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReportNote)  # asking for the verdict metrics themselves: nothing to say
+        assert shown_metrics(frame, ["fid_fmnist", "kid_fmnist", "recall_fmnist"], declared)[1] == []

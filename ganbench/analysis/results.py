@@ -92,6 +92,10 @@ SETTING = ("extractor", "feature_layer", "weights_sha256", "samples_generated", 
            "reference_split", "reference_dataset")
 
 
+class ReportNote(UserWarning):
+    """Something a report did that its reader should know (the CLI says each once)."""
+
+
 class MixedSettingsWarning(UserWarning):
     """One metric was measured in more than one setting; the minority settings were given their own names."""
 

@@ -69,8 +69,13 @@ def exit_on_error(*errors: type[BaseException], code: int = 2) -> Iterator[None]
         fail(str(err), code)
 
 
-def data_root_str(data_root: Path | None) -> str | None:
-    """--data-root as the libraries take it (None: the default search order)."""
+def data_root_str(data_root: Path | None, here: bool = True) -> str | None:
+    """--data-root as the libraries take it (None: the default search order). A directory that does not
+    exist here is refused (it was once ignored without a word, and the default searched instead), unless
+    `here` is False: a cluster's nodes read it, not this machine."""
+    if data_root and here and not data_root.is_dir():
+        fail(f"--data-root {data_root}: no such directory (leave it out to search $GANBENCH_DATA, ~/.cache/ganbench "
+             "and /usr/share/datasets)")
     return str(data_root) if data_root else None
 
 
@@ -102,6 +107,9 @@ SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", metavar="KNOB=VALUE", help="Override a knob in every run of the suite (repeatable; wins over the suite's "
     "base, hacks and arms' `set`). Other knobs make other runs: they train beside the suite's own.")]
 SeedsOpt = Annotated[Optional[str], typer.Option(help="Only these seeds, comma-separated (e.g. 0,1).")]
+AllowSlowPrecisionOpt = Annotated[bool, typer.Option("--allow-slow-precision", help=(
+    "Train bf16 on a CPU without native bf16 (no AMX / AVX512-BF16) anyway: it is emulated there, 13–15× slower "
+    "than fp32. Without it such a run is refused before any work."))]
 ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs go to ROOT/<suite name>/.")]
 
 
@@ -129,13 +137,39 @@ def load_selection(suite_file: Path, results_root: Path, only: list[str] | None,
 
     chosen_seeds = seed_list(seeds)
     with exit_on_error(ValueError, RunDirError):  # SuiteError, ConfigError and CorruptFile are ValueErrors
-        suite = load_planned_suite(suite_file, results_root, record=record_budget,
-                                   overrides=parse_assignments(assignments or ()))
+        try:
+            suite = load_planned_suite(suite_file, results_root, record=record_budget,
+                                       overrides=parse_assignments(assignments or ()))
+        except ValueError as err:
+            hint = _plugins_hint(suite_file, results_root)
+            if hint:
+                fail(f"{err}\n{hint}")
+            raise
         by_label = {label: arm for arm, label in arm_labels(suite.arms).items()}
         selection = Selection(tuple(by_label.get(name, name) for name in only or ()), chosen_seeds)
         select_runs(suite, selection)
         devices = expand(device)
     return suite, selection, devices
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the interrupt that stops a sweep cleanly (its message says which signal came)."""
+
+
+def _plugins_hint(suite_file: Path, results_root: Path) -> str | None:
+    """When a suite fails to load and its last sweep had plugins that are not loaded now (a hack the
+    suite names lives in one): which, and the -p that loads them. Read from suite.json; never imported."""
+    from ganbench.plugins import loaded_plugins
+    from ganbench.study.suite import suite_results_dir
+    from ganbench.suitedir import SuiteDir
+
+    try:
+        recorded = SuiteDir(suite_results_dir(suite_file, results_root)[0]).read_manifest().plugins
+    except (ValueError, OSError, RunDirError):
+        return None
+    missing = [p for p in recorded if p not in loaded_plugins()]
+    return ("its results were made with plugin(s) " + ", ".join(missing) + ": load them again with "
+            + " ".join(f"-p {p}" for p in missing) + " (ganbench -p MODULE COMMAND …)") if missing else None
 
 
 @contextlib.contextmanager
@@ -145,7 +179,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     import signal
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     try:
         previous = signal.signal(signal.SIGTERM, interrupt)

@@ -55,11 +55,12 @@ def plan_command(
     unless --save (`ganbench run` records its own estimate when none was saved)."""
     from ganbench.execution.plan import plan_suite
 
+    root = data_root_str(data_root)
     suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, record_budget=save,
                                                assignments=set_)
     try:
         with _timing_progress() as on_timing:
-            plan = plan_suite(suite, selection, devices, workers, estimate, max_fused, data_root_str(data_root), save,
+            plan = plan_suite(suite, selection, devices, workers, estimate, max_fused, root, save,
                               pilot, target, on_timing)
     except (ConfigError, RunDirError, DataNotFoundError, RuntimeError, ValueError) as err:
         fail(f"{suite.path}: cannot plan: {type(err).__name__}: {err}")

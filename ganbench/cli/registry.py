@@ -1,7 +1,9 @@
-"""`ganbench hacks` and `ganbench knobs`: what can be toggled, and where it comes from."""
+"""`ganbench hacks`, `knobs` and `suite-keys`: what can be toggled and written, and where it comes from;
+`ganbench init`: a starter suite."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -112,3 +114,33 @@ def suite_keys_command(as_json: JsonOpt = False) -> None:
         for key, (kind, default, meaning) in keys.items():
             table.add_row(key, kind, default, meaning)
         console.print(table)
+
+
+@app.command("init")
+def init_command(
+    name: Annotated[str, typer.Argument(help="The suite's name (its results go to results/NAME/).")] = "mystudy",
+    out: Annotated[Optional[Path], typer.Option(help="The file to write (default: NAME.yaml here).")] = None,
+) -> None:
+    """Write a commented starter suite (a leave-one-out of four hacks on Fashion-MNIST, fp32, CPU-sized)
+    to NAME.yaml; `ganbench plan NAME.yaml` then shows its runs and cost. Never overwrites a file."""
+    from ganbench.study.starter import starter_suite
+    from ganbench.study.suite import SuiteError, load_suite
+
+    path = out or Path(f"{name}.yaml")
+    if path.exists() or path.is_symlink():
+        fail(f"{path} exists; ganbench init never overwrites a file (choose another NAME or --out)")
+    text = starter_suite(name, str(path))
+    try:  # the name must make a valid suite (it names a directory): checked before anything is written
+        from tempfile import TemporaryDirectory
+
+        with TemporaryDirectory() as scratch:
+            probe = Path(scratch) / path.name
+            probe.write_text(text)
+            load_suite(probe, Path(scratch) / "results")
+    except SuiteError as err:
+        fail(str(err).replace(str(Path(scratch) / path.name), str(path)))
+    with open(path, "x", encoding="utf-8") as fh:  # "x": a file that appeared meanwhile is not overwritten
+        fh.write(text)
+    console.print(f"wrote {path}: next, `ganbench plan {path}` (runs, cost here, power), then `ganbench run {path}`",
+                  highlight=False)
+

@@ -128,7 +128,9 @@ def wandb_command(
 def report_command(
     target: Annotated[Path, typer.Argument(help="A suite file (suites/quick.yaml) or its results directory.")],
     out: Annotated[Optional[Path], typer.Option(help="Report directory (default: reports/<suite name>).")] = None,
-    metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Report only this metric (repeatable).")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", help=(
+        "Show this metric (repeatable), e.g. fid_inf_fmnist. The verdict metrics are always shown too: the "
+        "family of comparisons (and every interval's width) is the suite's, whatever is shown."))] = None,
     format_: Annotated[str, typer.Option("--format", help="Comma-separated: md, tex, csv.")] = "md,tex,csv",
     update_readme: Annotated[Optional[Path], typer.Option(
         help="Also copy the headline tables into this README, between <!-- ganbench:NAME:start/end --> markers.")] = None,
@@ -160,15 +162,18 @@ def _say_damaged_files() -> Iterator[None]:
     stderr, also when the command then fails; the command goes on with the rest."""
     import warnings
 
+    from ganbench.analysis.results import ReportNote
     from ganbench.rundir import CorruptLineWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CorruptLineWarning)
+        warnings.simplefilter("always", ReportNote)
         try:
             yield
         finally:
-            for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, CorruptLineWarning)):
-                err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+            for kind, category in (("warning", CorruptLineWarning), ("note", ReportNote)):
+                for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, category)):
+                    err_console.print(f"[yellow]{kind}:[/] {escape(message)}", highlight=False)
 
 
 def _warn_if_stale(suite: Any) -> None:

@@ -11,13 +11,15 @@ from rich.markup import escape
 from ganbench.data.datasets import DataNotFoundError
 from ganbench.errors import ConfigError
 from ganbench.rundir import RunDirError
-from ganbench.cli.common import (ExecutorKind, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg, TensorBoardOpt, app, console,
+from ganbench.cli.common import (AllowSlowPrecisionOpt, ExecutorKind, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg,
+                                 TensorBoardOpt, Terminated, app, console,
                                  data_root_str, exit_on_error, fail, load_selection, sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
 from ganbench.cli.progress import sweep_progress
 from ganbench.cli.results import export_tensorboard, with_tensorboard
 
 
+CLUSTER = "Ray and SLURM (--executor ray | slurm)"
 FreshOpt = Annotated[bool, typer.Option("--fresh", help=(
     "Start the selected runs (all, or --only/--seeds) over, e.g. after changing a hack's code; their earlier files "
     "move to each run's replaced/ folder, nothing is deleted."))]
@@ -38,28 +40,29 @@ def run_command(
     max_fused: Annotated[Optional[int], typer.Option(min=1, help="Most runs trained together as one fused network (runs "
                                                      "of one structure). Local: default 1 on CPU, sized from free "
                                                      "memory on a GPU; Ray: default 1 (one run per task).")] = None,
-    address: Annotated[Optional[str], typer.Option(help="Ray: 'auto' (the cluster this machine is in), "
+    address: Annotated[Optional[str], typer.Option(rich_help_panel="Ray (--executor ray)", help="Ray: 'auto' (the cluster this machine is in), "
                                                    "ray://HOST:10001 (Ray Client), or unset for a new local Ray.")] = None,
-    cpus_per_run: Annotated[float, typer.Option("--cpus-per-task", "--cpus-per-run", help=(
+    cpus_per_run: Annotated[float, typer.Option("--cpus-per-task", "--cpus-per-run", rich_help_panel=CLUSTER, help=(
         "Ray: CPUs each task (a run, or a fused group with --max-fused) reserves. Torch threads are the suite's "
         "`threads` (default 1), so numbers never depend on this."))] = 1.0,
-    gpus_per_run: Annotated[float, typer.Option("--gpus-per-task", "--gpus-per-run", help=(
+    gpus_per_run: Annotated[float, typer.Option("--gpus-per-task", "--gpus-per-run", rich_help_panel=CLUSTER, help=(
         "Ray: GPUs each task asks for; 0.25 puts 4 tasks on a GPU, 0 trains on CPU. With --max-fused K a task "
         "trains a fused group of up to K runs."))] = 0.0,
-    max_retries: Annotated[int, typer.Option(help="Ray: restarts of a run whose worker died (it resumes from "
+    max_retries: Annotated[int, typer.Option(rich_help_panel="Ray (--executor ray)", help="Ray: restarts of a run whose worker died (it resumes from "
                                              "its checkpoint); failing runs are not retried.")] = 3,
-    ray_results: Annotated[str, typer.Option(help="Ray: how run files reach the results directory: shared "
+    ray_results: Annotated[str, typer.Option(rich_help_panel="Ray (--executor ray)", help="Ray: how run files reach the results directory: shared "
                                              "(every node mounts it), gather (pulled through the driver) or auto.")] = "auto",
-    slurm_partition: Annotated[Optional[str], typer.Option(help="SLURM: partition of the array job.")] = None,
-    slurm_time: Annotated[int, typer.Option(help="SLURM: time limit per array task, minutes (a task that reaches it "
+    slurm_partition: Annotated[Optional[str], typer.Option(rich_help_panel="SLURM (--executor slurm)", help="SLURM: partition of the array job.")] = None,
+    slurm_time: Annotated[int, typer.Option(rich_help_panel="SLURM (--executor slurm)", help="SLURM: time limit per array task, minutes (a task that reaches it "
                                             "is requeued and resumes from its checkpoints).")] = 24 * 60,
-    slurm_mem_gb: Annotated[Optional[float], typer.Option(help="SLURM: memory per task, GB.")] = None,
-    slurm_parallelism: Annotated[int, typer.Option(help="SLURM: most array tasks running at once.")] = 64,
-    slurm_cluster: Annotated[str, typer.Option(help="SLURM: slurm (sbatch), or local (submitit's local executor: "
+    slurm_mem_gb: Annotated[Optional[float], typer.Option(rich_help_panel="SLURM (--executor slurm)", help="SLURM: memory per task, GB.")] = None,
+    slurm_parallelism: Annotated[int, typer.Option(rich_help_panel="SLURM (--executor slurm)", help="SLURM: most array tasks running at once.")] = 64,
+    slurm_cluster: Annotated[str, typer.Option(rich_help_panel="SLURM (--executor slurm)", help="SLURM: slurm (sbatch), or local (submitit's local executor: "
                                                "the same code as subprocesses here, for trying it out).")] = "slurm",
     tensorboard: TensorBoardOpt = False,
     set_: SetOpt = None,
     fresh: FreshOpt = False,
+    allow_slow_precision: AllowSlowPrecisionOpt = False,
 ) -> None:
     """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep.
     Executors: local worker processes; Ray tasks (--executor ray); a SLURM array job through
@@ -68,19 +71,25 @@ def run_command(
     from ganbench.execution.executors import ExecutorOptions
 
     options = ExecutorOptions(
-        kind=executor.value, max_fused=max_fused, data_root=data_root_str(data_root), address=address,
+        kind=executor.value, max_fused=max_fused, data_root=data_root_str(data_root, executor.value == "local"),
+        address=address,
         cpus_per_task=cpus_per_run, gpus_per_task=gpus_per_run, max_retries=max_retries, ray_results=ray_results,
         slurm_partition=slurm_partition, slurm_time_min=slurm_time, slurm_mem_gb=slurm_mem_gb,
         slurm_parallelism=slurm_parallelism, slurm_cluster=slurm_cluster)
     with exit_on_error():
         options.check()
     suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, not dry_run, set_)
+    if options.kind == "local":  # said before anything else: on such a CPU the sweep would take 13–15× longer
+        from ganbench.execution.sweep import refuse_slow_precision, select_runs
+
+        with exit_on_error():
+            refuse_slow_precision(select_runs(suite, selection), devices, allow_slow_precision or dry_run)
     todo = _announce(suite, selection, options, devices, dry_run, fresh)
     if dry_run:
         return
     if options.kind == "local" and todo:
         warn_before_evaluating([s.run.config for s in todo], devices[0], options.data_root)
-    states = _sweep(suite, selection, todo, options, workers, devices, tensorboard, fresh)
+    states = _sweep(suite, selection, todo, options, workers, devices, tensorboard, fresh, allow_slow_precision)
     if not _summarise(states):
         raise typer.Exit(1)
 
@@ -100,6 +109,10 @@ def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_
                   f"{len(todo)} to train on {options.where(devices)} → {suite.results_dir}"
                   + (" (--fresh: each run's earlier files move to its replaced/ folder)" if fresh else ""),
                   highlight=False)
+    from ganbench.execution.sweep import reference_twin_warnings
+
+    for warning in reference_twin_warnings(suite):
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if dry_run:
         for state in todo:
             console.print(f"  would train {state.run.run_id}  {state.run.arm} seed {state.run.seed}", highlight=False)
@@ -107,7 +120,7 @@ def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_
 
 
 def _sweep(suite: Any, selection: Any, todo: list[Any], options: Any, workers: int | None, devices: list[str],
-           tensorboard: bool, fresh: bool = False) -> list[Any]:
+           tensorboard: bool, fresh: bool = False, allow_slow_precision: bool = False) -> list[Any]:
     """Train the sweep with a progress display; errors become exit codes (130 after Ctrl-C or SIGTERM)."""
     from ganbench.execution.executors import make_executor
     from ganbench.execution.ray import RayExecutorError
@@ -123,9 +136,11 @@ def _sweep(suite: Any, selection: Any, todo: list[Any], options: Any, workers: i
                   exit_on_error(SlurmExecutorError, code=1)):
                 # (a SLURM submission that failed trained nothing: exit 1, as a failed sweep)
                 return run_suite(suite, selection, workers, devices, options.data_root, on_update, progress.data,
-                                 runner, options.max_fused, fresh)
-        except KeyboardInterrupt:
-            fail("interrupted; run the same command again to resume (finished runs are kept)", code=130)
+                                 runner, options.max_fused, fresh, allow_slow_precision, progress.timing,
+                                 progress.planned)
+        except KeyboardInterrupt as stop:
+            fail(f"{'stopped by SIGTERM' if isinstance(stop, Terminated) else 'interrupted (Ctrl-C)'}; run the same "
+                 "command again to resume (finished runs are kept)", code=130)
         finally:
             if tensorboard:
                 export_tensorboard(suite.results_dir)

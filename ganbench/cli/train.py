@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -14,7 +15,8 @@ from ganbench.errors import ConfigError
 from ganbench.data.cache import describe
 from ganbench.data.datasets import DATASETS, DataNotFoundError
 from ganbench.rundir import RunDirError
-from ganbench.cli.common import data_root_str, exit_on_error, TensorBoardOpt, app, console, fail, sigterm_as_interrupt
+from ganbench.cli.common import (AllowSlowPrecisionOpt, data_root_str, exit_on_error, TensorBoardOpt, app, console, fail,
+                                 sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
 from ganbench.cli.results import export_tensorboard, with_tensorboard
 from ganbench.cli.tables import describe_phase
@@ -36,6 +38,7 @@ def train_command(
     seed: Annotated[Optional[int], typer.Option(help="Random seed (shortcut for --set seed=N).")] = None,
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (searched first).")] = None,
     tensorboard: TensorBoardOpt = False,
+    allow_slow_precision: AllowSlowPrecisionOpt = False,
 ) -> None:
     """Train one DCGAN and write config.json, stats.jsonl, samples/ and status.json to --out.
 
@@ -50,7 +53,10 @@ def train_command(
                                                        ("seed", seed)) if v is not None}
         overrides = {**shortcuts, **parse_assignments(set_ or [])}
         cfg, names = resolve(preset, hack or [], overrides)
-        devices.resolve(cfg.device)  # a missing GPU is said now, before any work
+        device_name = devices.resolve(cfg.device).type  # a missing GPU is said now, before any work
+        problem = devices.slow_precision_problem({cfg.precision}, [device_name])
+        if problem and not allow_slow_precision:
+            raise ConfigError(problem)
     _announce_dataset_defaults(cfg, {**overrides})
     console.print(f"[bold]training[/] preset={preset} hacks={', '.join(names) or '-'} steps={cfg.steps} → {out}",
                   highlight=False)
@@ -134,6 +140,7 @@ def eval_command(
     (loading TorchScript runs its program: score only generators you trust)."""
     from ganbench.metrics.reevaluate import evaluate_run
 
+    data_root_str(data_root)  # a --data-root that is not there is said first
     try:
         if (target / "config.json").exists():
             rows = evaluate_run(target, metrics=metrics, samples=samples, reference_samples=reference_samples,
@@ -169,7 +176,11 @@ def _score_external(target: Path, metrics: str | None, samples: int | None, refe
     cfg = TrainConfig().replace(**{**dataset_defaults(dataset, knobs), **knobs})
     check_resolved(cfg.replace(metrics="none"))
     rows = evaluate_external(target, metrics or cfg.metrics, Reference.for_config(cfg, data_root_str(data_root)), cfg,
-                             samples or cfg.eval_samples, devices.resolve(device))
+                             samples or cfg.eval_samples, devices.resolve(device),
+                             range_declared=bool({"data_range", "output_activation"} & set(knobs)))
+    note = rows[0]["scored"].get("note") if rows else None
+    if note:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if out is not None:
         for row in rows:
             append_jsonl(out, row)

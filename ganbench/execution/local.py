@@ -155,7 +155,7 @@ def refresh_progress(states: Sequence[RunState]) -> None:
             status = run.read_status()
             if status.get("status") == "running" and state.status == "pending":
                 state.status, state.started = "running", time.time()
-            state.step, state.phase = run.last_logged_step(), status.get("phase")
+            state.step, state.phase = run.reached_step(status), status.get("phase")
 
 
 def record_outcome(state: RunState, outcome: dict[str, Any]) -> None:
@@ -192,8 +192,8 @@ def _refresh_running(states: Sequence[RunState]) -> None:
     for state in states:
         if state.status == "running":
             run_dir = RunDir(state.run_dir)
-            state.step = run_dir.last_logged_step()
-            state.phase = run_dir.read_status().get("phase")
+            status = run_dir.read_status()
+            state.step, state.phase = run_dir.reached_step(status), status.get("phase")
 
 
 def _stop_after_interrupt(pool: dict[int, _Worker], by_id: dict[str, RunState]) -> None:

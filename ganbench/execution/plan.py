@@ -73,14 +73,19 @@ def plan_suite(suite: Suite, selection: Any, devices: list[str], workers: int | 
                on_timing: Any = None) -> SuitePlan:
     """The jobs and cost of a suite's unfinished runs on `devices` (with `save`, kept in plan.json), and
     what its seeds can detect (`power_lines`)."""
+    from ganbench.devices import slow_precision_problem
     from ganbench.execution.costs import evaluation_warnings, plan_total, write_plan
     from ganbench.execution.jobs import default_workers
-    from ganbench.execution.sweep import auto_max_fused, design_lines, pending_runs, plan_rows
+    from ganbench.execution.sweep import auto_max_fused, design_lines, pending_runs, plan_rows, reference_twin_warnings
 
     n_workers = workers or default_workers(devices)
+    pending = pending_runs(suite, selection)
     if max_fused is None:
-        max_fused = auto_max_fused(pending_runs(suite, selection), devices, n_workers)
-    warnings = evaluation_warnings(pending_runs(suite, selection), devices[0], data_root) if estimate else []
+        max_fused = auto_max_fused(pending, devices, n_workers)
+    warnings = evaluation_warnings(pending, devices[0], data_root) if estimate else []
+    slow = slow_precision_problem({r.config.precision for r in pending}, devices)
+    if slow:  # `run` refuses it; the plan's step times below are the slow ones
+        warnings.insert(0, slow)
     rows = plan_rows(suite, selection, estimate, devices[0], max_fused, data_root, on_timing)
     todo = [r for r in rows if r["estimate_s"] is not None]
     cost = plan_total(suite, todo, devices[0], n_workers, data_root) if todo else None
@@ -90,6 +95,7 @@ def plan_suite(suite: Suite, selection: Any, devices: list[str], workers: int | 
     warnings = list(warnings) + [p["warning"] for p in power if p.get("warning")][:1]
     if estimate:
         warnings += equal_flops_warnings(suite)
+    warnings += reference_twin_warnings(suite)
     return SuitePlan(suite.name, str(suite.path), design_lines(suite), devices[0], n_workers, max_fused, rows, cost,
                      power, warnings, selected_disk(suite, selection))
 

@@ -258,6 +258,6 @@ class RayExecutor:
         status = run.read_status()
         if status and status.get("status") not in FINAL:
             record = RunStatus.from_json(status)
-            record.interrupt("interrupted by the user (Ctrl-C); re-run to resume")
+            record.interrupt("interrupted (Ctrl-C, or SIGTERM passed on as one); re-run to resume")
             run.write_status(record)
             state.status, state.error = "interrupted", record.error

@@ -14,6 +14,7 @@ from ganbench import rundir
 from ganbench.config import fusion_key, structure_key, training_only
 from ganbench.execution.jobs import RunState, Update, default_workers, make_jobs, run_threads
 from ganbench.execution.local import Executor, LocalExecutor
+from ganbench.plugins import loaded_plugins
 from ganbench.rundir import FINAL, RunDir, RunDirError
 from ganbench.study.design import roman
 from ganbench.study.suite import Run, Suite, SuiteError, did_you_mean
@@ -30,7 +31,8 @@ def select_runs(suite: Suite, selection: Selection) -> list[Run]:
     arms = set(suite.arms)
     for name in selection.only_arms:
         if name not in arms:
-            raise SuiteError(f"--only: no arm '{name}' in {suite.path}{did_you_mean(name, arms)}")
+            hint = did_you_mean(name, arms) or f"; its arms: {', '.join(suite.arms)}"
+            raise SuiteError(f"--only: no arm '{name}' in {suite.path}{hint}")
     for seed in selection.seeds:
         if seed not in suite.seeds:
             raise SuiteError(f"--seeds: seed {seed} is not in the suite's seeds {list(suite.seeds)}")
@@ -46,6 +48,8 @@ def write_manifest(suite: Suite) -> None:
                                                "device": suite.budget.device, "text": suite.budget.describe()},
         "analysis": suite.analysis,
         **({"overrides": dict(suite.overrides)} if suite.overrides else {}),  # only with --set: old manifests unchanged
+        # what `report` and `status` need loaded again (-p) to read the suite; said, never imported from here
+        **({"plugins": loaded_plugins()} if loaded_plugins() else {}),
         "designs": [{"part": d.name, "kind": d.kind, "preset": d.preset, "studied_hacks": list(d.studied),
                      "reference_arm": d.reference_arm, "resolution": d.resolution,
                      "generators": list(d.generators), "aliases": list(d.aliases),
@@ -146,18 +150,37 @@ def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) ->
     return int(max(1, min(MAX_FUSED_CAP, spread, 0.5 * free / per_gpu_workers // per_run)))
 
 
+def refuse_slow_precision(runs: Sequence[Run], devices: Sequence[str], allow: bool = False) -> None:
+    """A `ConfigError` before any work when `runs` would train bf16 on this CPU without native bf16
+    (`devices.slow_precision_problem`), unless `allow` (`--allow-slow-precision`)."""
+    from ganbench.devices import slow_precision_problem
+    from ganbench.errors import ConfigError
+
+    problem = slow_precision_problem({r.config.precision for r in runs}, list(devices))
+    if problem and not allow:
+        raise ConfigError(problem)
+
+
 def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | None = None,
               devices: Sequence[str] = ("cpu",), data_root: str | None = None,
               on_update: Update | None = None, on_data: DataProgress | None = None,
-              executor: Executor | None = None, max_fused: int | None = None, fresh: bool = False) -> list[RunState]:
+              executor: Executor | None = None, max_fused: int | None = None, fresh: bool = False,
+              allow_slow_precision: bool = False, on_timing: TimingProgress | None = None,
+              on_plan: Callable[["SweepPlan"], None] | None = None) -> list[RunState]:
     """Train every selected run that is not completed or diverged; returns all their states. `fresh`:
     every selected run starts over, its earlier files kept in its replaced/ folder (`RunDir.set_aside`).
+    bf16 on a CPU without native bf16 is refused first (`refuse_slow_precision`) unless
+    `allow_slow_precision`. Before the first run starts, the local executor times each network
+    structure (`on_timing(done, total, label)`, each timing saved as it is made) and hands the
+    planned cost to `on_plan` (a `SweepPlan`: total, parts, per-run seconds).
 
     The default executor is local processes, training fused groups of up to `max_fused` runs
     (None: `auto_max_fused`); another `executor` (Ray) gets the same states. Data is decoded
     here first only for the local executor: a cluster's nodes may see data this machine does
     not, and they build their caches themselves (under a file lock).
     """
+    if executor is None:  # a cluster's nodes are other CPUs: only the local executor trains on this one
+        refuse_slow_precision(select_runs(suite, selection), devices, allow_slow_precision)
     rundir.ensure_writable(suite.dir.path / RUNS)  # an unwritable root fails here, with a message
     write_manifest(suite)
     if fresh:
@@ -169,8 +192,10 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
         workers = default_workers(devices) if workers is None else workers
         if max_fused is None:
             max_fused = auto_max_fused(pending, devices, workers)
-        record_step_costs(suite, [s.run for s in states], devices[0])
-        record_plan(suite, pending, devices[0], workers, data_root)
+        record_step_costs(suite, [s.run for s in states], devices[0], on_timing)
+        sweep_plan = record_plan(suite, [s for s in states if s.status not in FINAL], devices[0], workers, data_root)
+        if on_plan is not None and sweep_plan is not None:
+            on_plan(sweep_plan)
         executor = LocalExecutor(workers, devices, data_root, max_fused=max_fused)
     executor.execute(states, on_update)
     return states
@@ -189,55 +214,98 @@ def set_aside(states: Sequence[RunState]) -> None:
             continue
 
 
-def estimate_step_seconds(runs: Sequence[Run], device: str, steps: int = 3) -> float:
+def estimate_step_seconds(runs: Sequence[Run], device: str) -> float:
     """Seconds per training step of `runs` trained together, timed alone on this machine with
     the thread count the sweep would give them (`ganbench.training.compute.time_step`)."""
     from ganbench.training.compute import time_step
 
-    return time_step([r.config for r in runs], device, run_threads(runs[0]), steps)
+    return time_step([r.config for r in runs], device, run_threads(runs[0]))
 
 
+TimingProgress = Callable[[int, int, str], None]  # (structures timed, of how many, the one being timed)
 
 
-def record_step_costs(suite: Suite, runs: Sequence[Run], device: str) -> None:
-    """Time one step of each selected arm alone on `device`, before workers start, into
-    results/<suite>/compute.json (arm → seconds per step, with the device and threads): the
-    report's equal-time comparisons read it, since wall time under contention is not compute.
-    Arms already timed on this device type are not timed again."""
+def record_step_costs(suite: Suite, runs: Sequence[Run], device: str,
+                      on_timing: TimingProgress | None = None) -> None:
+    """Time one step of each network structure of the selected runs alone on `device` (once per
+    structure and thread count: arms that differ only in numbers cost the same per step), before
+    workers start, into results/<suite>/compute.json: per arm seconds per step (the report's
+    equal-time comparisons read it, since wall time under contention is not compute) and per
+    structure. Each timing is saved as soon as it is made, so a sweep stopped during this phase
+    keeps what it timed, and structures already timed on this device type are not timed again."""
     from ganbench.devices import resolve
+    from ganbench.study.budget import structure_id
+    from ganbench.training.compute import TIME_STEP_METHOD
 
     recorded = suite.dir.read_compute()
     device_type = resolve(device).type
-    arms = recorded.get("arms", {}) if recorded.get("device_type") == device_type else {}
-    first = {}
+    same_device = recorded.get("device_type") == device_type
+    arms = dict(recorded.get("arms", {})) if same_device else {}
+    structures = dict(recorded.get("structures", {})) if same_device else {}
+    by_structure: dict[str, list[Run]] = {}
     for run in runs:
-        first.setdefault(run.arm, run)
-    todo = [run for arm, run in first.items() if arm not in arms]
-    if not todo:
-        return
-    for run in todo:
-        arms[run.arm] = {"step_seconds": estimate_step_seconds([run], device), "threads": run_threads(run)}
-    suite.dir.write_compute({"device": device, "device_type": device_type, "arms": arms,
-                             "method": "one run alone on fake data: after 2 warm-up steps, the faster of 2 "
-                                       "blocks of 3 steps"})
+        by_structure.setdefault(structure_id(run.config), []).append(run)
+    for sid, members in by_structure.items():  # timed by an older version per arm: reuse an arm's time
+        known = next((arms[r.arm] for r in members if r.arm in arms), None)
+        if sid not in structures and known is not None:
+            structures[sid] = {"step_seconds": known["step_seconds"], "threads": known.get("threads", 1)}
+    todo = [sid for sid in by_structure if sid not in structures]
+
+    def save() -> None:
+        for sid, members in by_structure.items():
+            if sid in structures:
+                for run in members:
+                    arms.setdefault(run.arm, {"step_seconds": structures[sid]["step_seconds"],
+                                              "threads": run_threads(run)})
+        suite.dir.write_compute({"device": device, "device_type": device_type, "arms": arms,
+                                 "structures": structures, "method": TIME_STEP_METHOD})
+
+    for done, sid in enumerate(todo):
+        first = by_structure[sid][0]
+        if on_timing:
+            on_timing(done, len(todo), first.arm)
+        structures[sid] = {"step_seconds": estimate_step_seconds([first], device), "threads": run_threads(first),
+                           "arms": sorted({r.arm for r in by_structure[sid]})}
+        save()
+    if on_timing and todo:
+        on_timing(len(todo), len(todo), "")
+    if not todo and any(r.arm not in arms for r in runs):
+        save()
 
 
-def record_plan(suite: Suite, runs: Sequence[Run], device: str, workers: int, data_root: str | None) -> None:
-    """plan.json from this sweep's own measurements (compute.json's step times, the evaluation
-    timed here), unless `ganbench plan` wrote one: `ganbench status` compares it with the
-    measured times once runs finish."""
-    from ganbench.execution.costs import evaluations_per_run, time_evaluation, write_plan
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep will cost, from its own timings, said before its first run starts."""
 
-    if suite.dir.file(PLAN).exists() or not runs:
-        return
+    cost: dict[str, Any]  # `costs.plan_total`'s: total_s and its parts
+    run_seconds: dict[str, float]  # run id → planned seconds of its training and evaluations left
+    workers: int
+    device: str
+
+
+def record_plan(suite: Suite, states: Sequence[RunState], device: str, workers: int,
+                data_root: str | None) -> SweepPlan | None:
+    """The sweep's cost from this sweep's own measurements (compute.json's step times, the evaluation
+    timed here), for the runs of `states` still to train (from the step each stands at). plan.json
+    keeps it unless `ganbench plan --save` wrote one: `ganbench status` compares that with the
+    measured times once runs finish. None when nothing is left to train."""
+    from ganbench.execution.costs import evaluations_per_run, plan_total, time_evaluation, write_plan
+
+    if not states:
+        return None
     timed = suite.dir.read_compute()["arms"]
-    rows = []
-    for run in runs:
-        evaluations = evaluations_per_run(run.config)
-        rows.append({"arm": run.arm, "estimate_s": timed[run.arm]["step_seconds"] * run.config.steps,
-                     "eval_s": evaluations * time_evaluation(run.config, device, data_root)["seconds"]
-                     if evaluations else 0.0})
-    write_plan(suite.dir, device, workers, rows)
+
+    def row(run: Run, start: int) -> dict[str, Any]:
+        evaluations = evaluations_per_run(run.config, start)
+        return {"arm": run.arm, "run_id": run.run_id, "step": start,
+                "estimate_s": timed[run.arm]["step_seconds"] * (run.config.steps - start),
+                "eval_s": evaluations * time_evaluation(run.config, device, data_root)["seconds"] if evaluations else 0.0}
+
+    if not suite.dir.file(PLAN).exists():  # a whole run of each arm, what `status` compares with
+        write_plan(suite.dir, device, workers, [row(s.run, 0) for s in states])
+    rows = [row(s.run, RunDir(s.run_dir).last_logged_step() if s.run_dir.exists() else 0) for s in states]
+    return SweepPlan(plan_total(suite, rows, device, workers, data_root),
+                     {row["run_id"]: row["estimate_s"] + row["eval_s"] for row in rows}, workers, device)
 
 
 def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
@@ -266,7 +334,7 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
     for run in runs:
         status = statuses[run.run_id]
         running = status.get("status") == "running"  # status.json's step lags its logs between checkpoints
-        step = RunDir(status["path"]).last_logged_step() if running else status.get("step", 0)
+        step = RunDir(status["path"]).reached_step(status) if running else status.get("step", 0)
         row = {"arm": run.arm, "seed": run.seed, "run_id": run.run_id, "status": status.get("status", "pending"),
                "step": step, "steps": run.config.steps, "estimate_s": None, "eval_s": None,
                "group": None, "phase": status.get("phase") if status.get("status") == "running" else None,
@@ -302,6 +370,13 @@ def observed_status(state: RunState) -> dict[str, Any]:
                       error=f"status.json says running, but no process holds {run.file('.lock')}: it was stopped "
                             "without recording why (killed); `ganbench run` resumes it from its checkpoint")
     return status
+
+
+def reference_twin_warnings(suite: Suite) -> list[str]:
+    """What `plan` and `run` say of an arm that trains its reference arm's very runs."""
+    return [f"arm {arm} trains exactly its reference arm's runs (the same configs): it changes nothing there, "
+            "e.g. a hack its preset already holds, so its comparison measures nothing"
+            for arm in suite.arms_like_their_reference()]
 
 
 def design_lines(suite: Suite) -> list[str]:

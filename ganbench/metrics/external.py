@@ -73,10 +73,56 @@ class ScriptedGenerator(torch.nn.Module):
         return self.net(z)
 
 
+PROBE_IMAGES = 16  # the first batch a generator is checked on
+RANGE_SLACK = 1e-3  # float rounding at a tanh's or sigmoid's ends
+
+
+def _error_line(err: BaseException) -> str:
+    """The line of a (TorchScript) traceback that says what went wrong: its last non-empty one."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+def checked_generator(path: Path, net: torch.nn.Module, cfg: TrainConfig, reference: Reference,
+                      device: torch.device, range_declared: bool) -> tuple[TrainConfig, str | None]:
+    """Run the generator on a first batch before scoring it: a latent size it does not take, or images
+    of another shape, are a two-line error naming the knob to set; images outside the declared pixel
+    range are refused, except that when no range was declared (`range_declared` False: neither
+    data_range nor output_activation set) images in [−1, 1] with negative values are taken as
+    [−1, 1] (a tanh generator) and said. Returns the config to score with and that note, or None."""
+    gen = torch.Generator().manual_seed(cfg.seed)  # a probe only: the scored latents are torch-fidelity's
+    z = torch.randn(PROBE_IMAGES, cfg.latent_dim, generator=gen) if cfg.latent_dist == "gaussian" else \
+        torch.rand(PROBE_IMAGES, cfg.latent_dim, generator=gen).mul_(2).sub_(1)
+    try:
+        with torch.no_grad():
+            images = net(z.to(device)).float()
+    except Exception as err:  # TorchScript raises its interpreter's errors: say the one line that matters
+        raise MetricError(f"{path}: the generator does not take z of {PROBE_IMAGES} × {cfg.latent_dim} "
+                          f"({_error_line(err)});\nset its latent size with --set latent_dim=N (and "
+                          "--set latent_dist=gaussian|uniform as it was trained)") from None
+    want = (PROBE_IMAGES, reference.channels, reference.side, reference.side)
+    if tuple(images.shape) != want:
+        raise MetricError(f"{path}: the generator made images of shape {tuple(images.shape)}, the reference "
+                          f"({reference.dataset}) needs N × {want[1]} × {want[2]} × {want[3]};\nchoose the dataset "
+                          "with --set dataset=NAME (and its size with --set image_size=N)")
+    low, high = float(images.min()), float(images.max())
+    declared_low, declared_high = cfg.pixel_range
+    if declared_low - RANGE_SLACK <= low and high <= declared_high + RANGE_SLACK:
+        return cfg, None
+    if not range_declared and -1 - RANGE_SLACK <= low and high <= 1 + RANGE_SLACK:
+        return cfg.replace(data_range="-1_1"), (f"{path}: its first {PROBE_IMAGES} images lie in [{low:.3g}, "
+                                                f"{high:.3g}]: scored as pixels in [-1, 1] (--set data_range=0_1 "
+                                                "to refuse instead)")
+    raise MetricError(f"{path}: its first {PROBE_IMAGES} images lie in [{low:.3g}, {high:.3g}], outside the "
+                      f"declared pixel range [{declared_low:g}, {declared_high:g}];\ndeclare the generator's range "
+                      "with --set data_range=0_1 or --set data_range=-1_1")
+
+
 def evaluate_external(path: str | Path, metrics: str, reference: Reference, cfg: TrainConfig, samples: int,
-                      device: torch.device) -> list[dict[str, Any]]:
+                      device: torch.device, range_declared: bool = True) -> list[dict[str, Any]]:
     """Rows for an image folder or a TorchScript generator at `path`, against `reference`; `cfg` gives
-    the latent size and distribution and the pixel range of a generator."""
+    the latent size and distribution and the pixel range of a generator (checked on a first batch,
+    `checked_generator`; `range_declared` False lets it detect a [−1, 1] generator)."""
     path = Path(path)
     names = parse_metrics(metrics, reference.dataset)
     if not names:
@@ -87,11 +133,13 @@ def evaluate_external(path: str | Path, metrics: str, reference: Reference, cfg:
         scored = {"kind": "image folder", "path": str(path.resolve()), "images": len(images),
                   "sha256": hashlib.sha256(images.numpy().tobytes()).hexdigest()}
     elif path.is_file():
-        source = FidelityGenerator(ScriptedGenerator(path, device).eval(), cfg)
-        rows = evaluate(source, names, reference, samples=samples, seed=cfg.seed, device=device)
+        net = ScriptedGenerator(path, device).eval()
+        cfg, note = checked_generator(path, net, cfg, reference, device, range_declared)
+        rows = evaluate(FidelityGenerator(net, cfg), names, reference, samples=samples, seed=cfg.seed, device=device)
         scored = {"kind": "TorchScript generator", "path": str(path.resolve()), "images": samples,
                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "latent": cfg.latent_dist,
-                  "latent_dim": cfg.latent_dim, "pixel_range": list(cfg.pixel_range)}
+                  "latent_dim": cfg.latent_dim, "pixel_range": list(cfg.pixel_range),
+                  **({"note": note} if note else {})}
     else:
         raise FileNotFoundError(f"{path}: no such image folder or generator file")
     return [{"source": "ganbench eval", "scored": scored, **row} for row in rows]

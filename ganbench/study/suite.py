@@ -77,6 +77,17 @@ class Suite:
         """A part is trained to a FLOPs budget: the equal-compute answer is trained, read off no curve."""
         return any(d.budget is not None and d.budget.kind == "flops" for d in self.designs)
 
+    def arms_like_their_reference(self) -> list[str]:
+        """'part: arm' for every arm whose runs are its reference arm's own (the same configs, so the same run
+        ids): an arm that changes nothing, e.g. adding a hack the preset already holds. Its comparison
+        would measure nothing; `plan` and `run` say so."""
+        ids: dict[str, set[str]] = {}
+        for run in self.runs:
+            ids.setdefault(run.arm, set()).add(run.run_id)
+        return [f"{design.name + ': ' if design.name else ''}{arm.name}" for design in self.designs
+                for arm in design.arms if design.reference_arm and arm.name != design.reference_arm
+                and ids.get(arm.name) and ids.get(arm.name) == ids.get(design.reference_arm)]
+
     @property
     def dir(self) -> SuiteDir:
         """The owner of the suite's results directory (its files, their schemas, containment)."""
@@ -209,11 +220,21 @@ def _expand(path: Path, designs: tuple[Design, ...], seeds: tuple[int, ...], bas
                         if planned is not None and "steps" not in cli:
                             cfg = cfg.replace(steps=planned(arm.name, cfg))
                 except ConfigError as err:
-                    problems[arm.name] = f"arm '{arm.name}': {err}"
+                    problems[arm.name] = str(err)
                     continue
                 runs.append(Run(run_id(cfg), arm.name, seed, cfg, arm.hacks, design.preset))
-    raise_all(path, list(problems.values()))
+    raise_all(path, _by_message(problems, sum(len(d.arms) for d in designs)))
     return runs
+
+
+def _by_message(problems: dict[str, str], n_arms: int) -> list[str]:
+    """One line per distinct problem, naming the arms it hits ('every arm' for a mistake in `base` or
+    `evaluation`, once — not once per arm)."""
+    arms_of: dict[str, list[str]] = {}
+    for arm, message in problems.items():
+        arms_of.setdefault(message, []).append(arm)
+    return [(f"every arm ({len(arms)})" if len(arms) == n_arms > 1 else
+             ", ".join(f"arm '{a}'" for a in arms)) + f": {message}" for message, arms in arms_of.items()]
 
 
 def _check_analysis_measured(suite: Suite) -> None:

@@ -75,11 +75,16 @@ def _block_seconds(cfgs: Sequence[TrainConfig], device: str, threads: int, steps
 
 
 def time_step(cfgs: Sequence[TrainConfig], device: str, threads: int, steps: int = 3, warmup: int = 2,
-              repeats: int = 2) -> float:
+              repeats: int = 5) -> float:
     """Seconds per training step of `cfgs` trained together (one run: GanTrainer; several of
-    one fusion key: FusedTrainer) on this machine, on fake data, with `threads` CPU threads:
-    the fastest of `repeats` blocks of `steps` steps, since anything else running only adds time."""
-    return min(_block_seconds(cfgs, device, threads, steps, warmup, repeats))
+    one fusion key: FusedTrainer) on this machine, on fake data, with `threads` CPU threads: the
+    median of `repeats` blocks of `steps` steps (one stray block, slow or fast, does not move it;
+    the former "fastest of 2 blocks of 3" put arms of one structure 4.4–11.3 s/step apart on a
+    loaded machine). What `ganbench plan` and `ganbench run` both time."""
+    return statistics.median(_block_seconds(cfgs, device, threads, steps, warmup, repeats))
+
+
+TIME_STEP_METHOD = "one run alone on fake data: after 2 warm-up steps, the median of 5 blocks of 3 steps"
 
 
 def time_step_robustly(cfg: TrainConfig, device: str, threads: int, steps: int = 10, warmup: int = 3,

@@ -41,6 +41,9 @@ def fixed_noise(cfg: TrainConfig, device: torch.device) -> torch.Tensor:
     return sample_latent(cfg, cfg.sample_grid, gen, torch.device("cpu")).to(device)
 
 
+HEARTBEAT_S = 5.0  # how often a run says its step between log rows (one small status.json rewrite)
+
+
 @dataclass
 class Recorder:
     """One run's files and cadence while a trainer trains it (run k of the trainer)."""
@@ -56,6 +59,7 @@ class Recorder:
     acc: torch.Tensor | None = None
     active: bool = True
     tick: float = field(default_factory=time.perf_counter)
+    beat: float = field(default_factory=time.monotonic)
 
     def resume(self, trainer: Trainer, state: dict[str, Any] | None, why: str | None) -> None:
         """Load the run's checkpoint (`RunDir.load_checkpoint`'s answer) into the trainer, or
@@ -111,6 +115,11 @@ class Recorder:
                 raise Diverged(f"non-finite {', '.join(bad)} in steps {step - cfg.log_every + 1}–{step}")
             if self.progress:
                 self.progress(step, cfg.steps, row)
+        elif time.monotonic() - self.beat >= HEARTBEAT_S:
+            # Between log rows (minutes apart on a CPU), the step reached, for progress displays and ETAs.
+            self.beat = time.monotonic()
+            self.status.at_step = step
+            rd.write_status(self.status)
 
     def finish_step(self, trainer: Trainer, step: int, noise: torch.Tensor,
                     evaluated: list[dict[str, Any]] | None = None) -> None:
@@ -367,7 +376,7 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
     except KeyboardInterrupt:
         for status in statuses:
             if status.status == "running":
-                status.interrupt("interrupted by the user (Ctrl-C); re-run to resume")
+                status.interrupt("interrupted (Ctrl-C, or SIGTERM passed on as one); re-run to resume")
         raise
     except Exception as err:
         for status in statuses:

@@ -31,67 +31,104 @@ def save_figure(fig: plt.Figure, path: Path) -> list[Path]:
 
 
 VERDICT_ORDER = ("better", "worse", "no clear difference", "exploratory", "too few runs")
+# Okabe & Ito's colour-blind-safe set: no two of these are confused under any common colour-vision deficiency.
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
+# Verdicts: blue and vermillion (the pair every deficiency tells apart), a neutral grey, and purple; each
+# with its own marker too, so a greyscale print still separates them.
+VERDICT_STYLE = {"better": ("#0072B2", "o"), "worse": ("#D55E00", "s"), "no clear difference": ("#7F7F7F", "D"),
+                 "exploratory": ("#CC79A7", "^"), "too few runs": ("#BBBBBB", "v")}
 FOLD_LIMITS = (1 / 8, 8)  # log-scale metrics are drawn as fold changes on a log axis, clipped here (marked ◂ ▸)
+OUTLIER_RATIO = 3.0  # an arm whose interval reaches this many times further than the next arm's is clipped
 
 
 def forest_plot(part: PartResult, metrics: list[str], path: Path) -> Path | None:
-    """Each verdict metric's differences from the reference with their simultaneous intervals."""
+    """Each verdict metric's differences from the reference with their simultaneous intervals: one panel
+    per metric, the legend holding only the verdicts that occur, an outlying arm clipped at the axis
+    with an arrow and its value, so it does not squash the others."""
     shown = [m for m in metrics if not part.comparisons.get(m, pd.DataFrame()).empty]
     if not shown:
         return None
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown) + 1.5, 0.42 * len(part.arms) + 1.6),
-                             sharey=True, squeeze=False)
-    palette = dict(zip(VERDICT_ORDER, sns.color_palette("colorblind", len(VERDICT_ORDER))))
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown) + 1.8, 0.42 * len(part.arms) + 1.9),
+                             sharey=True, squeeze=False, layout="constrained")
+    occurring: dict[str, None] = {}
     for ax, metric in zip(axes[0], shown):
         comp = part.comparisons[metric].iloc[::-1]
-        _forest_panel(ax, comp, palette)
+        occurring.update(dict.fromkeys(comp["verdict"]))
+        _forest_panel(ax, comp)
         ax.set_yticks(np.arange(len(comp)), comp["arm"])
         arrow = "↑ better" if part.directions.get(metric) else "↓ better"
-        what = "fold change, log axis" if (comp["scale"] == "log").any() else "difference"
-        ax.set_xlabel(f"{metric}: {what} vs {part.reference} ({arrow})")
-    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in palette.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.02 - 0.3 / len(part.arms)),
-               frameon=False)
-    fig.suptitle(f"{part.name or 'design'}: each arm vs '{part.reference}' at {part.basis} "
-                 "(Bonferroni-simultaneous intervals over the report's family)")
+        what = "fold change (log axis)" if (comp["scale"] == "log").any() else "difference"
+        ax.set_xlabel(f"{metric} ({arrow})\n{what} vs {part.reference}", fontsize=9)
+    handles = [plt.Line2D([], [], marker=VERDICT_STYLE[v][1], ls="", color=VERDICT_STYLE[v][0], label=v)
+               for v in VERDICT_ORDER if v in occurring]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(f"{part.name or 'design'}: each arm vs '{part.reference}' at {part.basis}\n"
+                 "(Bonferroni-simultaneous intervals over the report's family)", fontsize=10)
     save_figure(fig, path)
     return path.with_suffix(".png")
 
 
-def _forest_panel(ax: Any, comp: pd.DataFrame, palette: dict[str, Any]) -> None:
+def robust_limits(lows: Sequence[float], highs: Sequence[float]) -> tuple[float, float]:
+    """(left, right) of a difference axis: every interval, unless one arm reaches `OUTLIER_RATIO` times
+    further from 0 than any other; then the axis stops at 1.3× the next one's reach (that arm is clipped)."""
+    reach = sorted((max(abs(lo), abs(hi)) for lo, hi in zip(lows, highs) if np.isfinite(lo) and np.isfinite(hi)),
+                   reverse=True)
+    if not reach:
+        return -1.0, 1.0
+    limit = reach[0] if len(reach) < 2 or reach[0] <= OUTLIER_RATIO * reach[1] else 1.3 * reach[1]
+    left = max(min(lo for lo in lows if np.isfinite(lo)), -limit)
+    right = min(max(hi for hi in highs if np.isfinite(hi)), limit)
+    pad = 0.08 * (right - left or 1.0)
+    return min(left, 0.0) - pad, max(right, 0.0) + pad
+
+
+def _forest_panel(ax: Any, comp: pd.DataFrame) -> None:
     """One metric's rows: a fold change (log axis, 1 = no change) on the log scale, else a difference;
-    an interval past the axis ends at it with an arrowhead marker, so no arm squashes the others."""
+    an interval past the axis ends at it with an arrowhead and the value it reaches, so no arm squashes
+    the others."""
     log = bool((comp["scale"] == "log").any())
-    low_end, high_end = FOLD_LIMITS if log else (-math.inf, math.inf)
-    for yi, row in enumerate(comp.itertuples()):
-        values = [math.exp(v) if log else v for v in (row.estimate, row.adj_low, row.adj_high)]
-        mid, lo, hi = (min(max(v, low_end), high_end) if np.isfinite(v) else v for v in values)
+    values = [[math.exp(v) if log else v for v in (r.estimate, r.adj_low, r.adj_high)] for r in comp.itertuples()]
+    if log:
+        low_end, high_end = FOLD_LIMITS
+    else:
+        low_end, high_end = robust_limits([v[1] for v in values], [v[2] for v in values])
+    for yi, (row, (estimate, low, high)) in enumerate(zip(comp.itertuples(), values)):
+        mid, lo, hi = (min(max(v, low_end), high_end) if np.isfinite(v) else v for v in (estimate, low, high))
         if not np.isfinite(mid):
             continue
-        colour = palette.get(row.verdict, "grey")
-        ax.errorbar(mid, yi, xerr=[[mid - lo], [hi - mid]] if np.isfinite(lo) else None, fmt="o", color=colour,
+        colour, marker = VERDICT_STYLE.get(row.verdict, ("grey", "o"))
+        ax.errorbar(mid, yi, xerr=[[mid - lo], [hi - mid]] if np.isfinite(lo) else None, fmt=marker, color=colour,
                     capsize=3)
-        for bound, end, marker in ((values[1], low_end, "<"), (values[2], high_end, ">")):
-            if np.isfinite(bound) and (bound < end if marker == "<" else bound > end):
-                ax.plot(end, yi, marker=marker, color=colour, ms=7)
+        for bound, end, side in ((low, low_end, "<"), (high, high_end, ">")):
+            if np.isfinite(bound) and (bound < end if side == "<" else bound > end):
+                ax.plot(end, yi, marker=side, color=colour, ms=7)
+                ax.annotate(f"×{bound:.3g}" if log else f"{bound:+.3g}", (end, yi), xytext=(-4 if side == ">" else 4, 7),
+                            textcoords="offset points", ha="right" if side == ">" else "left", fontsize=7,
+                            color=colour)
     if log:
         ax.set_xscale("log")
         ax.set_xlim(FOLD_LIMITS[0] / 1.15, FOLD_LIMITS[1] * 1.15)
         ticks = [2.0**k for k in range(-3, 4)]
-        ax.set_xticks(ticks, [f"×{t:g}" if t >= 1 else f"×1/{1 / t:g}" for t in ticks])
+        ax.set_xticks(ticks, [f"×{t:g}" if t >= 1 else f"×1/{1 / t:g}" for t in ticks], fontsize=8)
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    else:
+        ax.set_xlim(low_end, high_end)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5))
+        ax.tick_params(axis="x", labelsize=8)
     ax.axvline(1.0 if log else 0.0, color="black", lw=0.8)
 
 
+PER_PANEL = len(OKABE_ITO)  # arms besides the reference in one curve panel: Okabe–Ito's 7 colours + black
+
+
 def arm_styles(arms: Sequence[str], reference: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Colour and dash per arm, fixed across figures: the reference black and solid; the others a colour
-    each (seaborn's colour-blind palette for up to 10, then husl hues, evenly spaced) and, past 10 arms, a
-    dash pattern too, so no two arms look alike."""
+    """Colour and dash per arm, fixed across figures: the reference black and solid; the others Okabe–Ito's
+    7 colour-blind-safe colours in turn, solid for the first 7 arms, then dashed, dotted, dash-dotted, so
+    no two arms look alike."""
     others = [a for a in arms if a != reference]
-    palette = sns.color_palette("colorblind", len(others)) if len(others) <= 10 else sns.color_palette("husl", len(others))
     patterns = ["", (4, 1.5), (1, 1), (3, 1, 1, 1)]
-    colours = {a: palette[i] for i, a in enumerate(others)}
-    dashes = {a: patterns[i % 4] if len(others) > 10 else "" for i, a in enumerate(others)}
+    colours = {a: OKABE_ITO[i % PER_PANEL] for i, a in enumerate(others)}
+    dashes = {a: patterns[(i // PER_PANEL) % len(patterns)] for i, a in enumerate(others)}
     if reference in arms:
         colours[reference], dashes[reference] = (0.0, 0.0, 0.0), ""
     return colours, dashes
@@ -144,21 +181,35 @@ def interaction_heatmap(part: PartResult, metric: str, path: Path) -> Path | Non
     return path.with_suffix(".png")
 
 
-def metric_curves(frame: pd.DataFrame, part: PartResult, metric: str, path: Path) -> Path | None:
+def metric_curves(frame: pd.DataFrame, part: PartResult, metric: str, path: Path,
+                  trained_flops: bool = False) -> Path | None:
+    """The metric during training, mean over seeds with a bootstrap band: panels of at most `PER_PANEL`
+    arms beside the reference (black, in every panel), each arm in its own colour; against FLOPs spent
+    for a part trained to equal FLOPs (its arms stop at different steps), else against steps."""
     data = frame[(frame["metric"] == metric) & frame["arm"].isin(part.arms) & (frame["status"] == "completed")]
     if data.empty:
         return None
+    x, x_label = "step", "training step"
+    if trained_flops and "flops_per_step" in data and data["flops_per_step"].notna().all():
+        data = data.assign(tflops=data["step"] * data["flops_per_step"] / 1e12)
+        x, x_label = "tflops", "training compute spent (TFLOPs, torch's flop counter)"
     present = [a for a in part.arms if a in set(data["arm"])]
-    colours, dashes = arm_styles(part.arms, part.reference)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    sns.lineplot(data=data, x="step", y="value", hue="arm", hue_order=present, style="arm", style_order=present,
-                 dashes={a: dashes[a] for a in present}, errorbar=("ci", 95), seed=0,
-                 palette={a: colours[a] for a in present}, ax=ax, marker="o")
-    ax.set_ylabel(f"{metric} ({'higher' if part.directions.get(metric) else 'lower'} is better)")
-    seeds = int(data.groupby("arm")["run_id"].nunique().min()) if len(data) else 0
-    ax.set_title(f"{metric} during training: mean over seeds, band = seaborn's 95 % bootstrap CI over {seeds} seeds"
-                 + (" (covers far less than 95 % at so few seeds)" if seeds < 10 else ""), fontsize=9)
-    ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    others = [a for a in present if a != part.reference]
+    panels = [others[i:i + PER_PANEL] for i in range(0, len(others), PER_PANEL)] or [[]]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3.4 * len(panels) + 0.6), sharex=True, sharey=True,
+                             squeeze=False, layout="constrained")
+    seeds = int(data.groupby("arm")["run_id"].nunique().min())
+    for ax, panel in zip(axes[:, 0], panels):
+        arms = ([part.reference] if part.reference in present else []) + panel
+        colours = {a: OKABE_ITO[i] for i, a in enumerate(panel)} | {part.reference: (0.0, 0.0, 0.0)}
+        sns.lineplot(data=data[data["arm"].isin(arms)], x=x, y="value", hue="arm", hue_order=arms,
+                     errorbar=("ci", 95), seed=0, palette={a: colours[a] for a in arms}, ax=ax, marker="o", ms=4)
+        ax.set_ylabel(f"{metric} ({'higher' if part.directions.get(metric) else 'lower'} is better)", fontsize=9)
+        ax.set_xlabel(x_label)
+        ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+    fig.suptitle(f"{part.name or 'design'}: {metric} during training, mean over seeds; band = seaborn's 95 % "
+                 f"bootstrap CI over {seeds} seeds" + (" (covers far less than 95 % at so few seeds)" if seeds < 10
+                                                        else ""), fontsize=9)
     save_figure(fig, path)
     return path.with_suffix(".png")
 

@@ -126,6 +126,17 @@ def _millions(value: float) -> str:
     return f"{value / 1e6:.3g} M" if np.isfinite(value) else "?"
 
 
+def hack_source_lines(manifest: dict[str, Any]) -> list[str]:
+    """Every hack an arm of the suite holds, with what it does and the source it cites (the paper, the
+    ganhacks item or the seed tutorial), so a reader can check where each piece of folklore comes from."""
+    from ganbench.hacks import HACKS
+
+    named = dict.fromkeys(h for design in manifest["designs"] for arm in design["arms"] for h in arm["hacks"])
+    return [f"- `{name}`: {HACKS[name].summary.rstrip('.')}. Source: {HACKS[name].source}." if name in HACKS else
+            f"- `{name}`: not registered in this process (a plugin's hack: load it with -p to cite its source)."
+            for name in named]
+
+
 def arm_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
     """Each arm in words: which hacks it adds or removes against its reference (with what they do), and
     how its networks' size and FLOPs per step differ."""

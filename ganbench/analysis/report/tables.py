@@ -144,14 +144,20 @@ def tex_escape(text: str) -> str:
     return "".join(_TEX.get(ch, ch) for ch in text)
 
 
+LATEX_PACKAGES = r"\usepackage{booktabs}\usepackage{graphicx}"  # what every .tex table of a report needs
+
+
 def to_latex(table: pd.DataFrame, caption: str, best: Mapping[str, str] | None = None) -> str:
-    """A booktabs LaTeX table with `caption`, scaled to the text width (`\\resizebox`: needs the booktabs and
-    graphicx packages); the cell of `best[column]`'s arm in bold. The symbols the report writes (Δ, →, ≤, ±, …)
-    are escaped, so pdflatex compiles it."""
+    """A booktabs LaTeX table with `caption`, at its natural size, shrunk to the text width only when wider
+    (`\\resizebox` with graphicx's `\\width`: a narrow table is never blown up, a wide one never overflows);
+    the cell of `best[column]`'s arm in bold. The symbols the report writes (Δ, →, ≤, ±, …) are escaped, so
+    pdflatex compiles it. Needs booktabs and graphicx (`LATEX_PACKAGES`), said in its first line."""
     best = best or {}
     cols = list(table.columns)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{tex_escape(caption)}}}",
-             r"\resizebox{\linewidth}{!}{%", r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", r"\toprule",
+    lines = [f"% ganbench table; needs {LATEX_PACKAGES} in the preamble", r"\begin{table}[t]", r"\centering",
+             r"\small", rf"\caption{{{tex_escape(caption)}}}",
+             r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+             r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", r"\toprule",
              " & ".join(tex_escape(c) for c in cols) + r" \\", r"\midrule"]
     for _, row in table.iterrows():
         cells = []
@@ -161,6 +167,32 @@ def to_latex(table: pd.DataFrame, caption: str, best: Mapping[str, str] | None =
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+FAILURE_COLUMNS = ("diverged", "failed to learn", "mode collapse", "D wins")
+COMPACT_EFFECT_COLUMNS = ("p (Holm over the family)", "verdict")  # beside arm and Δ [CI] in a paper's table
+
+
+def latex_pieces(table: "Table") -> list["Table"]:
+    """The LaTeX tables of one report table, each readable at a column's width: the main table as one table
+    per metric (arm, mean [CI] (n)) and one of failure shares; the effects table as one per metric (arm,
+    Δ [simultaneous CI], Holm p, verdict); the others whole. The Markdown and CSV keep every column."""
+    frame = table.frame
+    if table.stem.rsplit("_", 1)[-1] not in EXTRA_KINDS and "arm" in frame and "metric" not in frame:
+        metrics = [c for c in frame.columns if c != "arm" and c not in FAILURE_COLUMNS]
+        pieces = [Table(f"{table.stem}_{metric}", f"{table.title}: {metric}", "",
+                        frame[["arm", metric]].rename(columns={metric: f"{metric}: mean [95 % CI] (n)"}),
+                        {f"{metric}: mean [95 % CI] (n)": table.best[metric]} if metric in table.best else {})
+                  for metric in metrics]
+        failures = [c for c in FAILURE_COLUMNS if c in frame]
+        return pieces + ([Table(f"{table.stem}_failures", f"{table.title}: failures (shares of runs)", "",
+                                frame[["arm", *failures]])] if failures else [])
+    if table.stem.endswith("_effects") and "metric" in frame:
+        delta = next(c for c in frame.columns if c.startswith("Δ"))
+        return [Table(f"{table.stem}_{metric}", f"{table.title}: {metric}", "",
+                      rows[["arm", delta, *COMPACT_EFFECT_COLUMNS]].reset_index(drop=True))
+                for metric, rows in frame.groupby("metric", sort=False)]
+    return [table]
 
 
 def number_text(value: float, spec: str) -> str:
@@ -188,6 +220,9 @@ def _lost(r: Any) -> str:
     return text + (f" (Fisher p {p:.2g})" if np.isfinite(p) else "")
 
 
+UNTESTED = ("exploratory", "too few runs", "unavailable", "n/a", "descriptive")  # rows no test was made for
+
+
 def effects_table(part: PartResult, metrics: list[str]) -> pd.DataFrame:
     """Every verdict metric's comparisons with the reference at the part's basis (rows of the family)."""
     frames = [part.comparisons[m] for m in metrics if not part.comparisons.get(m, pd.DataFrame()).empty]
@@ -195,15 +230,20 @@ def effects_table(part: PartResult, metrics: list[str]) -> pd.DataFrame:
         return pd.DataFrame()
     comparison = pd.concat(frames, ignore_index=True)
     rows = list(comparison.itertuples())
+    tested = [r.verdict not in UNTESTED for r in rows]
+
+    def test_text(values: Any, spec: str) -> list[str]:  # a p or g only where a test was made
+        return [number_text(v, spec) if t else "— (no test)" for v, t in zip(values, tested)]
+
     return pd.DataFrame({
         "metric": comparison["metric"], "arm": comparison["arm"],
         f"Δ vs {part.reference} [simultaneous CI]": [interval_text(r) for r in rows],
         "n": [f"{r.n:.0f} vs {r.n_reference:.0f}" for r in rows],
         "no value (diverged, failed)": [_lost(r) for r in rows],
-        "p (Welch's t; log scale for FID, IS)": [number_text(r.p, ".3g") for r in rows],
-        "p (Holm over the family)": [number_text(r.p_holm, ".3g") for r in rows],
-        "p (exact permutation, same scale)": [number_text(r.p_permutation, ".3g") for r in rows],
-        "Hedges' g (raw scale)": [number_text(r.g, "+.2f") for r in rows],
+        "p (Welch's t; log scale for FID, IS)": test_text([r.p for r in rows], ".3g"),
+        "p (Holm over the family)": test_text([r.p_holm for r in rows], ".3g"),
+        "p (exact permutation, same scale)": test_text([r.p_permutation for r in rows], ".3g"),
+        "Hedges' g (raw scale)": test_text([r.g for r in rows], "+.2f"),
         "verdict": comparison["verdict"],
     })
 
