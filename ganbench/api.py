@@ -41,7 +41,8 @@ def _selection(only: Sequence[str] = (), seeds: Sequence[int] = ()) -> Any:
 
 def plan(suite: Suite, device: str = "cpu", workers: int | None = None, estimate: bool = True,
          only: Sequence[str] = (), seeds: Sequence[int] = ()) -> Any:
-    """`ganbench plan`'s answer (a `SuitePlan`): runs, jobs, cost, power, disk. Writes nothing."""
+    """`ganbench plan`'s answer (a `SuitePlan`): runs, jobs, cost, power, disk. Writes nothing. Its `.runs` are
+    the table's rows as dicts (arm, seed, run_id, status, step, estimate_s, …); `suite.runs` are `Run` objects."""
     from ganbench.devices import expand
     from ganbench.execution.plan import plan_suite
 
@@ -50,14 +51,28 @@ def plan(suite: Suite, device: str = "cpu", workers: int | None = None, estimate
 
 def run(suite: Suite, device: str = "cpu", workers: int | None = None, max_fused: int | None = None,
         only: Sequence[str] = (), seeds: Sequence[int] = (), data_root: str | None = None,
-        allow_slow_precision: bool = False) -> list[Any]:
+        allow_slow_precision: bool = False, progress: bool = True) -> list[Any]:
     """Train every selected unfinished run (local worker processes), as `ganbench run`; their states.
-    bf16 on a CPU without native bf16 raises a ConfigError unless `allow_slow_precision`."""
+    With `progress` it says what `ganbench run` says in a log: the timing, the planned total, each run's
+    start and end, and a summary with an ETA every minute. bf16 on a CPU without native bf16 raises a
+    ConfigError unless `allow_slow_precision`."""
     from ganbench.devices import expand
-    from ganbench.execution.sweep import run_suite
+    from ganbench.execution.sweep import run_states, run_suite, select_runs
+    from ganbench.rundir import FINAL
 
-    return run_suite(suite, _selection(only, seeds), workers, expand(device), data_root, max_fused=max_fused,
-                     allow_slow_precision=allow_slow_precision)
+    selection = _selection(only, seeds)
+    if not progress:
+        return run_suite(suite, selection, workers, expand(device), data_root, max_fused=max_fused,
+                         allow_slow_precision=allow_slow_precision)
+    from rich.console import Console
+
+    from ganbench.cli.progress import PlainProgress  # the CLI's own log lines, plain text in a notebook too
+
+    todo = [s for s in run_states(suite, select_runs(suite, selection)) if s.status not in FINAL]
+    shown = PlainProgress(Console(), todo)
+    return run_suite(suite, selection, workers, expand(device), data_root, shown.update, shown.data,
+                     max_fused=max_fused, allow_slow_precision=allow_slow_precision, on_timing=shown.timing,
+                     on_plan=shown.planned)
 
 
 def results(suite: Suite) -> Any:

@@ -684,7 +684,7 @@ def test_read_only_commands_leave_the_checkout_clean_and_the_quick_study_regener
                 ("status", "suites/quick.yaml"),
                 ("report", "suites/quick.yaml", "--out", tmp_path / "quick"),
                 ("compare", "--suite", "suites/quick.yaml", "--", "-label_smoothing", "all"),
-                ("compare", "results/quick/runs/40bc010c5344", "results/quick/runs/6ac04defe225"),
+                ("compare", "results/quick/runs/d5a0d9247cf7", "results/quick/runs/92591174d270"),
                 ("run", "suites/quick.yaml", "--device", "cpu"),
                 ("tensorboard", "suites/quick.yaml", "--logdir", tmp_path / "tb")]
     for args in commands:

@@ -108,3 +108,39 @@ def test_the_files_a_citable_tool_ships():
     citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
     assert citation["cff-version"] == "1.2.0" and citation["license"] == "MIT" and citation["title"]
     assert 'license = { text = "MIT" }' in (REPO / "pyproject.toml").read_text()
+
+
+def test_run_help_groups_the_cluster_options_and_reflows_its_text():
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0
+    text = result.output
+    for panel in ("Ray (--executor ray)", "SLURM (--executor slurm)", "Ray and SLURM"):
+        assert panel in text
+    everyday = text[:text.index("Ray (--executor ray)")]
+    assert "--slurm-partition" not in everyday and "--address" not in everyday and "--workers" in everyday
+    assert "tensorboard/SUITE_NAME" in text  # no <placeholder> swallowed as markup
+
+
+def test_plan_of_a_large_suite_prints_counts_not_an_empty_table():
+    result = invoke("plan", REPO / "suites" / "hacks.yaml", "--no-estimate")
+    assert result.exit_code == 0, result.output
+    assert "1472 runs (1472 pending); --runs lists each of them" in result.output
+    assert "run id" not in result.output  # the empty table's header is gone
+
+
+def test_compare_of_two_arms_fits_80_columns_with_its_units(tmp_path):
+    import pandas as pd
+
+    from ganbench.cli.tables import arm_comparison_table
+    from rich.console import Console
+
+    frame = pd.DataFrame([
+        {"arm": "-label_smoothing", "n": 3, "runs": 3, "mean": 17.1, "std": 0.8, "ci_low": 15.0, "ci_high": 19.3,
+         "scale": "log", "change": -0.6, "change_low": -60.0, "change_high": 145.0, "test": "Welch's t (log scale)",
+         "p": 0.853, "g": -0.12, "verdict": "exploratory"},
+        {"arm": "all", "n": 3, "runs": 3, "mean": 17.2, "std": 0.1, "ci_low": 17.0, "ci_high": 17.5, "scale": "log"}])
+    console = Console(width=80, record=True, file=open(tmp_path / "out.txt", "w"))
+    console.print(arm_comparison_table(frame, "-label_smoothing", "all", "fid_fmnist"))
+    text = console.export_text()
+    assert "-0.6 % [-60 %, 145 %]" in text and "all (reference)" in text
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -14,8 +14,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def section(title: str) -> str:
+    """The README's `## title` section, up to the next `## ` heading."""
     text = README.read_text()
-    start = text.index(f"### {title}\n")
+    start = text.index(f"\n## {title}\n") + 1
     return text[start:text.index("\n## ", start)]
 
 
@@ -71,7 +72,7 @@ RUN_ELSEWHERE = {
     "ganbench report suites/quick.yaml": "test_faults.py::test_read_only_commands_leave_the_checkout_clean…",
     "ganbench tensorboard suites/quick.yaml": "test_faults.py::test_read_only_commands_leave_the_checkout_clean…",
     "ganbench compare --suite suites/quick.yaml -- -label_smoothing all": "test_faults.py (the same test)",
-    "ganbench compare results/quick/runs/40bc010c5344 results/quick/runs/6ac04defe225": "test_faults.py (the same)",
+    "ganbench compare results/quick/runs/d5a0d9247cf7 results/quick/runs/92591174d270": "test_faults.py (the same)",
     "ganbench status suites/quick.yaml": "test_faults.py (the same test)",
 }
 

@@ -15,7 +15,7 @@ from ganbench import devices, rundir
 from ganbench.cli import app
 from ganbench.cli.progress import Eta, PlainProgress
 from ganbench.errors import ConfigError
-from ganbench.execution import sweep
+from ganbench.execution import costs, sweep
 from ganbench.study.suite import load_suite
 
 SUITE = """
@@ -89,15 +89,15 @@ def test_each_structure_is_timed_once_and_saved_as_soon_as_it_is_timed(tmp_path,
             raise KeyboardInterrupt  # Ctrl-C during the timing phase
         return 0.25
 
-    monkeypatch.setattr(sweep, "estimate_step_seconds", fake_time)
+    monkeypatch.setattr(costs, "estimate_step_seconds", fake_time)
     with pytest.raises(KeyboardInterrupt):
-        sweep.record_step_costs(suite, suite.runs, "cpu", lambda done, total, arm: seen.append((done, total)))
+        costs.record_step_costs(suite, suite.runs, "cpu", lambda done, total, arm: seen.append((done, total)))
     assert seen == [(0, 2), (1, 2)]
     kept = suite.dir.read_compute()
     assert set(kept["arms"]) == {"all", "-label_smoothing"} and len(kept["structures"]) == 1  # the first survived
     timed.clear()
-    monkeypatch.setattr(sweep, "estimate_step_seconds", lambda runs, device: timed.append(runs[0].arm) or 0.5)
-    sweep.record_step_costs(suite, suite.runs, "cpu")
+    monkeypatch.setattr(costs, "estimate_step_seconds", lambda runs, device: timed.append(runs[0].arm) or 0.5)
+    costs.record_step_costs(suite, suite.runs, "cpu")
     assert timed == ["-batch_norm"]  # the resumed start times only what was not timed
     assert {arm: e["step_seconds"] for arm, e in suite.dir.read_compute()["arms"].items()} == \
         {"all": 0.25, "-label_smoothing": 0.25, "-batch_norm": 0.5}

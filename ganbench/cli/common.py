@@ -18,6 +18,7 @@ app = typer.Typer(
     help="Measure which GAN training hacks matter: toggle hacks, train DCGANs, compare them with numbers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # help text is reflowed to the terminal (a docstring's line breaks are not kept)
     add_completion=True,  # --install-completion / --show-completion [bash|zsh|fish|powershell]
 )
 console = Console()
@@ -90,7 +91,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (for
 
 TensorBoardOpt = Annotated[bool, typer.Option("--tensorboard", help=(
     "Also write TensorBoard event files from the run files, every 30 s while training and at the end, to "
-    "tensorboard/<suite name> (`run`, as `ganbench tensorboard`) or <out>/tensorboard (`train`); needs the tensorboard extra: pip install 'ganbench\\[tensorboard]'."))]
+    "tensorboard/SUITE_NAME (`run`, as `ganbench tensorboard`) or OUT/tensorboard (`train`); needs the tensorboard extra: pip install 'ganbench[tensorboard]'."))]
 
 
 def print_json(value: Any) -> None:
@@ -110,7 +111,7 @@ SeedsOpt = Annotated[Optional[str], typer.Option(help="Only these seeds, comma-s
 AllowSlowPrecisionOpt = Annotated[bool, typer.Option("--allow-slow-precision", help=(
     "Train bf16 on a CPU without native bf16 (no AMX / AVX512-BF16) anyway: it is emulated there, 13–15× slower "
     "than fp32. Without it such a run is refused before any work."))]
-ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs go to ROOT/<suite name>/.")]
+ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs go to ROOT/SUITE_NAME/.")]
 
 
 def seed_list(seeds: str | None) -> tuple[int, ...]:

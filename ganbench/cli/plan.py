@@ -36,7 +36,7 @@ def plan_command(
     data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (evaluations "
                                                       "are timed on the real reference set).")] = None,
     results_root: ResultsOpt = Path("results"),
-    save: Annotated[bool, typer.Option("--save", help="Keep the estimate in results/<suite>/plan.json (which "
+    save: Annotated[bool, typer.Option("--save", help="Keep the estimate in results/SUITE_NAME/plan.json (which "
                                        "`ganbench status` compares with the measured times) and a timed seconds "
                                        "budget in budget.json. Without it, plan writes nothing.")] = False,
     pilot: Annotated[Optional[Path], typer.Option(help="A finished study (results directory) whose seed SDs the "
@@ -113,8 +113,9 @@ def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool, show_runs: bool
         est = [fmt_seconds(row[k]) if row[k] is not None else "-" for k in ("estimate_s", "eval_s")]
         table.add_row(labels[row["arm"]], str(row["seed"]), row["run_id"], row["status"],
                       f"{row['step']}/{row['steps']}", *((row["group"] or "-",) if fused else ()), *est)
-    console.print(table)
-    print_arm_legend(labels)
+    if rows:  # more runs than the table shows: the counts line above stands for it
+        console.print(table)
+        print_arm_legend(labels)
     for line in _power_lines(plan.power):
         console.print(line, highlight=False)
     if plan.disk and plan.disk["runs"]:

@@ -56,7 +56,7 @@ def with_tensorboard(callback: Any, target: Path, logdir: Path | None = None) ->
 def tensorboard_command(
     target: Annotated[Path, typer.Argument(help="A suite file (suites/quick.yaml), its results directory, or one "
                                                 "run directory.")],
-    logdir: Annotated[Optional[Path], typer.Option(help="Where the event files go (default: tensorboard/<suite name> "
+    logdir: Annotated[Optional[Path], typer.Option(help="Where the event files go (default: tensorboard/SUITE_NAME "
                                                    "here, where `run --tensorboard` writes too).")] = None,
     watch: Annotated[Optional[float], typer.Option(help="Export again every this many seconds (follow a sweep "
                                                    "while it trains; Ctrl-C stops).")] = None,
@@ -127,7 +127,7 @@ def wandb_command(
 @app.command("report")
 def report_command(
     target: Annotated[Path, typer.Argument(help="A suite file (suites/quick.yaml) or its results directory.")],
-    out: Annotated[Optional[Path], typer.Option(help="Report directory (default: reports/<suite name>).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Report directory (default: reports/SUITE_NAME).")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", help=(
         "Show this metric (repeatable), e.g. fid_inf_fmnist. The verdict metrics are always shown too: the "
         "family of comparisons (and every interval's width) is the suite's, whatever is shown."))] = None,
@@ -136,7 +136,7 @@ def report_command(
         help="Also copy the headline tables into this README, between <!-- ganbench:NAME:start/end --> markers.")] = None,
     results_root: ResultsOpt = Path("results"),
 ) -> None:
-    """Tables with CIs, effects against the reference arm, figures and findings → reports/<suite>/README.md."""
+    """Tables with CIs, effects against the reference arm, figures and findings → reports/SUITE_NAME/README.md."""
     from ganbench.analysis.report import build_report, update_readme as fill_readme
 
     if target.suffix in (".yaml", ".yml"):
@@ -148,7 +148,8 @@ def report_command(
     name = results_dir.resolve().name
     try:
         with _say_damaged_files():
-            readme = build_report(results_dir, out or Path("reports") / name, metric, format_.split(","))
+            readme = build_report(results_dir, out or Path("reports") / name, metric, format_.split(","),
+                                  lambda what: err_console.print(f"report: {what}…", highlight=False))
         if update_readme:
             fill_readme(update_readme, readme.parent, name)
     except (FileNotFoundError, ValueError, RunDirError) as err:

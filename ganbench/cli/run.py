@@ -64,30 +64,23 @@ def run_command(
     fresh: FreshOpt = False,
     allow_slow_precision: AllowSlowPrecisionOpt = False,
 ) -> None:
-    """Train every run of a suite that is not finished yet; re-running resumes an interrupted sweep.
-    Executors: local worker processes; Ray tasks (--executor ray); a SLURM array job through
-    submitit (--executor slurm: one task per run or fused group, --cpus-per-task / --gpus-per-task
-    per task, requeued on preemption; `ganbench status` follows it from the run files)."""
+    """Train every unfinished run of a suite (the same command resumes); one step of each network structure is
+    timed first, then the planned total and an ETA are printed. Executors: local processes, Ray, SLURM."""
     from ganbench.execution.executors import ExecutorOptions
 
+    local = executor.value == "local"
     options = ExecutorOptions(
-        kind=executor.value, max_fused=max_fused, data_root=data_root_str(data_root, executor.value == "local"),
-        address=address,
+        kind=executor.value, max_fused=max_fused, data_root=data_root_str(data_root, local), address=address,
         cpus_per_task=cpus_per_run, gpus_per_task=gpus_per_run, max_retries=max_retries, ray_results=ray_results,
         slurm_partition=slurm_partition, slurm_time_min=slurm_time, slurm_mem_gb=slurm_mem_gb,
         slurm_parallelism=slurm_parallelism, slurm_cluster=slurm_cluster)
     with exit_on_error():
         options.check()
     suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, not dry_run, set_)
-    if options.kind == "local":  # said before anything else: on such a CPU the sweep would take 13–15× longer
-        from ganbench.execution.sweep import refuse_slow_precision, select_runs
-
-        with exit_on_error():
-            refuse_slow_precision(select_runs(suite, selection), devices, allow_slow_precision or dry_run)
-    todo = _announce(suite, selection, options, devices, dry_run, fresh)
+    todo = _announce(suite, selection, options, devices, dry_run, fresh, allow_slow_precision)
     if dry_run:
         return
-    if options.kind == "local" and todo:
+    if local and todo:
         warn_before_evaluating([s.run.config for s in todo], devices[0], options.data_root)
     states = _sweep(suite, selection, todo, options, workers, devices, tensorboard, fresh, allow_slow_precision)
     if not _summarise(states):
@@ -95,16 +88,20 @@ def run_command(
 
 
 def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_run: bool,
-              fresh: bool = False) -> list[Any]:
-    """The sweep's first line (and, with --dry-run, what it would train); the runs still to train."""
+              fresh: bool = False, allow_slow_precision: bool = False) -> list[Any]:
+    """The sweep's first line (and, with --dry-run, what it would train); the runs still to train. bf16 on a
+    CPU without it is refused before anything else: there the sweep would take 13–15× longer."""
     import dataclasses
 
-    from ganbench.execution.sweep import run_states, select_runs
+    from ganbench.execution.sweep import refuse_slow_precision, run_states, select_runs
     from ganbench.rundir import FINAL
 
     states = run_states(suite, select_runs(suite, selection))
     todo = [dataclasses.replace(s, step=0, status="pending") for s in states] if fresh else \
         [s for s in states if s.status not in FINAL]
+    if options.kind == "local":  # a cluster's nodes are other CPUs
+        with exit_on_error():
+            refuse_slow_precision([s.run for s in todo], devices, allow_slow_precision or dry_run)
     console.print(f"[bold]{suite.name}[/]: {len(states)} runs, {len(states) - len(todo)} already finished, "
                   f"{len(todo)} to train on {options.where(devices)} → {suite.results_dir}"
                   + (" (--fresh: each run's earlier files move to its replaced/ folder)" if fresh else ""),

@@ -74,18 +74,26 @@ def run_comparison_table(a: str, b: str, result: dict[str, Any]) -> Table:
 
 
 def arm_comparison_table(frame: Any, a: str, b: str, metric: str) -> Table:
-    """`compare --suite S A B`: each arm's seeds and mean with its interval, then A's change against B."""
+    """`compare --suite S A B`: one column per arm, one row per figure (each arm's seeds, mean and interval,
+    then A's change against B with its units), so it fits an 80-column terminal without breaking a word."""
+    rows = {row["arm"]: row for row in frame.to_dict(orient="records")}
+    compared, reference = rows.get(a, {}), rows.get(b, {})
     table = Table(title=f"{metric}: {a} against {b}")
-    for column in ("arm", "runs", "mean ± SD", "95 % CI", "change vs reference [CI]", "test", "p", "Hedges' g",
-                   "verdict"):
-        table.add_column(column, overflow="fold")
-    for row in frame.to_dict(orient="records"):
-        compared = row["arm"] == a
-        unit = " %" if row.get("scale") == "log" else ""
-        change = (f"{sig(row['change'], 3)}{unit} [{sig(row['change_low'], 3)}, {sig(row['change_high'], 3)}]"
-                  if compared else "(reference)")
-        table.add_row(row["arm"], f"{row['n']}/{row['runs']}", f"{sig(row['mean'])} ± {sig(row['std'], 3)}",
-                      f"[{sig(row['ci_low'])}, {sig(row['ci_high'])}]", change,
-                      str(row["test"]) if compared else "", sig(row["p"], 3) if compared else "",
-                      sig(row["g"], 3) if compared else "", str(row["verdict"]) if compared else "")
+    table.add_column("", no_wrap=True)
+    table.add_column(a, overflow="fold")
+    table.add_column(f"{b} (reference)", overflow="fold")
+
+    def each(text: Any) -> list[str]:
+        return [text(r) if r else "—" for r in (compared, reference)]
+
+    table.add_row("runs", *each(lambda r: f"{r['n']}/{r['runs']}"))
+    table.add_row("mean ± SD", *each(lambda r: f"{sig(r['mean'])} ± {sig(r['std'], 3)}"))
+    table.add_row("95 % CI", *each(lambda r: f"[{sig(r['ci_low'])}, {sig(r['ci_high'])}]"))
+    if compared:
+        unit = " %" if compared.get("scale") == "log" else ""
+        table.add_row(f"change vs {b}", f"{sig(compared['change'], 3)}{unit} [{sig(compared['change_low'], 3)}{unit}, "
+                      f"{sig(compared['change_high'], 3)}{unit}]", "")
+        for label, key in (("test", "test"), ("p", "p"), ("Hedges' g", "g"), ("verdict", "verdict")):
+            value = compared.get(key)
+            table.add_row(label, sig(value, 3) if isinstance(value, float) else str(value), "")
     return table

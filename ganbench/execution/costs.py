@@ -1,8 +1,9 @@
-"""What a suite will cost before it runs: evaluations, worker start-up, and the warning before
-an expensive choice; `plan.json` so that `ganbench status` can put the estimate beside the
-measured time afterwards.
+"""What a suite will cost before it runs: step times (timed once per network structure, kept in
+compute.json as they are made), evaluations, worker start-up, and the warning before an expensive
+choice; `plan.json` so that `ganbench status` can put the estimate beside the measured time
+afterwards, and the `SweepPlan` `ganbench run` prints before its first run.
 
-Training steps are timed by `ganbench.training.compute.time_step` (see `sweep.plan_rows`).
+Training steps are timed by `ganbench.training.compute.time_step` (`estimate_step_seconds`).
 An evaluation is timed here, on the chosen device, by running the run's own evaluator on an
 untrained generator with a small calibration set (`CALIBRATION` images against as many real
 ones): once to build the extractor and the reference features, then the faster of two timed
@@ -17,12 +18,18 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ganbench import rundir
 from ganbench.config import TrainConfig
 from ganbench.metrics.registry import METRICS, parse_metrics
+from ganbench.suitedir import PLAN
 from ganbench.training.resources import PROCESS
+
+if TYPE_CHECKING:
+    from ganbench.execution.jobs import RunState
+    from ganbench.study.suite import Run, Suite
 
 CALIBRATION = {"inception": 64, "fmnist": 500}  # images per timed evaluation, by the costliest extractor
 
@@ -220,3 +227,101 @@ def planned_vs_actual(suite: Any) -> dict[str, dict[str, Any]] | None:
         out[arm] = {"planned_s": planned["train_s"] + planned["eval_s"], "finished": len(walls),
                     "actual_s": statistics.median(walls) if walls else None}
     return out
+
+
+def estimate_step_seconds(runs: Sequence[Run], device: str) -> float:
+    """Seconds per training step of `runs` trained together, timed alone on this machine with
+    the thread count the sweep would give them (`ganbench.training.compute.time_step`)."""
+    from ganbench.execution.jobs import run_threads
+    from ganbench.training.compute import time_step
+
+    return time_step([r.config for r in runs], device, run_threads(runs[0]))
+
+
+TimingProgress = Callable[[int, int, str], None]  # (structures timed, of how many, the one being timed)
+
+
+def record_step_costs(suite: Suite, runs: Sequence[Run], device: str,
+                      on_timing: TimingProgress | None = None) -> None:
+    """Time one step of each network structure of the selected runs alone on `device` (once per
+    structure and thread count: arms that differ only in numbers cost the same per step), before
+    workers start, into results/<suite>/compute.json: per arm seconds per step (the report's
+    equal-time comparisons read it, since wall time under contention is not compute) and per
+    structure. Each timing is saved as soon as it is made, so a sweep stopped during this phase
+    keeps what it timed, and structures already timed on this device type are not timed again."""
+    from ganbench.devices import resolve
+    from ganbench.execution.jobs import run_threads
+    from ganbench.study.budget import structure_id
+    from ganbench.training.compute import TIME_STEP_METHOD
+
+    if not runs:  # nothing trains now: nothing to time, and compute.json stays as it is
+        return
+    recorded = suite.dir.read_compute()
+    device_type = resolve(device).type
+    same_device = recorded.get("device_type") == device_type
+    arms = dict(recorded.get("arms", {})) if same_device else {}
+    structures = dict(recorded.get("structures", {})) if same_device else {}
+    by_structure: dict[str, list[Run]] = {}
+    for run in runs:
+        by_structure.setdefault(structure_id(run.config), []).append(run)
+    if same_device and "structures" not in recorded:  # timed per arm by an older version: reuse those times
+        for sid, members in by_structure.items():
+            known = next((arms[r.arm] for r in members if r.arm in arms), None)
+            if known is not None:
+                structures[sid] = {"step_seconds": known["step_seconds"], "threads": known.get("threads", 1)}
+    todo = [sid for sid in by_structure if sid not in structures]
+
+    def save() -> None:  # every arm gets its structure's time (an arm whose knobs changed is timed anew)
+        for sid, members in by_structure.items():
+            for run in members if sid in structures else ():
+                arms[run.arm] = {"step_seconds": structures[sid]["step_seconds"], "threads": run_threads(run)}
+        record = {"device": device, "device_type": device_type, "arms": arms, "structures": structures,
+                  "method": TIME_STEP_METHOD}
+        if record != recorded:  # nothing new: the file stays as it is
+            suite.dir.write_compute(record)
+
+    for done, sid in enumerate(todo):
+        first = by_structure[sid][0]
+        if on_timing:
+            on_timing(done, len(todo), first.arm)
+        structures[sid] = {"step_seconds": estimate_step_seconds([first], device), "threads": run_threads(first),
+                           "arms": sorted({r.arm for r in by_structure[sid]})}
+        save()
+    if on_timing and todo:
+        on_timing(len(todo), len(todo), "")
+    if not todo:
+        save()
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep will cost, from its own timings, said before its first run starts."""
+
+    cost: dict[str, Any]  # `costs.plan_total`'s: total_s and its parts
+    run_seconds: dict[str, float]  # run id → planned seconds of its training and evaluations left
+    workers: int
+    device: str
+
+
+def record_plan(suite: Suite, states: Sequence[RunState], device: str, workers: int,
+                data_root: str | None) -> SweepPlan | None:
+    """The sweep's cost from this sweep's own measurements (compute.json's step times, the evaluation
+    timed here), for the runs of `states` still to train (from the step each stands at). plan.json
+    keeps it unless `ganbench plan --save` wrote one: `ganbench status` compares that with the
+    measured times once runs finish. None when nothing is left to train."""
+    if not states:
+        return None
+    timed = suite.dir.read_compute()["arms"]
+
+    def row(run: Run, start: int) -> dict[str, Any]:
+        evaluations = evaluations_per_run(run.config, start)
+        return {"arm": run.arm, "run_id": run.run_id, "step": start,
+                "estimate_s": timed[run.arm]["step_seconds"] * (run.config.steps - start),
+                "eval_s": evaluations * time_evaluation(run.config, device, data_root)["seconds"]
+                if evaluations else 0.0}
+
+    if not suite.dir.file(PLAN).exists():  # a whole run of each arm, what `status` compares with
+        write_plan(suite.dir, device, workers, [row(s.run, 0) for s in states])
+    rows = [row(s.run, rundir.RunDir(s.run_dir).last_logged_step() if s.run_dir.exists() else 0) for s in states]
+    return SweepPlan(plan_total(suite, rows, device, workers, data_root),
+                     {row["run_id"]: row["estimate_s"] + row["eval_s"] for row in rows}, workers, device)

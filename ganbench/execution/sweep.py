@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ganbench import rundir
 from ganbench.config import fusion_key, structure_key, training_only
@@ -18,7 +18,10 @@ from ganbench.plugins import loaded_plugins
 from ganbench.rundir import FINAL, RunDir, RunDirError
 from ganbench.study.design import roman
 from ganbench.study.suite import Run, Suite, SuiteError, did_you_mean
-from ganbench.suitedir import PLAN, RUNS
+from ganbench.suitedir import RUNS
+
+if TYPE_CHECKING:
+    from ganbench.execution.costs import SweepPlan, TimingProgress
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def prepare_data(runs: Sequence[Run], data_root: str | None, on_progress: DataPr
                 lambda done, total, label=label: on_progress(label, done, total))
 
 
-MAX_FUSED_CAP = 32  # beyond this a DCGAN group gains little (measured on an H100; see README "On a GPU")
+MAX_FUSED_CAP = 32  # beyond this a DCGAN group gains little (measured on an H100; docs/gpu-engine.md)
 
 
 def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) -> int:
@@ -150,9 +153,16 @@ def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) ->
     return int(max(1, min(MAX_FUSED_CAP, spread, 0.5 * free / per_gpu_workers // per_run)))
 
 
+def runs_to_train(suite: Suite, selection: Selection, fresh: bool = False) -> list[Run]:
+    """The selected runs a sweep would train now: the unfinished ones, or all of them with `fresh`. Read-only."""
+    states = run_states(suite, select_runs(suite, selection))
+    return [s.run for s in states if fresh or s.status not in FINAL]
+
+
 def refuse_slow_precision(runs: Sequence[Run], devices: Sequence[str], allow: bool = False) -> None:
-    """A `ConfigError` before any work when `runs` would train bf16 on this CPU without native bf16
-    (`devices.slow_precision_problem`), unless `allow` (`--allow-slow-precision`)."""
+    """A `ConfigError` before any work when `runs` (those about to train: a finished bf16 study reports and
+    resumes anywhere) would train bf16 on this CPU without native bf16 (`devices.slow_precision_problem`),
+    unless `allow` (`--allow-slow-precision`)."""
     from ganbench.devices import slow_precision_problem
     from ganbench.errors import ConfigError
 
@@ -165,7 +175,7 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
               devices: Sequence[str] = ("cpu",), data_root: str | None = None,
               on_update: Update | None = None, on_data: DataProgress | None = None,
               executor: Executor | None = None, max_fused: int | None = None, fresh: bool = False,
-              allow_slow_precision: bool = False, on_timing: TimingProgress | None = None,
+              allow_slow_precision: bool = False, on_timing: "TimingProgress | None" = None,
               on_plan: Callable[["SweepPlan"], None] | None = None) -> list[RunState]:
     """Train every selected run that is not completed or diverged; returns all their states. `fresh`:
     every selected run starts over, its earlier files kept in its replaced/ folder (`RunDir.set_aside`).
@@ -180,7 +190,7 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
     not, and they build their caches themselves (under a file lock).
     """
     if executor is None:  # a cluster's nodes are other CPUs: only the local executor trains on this one
-        refuse_slow_precision(select_runs(suite, selection), devices, allow_slow_precision)
+        refuse_slow_precision(runs_to_train(suite, selection, fresh), devices, allow_slow_precision)
     rundir.ensure_writable(suite.dir.path / RUNS)  # an unwritable root fails here, with a message
     write_manifest(suite)
     if fresh:
@@ -192,7 +202,9 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
         workers = default_workers(devices) if workers is None else workers
         if max_fused is None:
             max_fused = auto_max_fused(pending, devices, workers)
-        record_step_costs(suite, [s.run for s in states], devices[0], on_timing)
+        from ganbench.execution.costs import record_plan, record_step_costs
+
+        record_step_costs(suite, pending, devices[0], on_timing)  # what trains now: nothing when all are done
         sweep_plan = record_plan(suite, [s for s in states if s.status not in FINAL], devices[0], workers, data_root)
         if on_plan is not None and sweep_plan is not None:
             on_plan(sweep_plan)
@@ -214,100 +226,6 @@ def set_aside(states: Sequence[RunState]) -> None:
             continue
 
 
-def estimate_step_seconds(runs: Sequence[Run], device: str) -> float:
-    """Seconds per training step of `runs` trained together, timed alone on this machine with
-    the thread count the sweep would give them (`ganbench.training.compute.time_step`)."""
-    from ganbench.training.compute import time_step
-
-    return time_step([r.config for r in runs], device, run_threads(runs[0]))
-
-
-TimingProgress = Callable[[int, int, str], None]  # (structures timed, of how many, the one being timed)
-
-
-def record_step_costs(suite: Suite, runs: Sequence[Run], device: str,
-                      on_timing: TimingProgress | None = None) -> None:
-    """Time one step of each network structure of the selected runs alone on `device` (once per
-    structure and thread count: arms that differ only in numbers cost the same per step), before
-    workers start, into results/<suite>/compute.json: per arm seconds per step (the report's
-    equal-time comparisons read it, since wall time under contention is not compute) and per
-    structure. Each timing is saved as soon as it is made, so a sweep stopped during this phase
-    keeps what it timed, and structures already timed on this device type are not timed again."""
-    from ganbench.devices import resolve
-    from ganbench.study.budget import structure_id
-    from ganbench.training.compute import TIME_STEP_METHOD
-
-    recorded = suite.dir.read_compute()
-    device_type = resolve(device).type
-    same_device = recorded.get("device_type") == device_type
-    arms = dict(recorded.get("arms", {})) if same_device else {}
-    structures = dict(recorded.get("structures", {})) if same_device else {}
-    by_structure: dict[str, list[Run]] = {}
-    for run in runs:
-        by_structure.setdefault(structure_id(run.config), []).append(run)
-    for sid, members in by_structure.items():  # timed by an older version per arm: reuse an arm's time
-        known = next((arms[r.arm] for r in members if r.arm in arms), None)
-        if sid not in structures and known is not None:
-            structures[sid] = {"step_seconds": known["step_seconds"], "threads": known.get("threads", 1)}
-    todo = [sid for sid in by_structure if sid not in structures]
-
-    def save() -> None:
-        for sid, members in by_structure.items():
-            if sid in structures:
-                for run in members:
-                    arms.setdefault(run.arm, {"step_seconds": structures[sid]["step_seconds"],
-                                              "threads": run_threads(run)})
-        suite.dir.write_compute({"device": device, "device_type": device_type, "arms": arms,
-                                 "structures": structures, "method": TIME_STEP_METHOD})
-
-    for done, sid in enumerate(todo):
-        first = by_structure[sid][0]
-        if on_timing:
-            on_timing(done, len(todo), first.arm)
-        structures[sid] = {"step_seconds": estimate_step_seconds([first], device), "threads": run_threads(first),
-                           "arms": sorted({r.arm for r in by_structure[sid]})}
-        save()
-    if on_timing and todo:
-        on_timing(len(todo), len(todo), "")
-    if not todo and any(r.arm not in arms for r in runs):
-        save()
-
-
-@dataclass(frozen=True)
-class SweepPlan:
-    """What a sweep will cost, from its own timings, said before its first run starts."""
-
-    cost: dict[str, Any]  # `costs.plan_total`'s: total_s and its parts
-    run_seconds: dict[str, float]  # run id → planned seconds of its training and evaluations left
-    workers: int
-    device: str
-
-
-def record_plan(suite: Suite, states: Sequence[RunState], device: str, workers: int,
-                data_root: str | None) -> SweepPlan | None:
-    """The sweep's cost from this sweep's own measurements (compute.json's step times, the evaluation
-    timed here), for the runs of `states` still to train (from the step each stands at). plan.json
-    keeps it unless `ganbench plan --save` wrote one: `ganbench status` compares that with the
-    measured times once runs finish. None when nothing is left to train."""
-    from ganbench.execution.costs import evaluations_per_run, plan_total, time_evaluation, write_plan
-
-    if not states:
-        return None
-    timed = suite.dir.read_compute()["arms"]
-
-    def row(run: Run, start: int) -> dict[str, Any]:
-        evaluations = evaluations_per_run(run.config, start)
-        return {"arm": run.arm, "run_id": run.run_id, "step": start,
-                "estimate_s": timed[run.arm]["step_seconds"] * (run.config.steps - start),
-                "eval_s": evaluations * time_evaluation(run.config, device, data_root)["seconds"] if evaluations else 0.0}
-
-    if not suite.dir.file(PLAN).exists():  # a whole run of each arm, what `status` compares with
-        write_plan(suite.dir, device, workers, [row(s.run, 0) for s in states])
-    rows = [row(s.run, RunDir(s.run_dir).last_logged_step() if s.run_dir.exists() else 0) for s in states]
-    return SweepPlan(plan_total(suite, rows, device, workers, data_root),
-                     {row["run_id"]: row["estimate_s"] + row["eval_s"] for row in rows}, workers, device)
-
-
 def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
               max_fused: int = 1, data_root: str | None = None,
               on_timing: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
@@ -315,7 +233,7 @@ def plan_rows(suite: Suite, selection: Selection, estimate: bool, device: str,
     and (optionally) its share of that job's estimated training seconds (`estimate_s`) and the
     seconds of the evaluations it has left (`eval_s`). Jobs of one shape and size, and
     evaluations of one metric set, are timed once."""
-    from ganbench.execution.costs import evaluations_per_run, time_evaluation
+    from ganbench.execution.costs import estimate_step_seconds, evaluations_per_run, time_evaluation
 
     runs = select_runs(suite, selection)
     states = run_states(suite, runs)

@@ -102,9 +102,9 @@ def _forest_panel(ax: Any, comp: pd.DataFrame) -> None:
         for bound, end, side in ((low, low_end, "<"), (high, high_end, ">")):
             if np.isfinite(bound) and (bound < end if side == "<" else bound > end):
                 ax.plot(end, yi, marker=side, color=colour, ms=7)
-                ax.annotate(f"×{bound:.3g}" if log else f"{bound:+.3g}", (end, yi), xytext=(-4 if side == ">" else 4, 7),
-                            textcoords="offset points", ha="right" if side == ">" else "left", fontsize=7,
-                            color=colour)
+                ax.annotate(f"×{bound:.3g}" if log else f"{bound:+.3g}", (end, yi),
+                            xytext=(-4 if side == ">" else 4, 7), textcoords="offset points",
+                            ha="right" if side == ">" else "left", fontsize=7, color=colour)
     if log:
         ax.set_xscale("log")
         ax.set_xlim(FOLD_LIMITS[0] / 1.15, FOLD_LIMITS[1] * 1.15)
