@@ -69,8 +69,9 @@ def expand(spec: str) -> list[str]:
 
 # bf16 autocast on a CPU is fast only where the CPU computes in bf16 itself (AMX tiles or AVX512-BF16);
 # elsewhere oneDNN emulates it: one dcgan step at 1 thread took 2.32 s against fp32's 0.16 s on an AVX2-only
-# AMD EPYC (Zen 2), 13–15× slower, while on a CPU with AMX it ran ~1.6× faster than fp32.
-SLOW_BF16_RATIO = "13–15×"
+# AMD EPYC (Zen 2), 13–15× slower, and 2.42–2.67 s against 0.21–0.23 s on a Zen 3 EPYC, 10.7–12.4×
+# (benchmarks/precision_cost.py); on a CPU with AMX it ran ~1.6× faster than fp32.
+SLOW_BF16_RATIO = "11–15×"
 
 
 def cpu_has_native_bf16() -> bool:
@@ -114,5 +115,5 @@ def slow_precision_problem(precisions: set[str] | list[str], devices: list[str] 
     if "bf16" not in set(precisions) or not any(d == "cpu" for d in devices) or cpu_has_native_bf16():
         return None
     return ("precision bf16 on this CPU (" + cpu_description() + "): without AMX or AVX512-BF16, bf16 autocast is "
-            f"emulated and a dcgan step runs about {SLOW_BF16_RATIO} slower than fp32 (measured on an AVX2-only AMD EPYC). "
-            "Train in fp32 (`--set precision=fp32`: other run ids), or pass --allow-slow-precision to go on anyway")
+            f"emulated and a dcgan step runs about {SLOW_BF16_RATIO} slower than fp32 (measured on AVX2-only AMD "
+            "EPYCs). Train in fp32 (`--set precision=fp32`: other run ids), or pass --allow-slow-precision to go on anyway")

@@ -60,7 +60,9 @@ def test_report_files_and_diverged_arm(report):
         assert (out / "figures" / f"{figure}.png").stat().st_size > 5000
         assert (out / "figures" / f"{figure}.pdf").exists()
         assert f"](figures/{figure}.png)" in readme
-    assert (out / "tables" / "main.md").exists() and (out / "tables" / "main.tex").exists()
+    assert (out / "tables" / "main.md").exists()  # every column in Markdown; LaTeX one metric a table
+    assert all((out / "tables" / f"main_{name}.tex").exists() for name in ("fid_fmnist", "modes_covered_fmnist",
+                                                                            "failures"))
     summary = pd.read_csv(out / "summary.csv")
     exploding = summary[(summary["arm"] == "exploding") & (summary["metric"] == "fid_fmnist")]
     assert set(exploding["aggregate"]) == {"final", "best", "last_k"} and (exploding["diverged"] == 1.0).all()

@@ -109,7 +109,7 @@ SetOpt = Annotated[Optional[list[str]], typer.Option(
     "base, hacks and arms' `set`). Other knobs make other runs: they train beside the suite's own.")]
 SeedsOpt = Annotated[Optional[str], typer.Option(help="Only these seeds, comma-separated (e.g. 0,1).")]
 AllowSlowPrecisionOpt = Annotated[bool, typer.Option("--allow-slow-precision", help=(
-    "Train bf16 on a CPU without native bf16 (no AMX / AVX512-BF16) anyway: it is emulated there, 13–15× slower "
+    "Train bf16 on a CPU without native bf16 (no AMX / AVX512-BF16) anyway: it is emulated there, 11–15× slower "
     "than fp32. Without it such a run is refused before any work."))]
 ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs go to ROOT/SUITE_NAME/.")]
 

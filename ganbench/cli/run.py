@@ -90,7 +90,7 @@ def run_command(
 def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_run: bool,
               fresh: bool = False, allow_slow_precision: bool = False) -> list[Any]:
     """The sweep's first line (and, with --dry-run, what it would train); the runs still to train. bf16 on a
-    CPU without it is refused before anything else: there the sweep would take 13–15× longer."""
+    CPU without it is refused before anything else: there the sweep would take 11–15× longer."""
     import dataclasses
 
     from ganbench.execution.sweep import refuse_slow_precision, run_states, select_runs

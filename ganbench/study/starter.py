@@ -23,7 +23,7 @@ design: leave_one_out
 seeds: 5                        # per arm; below 5 the report makes no verdicts (exploratory only)
 steps: 500                      # training steps per run (or budget: {{flops: 3.0e13}} for equal compute)
 base:                           # knobs for every arm, below the hacks (`ganbench knobs`)
-  precision: fp32               # bf16 only on a GPU or a CPU with AMX / AVX512-BF16 (13-15x slower elsewhere)
+  precision: fp32               # bf16 only on a GPU or a CPU with AMX / AVX512-BF16 (11-15x slower elsewhere)
   log_every: 25
   checkpoint_every: 125         # a stopped sweep resumes from here: `ganbench run` again
 # How each run is scored: every 125 steps (the curve) and at the end, on 2 000 generated images against
