@@ -93,7 +93,7 @@ def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_
     CPU without it is refused before anything else: there the sweep would take 11–15× longer."""
     import dataclasses
 
-    from ganbench.execution.sweep import refuse_slow_precision, run_states, select_runs
+    from ganbench.execution.sweep import reference_twin_warnings, refuse_slow_precision, run_states, select_runs
     from ganbench.rundir import FINAL
 
     states = run_states(suite, select_runs(suite, selection))
@@ -106,8 +106,6 @@ def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_
                   f"{len(todo)} to train on {options.where(devices)} → {suite.results_dir}"
                   + (" (--fresh: each run's earlier files move to its replaced/ folder)" if fresh else ""),
                   highlight=False)
-    from ganbench.execution.sweep import reference_twin_warnings
-
     for warning in reference_twin_warnings(suite):
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if dry_run:
