@@ -117,3 +117,27 @@ def slow_precision_problem(precisions: set[str] | list[str], devices: list[str] 
     return ("precision bf16 on this CPU (" + cpu_description() + "): without AMX or AVX512-BF16, bf16 autocast is "
             f"emulated and a dcgan step runs about {SLOW_BF16_RATIO} slower than fp32 (measured on AVX2-only AMD "
             "EPYCs). Train in fp32 (`--set precision=fp32`: other run ids), or pass --allow-slow-precision to go on anyway")
+
+
+def bind(device: Any) -> None:
+    """Make `device` this process's current CUDA device before anything runs on it. torch's graph
+    capture, `torch.cuda.current_stream()` and torch-fidelity's `.cuda()` all mean the *current*
+    device: a worker training on cuda:1 that left cuda:0 current would capture an empty graph."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.set_device(device)
+
+
+def precision_policy(device: Any, precision: str) -> dict[str, object]:
+    """How float32 work was really computed: autocast's dtype (the run's `precision`) and, on a GPU,
+    whether cuDNN convolutions and matmuls may use TF32 and whether cuDNN picks kernels by benchmark.
+    Two GPU figures with different policies differ by more than rounding (TF32 convs: ~1e-3 relative)."""
+    import torch
+
+    policy: dict[str, object] = {"autocast": "bf16" if precision == "bf16" else "off (fp32)"}
+    if device.type == "cuda":
+        policy.update(tf32_conv=torch.backends.cudnn.allow_tf32, tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+                      cudnn_benchmark=torch.backends.cudnn.benchmark,
+                      cudnn_deterministic=torch.backends.cudnn.deterministic)
+    return policy

@@ -2,7 +2,7 @@
 
 One module per command group, each registering its commands on the one Typer `app`:
 registry (hacks, knobs) · train (train, eval) · plan (plan, status) · run · results (report,
-compare, tensorboard) · assets (weights, classifier, data). Options, consoles, the error exit
+compare, tensorboard) · assets (weights, classifier, data) · selftest. Options, consoles, the error exit
 and suite loading are shared in `common`; tables and durations in `tables`.
 """
 
@@ -13,7 +13,7 @@ from rich.markup import escape
 from ganbench.cli.common import app
 
 # Each module registers its commands on `app`, in the order `ganbench --help` lists them.
-from ganbench.cli import registry, train, plan, run, results, assets  # noqa: E402,F401,I001
+from ganbench.cli import registry, train, plan, run, results, assets, selftest  # noqa: E402,F401,I001
 
 __all__ = ["app", "main"]
 

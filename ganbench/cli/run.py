@@ -20,6 +20,9 @@ from ganbench.cli.results import export_tensorboard, with_tensorboard
 
 
 CLUSTER = "Ray and SLURM (--executor ray | slurm)"
+NoSelftestOpt = Annotated[bool, typer.Option("--no-selftest", help=(
+    "On a GPU, skip the smoke selftest that `run` otherwise runs once per GPU model, torch and ganbench version "
+    "before its first group (about a minute; `ganbench selftest --part smoke` runs it by hand)."))]
 FreshOpt = Annotated[bool, typer.Option("--fresh", help=(
     "Start the selected runs (all, or --only/--seeds) over, e.g. after changing a hack's code; their earlier files "
     "move to each run's replaced/ folder, nothing is deleted."))]
@@ -63,6 +66,7 @@ def run_command(
     set_: SetOpt = None,
     fresh: FreshOpt = False,
     allow_slow_precision: AllowSlowPrecisionOpt = False,
+    no_selftest: NoSelftestOpt = False,
 ) -> None:
     """Train every unfinished run of a suite (the same command resumes); one step of each network structure is
     timed first, then the planned total and an ETA are printed. Executors: local processes, Ray, SLURM."""
@@ -81,6 +85,8 @@ def run_command(
     if dry_run:
         return
     if local and todo:
+        if not no_selftest:
+            _smoke_selftest(devices, options.data_root)
         warn_before_evaluating([s.run.config for s in todo], devices[0], options.data_root)
     states = _sweep(suite, selection, todo, options, workers, devices, tensorboard, fresh, allow_slow_precision)
     if not _summarise(states):
@@ -114,10 +120,26 @@ def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_
     return todo
 
 
+def _smoke_selftest(devices: list[str], data_root: str | None) -> None:
+    """On a GPU, the smoke selftest before the first group (once per GPU model, torch and ganbench version,
+    remembered in the cache): a sweep whose engine fails it is refused, saying why."""
+    from ganbench.data.datasets import cache_dir
+    from ganbench.selftest.runner import SelftestFailed, smoke_gate
+
+    for device in dict.fromkeys(d for d in devices if d.startswith("cuda")):
+        console.print(f"smoke selftest on {device} (once per GPU model and version; --no-selftest skips it)…",
+                      highlight=False)
+        with exit_on_error(SelftestFailed):
+            said = smoke_gate(device, cache_dir() / "selftest", data_root)
+        if said:
+            console.print(f"  {escape(said)}", highlight=False)
+
+
 def _sweep(suite: Any, selection: Any, todo: list[Any], options: Any, workers: int | None, devices: list[str],
            tensorboard: bool, fresh: bool = False, allow_slow_precision: bool = False) -> list[Any]:
     """Train the sweep with a progress display; errors become exit codes (130 after Ctrl-C or SIGTERM)."""
     from ganbench.execution.executors import make_executor
+    from ganbench.execution.local import WorkerStartError
     from ganbench.execution.ray import RayExecutorError
     from ganbench.execution.slurm import SlurmExecutorError
     from ganbench.execution.sweep import run_suite
@@ -127,7 +149,8 @@ def _sweep(suite: Any, selection: Any, todo: list[Any], options: Any, workers: i
     with sweep_progress(console, todo) as progress:
         on_update = with_tensorboard(progress.update, suite.results_dir) if tensorboard else progress.update
         try:
-            with (sigterm_as_interrupt(), exit_on_error(ConfigError, DataNotFoundError, RayExecutorError, RunDirError),
+            with (sigterm_as_interrupt(), exit_on_error(ConfigError, DataNotFoundError, RayExecutorError, RunDirError,
+                                                        WorkerStartError),
                   exit_on_error(SlurmExecutorError, code=1)):
                 # (a SLURM submission that failed trained nothing: exit 1, as a failed sweep)
                 return run_suite(suite, selection, workers, devices, options.data_root, on_update, progress.data,

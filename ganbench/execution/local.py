@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 from ganbench.execution.jobs import Job, Placement, RunState, Update, make_jobs, run_threads
-from ganbench.execution.worker import worker_main
+from ganbench.execution.worker import WORKER_IMPORTS, worker_main
 from ganbench.rundir import RunDir, RunStatus
 
 
@@ -46,17 +46,22 @@ class _Worker:
     device: str
     job: Job | None = None
     ended: set[str] = field(default_factory=set)  # run ids of the current job that reported their end
+    ready: bool = False  # it imported what a job needs (no job is handed to it before)
+
+
+class WorkerStartError(RuntimeError):
+    """A worker cannot start training (its imports fail); no run was started."""
 
 
 class LocalExecutor:
     """Up to `workers` persistent worker processes, spread round-robin over `devices`."""
 
     def __init__(self, workers: int, devices: Sequence[str], data_root: str | None = None, poll_s: float = 0.2,
-                 max_fused: int = 1):
+                 max_fused: int = 1, worker_imports: tuple[str, ...] = WORKER_IMPORTS):
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
         self.workers, self.devices, self.data_root, self.poll_s = workers, list(devices), data_root, poll_s
-        self.max_fused = max_fused
+        self.max_fused, self.worker_imports = max_fused, worker_imports
 
     def execute(self, states: Sequence[RunState], on_update: Update | None = None) -> None:
         jobs = make_jobs(states, self.max_fused)
@@ -70,7 +75,8 @@ class LocalExecutor:
 
         def start_worker(slot: int) -> None:
             inbox = ctx.Queue()
-            proc = ctx.Process(target=worker_main, args=(slot, inbox, outbox, lifeline_r, self.data_root),
+            proc = ctx.Process(target=worker_main, args=(slot, inbox, outbox, lifeline_r, self.data_root,
+                                                         self.worker_imports),
                                name=f"ganbench-worker-{slot}", daemon=True)
             proc.start()
             pool[slot] = _Worker(proc, inbox, self.devices[slot % len(self.devices)])
@@ -106,7 +112,7 @@ class LocalExecutor:
     def _hand_out(pool: dict[int, _Worker], jobs: list[Any]) -> None:
         """The next job to every idle worker."""
         for worker in pool.values():
-            if worker.job is None and jobs:
+            if worker.ready and worker.job is None and jobs:
                 worker.job, worker.ended = jobs.pop(0), set()
                 threads = max(run_threads(run) for run, _ in worker.job.runs)
                 worker.inbox.put((worker.job, Placement(worker.device, threads)))
@@ -115,6 +121,10 @@ class LocalExecutor:
         """Slots whose worker died mid-job; each of its unfinished runs is recorded failed with the exit code."""
         dead = []
         for slot, worker in list(pool.items()):
+            if not worker.ready and not worker.process.is_alive():
+                self._drain(outbox, pool, by_id)  # its 'broken' message, if it got that far
+                raise WorkerStartError(f"a worker process exited (code {worker.process.exitcode}) before it could "
+                                       "import the training stack; no run was started")
             if worker.job is not None and not worker.process.is_alive():
                 self._drain(outbox, pool, by_id)  # its last words, if any
                 if worker.job is not None:
@@ -136,7 +146,11 @@ class LocalExecutor:
             except queue.Empty:
                 return
             worker = pool[slot]
-            if event == "start":
+            if event == "ready":
+                worker.ready = True
+            elif event == "broken":  # before any job reached it: stop the sweep, saying why
+                raise WorkerStartError(outcome["error"])
+            elif event == "start":
                 state = by_id[run_id]
                 state.status, state.started = "running", time.time()
             elif event == "end":

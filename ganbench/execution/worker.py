@@ -24,6 +24,25 @@ from ganbench.study.suite import Run
 
 _RESOURCES: Any = None  # this process's Resources, made on first use (it imports torch)
 
+# What a worker imports before it takes a job: the training loop and the metrics stack (torch-fidelity,
+# and tqdm beneath it). Imported explicitly because multiprocessing's forkserver preload swallows an
+# ImportError: a missing dependency would otherwise kill each worker at its first job, unexplained.
+WORKER_IMPORTS = ("ganbench.training.loop", "ganbench.metrics.fidelity")
+
+
+def import_failure(modules: tuple[str, ...] = WORKER_IMPORTS) -> str | None:
+    """The traceback of the first of `modules` this process cannot import, or None when all import."""
+    import importlib
+    import traceback
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as err:  # ImportError, or any error an import raises: the worker cannot train
+            return (f"a worker cannot import {module}: {type(err).__name__}: {err} (install what is missing, e.g. "
+                    f"`pip install -e .`, then re-run)\n" + traceback.format_exc(limit=-3))
+    return None
+
 
 def process_resources() -> Any:
     global _RESOURCES
@@ -107,13 +126,19 @@ def _die_with_driver(lifeline: Any) -> None:
             pass
 
 
-def worker_main(worker_id: int, inbox: Any, outbox: Any, lifeline: Any, data_root: str | None) -> None:
-    """Body of a worker process: take (job, placement) from `inbox` until None."""
+def worker_main(worker_id: int, inbox: Any, outbox: Any, lifeline: Any, data_root: str | None,
+                imports: tuple[str, ...] = WORKER_IMPORTS) -> None:
+    """Body of a worker process: say 'ready' once `imports` import (else 'broken', with the error, and
+    exit), then take (job, placement) from `inbox` until None."""
     _die_with_driver(lifeline)
 
-    def report(event: str, run_id: str, outcome: dict[str, Any] | None) -> None:
+    def report(event: str, run_id: str | None, outcome: dict[str, Any] | None) -> None:
         outbox.put((event, worker_id, run_id, outcome))
 
+    failure = import_failure(imports)
+    report("broken" if failure else "ready", None, {"error": failure} if failure else None)
+    if failure:
+        return
     try:
         while True:
             item = inbox.get()

@@ -22,6 +22,7 @@ from torch_fidelity.generative_model_base import GenerativeModelBase
 
 from ganbench.config import TrainConfig
 from ganbench.metrics.kid import kid_on_device
+from ganbench.metrics.on_device import fid_statistics, reference_on_device
 from ganbench.metrics.prc import precision_recall, reference_radii
 from ganbench.training.resources import PROCESS
 
@@ -166,6 +167,9 @@ def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = (),
     feat_extractor, extractor_key, layers = _extractor(kwargs, extra_layers)
     kinds = list(layers)
     cuda = get_kwarg("cuda", kwargs)
+    # On a GPU every metric is computed there (`on_device.py`): a worker's one CPU thread made precision/recall
+    # alone cost more than a group's training step. On the CPU, torch-fidelity's own code (the faster one there).
+    device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     if features_1 is None:
         features_1 = extract_featuresdict_from_input_id_cached(1, feat_extractor, **kwargs)
     metrics: dict[str, float] = {}
@@ -177,21 +181,22 @@ def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = (),
     if "isc" in layers:
         metrics.update(isc_featuresdict_to_metric(features_1, layers["isc"], **kwargs))
     if "fid" in layers:
-        stats_1 = fid_featuresdict_to_statistics_cached(features_1, get_cacheable_input_name(1, **kwargs),
-                                                        feat_extractor, layers["fid"], **kwargs)
+        stats_1 = fid_statistics(features_1[layers["fid"]], device) if cuda else fid_featuresdict_to_statistics_cached(
+            features_1, get_cacheable_input_name(1, **kwargs), feat_extractor, layers["fid"], **kwargs)
         stats_2 = fid_featuresdict_to_statistics_cached(features_2, name_2, feat_extractor, layers["fid"], **kwargs)
         metrics.update(fid_statistics_to_metric(stats_1, stats_2, get_kwarg("verbose", kwargs)))
     if "kid" in layers and cuda:  # on a GPU: batched on the device (torch-fidelity's numpy loop is CPU-bound)
-        device = torch.device("cuda", torch.cuda.current_device())
-        metrics.update(kid_on_device(features_1[layers["kid"]], features_2[layers["kid"]], device, **kwargs))
+        reference = reference_on_device(PROCESS, (name_2, extractor_key, layers["kid"]), features_2[layers["kid"]], device)
+        metrics.update(kid_on_device(features_1[layers["kid"]], reference, device, **kwargs))
     elif "kid" in layers:  # on the CPU torch-fidelity's own code is the faster one (measured)
         metrics.update(kid_featuresdict_to_metric(features_1, features_2, layers["kid"], **kwargs))
     if "prc" in layers:  # torch-fidelity's procedure, the reference radii computed once per process
         neighborhood, batch = get_kwarg("prc_neighborhood", kwargs), get_kwarg("prc_batch_size", kwargs)
-        reference = features_2[layers["prc"]]
-        radii = PROCESS.get("reference_radii", (name_2, extractor_key, layers["prc"], neighborhood, batch),
+        key = (name_2, extractor_key, layers["prc"])
+        reference = reference_on_device(PROCESS, key, features_2[layers["prc"]], device)
+        radii = PROCESS.get("reference_radii", (*key, neighborhood, batch, str(device)),
                             lambda: reference_radii(reference, neighborhood, batch))
-        metrics.update(precision_recall(features_1[layers["prc"]], reference, radii, neighborhood, batch))
+        metrics.update(precision_recall(features_1[layers["prc"]].to(device), reference, radii, neighborhood, batch))
     return metrics, features_1, features_2
 
 

@@ -5,14 +5,22 @@ torch-fidelity's `calculate_precision_recall_part` finds every point's distance 
 nearest neighbour within its own set, for the generated and the reference set alike, every
 call. The reference radii depend only on the reference features, and their 10 000 × 10 000
 distances were half of an fmnist evaluation's time on the CPU: `reference_radii` computes them
-with torch-fidelity's own distance function and the process keeps them; the rest is
-torch-fidelity's procedure step for step, so the numbers are the same.
+and the process keeps them; the rest is torch-fidelity's procedure step for step, with its
+distances (`torch.cdist` over the same blocks), so the numbers are the same. Unlike
+torch-fidelity's `calc_cdist_part`, the distance blocks stay on the features' device: on a GPU
+the whole procedure runs there (`on_device.py`).
 """
 
 from __future__ import annotations
 
 import torch
-from torch_fidelity.metric_prc import KEY_METRIC_F_SCORE, KEY_METRIC_PRECISION, KEY_METRIC_RECALL, calc_cdist_part
+from torch_fidelity.metric_prc import KEY_METRIC_F_SCORE, KEY_METRIC_PRECISION, KEY_METRIC_RECALL
+
+
+def calc_cdist_part(features_1: torch.Tensor, features_2: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """torch-fidelity's `calc_cdist_part` (distances of `features_1` to `features_2`, in blocks of
+    `batch_size` columns), left on the features' device instead of copied to the CPU."""
+    return torch.cat([torch.cdist(features_1, part) for part in features_2.split(batch_size)], dim=1)
 
 
 def reference_radii(features: torch.Tensor, neighborhood: int, batch_size: int) -> torch.Tensor:

@@ -31,6 +31,24 @@ def run_state(net_g: dict[str, torch.Tensor], net_d: dict[str, torch.Tensor], op
     }
 
 
+def dropout_state(state: dict[str, Any], device: torch.device) -> torch.Tensor | None:
+    """The dropout stream's state in a checkpoint, for a generator on `device`, or None to keep the fresh
+    one. Checkpoints from before `dropout_rng` kept the global CPU RNG, which was dropout's stream on the
+    CPU; a CUDA generator cannot take that state ("RNG state is wrong size")."""
+    if "dropout_rng" in state:
+        return state["dropout_rng"]
+    return state.get("torch_rng") if device.type == "cpu" else None
+
+
+def steps_on_host(opt: torch.optim.Optimizer) -> None:
+    """Adam's step counts on the CPU, where `update.make_adam`'s optimiser keeps them: a checkpoint written
+    by a capturable Adam (before this version, on a GPU) holds them on the device, and reading one
+    there every step would synchronise with the GPU."""
+    for param_state in opt.state.values():
+        if torch.is_tensor(param_state.get("step")):
+            param_state["step"] = param_state["step"].cpu()
+
+
 def adam_state(values: Sequence[torch.Tensor], exp_avg: Sequence[torch.Tensor], exp_avg_sq: Sequence[torch.Tensor],
                step: torch.Tensor, lr: torch.Tensor, cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
     """`torch.optim.Adam.state_dict()` of one run's network whose parameters are `values` (in the

@@ -21,7 +21,7 @@ into static buffers, so the graph has no host synchronisation and no random stat
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from ganbench.config import TrainConfig, fusion_key, trains_alone
 from ganbench.data.sampler import BatchSampler, SamplerState
 from ganbench.models import Generator, build_models
 from ganbench.training import update
-from ganbench.training.checkpoint import adam_state, run_state
+from ganbench.training.checkpoint import adam_state, dropout_state, run_state
 from ganbench.training.protocol import stat_rows
 from ganbench.training.single import dropout_generator
 from ganbench.training.stacked import DropoutMasks, StackedNet, VmapNet, to_map
@@ -159,18 +159,35 @@ class FusedTrainer:
             update.decayed_lr(self.base_lr_g, self.lr_decay, step - 1, self.lr_g)
         inputs = self._draw()
         if not self.graphs:
-            return self._compute(inputs)
+            return self._checked_first_step(lambda: self._compute(inputs))
         if self._graph is None:
-            return self._capture(inputs)
+            return self._checked_first_step(lambda: self._capture(inputs))
         for name, value in inputs.items():
             self._static[name].copy_(value)
         self.masks.refill()
         self._graph.replay()
         return self._static_out
 
+    def _checked_first_step(self, step: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The trainer's first step, then proof that it trained: every active run's G and D moved. A CUDA
+        graph captured on another device's stream holds nothing and replays as a no-op (torch only
+        warns); without this check such a group would train nothing and be recorded completed."""
+        before = [net.flat.values.detach().clone() for net in (self.g, self.d)]
+        out = step()
+        moved = [(net.flat.values != old).any(1) for net, old in zip((self.g, self.d), before)]
+        frozen = ~(moved[0] & moved[1]) & self.active
+        if bool(frozen.any()):  # one host sync, once per trainer
+            runs = [k for k in range(self.k) if frozen[k]]
+            raise RuntimeError(f"the first {'replayed CUDA graph' if self.graphs else 'step'} changed no parameter "
+                               f"of G or D for run(s) {runs} of this group of {self.k} on {self.device}: the step "
+                               "is a no-op (an empty graph capture?); nothing of this group is trained")
+        return out
+
     def _capture(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Run this step eagerly on a side stream (warm-up: cuDNN picks its kernels), then capture
-        the same computation into a CUDA graph for every later step."""
+        """Run this step eagerly on a side stream of the trainer's own device (warm-up: cuDNN picks its
+        kernels), then capture the same computation into a CUDA graph for every later step, on that same
+        stream: `torch.cuda.graph` without one captures on the *current* device's stream, which on a
+        worker bound to another GPU records nothing."""
         state, dropout_states = self._snapshot(), self.masks.states()
         self.masks.record()  # the dropout masks this step asks for, in order (drawn outside the graph)
         stream = torch.cuda.Stream(self.device)
@@ -183,7 +200,7 @@ class FusedTrainer:
         self._static = {name: value.clone() for name, value in inputs.items()}
         self.masks.capture(self.device)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=stream):
             out = self._compute(self._static)
         self._graph, self._static_out = graph, out
         self.masks.refill()
@@ -207,7 +224,7 @@ class FusedTrainer:
         return float(self.lr_d[k]), float(self.lr_g[k])
 
     def stop(self, k: int) -> None:
-        self.active[k] = False
+        self.active[k].fill_(False)  # a kernel launch; `active[k] = False` copies a host scalar (a sync on CUDA)
 
     def generator(self, k: int) -> torch.nn.Module:
         """Run k's G as a plain module (for evaluation), with its current weights."""
@@ -226,8 +243,7 @@ class FusedTrainer:
     # Checkpoints, in GanTrainer's format.
     def _opt_state(self, net: StackedNet, k: int, lr: torch.Tensor, steps: torch.Tensor) -> dict[str, Any]:
         """Run k's Adam state in GanTrainer's format (written by torch's own Adam)."""
-        step = steps[k].to(torch.float32)
-        step = step if self.device.type == "cuda" else step.cpu()
+        step = steps[k].to(torch.float32).cpu()  # where `update.make_adam`'s Adam keeps it, on every device
         flat = net.flat
         return adam_state(flat.run_values(k), flat.run_values(k, flat.exp_avg), flat.run_values(k, flat.exp_avg_sq),
                           step, lr[k].detach().cpu().clone(), self.configs[k], self.device)
@@ -253,6 +269,6 @@ class FusedTrainer:
         s = state["sampler"]
         self.samplers[k].load_state(SamplerState(s["order"], s["cursor"], s["generator"]))
         self.noise_gens[k].set_state(state["noise_gen"])
-        dropout_state = state.get("dropout_rng", state.get("torch_rng"))
-        if dropout_state is not None:
-            self.dropout_gens[k].set_state(dropout_state)
+        dropout = dropout_state(state, self.device)
+        if dropout is not None:
+            self.dropout_gens[k].set_state(dropout)

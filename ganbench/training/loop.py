@@ -278,6 +278,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, preset: str | None = None, h
     exception is recorded as 'failed' (or 'interrupted' on Ctrl-C) and re-raised.
     """
     device = devices.resolve(cfg.device)  # a bad device fails before anything is written
+    devices.bind(device)
     opened = _open(RunSpec(cfg, Path(run_dir), preset, tuple(hacks), progress), device, fresh)
     if isinstance(opened, dict):
         return opened
@@ -295,6 +296,7 @@ def train_group(specs: Sequence[RunSpec], *, data_root: str | Path | None = None
     is 'failed' with the reason. A crash of the group records every unfinished run 'failed'
     with the cause; each resumes from its own checkpoint on the next sweep."""
     device = devices.resolve(specs[0].cfg.device)
+    devices.bind(device)
     outcomes: list[dict[str, Any] | None] = [None] * len(specs)
     opened: list[tuple[int, _Opened]] = []
     for i, spec in enumerate(specs):
@@ -331,7 +333,8 @@ def _start(opened: _Opened, device: torch.device, threads: int) -> RunStatus:
     cfg, rd = opened.spec.cfg, opened.rd
     status = RunStatus(warnings=list(opened.warnings))
     status.start(cfg.steps)
-    execution = {"device": str(device), "device_type": device.type, "threads": threads}
+    execution = {"device": str(device), "device_type": device.type, "threads": threads,
+                 "precision_policy": devices.precision_policy(device, cfg.precision)}
     rd.write_config({"run_id": run_id(cfg), "config": cfg.to_dict(), "preset": opened.spec.preset,
                      "hacks": list(opened.spec.hacks), "execution": execution, "provenance": provenance(device)})
     rd.write_status(status)

@@ -11,6 +11,7 @@ from ganbench.config import TrainConfig
 from ganbench.data.sampler import BatchSampler, SamplerState
 from ganbench.models import build_models, use_generator
 from ganbench.training import stabilisers, update
+from ganbench.training import checkpoint
 from ganbench.training.checkpoint import run_state
 from ganbench.training.protocol import stat_rows
 
@@ -49,17 +50,13 @@ class GanTrainer:
         self.current_step = 1  # instance noise anneals with it
         self.base_lr_d, self.base_lr_g = (torch.tensor(lr, dtype=torch.float64) for lr in (cfg.lr_d, cfg.lr_g))
         self.lr_d, self.lr_g = self.base_lr_d.clone(), self.base_lr_g.clone()
-        self.opt_g = update.make_adam(self.net_g.parameters(), self._lr_for(self.lr_g), cfg, device)
-        self.opt_d = update.make_adam(self.net_d.parameters(), self._lr_for(self.lr_d), cfg, device)
+        # The optimisers read lr_d / lr_g themselves (host float64: decaying them copies nothing to a GPU).
+        self.opt_g = update.make_adam(self.net_g.parameters(), self.lr_g, cfg, device)
+        self.opt_d = update.make_adam(self.net_d.parameters(), self.lr_d, cfg, device)
         self.sampler = BatchSampler(images, cfg.batch_size, cfg.pixel_range, device, cfg.seed)
         self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
         self.autocast = update.autocast_for(cfg, device)
         self.active = True
-
-    def _lr_for(self, lr: torch.Tensor) -> torch.Tensor:
-        """The tensor the optimiser reads: the float64 one on the CPU (same arithmetic as a
-        Python float); a device copy for capturable CUDA Adam."""
-        return lr if self.device.type == "cpu" else lr.to(self.device, torch.float32)
 
     # Protocol.
     def step(self, step: int) -> torch.Tensor:
@@ -67,10 +64,8 @@ class GanTrainer:
         cfg = self.cfg
         self.current_step = step
         if cfg.lr_decay > 0:
-            for base, lr, opt in ((self.base_lr_d, self.lr_d, self.opt_d), (self.base_lr_g, self.lr_g, self.opt_g)):
-                update.decayed_lr(base, cfg.lr_decay, step - 1, lr)
-                if opt.param_groups[0]["lr"] is not lr:
-                    opt.param_groups[0]["lr"].copy_(lr)
+            for base, lr in ((self.base_lr_d, self.lr_d), (self.base_lr_g, self.lr_g)):
+                update.decayed_lr(base, cfg.lr_decay, step - 1, lr)  # in place: the optimiser reads this tensor
         # Update D.
         reuse = cfg.g_latents == "reuse"
         for i in range(cfg.d_steps):
@@ -160,19 +155,18 @@ class GanTrainer:
         self.net_g.load_state_dict(state["net_g"])
         self.net_d.load_state_dict(state["net_d"])
         for opt, lr in ((self.opt_g, self.lr_g), (self.opt_d, self.lr_d)):
-            lr_tensor = opt.param_groups[0]["lr"]
+            lr_tensor = opt.param_groups[0]["lr"]  # is `lr`
             opt.load_state_dict(state["opt_g" if opt is self.opt_g else "opt_d"])
             saved = opt.param_groups[0]["lr"]  # a float in checkpoints of older versions
             lr.copy_(saved.to(lr.dtype) if torch.is_tensor(saved) else torch.tensor(saved, dtype=lr.dtype))
-            lr_tensor.copy_(lr)
-            opt.param_groups[0]["lr"] = lr_tensor
+            opt.param_groups[0]["lr"] = lr_tensor  # the host float64 tensor the step decays in place
+            checkpoint.steps_on_host(opt)
         s = state["sampler"]
         self.sampler.load_state(SamplerState(s["order"], s["cursor"], s["generator"]))
         self.noise_gen.set_state(state["noise_gen"])
-        # Older checkpoints kept the global RNG, which was dropout's stream.
-        dropout_state = state.get("dropout_rng", state.get("torch_rng"))
-        if dropout_state is not None and (self.device.type == "cpu" or "dropout_rng" in state):
-            self.dropout_gen.set_state(dropout_state)
+        dropout = checkpoint.dropout_state(state, self.device)
+        if dropout is not None:
+            self.dropout_gen.set_state(dropout)
         if self.ema is not None:
             self.ema.net.load_state_dict(state["net_g_ema"])
         if self.replay is not None:

@@ -136,9 +136,8 @@ def decayed_lr(base: torch.Tensor, decay: float | torch.Tensor, step: int, out: 
     lr = base · 1 / (1 + decay·step), the same IEEE operations as on Python floats. With one decay
     per run (a fused group: a float64 tensor on the device), `base` and `out` hold one rate per run,
     and nothing is copied from the host (no synchronisation before a graph replay)."""
-    factors = 1.0 / (1.0 + decay * step)
-    torch.mul(base, factors if torch.is_tensor(factors) else torch.tensor(factors, dtype=out.dtype, device=out.device),
-              out=out)
+    factors = 1.0 / (1.0 + decay * step)  # a Python float multiplies as a kernel argument: no host copy
+    torch.mul(base, factors, out=out)
 
 
 ADAM_EPS = 1e-8  # torch.optim.Adam's default
@@ -146,7 +145,9 @@ ADAM_EPS = 1e-8  # torch.optim.Adam's default
 
 def make_adam(params: Any, lr: torch.Tensor, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
     """The optimiser of one network of a run (every trainer's, and every checkpoint's format): Adam with the
-    run's betas; on a GPU capturable (CUDA graphs), on the CPU the single-tensor path (float64 lr)."""
-    cuda = device.type == "cuda"
-    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), eps=ADAM_EPS,
-                            foreach=False if not cuda else None, capturable=cuda)
+    run's betas, the single-tensor path on every device, its lr a float64 tensor and its step counts on
+    the CPU. Not capturable: the trainer that captures CUDA graphs (`FusedTrainer`) has its own Adam over
+    flat buffers, and a capturable Adam's device-side lr and steps made the eager trainer copy the decayed
+    rate to the GPU every step (a host synchronisation); here lr and steps are host numbers."""
+    del device  # the same optimiser on every device (the signature keeps the callers explicit)
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), eps=ADAM_EPS, foreach=False)
