@@ -50,7 +50,7 @@ def test_plan_estimate_includes_evaluations(tmp_path, monkeypatch):
         path.write_text(textwrap.dedent(SUITE).replace("METRICS", metrics))
         suite = load_suite(path, tmp_path / "results")
         rows[metrics] = plan_rows(suite, Selection(), True, "cpu")
-        total = costs.plan_total(suite, rows[metrics], "cpu", workers=1)
+        total = costs.plan_total(suite, rows[metrics], ["cpu"], workers=1)
         assert total["total_s"] == pytest.approx(total["train_s"] + total["eval_s"] + total["startup_s"]
                                                  + total["one_time_s"])
     # 4 steps, evaluations at 2 and 4, 3 draws at the last: 4 evaluator passes of 200 images each.

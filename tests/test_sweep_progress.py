@@ -129,7 +129,7 @@ def test_the_eta_follows_the_plan_then_the_measured_pace_of_the_costly_and_cheap
     cheap, costly = state("cheap", 100), state("costly", 100)
     eta = Eta([cheap, costly], clock=lambda: now[0])
     assert eta.seconds_left([cheap, costly]) == (None, False)  # no plan, nothing done: nothing to say yet
-    plan = SimpleNamespace(cost={"total_s": 500.0}, run_seconds={"cheap": 100.0, "costly": 900.0}, workers=2)
+    plan = SimpleNamespace(cost={"total_s": 500.0, "parallel": 2.0}, run_seconds={"cheap": 100.0, "costly": 900.0}, workers=2)
     eta.planned(plan)
     now[0] = 10.0
     assert eta.seconds_left([cheap, costly]) == (500.0, True)  # before 5 % of the work: the plan (1 000 s on 2 workers)
@@ -153,7 +153,7 @@ def test_every_summary_line_carries_an_eta(tmp_path):
         runs = [state("r1", 10, status="pending"), state("r2", 10, status="pending")]
         progress = PlainProgress(console, runs, every_s=60, clock=lambda: now[0])
         progress.planned(SimpleNamespace(cost={"total_s": 120.0, "train_s": 100.0, "eval_s": 10.0, "startup_s": 5.0,
-                                               "one_time_s": 5.0, "evaluations": 2},
+                                               "one_time_s": 5.0, "evaluations": 2, "parallel": 2.0},
                                          run_seconds={"r1": 100.0, "r2": 100.0}, workers=2, device="cpu"))
         now[0] = 61.0
         runs[0].status, runs[0].step = "running", 5

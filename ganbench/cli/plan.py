@@ -133,7 +133,8 @@ def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool, show_runs: bool
                       f"{cost['evaluations']} in all, timed here and scaled to the suite's sample counts) + worker "
                       f"start-up {fmt_seconds(cost['startup_s'])} + up to {fmt_seconds(cost['one_time_s'])} once per "
                       "machine (reference features and the uniform-noise FID; nothing when they are cached). "
-                      "Measured here; excludes decoding the dataset (cached after the first run).", highlight=False)
+                      f"Measured here; excludes decoding the dataset (cached after the first run). Parallel: "
+                      f"{cost['parallel_how']}.", highlight=False)
         console.print(f"estimate kept in {suite.dir.file('plan.json')}" if save else
                       "nothing written (--save keeps this estimate for `ganbench status`)", highlight=False)
 

@@ -61,7 +61,7 @@ class Eta:
         if self.plan is not None:
             done, planned = self._planned_done(states)
             if done < self.WARM_UP * planned:
-                return max(self.plan.cost["total_s"] - elapsed, (planned - done) / self.plan.workers), True
+                return max(self.plan.cost["total_s"] - elapsed, (planned - done) / self.plan.cost["parallel"]), True
             return (planned - done) * elapsed / done, False
         done_steps = self.steps_done(states)
         return ((self.total_steps - done_steps) * elapsed / done_steps if done_steps else None), False

@@ -127,10 +127,12 @@ def _smoke_selftest(devices: list[str], data_root: str | None) -> None:
     from ganbench.selftest.runner import SelftestFailed, smoke_gate
 
     for device in dict.fromkeys(d for d in devices if d.startswith("cuda")):
-        console.print(f"smoke selftest on {device} (once per GPU model and version; --no-selftest skips it)…",
-                      highlight=False)
+        def starting(name: str, device: str = device) -> None:
+            console.print(f"smoke selftest on {device} ({name}; once per GPU model and version, --no-selftest skips "
+                          "it)…", highlight=False)
+
         with exit_on_error(SelftestFailed):
-            said = smoke_gate(device, cache_dir() / "selftest", data_root)
+            said = smoke_gate(device, cache_dir() / "selftest", data_root, starting)
         if said:
             console.print(f"  {escape(said)}", highlight=False)
 

@@ -169,20 +169,39 @@ def evaluation_warnings(runs: Sequence[Any], device: str, data_root: str | None 
     return [w for w in warnings if w]
 
 
-def plan_total(suite: Any, rows: Sequence[dict[str, Any]], device: str, workers: int,
+# Runs trained at once on one GPU by the workers that share it, relative to one alone. Timed alone, a
+# job has the whole GPU; the 4 workers of a GPU then time-slice it, so their jobs do not finish 4× sooner.
+# Not measured yet (no GPU run of several workers has been timed): 1, the conservative assumption.
+GPU_CONCURRENCY = 1.0
+
+
+def parallel_jobs(devices: Sequence[str], workers: int) -> tuple[float, str]:
+    """(how many jobs' measured times run at once, said in words): on CPUs each worker has its own core;
+    on GPUs the workers share them, so GPU-bound work runs `GPU_CONCURRENCY` per GPU at once."""
+    gpus = [d for d in dict.fromkeys(devices) if d != "cpu"]
+    if not gpus:
+        return float(workers), f"{workers} worker(s) in parallel"
+    slots = min(workers, len(gpus)) * GPU_CONCURRENCY
+    return slots, (f"{len(gpus)} GPU(s) shared by {workers} worker(s): jobs timed alone on a GPU are not divided by "
+                   f"the workers that share it (concurrency {GPU_CONCURRENCY:g} per GPU, assumed, not measured)")
+
+
+def plan_total(suite: Any, rows: Sequence[dict[str, Any]], devices: Sequence[str], workers: int,
                data_root: str | None = None) -> dict[str, Any]:
-    """What `plan` prints: training and evaluation seconds of the rows (spread over `workers`),
-    worker start-up (the workers start together: once) and one-time costs per metric setup."""
+    """What `plan` prints: training and evaluation seconds of the rows (spread over the jobs that run at
+    once: `parallel_jobs`), worker start-up (the workers start together: once) and one-time costs per
+    metric setup."""
     configs = {run.run_id: run.config for run in suite.runs}
     cfgs = [configs[row["run_id"]] for row in rows]
     train = sum(row["estimate_s"] for row in rows)
     evaluate = sum(row.get("eval_s") or 0.0 for row in rows)
     setups = {_evaluation_key(c) + (c.eval_samples,): c for c in cfgs if evaluations_per_run(c)}
-    one_time = sum(time_evaluation(c, device, data_root)["one_time_s"] for c in setups.values())
+    one_time = sum(time_evaluation(c, devices[0], data_root)["one_time_s"] for c in setups.values())
     startup = worker_startup_seconds()
-    return {"train_s": train / workers, "eval_s": evaluate / workers, "startup_s": startup, "one_time_s": one_time,
+    parallel, how = parallel_jobs(devices, workers)
+    return {"train_s": train / parallel, "eval_s": evaluate / parallel, "startup_s": startup, "one_time_s": one_time,
             "evaluations": sum(evaluations_per_run(c, row["step"]) for c, row in zip(cfgs, rows)),
-            "total_s": (train + evaluate) / workers + startup + one_time}
+            "total_s": (train + evaluate) / parallel + startup + one_time, "parallel": parallel, "parallel_how": how}
 
 
 def format_duration(seconds: float) -> str:
@@ -303,7 +322,7 @@ class SweepPlan:
     device: str
 
 
-def record_plan(suite: Suite, states: Sequence[RunState], device: str, workers: int,
+def record_plan(suite: Suite, states: Sequence[RunState], devices: Sequence[str], workers: int,
                 data_root: str | None) -> SweepPlan | None:
     """The sweep's cost from this sweep's own measurements (compute.json's step times, the evaluation
     timed here), for the runs of `states` still to train (from the step each stands at). plan.json
@@ -311,6 +330,7 @@ def record_plan(suite: Suite, states: Sequence[RunState], device: str, workers: 
     measured times once runs finish. None when nothing is left to train."""
     if not states:
         return None
+    device = devices[0]
     timed = suite.dir.read_compute()["arms"]
 
     def row(run: Run, start: int) -> dict[str, Any]:
@@ -323,5 +343,5 @@ def record_plan(suite: Suite, states: Sequence[RunState], device: str, workers: 
     if not suite.dir.file(PLAN).exists():  # a whole run of each arm, what `status` compares with
         write_plan(suite.dir, device, workers, [row(s.run, 0) for s in states])
     rows = [row(s.run, rundir.RunDir(s.run_dir).last_logged_step() if s.run_dir.exists() else 0) for s in states]
-    return SweepPlan(plan_total(suite, rows, device, workers, data_root),
+    return SweepPlan(plan_total(suite, rows, devices, workers, data_root),
                      {row["run_id"]: row["estimate_s"] + row["eval_s"] for row in rows}, workers, device)

@@ -88,7 +88,7 @@ def plan_suite(suite: Suite, selection: Any, devices: list[str], workers: int | 
         warnings.insert(0, slow)
     rows = plan_rows(suite, selection, estimate, devices[0], max_fused, data_root, on_timing)
     todo = [r for r in rows if r["estimate_s"] is not None]
-    cost = plan_total(suite, todo, devices[0], n_workers, data_root) if todo else None
+    cost = plan_total(suite, todo, devices, n_workers, data_root) if todo else None
     if todo and save:
         write_plan(suite.dir, devices[0], n_workers, todo)
     power = suite_power(suite, pilot, target)

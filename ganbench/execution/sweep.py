@@ -205,7 +205,7 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
         from ganbench.execution.costs import record_plan, record_step_costs
 
         record_step_costs(suite, pending, devices[0], on_timing)  # what trains now: nothing when all are done
-        sweep_plan = record_plan(suite, [s for s in states if s.status not in FINAL], devices[0], workers, data_root)
+        sweep_plan = record_plan(suite, [s for s in states if s.status not in FINAL], devices, workers, data_root)
         if on_plan is not None and sweep_plan is not None:
             on_plan(sweep_plan)
         executor = LocalExecutor(workers, devices, data_root, max_fused=max_fused)

@@ -97,7 +97,8 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def smoke_gate(device: str, cache: Path, data_root: str | None = None) -> str | None:
+def smoke_gate(device: str, cache: Path, data_root: str | None = None,
+               on_start: Callable[[str], None] | None = None) -> str | None:
     """Run the smoke part once per (GPU name, torch, ganbench version) and remember a pass in `cache`;
     raise `SelftestFailed` naming the failed checks when it fails. Returns a line saying what was done,
     or None when an earlier pass covers this machine."""
@@ -111,6 +112,8 @@ def smoke_gate(device: str, cache: Path, data_root: str | None = None) -> str | 
     marker = cache / ("smoke-" + "-".join(str(v) for v in key.values()).replace(" ", "_").replace("/", "_") + ".json")
     if marker.exists():
         return None
+    if on_start:
+        on_start(name)
     out = cache / f"smoke-{int(time.time())}"
     summary = run_selftest(device, ["smoke"], out, toy=device == "cpu", data_root=data_root)
     result = summary["parts"]["smoke"]
