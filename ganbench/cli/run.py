@@ -72,22 +72,19 @@ def run_command(
     timed first, then the planned total and an ETA are printed. Executors: local processes, Ray, SLURM."""
     from ganbench.execution.executors import ExecutorOptions
 
-    local = executor.value == "local"
-    options = ExecutorOptions(
-        kind=executor.value, max_fused=max_fused, data_root=data_root_str(data_root, local), address=address,
-        cpus_per_task=cpus_per_run, gpus_per_task=gpus_per_run, max_retries=max_retries, ray_results=ray_results,
-        slurm_partition=slurm_partition, slurm_time_min=slurm_time, slurm_mem_gb=slurm_mem_gb,
-        slurm_parallelism=slurm_parallelism, slurm_cluster=slurm_cluster)
+    options = ExecutorOptions(  # checked before the suite is read
+        kind=executor.value, data_root=data_root_str(data_root, executor.value == "local"), max_fused=max_fused,
+        address=address, cpus_per_task=cpus_per_run, gpus_per_task=gpus_per_run, max_retries=max_retries,
+        ray_results=ray_results, slurm_partition=slurm_partition, slurm_time_min=slurm_time,
+        slurm_mem_gb=slurm_mem_gb, slurm_parallelism=slurm_parallelism, slurm_cluster=slurm_cluster)
     with exit_on_error():
         options.check()
     suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, not dry_run, set_)
     todo = _announce(suite, selection, options, devices, dry_run, fresh, allow_slow_precision)
     if dry_run:
         return
-    if local and todo:
-        if not no_selftest:
-            _smoke_selftest(devices, options.data_root)
-        warn_before_evaluating([s.run.config for s in todo], devices[0], options.data_root)
+    if options.kind == "local" and todo:
+        _before_training(todo, devices, options.data_root, no_selftest)
     states = _sweep(suite, selection, todo, options, workers, devices, tensorboard, fresh, allow_slow_precision)
     if not _summarise(states):
         raise typer.Exit(1)
@@ -118,6 +115,14 @@ def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_
         for state in todo:
             console.print(f"  would train {state.run.run_id}  {state.run.arm} seed {state.run.seed}", highlight=False)
     return todo
+
+
+def _before_training(todo: list[Any], devices: list[str], data_root: str | None, no_selftest: bool) -> None:
+    """What a local sweep checks and says before its workers start: the smoke selftest on a GPU, the cost
+    of Inception metrics on a CPU."""
+    if not no_selftest:
+        _smoke_selftest(devices, data_root)
+    warn_before_evaluating([s.run.config for s in todo], devices[0], data_root)
 
 
 def _smoke_selftest(devices: list[str], data_root: str | None) -> None:
