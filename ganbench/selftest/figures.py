@@ -4,6 +4,7 @@ device metric path against torch-fidelity's own code)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -206,17 +207,41 @@ def feature_width(cfg: Any) -> int:
     return 2048 if "inception" in extractors else FashionCNN.FEATURES
 
 
+def feature_extractor(cfg: Any, device: torch.device) -> Any:
+    """torch-fidelity's extractor of the run's metrics (its feature layer only), on `device`."""
+    from torch_fidelity.utils import create_feature_extractor
+
+    from ganbench.metrics.fidelity import checked_weights
+    from ganbench.metrics.registry import METRICS, parse_metrics
+
+    extractor = "inception" if feature_width(cfg) == 2048 else METRICS[parse_metrics(cfg.metrics, cfg.dataset)[0]].extractor
+    name, weights = checked_weights(extractor, False, cfg.inception_weights or None)
+    layer = "2048" if extractor == "inception" else "features"
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        return create_feature_extractor(name, [layer], cuda=device.type == "cuda", verbose=False,
+                                        feature_extractor_weights_path=str(weights.path) if weights.path else None)
+
+
 def _pieces(record: PartRecord, device: torch.device, net_g: torch.nn.Module, cfg: Any, samples: int, toy: bool) -> None:
-    """Generation alone, then each metric on features of the suite's sizes, and the device path's agreement."""
+    """Generation alone, feature extraction alone, then each metric on features of the suite's sizes, and
+    the device path's agreement."""
+    from ganbench.metrics.backend import FidelityGenerator
+    from ganbench.metrics.fidelity import EVAL_BATCH
     from ganbench.training.update import sample_latent
 
+    source, images = FidelityGenerator(net_g, cfg), []
     start = time.perf_counter()
-    with torch.no_grad():
-        for chunk in range(0, samples, 500):
-            net_g(sample_latent(cfg, min(500, samples - chunk), None, device))
+    for chunk in range(0, samples, EVAL_BATCH):
+        images.append(source(sample_latent(cfg, min(EVAL_BATCH, samples - chunk), None, device)))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     record.figure(f"generation of {samples} images (s)", round(time.perf_counter() - start, 3))
+    extractor = feature_extractor(cfg, device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for batch in images:
+            extractor(batch)[0].cpu()  # to the host, as `backend.generated_features` does (and it waits)
+    record.figure(f"features of {samples} images (s)", round(time.perf_counter() - start, 3))
     width = feature_width(cfg)
     rng = np.random.default_rng(0)
     n = 512 if toy else samples
