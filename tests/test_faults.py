@@ -709,12 +709,14 @@ def test_the_leave_one_out_study_is_committed_trains_nothing_and_regenerates_ide
     assert digest(tmp_path / "loo-cpu") == digest(REPO / "reports" / "loo-cpu")
     readme = (REPO / "reports" / "loo-cpu" / "README.md").read_text()
     assert readme.index("## Headline") < readme.index("## Results: steps") < readme.index("## Limitations")
-    assert "comparisons, one family" in readme and "Verdicts: Holm's step-down" in readme
+    assert "comparisons, one family" in readme and "Verdicts: the same Bonferroni level" in readme
     assert "Exploratory study" not in readme and "equal FLOPs (trained)" in readme
     assert "onverged" in readme.split("## Findings")[1].split("## Limitations")[0]  # (Not) converged, said
     findings = [line for line in readme.split("## Findings")[1].split("## Limitations")[0].splitlines()
                 if "Δ fid_fmnist" in line]
     assert len(findings) == 11  # 9 arms at equal steps + 2 trained at equal FLOPs
-    for line in findings:
-        assert "n = 5 vs 5" in line and "Welch's t" in line and "simultaneous CI over" in line, line
+    for line in findings:  # two arms failed to learn in some seeds: their quality is on their learned runs
+        learned = "n = 2 vs 5" if "-nonsaturating_loss" in line else "n = 0 vs 5" if "-separate_batches" in line \
+            else "n = 5 vs 5"
+        assert learned in line and "Welch's t" in line and "simultaneous CI over" in line, line
         assert "equal steps" in line or "equal FLOPs (trained)" in line, line

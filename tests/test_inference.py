@@ -27,18 +27,18 @@ def test_the_family_is_every_row_across_metrics():
                                                      "precision_fmnist", True)], ignore_index=True)
     family = inference.apply_family(rows)
     assert (family["family_size"] == 6).all()
-    # Holm (1979) over all six rows, by hand: sort, multiply the i-th smallest by (m − i), running max, cap at 1.
-    p = rows["p"].to_numpy()
-    order = np.argsort(p)
-    stepped = np.minimum(1.0, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
-    expected = np.empty(len(p))
-    expected[order] = stepped
-    assert family["p_holm"].to_numpy() == pytest.approx(expected)
+    # Bonferroni over all six rows, by hand; statsmodels' multipletests gives the same
+    from statsmodels.stats.multitest import multipletests
+
+    expected = np.minimum(1.0, 6 * rows["p"].to_numpy())
+    assert family["p_family"].to_numpy() == pytest.approx(expected)
+    assert family["p_family"].to_numpy() == pytest.approx(multipletests(rows["p"], method="bonferroni")[1])
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_an_interval_that_excludes_zero_always_has_a_verdict(seed):
-    """Bonferroni intervals, Holm verdicts: Holm rejects whatever Bonferroni does (and maybe more)."""
+def test_a_verdict_exactly_when_its_interval_excludes_zero(seed):
+    """Bonferroni intervals and Bonferroni verdicts at one level: a row is called exactly when its simultaneous
+    interval excludes 0 (loo-cpu once showed a Holm verdict beside [−0.003, +0.17])."""
     rng = np.random.default_rng(seed)
     effects = {f"arm{i}": float(rng.choice([0.0, 0.0, -1.5, 1.5, -4.0])) for i in range(6)}
     rows = pd.concat([inference.compare_to_reference(_study(rng, int(rng.integers(5, 11)), effects), "ref",
@@ -48,7 +48,7 @@ def test_an_interval_that_excludes_zero_always_has_a_verdict(seed):
     family = inference.apply_family(rows)
     excludes_zero = (family["adj_low"] > 0) | (family["adj_high"] < 0)
     called = family["verdict"].isin(["better", "worse"])
-    assert (called | ~excludes_zero).all()
+    assert (called == excludes_zero).all()
     assert family["interval_level"].tolist() == pytest.approx([1 - 0.05 / 12] * 12)  # Bonferroni over the 12 shown
     lower_is_better = family["estimate"] < 0
     assert (family.loc[called & lower_is_better, "verdict"] == "better").all()
@@ -58,7 +58,7 @@ def test_under_five_seeds_there_are_no_verdicts():
     rng = np.random.default_rng(1)
     rows = inference.compare_to_reference(_study(rng, 3, {"far": -15.0, "same": 0.0}), "ref", "fid_fmnist", False)
     family = inference.apply_family(rows)
-    assert set(family["verdict"]) == {"exploratory"} and family["p_holm"].isna().all()
+    assert set(family["verdict"]) == {"exploratory"} and family["p_family"].isna().all()
     assert (family["family_size"] == 2).all() and (family["family_tested"] == 0).all()
     assert family["interval_level"].tolist() == pytest.approx([1 - 0.05 / 2] * 2)  # Bonferroni over the rows shown
     assert np.isfinite(family["adj_low"]).all()
@@ -129,7 +129,7 @@ def test_findings_say_both_when_equal_compute_disagrees():
                       family_tested=2, exploratory=False)
     line = next(line for line in findings(result) if "pooled" in line)
     assert "better than `ref` at equal steps but *worse* at equal compute" in line
-    assert "simultaneous CI over 2" in line and "n = 6 vs 6" in line and "over 2 tested" in line
+    assert "simultaneous CI over 2" in line and "n = 6 vs 6" in line and "after Bonferroni over the 2" in line
 
 
 def test_intervals_stay_in_the_metric_range():
@@ -184,3 +184,46 @@ def test_an_arm_without_values_is_counted_and_leaves_the_family():
     assert rows.loc["dead", "verdict"] == "too few runs" and rows.loc["dead", "family_size"] == 1
     assert rows.loc["dead", "runs"] == 6 and rows.loc["dead", "n"] == 0  # its runs are counted, not dropped
     assert rows.loc["dead", "p_no_value"] == pytest.approx(0.0022, abs=1e-4)  # Fisher: 6/6 lost vs 0/6
+
+
+def _labels(counts: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    """failure_labels-like rows: arm → (failed, runs)."""
+    return pd.DataFrame([{"arm": arm, "run_id": f"{arm}-{i}", inference.FAILURE: float(i < k)}
+                         for arm, (k, n) in counts.items() for i in range(n)])
+
+
+def test_failure_shares_are_compared_exactly_and_join_the_family_only_where_a_run_failed():
+    from scipy import stats as sps
+
+    labels = _labels({"ref": (0, 5), "broken": (5, 5), "half": (3, 5), "fine": (0, 5)})
+    rows = inference.compare_failures(labels, "ref", ["broken", "half", "fine"])
+    assert rows["arm"].tolist() == ["broken", "half"]  # 0/5 vs 0/5 can call nothing: not a row
+    assert rows["p"].tolist() == pytest.approx([sps.fisher_exact([[5, 0], [0, 5]]).pvalue,
+                                                sps.fisher_exact([[3, 2], [0, 5]]).pvalue])
+    assert rows["p"].iloc[1] == pytest.approx(0.1667, abs=1e-4)  # the issue's 3/5 vs 0/5
+    family = inference.apply_family(rows)
+    assert family["family_size"].tolist() == [2, 2] and family["verdict"].tolist() == ["worse", "no clear difference"]
+    low, high = family.loc[1, ["share_low", "share_high"]]
+    ci = sps.binomtest(3, 5).proportion_ci(confidence_level=1 - 0.05 / 2, method="exact")
+    assert (low, high) == pytest.approx((ci.low, ci.high))
+    assert inference.seeds_to_decide(3, 5, 0, 5, 0.05 / 2) > 5  # how many seeds the same shares would need
+
+
+def test_quality_is_compared_on_the_runs_that_learned_and_withheld_below_five():
+    rng = np.random.default_rng(4)
+    values = _study(rng, 5, {"bimodal": 0.0})
+    broken = values.index[(values["arm"] == "bimodal") & (values["seed"] < 3)]
+    values.loc[broken, "value"] = 65.6  # three seeds of noise: a mean over both modes would be +190 %
+    failed = set(values.loc[broken, "run_id"])
+    row = inference.apply_family(inference.compare_to_reference(values, "ref", "fid_fmnist", False, ["bimodal"],
+                                                                failed=failed)).iloc[0]
+    assert (row.n, row.failed, row.runs) == (2, 3, 5) and row.verdict == "withheld"
+    learned = values[(values["arm"] == "bimodal") & ~values["run_id"].isin(failed)]["value"]
+    reference = values[values["arm"] == "ref"]["value"]
+    assert row.estimate == pytest.approx(np.log(learned).mean() - np.log(reference).mean())
+    assert "runs that learned" in row.test
+
+
+def test_the_smallest_exact_p_at_five_seeds_cannot_reach_a_family_level():
+    assert inference.smallest_exact_p(5, 5) == pytest.approx(2 / 252)
+    assert inference.smallest_exact_p(5, 5) > 0.05 / 44

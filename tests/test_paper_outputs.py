@@ -25,7 +25,7 @@ def part(arms, comparisons=None, reference="all", basis="equal steps"):
 def comparison(metric, rows, scale):
     """rows: (arm, estimate, low, high, verdict)."""
     return pd.DataFrame([{"metric": metric, "arm": a, "estimate": e, "adj_low": lo, "adj_high": hi, "scale": scale,
-                          "verdict": v, "n": 5, "n_reference": 5, "se": 0.1, "p": 0.01, "p_holm": 0.04,
+                          "verdict": v, "n": 5, "n_reference": 5, "se": 0.1, "p": 0.01, "p_family": 0.04,
                           "p_permutation": 0.02, "g": 1.5, "runs": 5, "runs_reference": 5}
                          for a, e, lo, hi, v in rows])
 
@@ -130,9 +130,10 @@ def test_no_p_or_g_where_no_test_is_made():
                                                                                 "no clear difference")], "log")
     table = effects_table(part(["all", "-a", "-b"], {"fid_fmnist": rows}), ["fid_fmnist"])
     exploratory, tested = table.iloc[0], table.iloc[1]
-    for column in ("p (Welch's t; log scale for FID, IS)", "p (Holm over the family)", "Hedges' g (raw scale)"):
+    for column in ("p (Welch's t, log scale for FID and IS; Fisher's exact for failure shares)",
+                   "p (Bonferroni over the family)", "Hedges' g (raw scale)"):
         assert exploratory[column] == "— (no test)" and tested[column] != "— (no test)"
     effects = Table("steps_effects", " (steps): effects", "", table)
     (piece,) = latex_pieces(effects)
-    assert list(piece.frame.columns) == ["arm", "Δ vs all [simultaneous CI]", "p (Holm over the family)", "verdict"]
+    assert list(piece.frame.columns) == ["arm", "Δ vs all [simultaneous CI]", "p (Bonferroni over the family)", "verdict"]
     assert len(piece.frame) == 2

@@ -208,4 +208,4 @@ def test_from_five_seeds_the_family_gives_verdicts():
     assert "**costly** is better than `ref` at equal steps but *worse* at equal compute" in findings
     assert "simultaneous CI over 5" in findings and "n = 6 vs 6" in findings
     table = tables.effects_table(result.parts[0], ["fid_fmnist", "kid_fmnist"])
-    assert len(table) == 4 and {"p (exact permutation, same scale)", "p (Holm over the family)"} <= set(table.columns)
+    assert len(table) == 4 and {"p (exact permutation, same scale)", "p (Bonferroni over the family)"} <= set(table.columns)

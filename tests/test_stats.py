@@ -10,12 +10,6 @@ import pytest
 from ganbench.analysis import inference, stats
 
 
-def test_holm_by_hand():
-    # p sorted: 0.01 (×3 = 0.03), 0.02 (×2 = 0.04), 0.04 (×1 = 0.04, monotone) ; NaN ignored.
-    assert stats.holm([0.04, 0.01, float("nan"), 0.02]) == pytest.approx([0.04, 0.03, math.nan, 0.04], nan_ok=True)
-    assert stats.holm([0.5, 0.6]) == [1.0, 1.0]
-
-
 def test_welch_matches_scipy_and_hand_values():
     from scipy import stats as sps
 

@@ -71,8 +71,10 @@ def test_the_quick_report_states_its_family_and_convergence():
     size = int(re.search(r"The family is the (\d+) comparisons", readme).group(1))
     shown = 0
     for name in ("main_effects.md", "main_equal_compute.md"):
-        rows = (REPO / "reports" / "quick" / "tables" / name).read_text().splitlines()[2:]
-        shown += sum(1 for row in rows if "unavailable" not in row)
+        lines = (REPO / "reports" / "quick" / "tables" / name).read_text().splitlines()
+        delta = next(i for i, cell in enumerate(lines[0].split("|")) if cell.strip().startswith("Δ"))
+        # a row without an estimate (a reading refused; every run of an arm failed to learn) is no comparison
+        shown += sum(1 for row in lines[2:] if "unavailable" not in row and row.split("|")[delta].strip() != "—")
     assert size == shown
     assert "**Not converged**" in readme and "The budget has not converged" in readme
     assert "n/a (undecidable)" in readme  # -separate_batches: no mode-collapse label for noise
@@ -103,3 +105,77 @@ def test_report_metric_chooses_what_to_show_never_the_family():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ReportNote)  # asking for the verdict metrics themselves: nothing to say
         assert shown_metrics(frame, ["fid_fmnist", "kid_fmnist", "recall_fmnist"], declared)[1] == []
+
+
+# --- The committed loo-cpu report, recomputed from the raw run files (issue 34) --------------------------
+LOO = REPO / "results" / "loo-cpu"
+
+
+def _final(run_id: str, metric: str) -> tuple[float, float, float]:
+    """(mean of the last evaluation's draws, their SD, the noise floor) of one run, read from its metrics.jsonl."""
+    rows = [json.loads(line) for line in (LOO / "runs" / run_id / "metrics.jsonl").read_text().splitlines() if line]
+    rows = [r for r in rows if r["metric"] == metric]
+    last = max(r["step"] for r in rows)
+    values = [r["value"] for r in rows if r["step"] == last]
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, \
+        rows[-1].get("uniform_noise_fid", math.nan)
+
+
+def _loo_arms() -> dict[str, list[str]]:
+    manifest = json.loads((LOO / "suite.json").read_text())
+    arms: dict[str, list[str]] = {}
+    for run in manifest["runs"]:
+        arms.setdefault(run["arm"], []).append(run["run_id"])
+    return arms
+
+
+@pytest.mark.skipif(not (LOO / "suite.json").exists(), reason="needs the committed loo-cpu study")
+def test_the_loo_report_recomputes_from_the_raw_run_files_with_failure_as_its_own_outcome():
+    from scipy import stats as sps
+
+    arms = _loo_arms()
+    fid = {run: _final(run, "fid_fmnist") for runs in arms.values() for run in runs}
+    # failed to learn: the final FID within max(3 draw SDs, 1 % of the floor) of uniform noise's FID, or above
+    failed = {run for run, (value, sd, floor) in fid.items() if value >= floor - max(3 * sd, 0.01 * floor)}
+    assert sorted(r for r in arms["steps:-nonsaturating_loss"] if r in failed) == \
+        sorted(["c8b88d9634b3", "fee0519c2fea", "0f00069464cc"])  # 3 of 5, seed 0's 65.572 among them
+    table = pd.read_csv(REPO / "reports" / "loo-cpu" / "comparisons.csv")
+    size = int(table["family_size"].iloc[0])
+    assert table["in_family"].sum() == size
+    for row in table.itertuples():
+        mine, ref = arms[row.arm], arms[row.reference]
+        if row.metric == "failed_to_learn":
+            k, k_ref = sum(r in failed for r in mine), sum(r in failed for r in ref)
+            assert (row.failed, row.failed_reference) == (k, k_ref)
+            assert row.p == pytest.approx(sps.fisher_exact([[k, len(mine) - k], [k_ref, len(ref) - k_ref]]).pvalue)
+        elif row.metric == "fid_fmnist" and row.basis in ("equal steps", "equal FLOPs (trained)"):
+            x = np.log([fid[r][0] for r in mine if r not in failed])
+            y = np.log([fid[r][0] for r in ref if r not in failed])
+            assert row.n == len(x) and row.n_reference == len(y)
+            if len(x) >= 2:
+                assert row.estimate == pytest.approx(x.mean() - y.mean(), rel=1e-9)
+                assert row.p == pytest.approx(sps.ttest_ind(x, y, equal_var=False).pvalue, rel=1e-9)
+        if np.isfinite(row.p_family):
+            assert row.p_family == pytest.approx(min(1.0, row.p * size))
+        if row.verdict in ("better", "worse") and row.metric != "failed_to_learn":
+            assert row.adj_low > 0 or row.adj_high < 0, row  # a verdict never beside an interval containing 0
+    nonsat = table[(table["arm"] == "steps:-nonsaturating_loss")]
+    assert (nonsat.loc[nonsat["metric"] == "failed_to_learn", "in_family"]).all()
+    assert set(nonsat.loc[nonsat["metric"] != "failed_to_learn", "verdict"]) == {"withheld"}
+
+
+@pytest.mark.skipif(not (LOO / "suite.json").exists(), reason="needs the committed loo-cpu study")
+def test_the_loo_report_names_every_called_verdict_and_counts_convergence_once():
+    readme = (REPO / "reports" / "loo-cpu" / "README.md").read_text()
+    headline = readme.split("## Headline")[1].split("## Results")[0]
+    limitations = readme.split("## Limitations")[1].split("## Design")[0]
+    assert "`steps:-batch_norm` worse on `recall_fmnist`" in headline
+    table = pd.read_csv(REPO / "reports" / "loo-cpu" / "comparisons.csv")
+    for arm in table.loc[table["verdict"].isin(["better", "worse"]), "arm"].unique():
+        assert f"`{arm}`" in headline, arm  # every arm with a called verdict is named
+    counts = re.search(r"(\d+) of (\d+) arms still improve", headline).groups()
+    assert re.search(r"(\d+) of (\d+) arms still improve", limitations).groups() == counts
+    # each run set once: 10 at equal steps less `-separate_batches` (no run learned) + the 2 trained to equal FLOPs
+    assert int(counts[1]) == 11
+    convergence = (REPO / "reports" / "loo-cpu" / "tables" / "flops_convergence.md").read_text()
+    assert "flops:-strided_conv" in convergence and "flops:-no_fc_hidden" in convergence

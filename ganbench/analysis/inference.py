@@ -6,26 +6,39 @@ where the two arms' FLOPs per step differ: otherwise it is the equal-steps compa
 estimate each difference with its standard error and degrees of freedom; `apply_family` then
 takes exactly the rows the report shows (the family), and gives
 
-- **verdicts** by Holm's step-down correction over the rows that can be tested (both arms with
-  at least `MIN_SEEDS` usable runs): family-wise error ≤ α;
 - **simultaneous intervals** by Bonferroni over every row of the family (tested or not): each is
   a t interval at level 1 − α/m, so all of them cover their true differences together with
-  probability ≥ 1 − α. Holm rejects whatever Bonferroni rejects and sometimes more, so an interval
-  that excludes 0 always comes with a verdict, while a verdict can come with an interval that
-  touches 0.
+  probability ≥ 1 − α;
+- **verdicts** by the same single-step Bonferroni over the rows that can be tested (both arms with at
+  least `MIN_SEEDS` runs that learned): a row is called when p < α/m, which for a t row is exactly when
+  its interval excludes 0. Holm's step-down would call a few more rows, but then a verdict could stand
+  beside an interval containing 0 (it did, in loo-cpu); one procedure for both keeps them in agreement
+  by construction, family-wise error ≤ α.
 
-Every difference is **Welch's** (each arm its own variance, Welch–Satterthwaite degrees of freedom):
-arms' seed SDs differ by 50× in the quick study, and a pooled-variance model then calls a noisy arm
-different far more often than α (simulated in tests/test_calibration.py). FID and IS are compared on
+**Two outcomes per arm.** GAN ablations are about the arms that break, and an arm whose seeds fall into
+two modes (noise, or learned) has a tiny SD whenever its seeds land in one mode: Welch's t on a mean over
+both modes called such an arm in 8.9 % of nulls (78× α/m). So whether a run learned is its own outcome
+(`failures.failure_labels`): each arm's share of runs that failed to learn is compared with the
+reference's by Fisher's exact test (`compare_failures`, a member of the family wherever either arm has a
+failure: a table without one has p = 1 given its margins and can call nothing), and how well the arms
+did is compared on the runs that learned only, each row saying so with its n. An arm with fewer than
+`MIN_SEEDS` learned runs gets no quality verdict ("withheld").
+
+Every quality difference is **Welch's** (each arm its own variance, Welch–Satterthwaite degrees of
+freedom): arms' seed SDs differ by 50× in the quick study, and a pooled-variance model then calls a noisy
+arm different far more often than α (simulated in tests/test_calibration.py). FID and IS are compared on
 the log scale (reported as % change). Each row depends on its two arms only: a thin arm changes no
-other row. Diverged and failed runs have no value; they are counted in every row (`n` of `runs`) and
+other row. Diverged and crashed runs have no value; they are counted in every row (`n` of `runs`) and
 compared by Fisher's exact test on the share of runs that produced a value (outside the family).
+
+The guarantees hold when, within an arm, the learned runs' values are roughly normal on the analysis
+scale (log for FID and IS) and seeds are independent; failure shares need no assumption (exact tests).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,6 +49,7 @@ from ganbench.metrics.registry import parse_value_name, value_range
 
 MIN_SEEDS = 5
 ALPHA = 0.05
+FAILURE = "failed_to_learn"  # the outcome of the failure-share rows (`compare_failures`)
 LOG_SCALED = ("fid", "isc")  # value names (less any `_extractor` suffix) compared on the log scale
 MAX_READ_DISTANCE = 0.25  # an equal-compute reading further than this share of an evaluation interval from an evaluation is refused
 INTERPOLATION = ("equal compute: where the two arms' FLOPs per step differ, both are read at the smaller of their "
@@ -65,29 +79,93 @@ def _p_value(estimate: float, se: float, dof: float) -> float:
 
 
 def compare_to_reference(values: pd.DataFrame, reference: str, metric: str, higher_is_better: bool | None,
-                         arms: Sequence[str] | None = None, basis: str = "equal steps") -> pd.DataFrame:
-    """Each arm against `reference` on its runs' final values, by Welch's t (see the module doc); verdicts
-    come from `apply_family`. `values` is `stats.run_values` of one part (one row per run, NaN where it has
-    no value); `basis` names what the part's arms share (`part_basis`)."""
+                         arms: Sequence[str] | None = None, basis: str = "equal steps",
+                         failed: Collection[str] = ()) -> pd.DataFrame:
+    """Each arm against `reference` on the final values of its runs that learned, by Welch's t (see the
+    module doc); verdicts come from `apply_family`. `values` is `stats.run_values` of one part (one row per
+    run, NaN where it has no value); `basis` names what the part's arms share (`part_basis`); `failed` the
+    run ids that failed to learn (their values are not averaged in: they are `compare_failures`' outcome)."""
     arms = list(arms or [a for a in values["arm"].unique() if a != reference])
-    every = {a: values.loc[values["arm"] == a, "value"].to_numpy(float) for a in [reference, *arms]}
-    raw = {a: x[np.isfinite(x)] for a, x in every.items()}
+    lost = values["run_id"].isin(set(failed)).to_numpy() if "run_id" in values else np.zeros(len(values), bool)
+    value, arm_of = values["value"].to_numpy(float), values["arm"].to_numpy()
+    mine = {a: arm_of == a for a in [reference, *arms]}
+    every = {a: value[m] for a, m in mine.items()}
+    failures = {a: int(lost[m].sum()) for a, m in mine.items()}
+    raw = {a: value[m & ~lost] for a, m in mine.items()}
+    raw = {a: x[np.isfinite(x)] for a, x in raw.items()}
     scale = metric_scale(metric, np.concatenate(list(raw.values())))
     rows = []
     for arm in arms:
         x, ref = raw[arm], raw[reference]
         estimate, se, dof = stats.welch_contrast(_transform(x, scale), _transform(ref, scale))
+        no_value, no_value_ref = (len(every[a]) - failures[a] - len(raw[a]) for a in (arm, reference))
         rows.append({"metric": metric, "arm": arm, "reference": reference, "basis": basis, "scale": scale,
                      "n": len(x), "n_reference": len(ref), "runs": len(every[arm]), "runs_reference": len(every[reference]),
+                     "failed": failures[arm], "failed_reference": failures[reference],
                      "estimate": estimate, "se": se, "dof": dof, "p": _p_value(estimate, se, dof),
-                     "test": f"Welch's t ({scale} scale)",
-                     "p_no_value": fisher_no_value(len(every[arm]) - len(x), len(every[arm]),
-                                                   len(every[reference]) - len(ref), len(every[reference])),
+                     "test": f"Welch's t ({scale} scale" + (", runs that learned" if failures[arm] + failures[reference]
+                                                            else "") + ")",
+                     "p_no_value": fisher_no_value(no_value, len(every[arm]), no_value_ref, len(every[reference])),
                      "diff": float(x.mean() - ref.mean()) if len(x) and len(ref) else math.nan,
                      "p_permutation": stats.permutation_pvalue(_transform(x, scale), _transform(ref, scale)),
                      "g": stats.hedges_g(x, ref), "in_family": True,
                      "testable": min(len(x), len(ref)) >= MIN_SEEDS, "higher_is_better": higher_is_better})
     return pd.DataFrame(rows)
+
+
+def compare_failures(labels: pd.DataFrame, reference: str, arms: Sequence[str],
+                     basis: str = "equal steps") -> pd.DataFrame:
+    """Each arm's share of runs that failed to learn against the reference's, by Fisher's exact test
+    (two-sided), for the arms where it or the reference has a failure: those rows join the family (see the
+    module doc); a table without one cannot call anything and is not a row. `labels` is
+    `failures.failure_labels` (runs where it is undecided are left out of both counts)."""
+    decided = labels.dropna(subset=[FAILURE]).groupby("arm")[FAILURE].agg(["sum", "count"])
+    counts = {a: (int(decided.at[a, "sum"]), int(decided.at[a, "count"])) if a in decided.index else (0, 0)
+              for a in [reference, *arms]}
+    k_ref, n_ref = counts[reference]
+    rows = []
+    for arm in arms:
+        k, n = counts[arm]
+        if not n or not n_ref or not k + k_ref:
+            continue
+        rows.append({"metric": FAILURE, "arm": arm, "reference": reference, "basis": basis, "scale": "share",
+                     "n": n, "n_reference": n_ref, "runs": n, "runs_reference": n_ref, "failed": k,
+                     "failed_reference": k_ref, "estimate": k / n - k_ref / n_ref, "exact": True,
+                     "p": float(sps.fisher_exact([[k, n - k], [k_ref, n_ref - k_ref]]).pvalue),
+                     "test": "Fisher's exact (share of runs that failed to learn)", "in_family": k + k_ref > 0,
+                     "testable": True, "higher_is_better": False})
+    return pd.DataFrame(rows)
+
+
+def clopper_pearson(k: int, n: int, level: float) -> tuple[float, float]:
+    """The exact binomial interval of a share k/n at `level` (coverage ≥ level for every true share)."""
+    if n == 0:
+        return math.nan, math.nan
+    tail = (1 - level) / 2  # the beta quantiles scipy's binomtest(...).proportion_ci(method="exact") inverts to
+    low = float(sps.beta.ppf(tail, k, n - k + 1)) if k > 0 else 0.0
+    high = float(sps.beta.ppf(1 - tail, k + 1, n - k)) if k < n else 1.0
+    return low, high
+
+
+def seeds_to_decide(k: int, n: int, k_ref: int, n_ref: int, level: float, most: int = 200) -> int | None:
+    """Seeds per arm at which the same failure shares would give Fisher's p < `level`; None beyond `most`
+    or when the shares are equal (no number of seeds separates them)."""
+    share, share_ref = k / n, k_ref / n_ref
+    if share == share_ref:
+        return None
+    for seeds in range(max(n, n_ref), most + 1):
+        a, b = round(share * seeds), round(share_ref * seeds)
+        if sps.fisher_exact([[a, seeds - a], [b, seeds - b]]).pvalue < level:
+            return seeds
+    return None
+
+
+def smallest_exact_p(n: int, n_reference: int) -> float:
+    """The smallest two-sided p any exact (permutation) test can give for two groups of these sizes:
+    2 / C(n + n_ref, n) for equal groups, 1 / C(·) otherwise — when it is above α/m no distribution-free
+    test could call a comparison, and every verdict rests on the t test's normal tails."""
+    ways = math.comb(n + n_reference, n)
+    return min(1.0, (2 if n == n_reference else 1) / ways)
 
 
 TRAINED_FLOPS = "equal FLOPs (trained)"
@@ -134,11 +212,14 @@ def read_distance(steps: Sequence[float], step: float) -> float:
 
 
 def compare_at_equal_compute(frame: pd.DataFrame, reference: str, metric: str, higher_is_better: bool | None,
-                             cost: dict[str, float], arms: Sequence[str], unit: str = "FLOPs") -> pd.DataFrame:
+                             cost: dict[str, float], arms: Sequence[str], unit: str = "FLOPs",
+                             failed: Collection[str] = ()) -> pd.DataFrame:
     """Each arm whose compute per step differs from the reference's, against it at equal compute: both
-    read at the smaller of their final budgets (`INTERPOLATION`), compared by Welch's t. `cost` is arm →
-    compute per step. An arm with the reference's cost gets no row (it would repeat the equal-steps one)."""
+    read at the smaller of their final budgets (`INTERPOLATION`), compared by Welch's t on the runs that
+    learned (`failed`: the run ids that did not). `cost` is arm → compute per step. An arm with the
+    reference's cost gets no row (it would repeat the equal-steps one)."""
     data = frame[(frame["metric"] == metric) & (frame["status"] == "completed")]
+    data = data[~data["run_id"].isin(set(failed))]
     rows = []
     for arm in arms:
         base = {"metric": metric, "arm": arm, "reference": reference, "basis": f"equal {unit}", "in_family": True,
@@ -183,52 +264,71 @@ def compare_at_equal_compute(frame: pd.DataFrame, reference: str, metric: str, h
 def apply_family(rows: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     """The family's verdicts and simultaneous intervals (see the module doc).
 
-    The family is every row with `in_family` and an estimate (the comparisons the report shows); of them,
-    the `testable` ones (both arms with ≥ MIN_SEEDS usable runs, a direction) get Holm verdicts over
-    `family_tested` rows; every family row gets a Bonferroni interval at level 1 − α/`family_size`.
+    The family is every row with `in_family` and an estimate (the comparisons the report shows) — m rows;
+    each gets a Bonferroni interval at level 1 − α/m (a t interval of the difference; for a failure-share
+    row, exact Clopper–Pearson intervals of both shares). The `testable` ones (a direction, and for quality
+    rows ≥ MIN_SEEDS learned runs on both sides) get verdicts at the same level: p_family = min(1, m·p) < α.
     A row outside the family (descriptive) gets a plain 95 % interval and no verdict.
     """
     out = rows.copy().reset_index(drop=True)
     if out.empty:
         return out
-    for column in ("estimate", "se", "dof", "p"):
+    for column in ("estimate", "se", "dof", "p", "exact", "failed", "failed_reference"):
         if column not in out:
             out[column] = math.nan
+    exact = out["exact"].map(lambda v: isinstance(v, (bool, np.bool_)) and bool(v)).astype(bool)
     flagged = out["in_family"].fillna(False).astype(bool) if "in_family" in out else pd.Series(True, out.index)
     # a row without an estimate (every run lost, a reading refused) is shown, but is no comparison
-    in_family = flagged & np.isfinite(out["estimate"].astype(float)) & np.isfinite(out["se"].astype(float))
+    estimable = np.isfinite(out["estimate"].astype(float)) & (np.isfinite(out["se"].astype(float)) | exact)
+    in_family = flagged & estimable
     testable = out["testable"].fillna(False).astype(bool) if "testable" in out else pd.Series(False, out.index)
     tested = in_family & testable & np.isfinite(out["p"].astype(float)) & out["higher_is_better"].notna()
     out["in_family"], out["testable"] = in_family, testable
-    size, m = int(in_family.sum()), int(tested.sum())
-    out["p_holm"] = math.nan
-    if m:
-        out.loc[tested, "p_holm"] = stats.holm(out.loc[tested, "p"].tolist())
-    out["family_size"], out["family_tested"] = size, m
+    size = int(in_family.sum())
+    out["p_family"] = np.where(tested, np.minimum(1.0, out["p"].astype(float) * max(size, 1)), math.nan)
+    out["family_size"], out["family_tested"] = size, int(tested.sum())
     out["interval_level"] = np.where(in_family, 1 - alpha / max(size, 1), 1 - alpha)
-    half = [sps.t.ppf(0.5 + level / 2, d) * s if np.isfinite(s) and np.isfinite(d) else math.nan
-            for level, d, s in zip(out["interval_level"], out["dof"].astype(float), out["se"].astype(float))]
+    with np.errstate(invalid="ignore"):
+        half = sps.t.ppf(0.5 + out["interval_level"].to_numpy(float) / 2, out["dof"].to_numpy(float)) \
+            * out["se"].to_numpy(float)
     out["adj_low"] = out["estimate"].astype(float) - half
     out["adj_high"] = out["estimate"].astype(float) + half
-    for i, row in out.iterrows():  # a difference of a bounded value lies within ±(high − low): coverage is kept
-        low, high = value_range(str(row["metric"]))
-        if row.get("scale") == "raw" and np.isfinite(high - low):
-            out.loc[i, "adj_low"] = max(row["adj_low"], low - high)
-            out.loc[i, "adj_high"] = min(row["adj_high"], high - low)
+    spans = out["metric"].astype(str).map(lambda m: float(np.subtract(*value_range(m)[::-1])))
+    bounded = (out["scale"] == "raw") & np.isfinite(spans) if "scale" in out else pd.Series(False, out.index)
+    # a difference of a bounded value lies within ±(high − low): clipping there keeps coverage
+    out.loc[bounded, "adj_low"] = np.maximum(out.loc[bounded, "adj_low"], -spans[bounded])
+    out.loc[bounded, "adj_high"] = np.minimum(out.loc[bounded, "adj_high"], spans[bounded])
+    shares = {}
+    for i in np.flatnonzero(exact):  # the shares themselves, each exact at the family's level
+        row, level = out.iloc[i], out["interval_level"].iloc[i]
+        shares[i] = (*clopper_pearson(int(row["failed"]), int(row["n"]), level),
+                     *clopper_pearson(int(row["failed_reference"]), int(row["n_reference"]), level))
+    for j, column in enumerate(("share_low", "share_high", "share_low_reference", "share_high_reference")):
+        out[column] = [shares[i][j] if i in shares else math.nan for i in range(len(out))]
     out["verdict"] = [_verdict(r, t, f, alpha) for r, t, f in zip(out.itertuples(), tested, in_family)]
     return out
+
+
+def _is_exact(row: Any) -> bool:
+    """A failure-share row (an exact test, no standard error)."""
+    value = getattr(row, "exact", False)
+    return isinstance(value, (bool, np.bool_)) and bool(value)
 
 
 def _verdict(row, tested: bool, in_family: bool, alpha: float) -> str:
     if row.higher_is_better is None or (isinstance(row.higher_is_better, float) and math.isnan(row.higher_is_better)):
         return "n/a"
-    if not np.isfinite(row.estimate) or not np.isfinite(row.se):
+    exact = _is_exact(row)
+    lost = 0 if exact else sum(v for v in (row.failed, row.failed_reference) if np.isfinite(v))
+    if lost and not tested:  # too few learned runs for a quality comparison
+        return "withheld"
+    if not np.isfinite(row.estimate) or not (np.isfinite(row.se) or exact):
         return "unavailable" if str(getattr(row, "note", "")).startswith("unavailable") else "too few runs"
     if not in_family:
         return "descriptive"
     if not tested:
         return "exploratory"
-    if row.p_holm >= alpha:
+    if row.p_family >= alpha:
         return "no clear difference"
     improved = row.estimate > 0 if row.higher_is_better else row.estimate < 0
     return "better" if improved else "worse"

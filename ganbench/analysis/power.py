@@ -1,8 +1,7 @@
 """Power before the run: the smallest change a suite can detect, and the seeds a target change needs.
 
-A verdict is Welch's t between an arm and the reference, Holm-corrected over the family (see
-`inference`). For planning, each comparison is taken at the Bonferroni level α/m (Holm's first
-step, so the figures are conservative), with n seeds per arm and the seed SD σ of a pilot
+A verdict is Welch's t between an arm and the reference at the Bonferroni level α/m of the family
+(see `inference`); for planning each comparison is taken at that level, with n seeds per arm and the seed SD σ of a pilot
 study on the analysis scale (log for FID and IS). The power against a true difference δ is that
 of the report's own test, simulated: 20 000 seeded pairs of n-seed samples, Welch's t with its
 Welch–Satterthwaite degrees of freedom at level α/m. (The noncentral t with 2n − 2 degrees of
@@ -33,6 +32,17 @@ class PilotSD:
     sd: float  # pooled within-arm SD over seeds, on the analysis scale
     scale: str  # 'log' (the SD of log values; changes are % changes) or 'raw'
     source: str
+    dof: int = 0  # its degrees of freedom (0: not known)
+    arm_sds: tuple[tuple[str, float, int], ...] = ()  # (arm, its own SD, its dof) where the pilot has arms
+
+    def sd_range(self, level: float = 0.9) -> tuple[float, float]:
+        """The χ² interval of σ at `level` from `dof` degrees of freedom (NaN without them): with 3 dof the
+        true σ may be half or three times the estimate, and the detectable change with it."""
+        if self.dof < 1:
+            return math.nan, math.nan
+        tail = (1 - level) / 2
+        return (self.sd * math.sqrt(self.dof / sps.chi2.ppf(1 - tail, self.dof)),
+                self.sd * math.sqrt(self.dof / sps.chi2.ppf(tail, self.dof)))
 
 
 # Measured on the quick study as committed up to 49f301b (`git show 49f301b:results/quick`: 14 arms × 3 seeds,
@@ -41,11 +51,11 @@ class PilotSD:
 # and their seeds scatter twice as much (log FID 0.107); results/loo-pilot (the full recipe at 3 000 steps)
 # agrees with these (log FID 0.0555). `plan --pilot RESULTS_DIR` takes a study's own.
 BUILT_IN = {p.metric: p for p in (
-    PilotSD("fid_fmnist", 0.05399, "log", "quick study at 49f301b (800 steps), 14 arms × 3 seeds (28 dof)"),
-    PilotSD("kid_fmnist", 0.05809, "raw", "quick study at 49f301b (800 steps), 14 arms × 3 seeds (28 dof)"),
-    PilotSD("precision_fmnist", 0.02755, "raw", "quick study at 49f301b (800 steps), 14 arms × 3 seeds (28 dof)"),
-    PilotSD("recall_fmnist", 0.03202, "raw", "quick study at 49f301b (800 steps), 14 arms × 3 seeds (28 dof)"),
-    PilotSD("isc_fmnist", 0.01982, "log", "quick study at 49f301b (800 steps), 14 arms × 3 seeds (28 dof)"),
+    PilotSD("fid_fmnist", 0.05399, "log", "quick study at 49f301b (800 steps), 14 arms × 3 seeds (28 dof)", 28),
+    PilotSD("kid_fmnist", 0.05809, "raw", "quick study at 49f301b (800 steps), 14 arms × 3 seeds (28 dof)", 28),
+    PilotSD("precision_fmnist", 0.02755, "raw", "quick study at 49f301b (800 steps), 14 arms × 3 seeds (28 dof)", 28),
+    PilotSD("recall_fmnist", 0.03202, "raw", "quick study at 49f301b (800 steps), 14 arms × 3 seeds (28 dof)", 28),
+    PilotSD("isc_fmnist", 0.01982, "log", "quick study at 49f301b (800 steps), 14 arms × 3 seeds (28 dof)", 28),
 )}
 
 
@@ -56,37 +66,44 @@ def scale_of(metric: str) -> str:
 REPETITIONS = 20_000
 
 
-def _welch_draws(seeds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seeded standard-normal samples of two arms of `seeds` runs: (difference of means, Welch's standard
-    error, Welch–Satterthwaite dof) per repetition, in units of σ (a true δ only shifts the difference)."""
+def _welch_draws(seeds: int, ratio: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded normal samples of two arms of `seeds` runs, the first with `ratio` times the second's SD:
+    (difference of means, Welch's standard error, Welch–Satterthwaite dof) per repetition, in units of the
+    second arm's σ (a true δ only shifts the difference)."""
     rng = np.random.default_rng(1_000 + seeds)
     x, y = rng.standard_normal((2, REPETITIONS, seeds))
+    x = x * ratio
     vx, vy = x.var(axis=1, ddof=1) / seeds, y.var(axis=1, ddof=1) / seeds
     dof = (vx + vy) ** 2 / (vx**2 / (seeds - 1) + vy**2 / (seeds - 1))
     return x.mean(axis=1) - y.mean(axis=1), np.sqrt(vx + vy), dof
 
 
-def power_of(delta: float, sd: float, seeds: int, family: int, alpha: float = ALPHA) -> float:
-    """Power of one comparison (n seeds per arm, Welch's t, two-sided, level α/family) against a true δ."""
+def power_of(delta: float, sd: float, seeds: int, family: int, alpha: float = ALPHA,
+             sd_arm: float | None = None) -> float:
+    """Power of one comparison (n seeds per arm, Welch's t, two-sided, level α/family) against a true δ;
+    `sd` the reference's seed SD, `sd_arm` the arm's where it differs (Welch's own power then: the equal-SD
+    figure overstated it by ≈ 5 points at the SD ratios of loo-cpu)."""
     if seeds < 2 or sd <= 0:
         return math.nan
     from ganbench.training.resources import PROCESS  # the per-process cache; torch-free
 
-    difference, se, dof = PROCESS.get("welch_draws", seeds, lambda: _welch_draws(seeds), keep=64)
+    ratio = round((sd_arm or sd) / sd, 3)
+    difference, se, dof = PROCESS.get("welch_draws", (seeds, ratio), lambda: _welch_draws(seeds, ratio), keep=64)
     critical = sps.t.ppf(1 - alpha / (2 * max(family, 1)), dof)
     return float(np.mean(np.abs(abs(delta) / sd + difference) / se > critical))
 
 
-def min_detectable(sd: float, seeds: int, family: int, alpha: float = ALPHA, power: float = POWER) -> float:
-    """The smallest true difference (analysis scale) detected with `power`."""
+def min_detectable(sd: float, seeds: int, family: int, alpha: float = ALPHA, power: float = POWER,
+                   sd_arm: float | None = None) -> float:
+    """The smallest true difference (analysis scale) detected with `power` (`sd_arm`: see `power_of`)."""
     if seeds < 2 or sd <= 0:
         return math.inf
-    low, high = 0.0, sd
-    while power_of(high, sd, seeds, family, alpha) < power:
+    low, high = 0.0, max(sd, sd_arm or 0.0)
+    while power_of(high, sd, seeds, family, alpha, sd_arm) < power:
         high *= 2
     for _ in range(60):  # bisection: power rises with δ
         mid = (low + high) / 2
-        low, high = (mid, high) if power_of(mid, sd, seeds, family, alpha) < power else (low, mid)
+        low, high = (mid, high) if power_of(mid, sd, seeds, family, alpha, sd_arm) < power else (low, mid)
     return high
 
 
@@ -140,9 +157,15 @@ def pilot_from(results_dir: str | Path, metric: str) -> PilotSD | None:
     scale = scale_of(metric)
     y = np.log(values["value"].to_numpy(float)) if scale == "log" else values["value"].to_numpy(float)
     values = values.assign(y=y)
-    groups = [g["y"].to_numpy() for _, g in values.groupby("arm") if len(g) > 1]
-    dof = sum(len(g) - 1 for g in groups)
+    # one group per distinct set of runs: arms with equal configs (a reference shared by two parts, an arm
+    # trained to the reference's steps) share runs, and counting them twice inflated the dof (loo-cpu: 80 → 48)
+    sets: dict[frozenset, tuple[str, np.ndarray]] = {}
+    for arm, group in values.groupby("arm", sort=False):
+        sets.setdefault(frozenset(group["run_id"]), (str(arm), group["y"].to_numpy()))
+    groups = [(arm, g) for arm, g in sets.values() if len(g) > 1]
+    dof = sum(len(g) - 1 for _, g in groups)
     if not dof:
         return None
-    sd = math.sqrt(sum((len(g) - 1) * g.var(ddof=1) for g in groups) / dof)
-    return PilotSD(metric, sd, scale, f"{results_dir}, pooled over {len(groups)} arms ({dof} dof)")
+    sd = math.sqrt(sum((len(g) - 1) * g.var(ddof=1) for _, g in groups) / dof)
+    return PilotSD(metric, sd, scale, f"{results_dir}, pooled over {len(groups)} run sets ({dof} dof)", dof,
+                   tuple((arm, float(g.std(ddof=1)), len(g) - 1) for arm, g in groups))

@@ -35,11 +35,15 @@ METHODS = (
     "The family: exactly the comparisons the report shows (every verdict metric at equal steps; the primary metric "
     "at equal FLOPs only where the two arms' FLOPs per step differ, so no comparison enters twice). Intervals: "
     "Bonferroni over the whole family (each at level 1 − 0.05/m), so together they cover the true differences with "
-    "probability ≥ 95 %; intervals of bounded metrics are kept inside ±(their range). Verdicts: Holm over the "
-    "comparisons with ≥ 5 usable runs on both sides (family-wise error ≤ 5 %); Holm rejects everything Bonferroni "
-    "does and may reject more, so a verdict's interval can touch 0. With fewer than 5 runs a row is exploratory "
-    "(interval, no verdict).",
-    "Runs without a value (diverged, failed) are counted in every comparison ('no value' k/n) and compared with the "
+    "probability ≥ 95 %; intervals of bounded metrics are kept inside ±(their range). Verdicts: the same "
+    "Bonferroni level over the comparisons with ≥ 5 learned runs on both sides (p < 0.05/m: exactly when the "
+    "interval excludes 0; family-wise error ≤ 5 %). With fewer than 5 runs a row is exploratory (interval, no "
+    "verdict); with fewer than 5 learned runs because some failed to learn, its quality verdict is withheld.",
+    "Two outcomes per arm: the share of runs that failed to learn (final FID within evaluation noise of uniform "
+    "noise's), compared with the reference's by Fisher's exact test as a member of the family wherever either arm "
+    "has a failure, with exact (Clopper–Pearson) intervals of both shares at the family's level; and the quality "
+    "metrics on the runs that learned only, so a mean never mixes noise generators with learned ones.",
+    "Runs without a value (diverged, crashed) are counted in every comparison ('no value' k/n) and compared with the "
     "reference's by Fisher's exact test, outside the family; their last numbers describe a broken model and are not "
     "averaged in.",
     "Equal compute: FLOPs per step counted by torch's flop counter (one step, forward and backward); both arms read "
@@ -146,19 +150,6 @@ def permutation_pvalue(a: Sequence[float], b: Sequence[float], seed: int = 0) ->
     shuffled = pooled[perms]
     diffs = np.abs(shuffled[:, :n].mean(1) - shuffled[:, n:].mean(1))
     return float((1 + np.sum(diffs >= observed - 1e-12)) / (N_PERMUTATIONS + 1))
-
-
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm–Bonferroni adjusted p-values (NaNs stay NaN and do not count)."""
-    p = np.asarray(pvalues, float)
-    finite = np.flatnonzero(np.isfinite(p))
-    adjusted = np.full(len(p), math.nan)
-    order = finite[np.argsort(p[finite])]
-    m, running = len(order), 0.0
-    for rank, idx in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[idx]))
-        adjusted[idx] = running
-    return adjusted.tolist()
 
 
 def hedges_g(a: Sequence[float], b: Sequence[float]) -> float:

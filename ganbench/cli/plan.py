@@ -146,9 +146,14 @@ def _power_lines(power: list[dict[str, Any]]) -> list[str]:
         if "min_detectable" not in row:
             lines.append(f"power ({row['metric']}): {row.get('note', 'unavailable')}")
             continue
+        dof = f", {row['sd_dof']} dof" if row.get("sd_dof") else ""
         text = (f"power ({row['metric']}): with {row['seeds']} seeds per arm and a family of ≤ {row['family']} "
                 f"comparisons, the smallest change seen with 80 % power is {row['min_detectable_text']} "
-                f"(seed SD {row['sd']:.3g} on the {row['scale']} scale, from {row['pilot']})")
+                f"(seed SD {row['sd']:.3g} on the {row['scale']} scale{dof}, from {row['pilot']})")
+        if row.get("min_detectable_range_text"):
+            text += f"; over the SD's 90 % range {row['min_detectable_range_text']}"
+        if row.get("per_arm_text"):
+            text += f"; {row['per_arm_text']}"
         if "target" in row:
             need = row["seeds_for_target"]
             text += (f"; a change of {row['target']} needs {need} seeds per arm (recommended)" if need else

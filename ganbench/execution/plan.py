@@ -10,6 +10,7 @@ time once and agree on every arm's steps.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,23 @@ def family_size(suite: Suite, metrics: list[str]) -> int:
     return size
 
 
+def _per_arm_power(spec: Any, suite: Suite, seeds: int, family: int) -> dict[str, Any]:
+    """Where the pilot has per-arm SDs: the detectable change per arm by Welch's power with its own SD against
+    the reference's (the suite's reference arm where the pilot has it, else the pooled SD): the smallest and
+    the largest, with their arms. One σ for every arm hides a spread like loo-cpu's 0.042–0.72."""
+    from ganbench.analysis import power
+
+    if len(spec.arm_sds) < 2:
+        return {}
+    sds = {arm: sd for arm, sd, _ in spec.arm_sds}
+    references = [d.reference_arm for d in suite.designs]
+    reference = next((sds[a] for a in references if a in sds), spec.sd)
+    detectable = sorted((power.min_detectable(reference, seeds, family, sd_arm=sd), arm) for arm, sd in sds.items())
+    (low, low_arm), (high, high_arm) = detectable[0], detectable[-1]
+    return {"per_arm_text": f"per arm (each its own SD, Welch): from {power.as_change(low, spec.scale)} ({low_arm}) "
+                            f"to {power.as_change(high, spec.scale)} ({high_arm})"}
+
+
 def suite_power(suite: Suite, pilot: str | Path | None = None, target: str | None = None) -> list[dict[str, Any]]:
     """Per verdict metric: the minimum detectable change at 80 % power for the suite's seeds and family
     (from the pilot's seed SD), and the seeds a `target` change needs."""
@@ -194,8 +212,13 @@ def suite_power(suite: Suite, pilot: str | Path | None = None, target: str | Non
             out.append(row)
             continue
         mdc = power.min_detectable(spec.sd, seeds, family)
-        row.update(sd=spec.sd, scale=spec.scale, pilot=spec.source, min_detectable=mdc,
+        row.update(sd=spec.sd, sd_dof=spec.dof, scale=spec.scale, pilot=spec.source, min_detectable=mdc,
                    min_detectable_text=power.as_change(mdc, spec.scale))
+        low, high = spec.sd_range()
+        if math.isfinite(low):  # what the σ's own uncertainty (its dof) does to the detectable change
+            row["min_detectable_range_text"] = " to ".join(
+                power.as_change(power.min_detectable(sd, seeds, family), spec.scale) for sd in (low, high))
+        row.update(_per_arm_power(spec, suite, seeds, family))
         wanted = target or (power.DEFAULT_TARGET if spec.scale == "log" else None)
         if wanted and power.target_applies(wanted, spec.scale):
             delta = power.to_delta(wanted, spec.scale)

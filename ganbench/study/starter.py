@@ -30,7 +30,7 @@ base:                           # knobs for every arm, below the hacks (`ganbenc
 # the whole test split, with the dataset's own metrics (FID, KID, precision/recall, mode coverage).
 evaluation: {{every: 125, samples: 2000, reference_samples: 0, metrics: auto}}
 # The report's one family of comparisons: every arm against the reference on these metrics, with
-# Holm-corrected verdicts and simultaneous intervals.
+# Bonferroni verdicts and simultaneous intervals (a verdict exactly when its interval excludes 0).
 analysis: {{primary: fid_fmnist, verdicts: [fid_fmnist, kid_fmnist, precision_fmnist, recall_fmnist]}}
 """
 

@@ -150,7 +150,8 @@ def _part_section(part: PartResult, result: Analysis, chosen: list[str], name: s
     tables = [Table(label, "final evaluation, mean [95 % CI] (n)", "", frame, best)]
     body = [f"## Results: {label}", "", "Final evaluation (the mean of its latent draws; `summary.csv` also has "
             "the best-over-training and mean-of-last-3 readings): mean [95 % CI inside the metric's range] "
-            "(n = usable runs); bold: the arm whose interval lies clear of every other arm's (none where they overlap). Diverged runs are excluded from the means and counted "
+            "(n = runs that learned: a run that failed to learn is counted in `failed to learn`, not averaged in); "
+            "bold: the arm whose interval lies clear of every other arm's (none where they overlap). Diverged runs are excluded from the means and counted "
             "in `diverged`.", "", to_markdown(frame, best)]
     factorial = ("main effects and two-way interactions" if part.interactions else "main effects; two-way "
                  "interactions are aliased with each other at this resolution and are not estimated")
@@ -159,13 +160,16 @@ def _part_section(part: PartResult, result: Analysis, chosen: list[str], name: s
                     "per step timed alone on the sweep's device. Equal steps is not equal compute.", "compute per arm"),
         "noise": (noise_table(part, main), f"Evaluation noise against seed noise on `{main}`: a difference smaller "
                   "than the evaluation SD cannot be told from a different latent draw.", "evaluation noise vs seed noise"),
-        "convergence": (convergence_frame(part), f"Convergence of `{main}`: each arm's change over its last two "
-                        "evaluations (mean over seeds of the per-run change, ± its standard error); *still improving* "
+        "convergence": (convergence_frame(part), f"Convergence of `{main}`: each arm's change over the last quarter "
+                        "of its own training (from its last evaluation at or before 75 % of its last step; mean over seeds "
+                        "of the per-run change, ± its standard error); *still improving* "
                         "when it goes the better way by more than 2 SE; *flips* when the arm's difference from "
                         f"`{part.reference}` changes sign:", f"convergence of {main}"),
-        "effects": (effects_table(part, result.verdict_metrics), f"Every verdict metric against `{part.reference}` at "
-                    f"{part.basis}: rows of the family of {result.family_size} "
-                    f"({'exploratory: intervals only, no verdicts' if result.exploratory else 'Holm verdicts'})"
+        "effects": (effects_table(part, [*result.verdict_metrics, inference.FAILURE]),
+                    f"Every verdict metric against `{part.reference}` at {part.basis}, on the runs that learned, and "
+                    f"the share of runs that failed to learn (`{inference.FAILURE}`, Fisher's exact, where either arm "
+                    f"has a failure): rows of the family of {result.family_size} "
+                    f"({'exploratory: intervals only, no verdicts' if result.exploratory else 'Bonferroni verdicts'})"
                     + (f"; {', '.join(f'`{a}`' for a in part.compared_elsewhere)} train the reference's own steps "
                        "here, so their runs and comparisons are an earlier part's" if part.compared_elsewhere else "")
                     + ":", f"effects at {part.basis}"),

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ganbench import rundir
 from ganbench.analysis import inference
+from ganbench.analysis.convergence import convergence_counts
 from ganbench.analysis.results import SETTING
 from ganbench.suitedir import SuiteDir
 from ganbench.analysis.report.analysis import Analysis, PartResult
@@ -61,8 +62,37 @@ def provenance_lines(frame: pd.DataFrame, results_dir: Path, manifest: dict[str,
 def finding_numbers(row: Any, metric: str, result: Analysis) -> str:
     return (f"{row.basis}, Δ {metric} = {interval_text(row)} (simultaneous CI over {result.family_size}), n = "
             f"{row.n:.0f} vs {row.n_reference:.0f}, {row.test}" + (
-                f", Holm p = {number_text(row.p_holm, '.3g')} over {result.family_tested} tested"
-                if np.isfinite(row.p_holm) else ", not tested (exploratory)"))
+                f", p = {number_text(row.p_family, '.3g')} after Bonferroni over the {result.family_size}"
+                if np.isfinite(row.p_family) else f", not tested ({row.verdict})"))
+
+
+def failure_findings(part: PartResult, result: Analysis) -> list[str]:
+    """The failure-share rows of a part in words: called, or why not and how many seeds would decide it —
+    "no clear difference" in failure share must not read as "fails as rarely as the reference"."""
+    rows = part.comparisons.get(inference.FAILURE, pd.DataFrame())
+    lines = []
+    for row in rows.itertuples() if not rows.empty else ():
+        shares = interval_text(row)
+        if row.verdict in ("better", "worse"):
+            lines.append(f"- **{row.arm}** fails to learn {'more' if row.verdict == 'worse' else 'less'} often than "
+                         f"`{part.reference}` ({shares}, Fisher p = {number_text(row.p, '.2g')}, "
+                         f"{number_text(row.p_family, '.2g')} over the family).")
+            continue
+        level = 0.05 / max(result.family_size, 1)
+        needed = inference.seeds_to_decide(int(row.failed), int(row.n), int(row.failed_reference),
+                                           int(row.n_reference), level)
+        lines.append(f"- {row.arm}: failed to learn in {row.failed:.0f} of {row.n:.0f} runs against "
+                     f"{row.failed_reference:.0f} of {row.n_reference:.0f} for `{part.reference}` ({shares}); Fisher "
+                     f"p = {number_text(row.p, '.2g')} cannot decide at these seeds (the family's level is "
+                     f"{level:.2g})" + (f"; the same shares would need ≈ {needed} seeds per arm" if needed else "")
+                     + ". Not deciding is not \"fails as rarely\".")
+    quality = [r for m in result.verdict_metrics for r in part.comparisons.get(m, pd.DataFrame()).itertuples()
+               if r.verdict == "withheld"]
+    for arm in dict.fromkeys(r.arm for r in quality):
+        row = next(r for r in quality if r.arm == arm)
+        lines.append(f"- {arm}: quality not compared — {row.failed:.0f} of {row.runs:.0f} runs failed to learn, "
+                     f"{row.n:.0f} learned (a verdict needs {inference.MIN_SEEDS}); its intervals use those runs only.")
+    return lines
 
 
 def findings(result: Analysis) -> list[str]:
@@ -71,7 +101,7 @@ def findings(result: Analysis) -> list[str]:
     metric, lines = result.primary, []
     trained = any(p.basis == inference.TRAINED_FLOPS for p in result.parts)
     for part in result.parts:
-        lines += convergence_findings(part, metric)
+        lines += convergence_findings(part, metric) + failure_findings(part, result)
         steps = part.comparisons.get(metric, pd.DataFrame())
         if steps.empty:
             continue
@@ -170,30 +200,37 @@ def arm_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
     return lines
 
 
+def called_rows(part: PartResult, metrics: list[str]) -> pd.DataFrame:
+    """Every row of a part called better or worse, on every verdict metric and the failure share."""
+    frames = [c for m in [*metrics, inference.FAILURE] if not (c := part.comparisons.get(m, pd.DataFrame())).empty]
+    frames += [part.equal_compute] if not part.equal_compute.empty else []
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return rows[rows["verdict"].isin(["better", "worse"])] if not rows.empty else rows
+
+
 def headline(result: Analysis, manifest: dict[str, Any]) -> list[str]:
     """What the study can say, at which budget, with what confidence: a paragraph, then (with verdicts)
-    one line per part naming the arms that differ from its reference on the primary metric, by how much."""
+    one line per part naming every arm the family calls different from its reference, on any verdict
+    metric or in its failure share."""
     metric = result.primary
     arms, distinct = sum(len(p.arms) for p in result.parts), len({r["run_id"] for r in manifest["runs"]})
     shared = f" ({distinct} distinct runs: arms with equal configs share them)" if distinct < len(manifest["runs"]) else ""
     sentences = [f"{arms} arms × {len(manifest['seeds'])} seeds{shared} at "
                  f"{budget_text(manifest)}, compared with each part's reference on {len(result.verdict_metrics)} "
-                 f"metrics ({result.family_size} comparisons, one family)."]
+                 f"metrics and the share of runs that failed to learn ({result.family_size} comparisons, one family)."]
     if result.exploratory:
-        sentences.append(f"With fewer than {inference.MIN_SEEDS} seeds per arm it is exploratory: no difference is "
-                         "tested, and the simultaneous intervals are wide.")
+        sentences.append(f"With fewer than {inference.MIN_SEEDS} seeds per arm it is exploratory: no quality difference "
+                         "is tested (failure shares are, exactly), and the simultaneous intervals are wide.")
     else:
-        called = sum(int((c["verdict"].isin(["better", "worse"])).sum()) for p in result.parts
-                     for c in [*p.comparisons.values(), p.equal_compute] if not c.empty)
+        called = sum(len(called_rows(p, result.verdict_metrics)) for p in result.parts)
         sentences.append(f"{called} of the {result.family_tested} tested comparisons are called better or worse "
-                         "(Holm, family-wise error ≤ 5 %).")
+                         "(Bonferroni, family-wise error ≤ 5 %).")
+    improving, assessed = convergence_counts([p.convergence for p in result.parts])
+    if improving:
+        sentences.append(f"The budget has not converged: {improving} of {assessed} arms still improve on `{metric}` "
+                         "over the last quarter of their training, so the ranking is that of this budget.")
     effects = []
     for part in result.parts:
-        c = part.convergence
-        if not c.empty and c["still_improving"].any():
-            sentences.append(f"The budget has not converged: {int(c['still_improving'].sum())} of {len(c)} arms of "
-                             f"{part.name or 'the design'} still improve on `{metric}` at the last evaluation, so the "
-                             "ranking is provisional.")
         rows = part.comparisons.get(metric, pd.DataFrame())
         rows = rows[np.isfinite(rows["estimate"].astype(float))] if not rows.empty else rows
         if rows.empty:
@@ -203,21 +240,52 @@ def headline(result: Analysis, manifest: dict[str, Any]) -> list[str]:
             sentences.append(f"The largest estimated improvement on `{metric}` over `{part.reference}` is "
                              f"{better['arm']}: {interval_text(better)} (simultaneous CI).")
         else:
-            effects.append(part_effects(part, rows, metric))
+            effects.append(part_effects(part, result, len(rows)))
     return [" ".join(sentences[:5]), *(["", *effects] if effects else [])]
 
 
-def part_effects(part: PartResult, rows: pd.DataFrame, metric: str) -> str:
-    """One line: which arms of a part differ from its reference on `metric` at the part's basis, each with its
-    change, simultaneous CI and Holm p; then how many show no difference the family can detect."""
-    called = rows[rows["verdict"].isin(["better", "worse"])].sort_values("estimate")
-    said = [f"`{r.arm}` {r.verdict} ({interval_text(r)}, Holm p = {number_text(r.p_holm, '.2g')})"
-            for r in called.itertuples()]
-    quiet = len(rows) - len(called)
-    return (f"- **{part.name or 'design'}**, {part.basis}, `{metric}` against `{part.reference}`: "
-            + ("; ".join(said) if said else "no arm differs detectably")
-            + (f"; {quiet} other arm{'s show' if quiet != 1 else ' shows'} no difference the family can detect at these seeds "
-               "(not the same as no effect)" if said and quiet else "") + ".")
+def capacity_text(part: PartResult, arm: str) -> str:
+    """' (G ×4.6, D ×30 parameters, ×1.6 FLOPs/step)' where an arm's networks differ in size from the
+    reference's: a hack that changes capacity is not only a trick; '' where they are the same."""
+    compute = part.compute.set_index("arm") if not part.compute.empty else pd.DataFrame()
+    if arm not in compute.index or part.reference not in compute.index:
+        return ""
+    mine, ref = compute.loc[arm], compute.loc[part.reference]
+    said = [f"{net.upper()} ×{mine[f'params_{net}'] / ref[f'params_{net}']:.2g} parameters" for net in ("g", "d")
+            if np.isfinite(mine[f"params_{net}"]) and ref[f"params_{net}"] > 0
+            and not math.isclose(mine[f"params_{net}"], ref[f"params_{net}"], rel_tol=0.05)]
+    flops = mine["flops_per_step"] / ref["flops_per_step"] if ref["flops_per_step"] > 0 else math.nan
+    if np.isfinite(flops) and not math.isclose(flops, 1.0, rel_tol=0.05):
+        said.append(f"×{flops:.2g} FLOPs/step")
+    return f" ({', '.join(said)})" if said else ""
+
+
+def part_effects(part: PartResult, result: Analysis, compared: int) -> str:
+    """One line: every arm of a part the family calls different from its reference — its strongest verdict
+    with change, simultaneous CI and family p, then the metrics of its other verdicts — and how many arms
+    show no difference the family can detect."""
+    called = called_rows(part, result.verdict_metrics).sort_values("p_family") if compared else pd.DataFrame()
+    said = []
+    for arm, rows in (called.groupby("arm", sort=False) if not called.empty else ()):
+        top = rows.iloc[0]
+        where = "failure share" if top["metric"] == inference.FAILURE else f"`{top['metric']}`"
+        text = (f"`{arm}`{capacity_text(part, arm)} {top['verdict']} on {where}"
+                + (" at equal FLOPs" if top["basis"] == "equal FLOPs" else "")
+                + f" ({interval_text(top)}, p = {number_text(top['p_family'], '.2g')})")
+        more = [f"{r.verdict} on {'failure share' if r.metric == inference.FAILURE else r.metric}"
+                for r in rows.iloc[1:].itertuples()]
+        said.append(text + (f" and {len(more)} more ({', '.join(more)})" if more else ""))
+    primary = part.comparisons.get(result.primary, pd.DataFrame())
+    withheld = list(primary.loc[primary["verdict"] == "withheld", "arm"]) if not primary.empty else []
+    quiet = len(set(primary["arm"]) - set(called["arm"] if not called.empty else []) - set(withheld)) \
+        if not primary.empty else 0
+    basis = (f"{part.basis}, at this budget" if part.basis == inference.TRAINED_FLOPS else part.basis)
+    return (f"- **{part.name or 'design'}**, {basis}, against `{part.reference}`: "
+            + ("; ".join(said) if said else "no arm differs detectably on any verdict metric")
+            + (f"; {quiet} other arm{'s show' if quiet != 1 else ' shows'} no difference the family can detect at "
+               "these seeds (not the same as no effect)" if said and quiet > 0 else "")
+            + (f"; {', '.join(f'`{a}`' for a in withheld)} not compared on quality (too few runs that learned)"
+               if withheld else "") + ".")
 
 
 def limitations(result: Analysis, manifest: dict[str, Any], frame: pd.DataFrame, results_dir: Path) -> list[str]:
@@ -228,19 +296,17 @@ def limitations(result: Analysis, manifest: dict[str, Any], frame: pd.DataFrame,
     presets = sorted({d["preset"] for d in manifest["designs"] if d.get("preset")})
     extractors = sorted(frame["extractor"].dropna().unique()) if "extractor" in frame else []
     devices = [machine["device"]] if machine.get("device") else []
-    converged = [p for p in result.parts if not p.convergence.empty]
-    improving = sum(int(p.convergence["still_improving"].sum()) for p in converged)
-    arms = sum(len(p.convergence) for p in converged)
+    improving, arms = convergence_counts([p.convergence for p in result.parts])
     lines = [f"- **Dataset**: {', '.join(f'`{d}`' for d in datasets) or 'one dataset'} only; a hack's effect on "
              "other data (colour, higher resolution, more classes) is not measured here.",
              f"- **Architecture**: one family, the DCGAN-style networks of the "
              f"{', '.join(f'`{p}`' for p in presets)} recipe{'s' * (len(presets) > 1)} and the variants its arms "
              "make; other families (ResNet GANs, StyleGAN) may respond differently.",
              f"- **Budget**: {budget_text(manifest)}" + (f" on {', '.join(f'`{d}`' for d in devices)}" if devices else "")
-             + (f"; {improving} of {arms} arms still improve on `{result.primary}` over the last two evaluations, so "
-                "the ranking is that of this budget, not of converged models" if improving else
-                f"; no arm still improves on `{result.primary}` over the last two evaluations (2 standard errors)"
-                if arms else "") + "."]
+             + (f"; {improving} of {arms} arms still improve on `{result.primary}` over the last quarter of their "
+                "training, so the ranking is that of this budget, not of converged models" if improving else
+                f"; no arm still improves on `{result.primary}` over the last quarter of its training (2 standard "
+                "errors)" if arms else "") + "."]
     if any(e != "inception" for e in extractors):
         lines.append(f"- **Metrics**: computed with the {', '.join(f'`{e}`' for e in extractors)} feature "
                      "extractor; an extractor other than Inception gives numbers that are not comparable with "
@@ -256,24 +322,25 @@ def convergence_findings(part: PartResult, metric: str) -> list[str]:
     c = part.convergence
     if c.empty:
         return []
-    previous, last = int(c["previous_step"].iloc[0]), int(c["last_step"].iloc[0])
     unit = " %" if (c["scale"] == "log").any() else ""
     improving = c[c["still_improving"]]
     if len(improving):
-        named = ", ".join(f"{r.arm} ({number_text(r.change, '+.3g')}{unit})" for r in improving.itertuples())
-        lines = [f"- **Not converged**: {len(improving)} of {len(c)} arms are still improving on `{metric}` between "
-                 f"steps {previous} and {last} by more than 2 standard errors: {named}. Rankings at {last} steps are "
-                 "provisional; a longer budget may order the arms differently."]
+        named = ", ".join(f"{r.arm} ({number_text(r.change, '+.3g')}{unit}, steps {r.previous_step} → {r.last_step})"
+                          for r in improving.itertuples())
+        lines = [f"- **Not converged**: {len(improving)} of {len(c)} arms of {part.name or 'the design'} are still "
+                 f"improving on `{metric}` over the last quarter of their own training by more than 2 standard "
+                 f"errors: {named}. Their rankings are provisional; a longer budget may order the arms differently."]
     else:
-        lines = [f"- Converged on `{metric}` as far as 2 standard errors tell: no arm still improves between steps "
-                 f"{previous} and {last}."]
+        lines = [f"- Converged on `{metric}` as far as 2 standard errors tell: no arm of {part.name or 'the design'} "
+                 "still improves over the last quarter of its training."]
     if "flips" in c:
         flipped = c[c["flips"].fillna(False).astype(bool)]
         if len(flipped):
-            named = ", ".join(f"{r.arm} ({number_text(r.vs_reference_previous, '+.3g')}{unit} → "
-                              f"{number_text(r.vs_reference_last, '+.3g')}{unit})" for r in flipped.itertuples())
-            lines.append(f"- The difference from `{part.reference}` changes sign between steps {previous} and {last} "
-                         f"for {named}: these comparisons depend on the budget.")
+            named = ", ".join(f"{r.arm} ({number_text(r.vs_reference_previous, '+.3g')}{unit} at step "
+                              f"{r.previous_step} → {number_text(r.vs_reference_last, '+.3g')}{unit} at {r.last_step})"
+                              for r in flipped.itertuples())
+            lines.append(f"- The difference from `{part.reference}` changes sign over the last stretch for {named}: "
+                         "these comparisons depend on the budget.")
     return lines
 
 
@@ -298,17 +365,27 @@ def inference_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
                "them; an arm whose runs an earlier part compares already is compared there, once" if trained else
                "every verdict metric at equal steps, and the primary metric at equal FLOPs where the arms' FLOPs per "
                "step differ")
-    family = (f"The family is the {result.family_size} comparisons the tables below show ({members}); each "
-              f"difference is Welch's t (each arm its own variance), and its interval is simultaneous: Bonferroni over "
-              f"all {result.family_size}, so together they cover the true differences with probability ≥ 95 %.")
+    family = (f"The family is the {result.family_size} comparisons the tables below show ({members}, and the share "
+              "of runs that failed to learn where either arm has a failure); each quality difference is Welch's t "
+              "(each arm its own variance) on the runs that learned, each failure share Fisher's exact test, and every "
+              f"interval is simultaneous: Bonferroni over all {result.family_size}, so together they cover the true "
+              "values with probability ≥ 95 %.")
+    conditions = ("These guarantees hold when the learned runs' values are roughly normal within each arm on the "
+                  "analysis scale (log for FID and IS) and seeds are independent; the failure shares need no "
+                  "assumption (exact tests).")
+    exact = (f" At {len(manifest.get('seeds') or [])} seeds per arm no exact (permutation) test can give a p below "
+             f"{result.smallest_exact_p:.2g}, above the family's level {0.05 / max(result.family_size, 1):.2g}: every "
+             "quality verdict here rests on the t test's normal tails." if np.isfinite(result.smallest_exact_p) and
+             result.smallest_exact_p >= 0.05 / max(result.family_size, 1) else "")
     if result.exploratory:
         mode = (f"**Exploratory study**: fewer than {inference.MIN_SEEDS} usable runs per arm, so no comparison is "
                 f"tested and there are no better/worse verdicts. {family} Run at least {inference.MIN_SEEDS} seeds "
                 "per arm for verdicts (`ganbench plan` says how many a given effect needs).")
     else:
-        mode = (f"{family} Verdicts: Holm's step-down correction over the {result.family_tested} comparisons with at "
-                f"least {inference.MIN_SEEDS} usable runs on both sides (family-wise error ≤ 5 %); Holm rejects "
-                "everything Bonferroni does and may reject more, so a verdict's interval can touch 0.")
+        mode = (f"{family} Verdicts: the same Bonferroni level over the {result.family_tested} comparisons that can "
+                f"be tested (≥ {inference.MIN_SEEDS} learned runs on both sides, or an exact test): p < 5 %/"
+                f"{result.family_size}, which for a difference is exactly when its interval excludes 0 (family-wise "
+                f"error ≤ 5 %). {conditions}{exact}")
     return [mode, "", f"- primary metric: `{result.primary}`; verdict metrics: "
             f"{', '.join(f'`{m}`' for m in result.verdict_metrics)}",
             f"- budget: {budget}", *([] if trained else [f"- {inference.INTERPOLATION}"])]

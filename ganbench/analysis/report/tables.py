@@ -42,8 +42,9 @@ def arm_cell(row: pd.Series) -> str:
 
 
 def share_text(value: float, n: int) -> str:
-    """A label's share of the runs where it is decided; n/a where it is decided for none of them."""
-    return f"{value:.0%}" if np.isfinite(value) else "n/a (undecidable)"
+    """A label's share of the runs where it is decided, with the count ('60 % (3/5)'); n/a where it is
+    decided for none of them."""
+    return f"{value:.0%} ({round(value * n):.0f}/{n:.0f})" if np.isfinite(value) else "n/a (undecidable)"
 
 
 def main_table(part: PartResult, metrics: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -63,6 +64,9 @@ def main_table(part: PartResult, metrics: list[str]) -> tuple[pd.DataFrame, dict
                          ("d_wins", "D wins")):
         table[title] = [share_text(rates.loc[a, label], rates.loc[a, f"{label}_n"]) if a in rates.index else "—"
                         for a in part.arms]
+    for i, arm in enumerate(part.arms):  # another part's very runs: said once, there, not printed again
+        if arm in part.same_runs:
+            table.loc[i, table.columns[1:]] = [f"same runs as `{part.same_runs[arm]}`"] + [""] * (len(table.columns) - 2)
     return table, best
 
 
@@ -170,13 +174,14 @@ def to_latex(table: pd.DataFrame, caption: str, best: Mapping[str, str] | None =
 
 
 FAILURE_COLUMNS = ("diverged", "failed to learn", "mode collapse", "D wins")
-COMPACT_EFFECT_COLUMNS = ("p (Holm over the family)", "verdict")  # beside arm and Δ [CI] in a paper's table
+P_FAMILY = "p (Bonferroni over the family)"
+COMPACT_EFFECT_COLUMNS = (P_FAMILY, "verdict")  # beside arm and Δ [CI] in a paper's table
 
 
 def latex_pieces(table: "Table") -> list["Table"]:
     """The LaTeX tables of one report table, each readable at a column's width: the main table as one table
     per metric (arm, mean [CI] (n)) and one of failure shares; the effects table as one per metric (arm,
-    Δ [simultaneous CI], Holm p, verdict); the others whole. The Markdown and CSV keep every column."""
+    Δ [simultaneous CI], family p, verdict); the others whole. The Markdown and CSV keep every column."""
     frame = table.frame
     if table.stem.rsplit("_", 1)[-1] not in EXTRA_KINDS and "arm" in frame and "metric" not in frame:
         metrics = [c for c in frame.columns if c != "arm" and c not in FAILURE_COLUMNS]
@@ -199,8 +204,17 @@ def number_text(value: float, spec: str) -> str:
     return format(value, spec) if np.isfinite(value) else "—"
 
 
+def runs_share_text(k: float, n: float, low: float, high: float) -> str:
+    """'3/5 [15 %, 99 %]': a count of runs and the exact interval of its share."""
+    return f"{k:.0f}/{n:.0f} [{low:.0%}, {high:.0%}]" if np.isfinite(low) else f"{k:.0f}/{n:.0f}"
+
+
 def interval_text(row: Any) -> str:
-    """'Δ [adjusted CI]' in display units (% change on the log scale)."""
+    """'Δ [adjusted CI]' in display units (% change on the log scale); for a failure-share row the two
+    shares, each with its exact interval at the family's level."""
+    if getattr(row, "scale", None) == "share":
+        return (f"failed {runs_share_text(row.failed, row.n, row.share_low, row.share_high)} vs "
+                f"{runs_share_text(row.failed_reference, row.n_reference, row.share_low_reference, row.share_high_reference)}")
     if not np.isfinite(getattr(row, "estimate", math.nan)):
         return "—"
     values = [on_display_scale(v, row.scale) for v in (row.estimate, row.adj_low, row.adj_high)]
@@ -210,17 +224,24 @@ def interval_text(row: Any) -> str:
     return f"{number_text(values[0], '+.3g')} [{number_text(values[1], '+.3g')}, {number_text(values[2], '+.3g')}]"
 
 
+def _failed(row: Any, side: str = "") -> float:
+    """A comparison row's runs that failed to learn (0 where it does not say)."""
+    value = getattr(row, f"failed{side}", 0)
+    return float(value) if isinstance(value, (int, float, np.number)) and np.isfinite(value) else 0.0
+
+
 def _lost(r: Any) -> str:
-    """'k/n vs k/n' runs without a value (diverged or failed), with Fisher's exact p when any was lost."""
+    """'k/n vs k/n' runs without a value (diverged or crashed), with Fisher's exact p when any was lost."""
     runs, runs_ref = getattr(r, "runs", math.nan), getattr(r, "runs_reference", math.nan)
-    if not (np.isfinite(runs) and np.isfinite(runs_ref)):
+    if not (np.isfinite(runs) and np.isfinite(runs_ref)) or getattr(r, "scale", None) == "share":
         return "—"
-    text = f"{runs - r.n:.0f}/{runs:.0f} vs {runs_ref - r.n_reference:.0f}/{runs_ref:.0f}"
+    lost, lost_ref = (runs - _failed(r) - r.n, runs_ref - _failed(r, "_reference") - r.n_reference)
+    text = f"{lost:.0f}/{runs:.0f} vs {lost_ref:.0f}/{runs_ref:.0f}"
     p = getattr(r, "p_no_value", math.nan)
     return text + (f" (Fisher p {p:.2g})" if np.isfinite(p) else "")
 
 
-UNTESTED = ("exploratory", "too few runs", "unavailable", "n/a", "descriptive")  # rows no test was made for
+UNTESTED = ("exploratory", "too few runs", "unavailable", "n/a", "descriptive", "withheld")  # rows no test was made for
 
 
 def effects_table(part: PartResult, metrics: list[str]) -> pd.DataFrame:
@@ -231,19 +252,27 @@ def effects_table(part: PartResult, metrics: list[str]) -> pd.DataFrame:
     comparison = pd.concat(frames, ignore_index=True)
     rows = list(comparison.itertuples())
     tested = [r.verdict not in UNTESTED for r in rows]
+    share = [getattr(r, "scale", None) == "share" for r in rows]
 
-    def test_text(values: Any, spec: str) -> list[str]:  # a p or g only where a test was made
-        return [number_text(v, spec) if t else "— (no test)" for v, t in zip(values, tested)]
+    def test_text(values: Any, spec: str, shares_too: bool = True) -> list[str]:  # only where a test was made
+        return [number_text(v, spec) if t and (shares_too or not s) else "— (no test)" if not t else "—"
+                for v, t, s in zip(values, tested, share)]
 
     return pd.DataFrame({
         "metric": comparison["metric"], "arm": comparison["arm"],
         f"Δ vs {part.reference} [simultaneous CI]": [interval_text(r) for r in rows],
-        "n": [f"{r.n:.0f} vs {r.n_reference:.0f}" for r in rows],
-        "no value (diverged, failed)": [_lost(r) for r in rows],
-        "p (Welch's t; log scale for FID, IS)": test_text([r.p for r in rows], ".3g"),
-        "p (Holm over the family)": test_text([r.p_holm for r in rows], ".3g"),
-        "p (exact permutation, same scale)": test_text([r.p_permutation for r in rows], ".3g"),
-        "Hedges' g (raw scale)": test_text([r.g for r in rows], "+.2f"),
+        "n (runs that learned)": [f"{r.n - (_failed(r) if s else 0):.0f} vs "
+                                  f"{r.n_reference - (_failed(r, '_reference') if s else 0):.0f}"
+                                  for r, s in zip(rows, share)],
+        "failed to learn": [f"{_failed(r):.0f}/{r.runs:.0f} vs {_failed(r, '_reference'):.0f}/{r.runs_reference:.0f}"
+                            for r in rows],
+        "no value (diverged, crashed)": [_lost(r) for r in rows],
+        "p (Welch's t, log scale for FID and IS; Fisher's exact for failure shares)":
+            test_text([r.p for r in rows], ".3g"),
+        P_FAMILY: test_text([r.p_family for r in rows], ".3g"),
+        "p (exact permutation, same scale)": test_text([getattr(r, "p_permutation", math.nan) for r in rows], ".3g",
+                                                       False),
+        "Hedges' g (raw scale)": test_text([getattr(r, "g", math.nan) for r in rows], "+.2f", False),
         "verdict": comparison["verdict"],
     })
 
@@ -258,14 +287,14 @@ def equal_compute_table(part: PartResult, metric: str) -> pd.DataFrame:
         f"Δ {metric} vs {part.reference} [simultaneous CI]": [interval_text(r) for r in rows.itertuples()],
         "n": [f"{r.n:.0f} vs {r.n_reference:.0f}" if np.isfinite(getattr(r, "n", math.nan)) else "—"
               for r in rows.itertuples()],
-        "p (Holm over the family)": [number_text(r.p_holm, ".3g") for r in rows.itertuples()],
+        P_FAMILY: [number_text(r.p_family, ".3g") for r in rows.itertuples()],
         "verdict": rows["verdict"],
         "where": rows["note"].fillna(""),
     })
 
 
 def convergence_frame(part: PartResult) -> pd.DataFrame:
-    """Per arm: the primary metric's change over the last two evaluations, and the comparison's sign there."""
+    """Per arm: the primary metric's change over its own last stretch, and the comparison's sign at both ends."""
     c = part.convergence
     if c.empty:
         return c
@@ -273,8 +302,9 @@ def convergence_frame(part: PartResult) -> pd.DataFrame:
     se = [100 * v if s == "log" else v for v, s in zip(c["change_se"], c["scale"])]
     table = pd.DataFrame({
         "arm": c["arm"],
-        f"change step {c['previous_step'].iloc[0]} → {c['last_step'].iloc[0]} (± SE)":
-            [f"{number_text(v, '+.3g')}{unit} ± {number_text(e, '.2g')}{unit}" for v, e in zip(c["change"], se)],
+        "last stretch (its own steps)": [f"{a} → {b}" for a, b in zip(c["previous_step"], c["last_step"])],
+        "change (± SE)": [f"{number_text(v, '+.3g')}{unit} ± {number_text(e, '.2g')}{unit}"
+                          for v, e in zip(c["change"], se)],
         "still improving": ["yes" if v else "no" for v in c["still_improving"]],
     })
     if "flips" in c:
