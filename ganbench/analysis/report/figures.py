@@ -30,13 +30,13 @@ def save_figure(fig: plt.Figure, path: Path) -> list[Path]:
     return [path.with_suffix(".png"), path.with_suffix(".pdf")]
 
 
-VERDICT_ORDER = ("better", "worse", "no clear difference", "exploratory", "too few runs")
+VERDICT_ORDER = ("better", "worse", "no clear difference", "exploratory", "withheld", "too few runs")
 # Okabe & Ito's colour-blind-safe set: no two of these are confused under any common colour-vision deficiency.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
 # Verdicts: blue and vermillion (the pair every deficiency tells apart), a neutral grey, and purple; each
 # with its own marker too, so a greyscale print still separates them.
 VERDICT_STYLE = {"better": ("#0072B2", "o"), "worse": ("#D55E00", "s"), "no clear difference": ("#7F7F7F", "D"),
-                 "exploratory": ("#CC79A7", "^"), "too few runs": ("#BBBBBB", "v")}
+                 "exploratory": ("#CC79A7", "^"), "withheld": ("#BBBBBB", "x"), "too few runs": ("#BBBBBB", "v")}
 FOLD_LIMITS = (1 / 8, 8)  # log-scale metrics are drawn as fold changes on a log axis, clipped here (marked ◂ ▸)
 OUTLIER_RATIO = 3.0  # an arm whose interval reaches this many times further than the next arm's is clipped
 
@@ -61,7 +61,8 @@ def forest_plot(part: PartResult, metrics: list[str], path: Path) -> Path | None
         ax.set_xlabel(f"{metric} ({arrow})\n{what} vs {part.reference}", fontsize=9)
     handles = [plt.Line2D([], [], marker=VERDICT_STYLE[v][1], ls="", color=VERDICT_STYLE[v][0], label=v)
                for v in VERDICT_ORDER if v in occurring]
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    if handles:  # (every row may be without a verdict style: no legend then, not an error)
+        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     fig.suptitle(f"{part.name or 'design'}: each arm vs '{part.reference}' at {part.basis}\n"
                  "(Bonferroni-simultaneous intervals over the report's family)", fontsize=10)
     save_figure(fig, path)
