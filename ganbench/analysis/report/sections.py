@@ -15,7 +15,7 @@ from ganbench.analysis.convergence import convergence_counts
 from ganbench.analysis.results import SETTING
 from ganbench.suitedir import SuiteDir
 from ganbench.analysis.report.analysis import Analysis, PartResult
-from ganbench.analysis.report.tables import interval_text, number_text
+from ganbench.analysis.report.tables import capacity_text, interval_text, number_text
 
 
 def first_config(results_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -242,22 +242,6 @@ def headline(result: Analysis, manifest: dict[str, Any]) -> list[str]:
         else:
             effects.append(part_effects(part, result, len(rows)))
     return [" ".join(sentences[:5]), *(["", *effects] if effects else [])]
-
-
-def capacity_text(part: PartResult, arm: str) -> str:
-    """' (G ×4.6, D ×30 parameters, ×1.6 FLOPs/step)' where an arm's networks differ in size from the
-    reference's: a hack that changes capacity is not only a trick; '' where they are the same."""
-    compute = part.compute.set_index("arm") if not part.compute.empty else pd.DataFrame()
-    if arm not in compute.index or part.reference not in compute.index:
-        return ""
-    mine, ref = compute.loc[arm], compute.loc[part.reference]
-    said = [f"{net.upper()} ×{mine[f'params_{net}'] / ref[f'params_{net}']:.2g} parameters" for net in ("g", "d")
-            if np.isfinite(mine[f"params_{net}"]) and ref[f"params_{net}"] > 0
-            and not math.isclose(mine[f"params_{net}"], ref[f"params_{net}"], rel_tol=0.05)]
-    flops = mine["flops_per_step"] / ref["flops_per_step"] if ref["flops_per_step"] > 0 else math.nan
-    if np.isfinite(flops) and not math.isclose(flops, 1.0, rel_tol=0.05):
-        said.append(f"×{flops:.2g} FLOPs/step")
-    return f" ({', '.join(said)})" if said else ""
 
 
 def part_effects(part: PartResult, result: Analysis, compared: int) -> str:

@@ -293,6 +293,22 @@ def equal_compute_table(part: PartResult, metric: str) -> pd.DataFrame:
     })
 
 
+def capacity_text(part: PartResult, arm: str) -> str:
+    """' (G ×4.6, D ×30 parameters, ×1.6 FLOPs/step)' where an arm's networks differ in size from the
+    reference's: a hack that changes capacity is not only a trick; '' where they are the same."""
+    compute = part.compute.set_index("arm") if not part.compute.empty else pd.DataFrame()
+    if arm not in compute.index or part.reference not in compute.index:
+        return ""
+    mine, ref = compute.loc[arm], compute.loc[part.reference]
+    said = [f"{net.upper()} ×{mine[f'params_{net}'] / ref[f'params_{net}']:.2g} parameters" for net in ("g", "d")
+            if np.isfinite(mine[f"params_{net}"]) and ref[f"params_{net}"] > 0
+            and not math.isclose(mine[f"params_{net}"], ref[f"params_{net}"], rel_tol=0.05)]
+    flops = mine["flops_per_step"] / ref["flops_per_step"] if ref["flops_per_step"] > 0 else math.nan
+    if np.isfinite(flops) and not math.isclose(flops, 1.0, rel_tol=0.05):
+        said.append(f"×{flops:.2g} FLOPs/step")
+    return f" ({', '.join(said)})" if said else ""
+
+
 def convergence_frame(part: PartResult) -> pd.DataFrame:
     """Per arm: the primary metric's change over its own last stretch, and the comparison's sign at both ends."""
     c = part.convergence
