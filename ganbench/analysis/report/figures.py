@@ -33,10 +33,10 @@ def save_figure(fig: plt.Figure, path: Path) -> list[Path]:
 VERDICT_ORDER = ("better", "worse", "no clear difference", "exploratory", "withheld", "too few runs")
 # Okabe & Ito's colour-blind-safe set: no two of these are confused under any common colour-vision deficiency.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
-# Verdicts: blue and vermillion (the pair every deficiency tells apart), a neutral grey, and purple; each
+# Verdicts: blue and vermillion (the pair every deficiency tells apart), a neutral grey, purple and bluish green; each
 # with its own marker too, so a greyscale print still separates them.
 VERDICT_STYLE = {"better": ("#0072B2", "o"), "worse": ("#D55E00", "s"), "no clear difference": ("#7F7F7F", "D"),
-                 "exploratory": ("#CC79A7", "^"), "withheld": ("#BBBBBB", "x"), "too few runs": ("#BBBBBB", "v")}
+                 "exploratory": ("#CC79A7", "^"), "withheld": ("#009E73", "X"), "too few runs": ("#BBBBBB", "v")}
 FOLD_LIMITS = (1 / 8, 8)  # log-scale metrics are drawn as fold changes on a log axis, clipped here (marked ◂ ▸)
 OUTLIER_RATIO = 3.0  # an arm whose interval reaches this many times further than the next arm's is clipped
 
