@@ -28,7 +28,6 @@ import math
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -37,34 +36,21 @@ from ganbench.files import write_json
 from ganbench.selftest.runner import markdown as selftest_markdown
 from ganbench.selftest.runner import run_selftest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
+
 CAPS = {"env": 30, "smoke": 90, "structures": 90, "engine": 120, "eval": 90, "sweep": 60}  # seconds: 480 in all
 DRY_CAPS = {"sweep": 150}  # a CPU's toy sweep (the selftest's toy parts keep their own timeouts)
 
 
-def sweep_suite(folder: Path, runs: int, steps: int) -> Path:
-    path = folder / "window-sweep.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        name: window-sweep
-        dataset: fashion-mnist
-        preset: dcgan
-        design: {{type: arms, reference: a}}
-        seeds: {runs}
-        steps: {steps}
-        base: {{log_every: 100, sample_every: 0, checkpoint_every: {steps}}}
-        evaluation: {{metrics: none}}
-        arms:
-          a: {{}}
-        """))
-    return path
-
-
 def part_sweep(device: str, dry_run: bool, cap: float, data_root: str | None) -> dict[str, Any]:
     """`ganbench run` of `runs` dcgan runs in a subprocess, its wall time and run-steps/s."""
+    from gpu_sweep import write_suite  # a sibling script (benchmarks/ is on sys.path: see the imports)
+
     from ganbench import rundir
 
     runs, steps = (2, 10) if dry_run else (32, 300)
     with tempfile.TemporaryDirectory() as tmp:
-        path = sweep_suite(Path(tmp), runs, steps)
+        path = write_suite(Path(tmp), "dcgan", runs, steps)  # benchmarks/gpu_sweep.py's dcgan suite, evaluation off
         command = [sys.executable, "-m", "ganbench", "run", str(path), "--device", device, "--no-selftest",
                    "--results-root", str(Path(tmp) / "results")] + (["--data-root", data_root] if data_root else [])
         start = time.perf_counter()
@@ -74,7 +60,7 @@ def part_sweep(device: str, dry_run: bool, cap: float, data_root: str | None) ->
         except subprocess.TimeoutExpired as stop:
             code, tail = None, f"stopped at its cap of {cap:g} s; {str(stop.stdout or '')[-1000:]}"
         wall = time.perf_counter() - start
-        statuses = [rundir.read_json(p)["status"] for p in (Path(tmp) / "results" / "window-sweep" / "runs").glob("*/status.json")]
+        statuses = [rundir.read_json(p)["status"] for p in (Path(tmp) / "results" / "dcgan" / "runs").glob("*/status.json")]
     completed = statuses.count("completed")
     return {"runs": runs, "steps": steps, "completed": completed, "exit_code": code, "wall_s": round(wall, 1),
             "run_steps_per_s_end_to_end": round(completed * steps / wall, 1),

@@ -160,8 +160,8 @@ def _memory(record: PartRecord, device: torch.device, images: torch.Tensor) -> N
     record.figure("peak memory per run", figures)
 
 
-def suite_structures(suite_path: Path) -> list[tuple[str, Any]]:
-    """(arm, config) of the first run of each fusion key of a suite (loading it writes nothing)."""
+def suite_structures(suite_path: Path) -> list[Any]:
+    """The first run of each fusion key of a suite (loading it writes nothing)."""
     from ganbench.config import fusion_key
     from ganbench.study.suite import load_suite
 
@@ -169,7 +169,7 @@ def suite_structures(suite_path: Path) -> list[tuple[str, Any]]:
     firsts: dict[Any, Any] = {}
     for run in suite.runs:
         firsts.setdefault(fusion_key(run.config), run)
-    return [(run.arm, run.config) for key, run in firsts.items() if key is not None]
+    return [run for key, run in firsts.items() if key is not None]
 
 
 def part_structures(record: PartRecord, device: torch.device, toy: bool, suite: Path, budget_s: float) -> None:
@@ -180,7 +180,8 @@ def part_structures(record: PartRecord, device: torch.device, toy: bool, suite: 
     failed: dict[str, str] = {}
     started, done = time.perf_counter(), 0
     with exact_kernels(device):
-        for arm, config in structures:
+        for run in structures:
+            arm, config = run.arm, run.config
             if time.perf_counter() - started > budget_s:
                 record.skip("the rest", f"time budget {budget_s:g} s reached after {done} of {len(structures)}")
                 break

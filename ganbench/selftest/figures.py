@@ -5,6 +5,8 @@ device metric path against torch-fidelity's own code)."""
 from __future__ import annotations
 
 import contextlib
+import importlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -28,11 +30,11 @@ def part_env(record: PartRecord, device: torch.device, data_root: str | None) ->
                                "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None})
     for module in ("torch_fidelity", "tqdm"):  # a worker needs both; say so here, not at the first evaluation
         try:
-            __import__(module)
+            importlib.import_module(module)
             record.check(f"{module} imports", True, "yes")
         except Exception as err:  # noqa: BLE001
             record.check(f"{module} imports", False, f"{type(err).__name__}: {err}")
-    record.figure("cpu", {**cpu_capability(), "cores": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads()})
+    record.figure("cpu", {**cpu_capability(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()})
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         record.figure("gpu", {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
@@ -173,8 +175,8 @@ def part_eval(record: PartRecord, device: torch.device, toy: bool, suite: Path, 
     from ganbench.models import build_models
     from ganbench.selftest.checks import suite_structures
 
-    arm, config = suite_structures(suite)[0]
-    threads = run_threads(type("R", (), {"config": config})())  # a sweep worker's thread count
+    run = suite_structures(suite)[0]
+    arm, config, threads = run.arm, run.config, run_threads(run)  # a sweep worker's thread count
     torch.set_num_threads(threads)
     k, samples, references = (2, 256, 512) if toy else (4, config.eval_samples, config.eval_reference_samples)
     cfgs = [config.replace(seed=s, device=str(device), eval_samples=samples, eval_reference_samples=references)

@@ -130,8 +130,6 @@ def smoke_gate(device: str, cache: Path, data_root: str | None = None,
 
 
 def _part_main(args: argparse.Namespace) -> int:
-    import torch
-
     from ganbench import devices
     from ganbench.selftest import checks, figures
     from ganbench.selftest.record import PartRecord
@@ -153,7 +151,6 @@ def _part_main(args: argparse.Namespace) -> int:
     finally:
         record.data["seconds"] = round(time.time() - record.data["started_at"], 1)
         record.save()
-        del torch
     return 0 if all(c["ok"] for c in record.data["checks"].values()) else 1
 
 
