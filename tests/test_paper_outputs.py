@@ -13,7 +13,7 @@ from matplotlib.colors import to_rgb
 
 from ganbench.analysis.report import figures
 from ganbench.analysis.report.analysis import PartResult
-from ganbench.analysis.report.tables import Table, effects_table, latex_pieces, to_latex
+from ganbench.analysis.report.tables import P_FAMILY, Table, effects_table, latex_pieces, to_latex
 
 
 def part(arms, comparisons=None, reference="all", basis="equal steps"):
@@ -131,9 +131,9 @@ def test_no_p_or_g_where_no_test_is_made():
     table = effects_table(part(["all", "-a", "-b"], {"fid_fmnist": rows}), ["fid_fmnist"])
     exploratory, tested = table.iloc[0], table.iloc[1]
     for column in ("p (Welch's t, log scale for FID and IS; Fisher's exact for failure shares)",
-                   "p (Bonferroni over the family)", "Hedges' g (raw scale)"):
+                   P_FAMILY, "Hedges' g (raw scale)"):
         assert exploratory[column] == "— (no test)" and tested[column] != "— (no test)"
     effects = Table("steps_effects", " (steps): effects", "", table)
     (piece,) = latex_pieces(effects)
-    assert list(piece.frame.columns) == ["arm", "Δ vs all [simultaneous CI]", "p (Bonferroni over the family)", "verdict"]
+    assert list(piece.frame.columns) == ["arm", "Δ vs all [simultaneous CI]", P_FAMILY, "verdict"]
     assert len(piece.frame) == 2

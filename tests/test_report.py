@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ganbench.cli import app
+from ganbench.analysis.report.tables import P_FAMILY
 from ganbench.analysis.results import load_results
 
 SUITE = """
@@ -208,4 +209,4 @@ def test_from_five_seeds_the_family_gives_verdicts():
     assert "**costly** is better than `ref` at equal steps but *worse* at equal compute" in findings
     assert "simultaneous CI over 5" in findings and "n = 6 vs 6" in findings
     table = tables.effects_table(result.parts[0], ["fid_fmnist", "kid_fmnist"])
-    assert len(table) == 4 and {"p (exact permutation, same scale)", "p (Bonferroni over the family)"} <= set(table.columns)
+    assert len(table) == 4 and {"p (exact permutation, same scale)", P_FAMILY} <= set(table.columns)

@@ -4,7 +4,8 @@ A verdict is Welch's t between an arm and the reference at the Bonferroni level 
 (see `inference`); for planning each comparison is taken at that level, with n seeds per arm and the seed SD σ of a pilot
 study on the analysis scale (log for FID and IS). The power against a true difference δ is that
 of the report's own test, simulated: 20 000 seeded pairs of n-seed samples, Welch's t with its
-Welch–Satterthwaite degrees of freedom at level α/m. (The noncentral t with 2n − 2 degrees of
+Welch–Satterthwaite degrees of freedom at the tail that keeps level α/m whatever the variance ratio
+(`welch_bound.critical_tail`). (The noncentral t with 2n − 2 degrees of
 freedom overstates it by up to 4 points at 8 seeds: Welch's degrees of freedom are fewer.)
 `tests/test_calibration.py` checks the printed power against an independent simulation.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as sps
 
+from ganbench.analysis import welch_bound
 from ganbench.analysis.inference import ALPHA, LOG_SCALED
 from ganbench.metrics.registry import parse_value_name
 
@@ -80,7 +82,7 @@ def _welch_draws(seeds: int, ratio: float = 1.0) -> tuple[np.ndarray, np.ndarray
 
 def power_of(delta: float, sd: float, seeds: int, family: int, alpha: float = ALPHA,
              sd_arm: float | None = None) -> float:
-    """Power of one comparison (n seeds per arm, Welch's t, two-sided, level α/family) against a true δ;
+    """Power of one comparison (n seeds per arm, Welch's t at `welch_bound`'s level α/family) against a true δ;
     `sd` the reference's seed SD, `sd_arm` the arm's where it differs (Welch's own power then: the equal-SD
     figure overstated it by ≈ 5 points at the SD ratios of loo-cpu)."""
     if seeds < 2 or sd <= 0:
@@ -89,7 +91,8 @@ def power_of(delta: float, sd: float, seeds: int, family: int, alpha: float = AL
 
     ratio = round((sd_arm or sd) / sd, 3)
     difference, se, dof = PROCESS.get("welch_draws", (seeds, ratio), lambda: _welch_draws(seeds, ratio), keep=64)
-    critical = sps.t.ppf(1 - alpha / (2 * max(family, 1)), dof)
+    tail = welch_bound.critical_tail(alpha / max(family, 1), seeds, seeds)  # the report's test (`welch_bound`)
+    critical = sps.t.isf(tail / 2, dof)
     return float(np.mean(np.abs(abs(delta) / sd + difference) / se > critical))
 
 

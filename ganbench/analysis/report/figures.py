@@ -88,22 +88,24 @@ def _forest_panel(ax: Any, comp: pd.DataFrame) -> None:
     an interval past the axis ends at it with an arrowhead and the value it reaches, so no arm squashes
     the others."""
     log = bool((comp["scale"] == "log").any())
-    values = [[math.exp(v) if log else v for v in (r.estimate, r.adj_low, r.adj_high)] for r in comp.itertuples()]
+    # a bound of a row with 2 learned runs can lie past e^700: it is drawn as ∞ at the axis end, not an error
+    values = [[(math.exp(v) if v < 700 else math.inf) if log else v for v in (r.estimate, r.adj_low, r.adj_high)]
+              for r in comp.itertuples()]
     if log:
         low_end, high_end = FOLD_LIMITS
     else:
         low_end, high_end = robust_limits([v[1] for v in values], [v[2] for v in values])
     for yi, (row, (estimate, low, high)) in enumerate(zip(comp.itertuples(), values)):
-        mid, lo, hi = (min(max(v, low_end), high_end) if np.isfinite(v) else v for v in (estimate, low, high))
+        mid, lo, hi = (min(max(v, low_end), high_end) if not math.isnan(v) else v for v in (estimate, low, high))
         if not np.isfinite(mid):
             continue
         colour, marker = VERDICT_STYLE.get(row.verdict, ("grey", "o"))
-        ax.errorbar(mid, yi, xerr=[[mid - lo], [hi - mid]] if np.isfinite(lo) else None, fmt=marker, color=colour,
+        ax.errorbar(mid, yi, xerr=[[mid - lo], [hi - mid]] if not math.isnan(lo) else None, fmt=marker, color=colour,
                     capsize=3)
         for bound, end, side in ((low, low_end, "<"), (high, high_end, ">")):
-            if np.isfinite(bound) and (bound < end if side == "<" else bound > end):
+            if not math.isnan(bound) and (bound < end if side == "<" else bound > end):
                 ax.plot(end, yi, marker=side, color=colour, ms=7)
-                ax.annotate(f"×{bound:.3g}" if log else f"{bound:+.3g}", (end, yi),
+                ax.annotate("∞" if math.isinf(bound) else f"×{bound:.3g}" if log else f"{bound:+.3g}", (end, yi),
                             xytext=(-4 if side == ">" else 4, 7), textcoords="offset points",
                             ha="right" if side == ">" else "left", fontsize=7, color=colour)
     if log:

@@ -354,12 +354,9 @@ def inference_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
               "(each arm its own variance) on the runs that learned, each failure share Fisher's exact test, and every "
               f"interval is simultaneous: Bonferroni over all {result.family_size}, so together they cover the true "
               "values with probability ≥ 95 %.")
-    conditions = ("These guarantees hold when the learned runs' values are roughly normal within each arm on the "
-                  "analysis scale (log for FID and IS) and seeds are independent; the failure shares need no "
-                  "assumption (exact tests). Welch's t is an approximation: with seed SDs as unequal as here, lost "
-                  "seeds and an arm failing in half its seeds, the project's simulations measure a joint coverage "
-                  f"down to {inference.HARD_CASE_COVERAGE:.0%} and a family-wise error up to "
-                  f"{inference.HARD_CASE_FWER:.0%} (Welch's tails with few learned runs).")
+    conditions = ("Each t test's p and interval are read at the least favourable ratio of the two arms' variances "
+                  "(Welch's statistic, its tail computed exactly for every ratio and the worst taken): Welch's own "
+                  "tails are too thin at this level with few runs. So " + inference.GUARANTEE + ".")
     exact = (f" At {len(manifest.get('seeds') or [])} seeds per arm no exact (permutation) test can give a p below "
              f"{result.smallest_exact_p:.2g}, above the family's level {0.05 / max(result.family_size, 1):.2g}: every "
              "quality verdict here rests on the t test's normal tails." if np.isfinite(result.smallest_exact_p) and

@@ -174,7 +174,7 @@ def to_latex(table: pd.DataFrame, caption: str, best: Mapping[str, str] | None =
 
 
 FAILURE_COLUMNS = ("diverged", "failed to learn", "mode collapse", "D wins")
-P_FAMILY = "p (Bonferroni over the family)"
+P_FAMILY = "p (family: worst-case variance ratio, Bonferroni)"
 COMPACT_EFFECT_COLUMNS = (P_FAMILY, "verdict")  # beside arm and Δ [CI] in a paper's table
 
 
@@ -219,7 +219,8 @@ def interval_text(row: Any) -> str:
         return "—"
     values = [on_display_scale(v, row.scale) for v in (row.estimate, row.adj_low, row.adj_high)]
     if row.scale == "log":  # % change: whole percents past ±10 %, never 1e+02
-        text = [number_text(v, "+.0f" if abs(v) >= 10 else "+.1f") if np.isfinite(v) else "—" for v in values]
+        text = [number_text(v, "+.0f" if abs(v) >= 10 else "+.1f") if np.isfinite(v) else "+∞" if v == math.inf
+                else "—" for v in values]
         return f"{text[0]} % [{text[1]} %, {text[2]} %]"
     return f"{number_text(values[0], '+.3g')} [{number_text(values[1], '+.3g')}, {number_text(values[2], '+.3g')}]"
 
