@@ -7,17 +7,11 @@ load on first use.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ganbench.config import TrainConfig
 from ganbench.errors import ConfigError
 from ganbench.hacks import HACKS, PRESETS, Hack, compose, register_hack, resolve
-
-try:
-    __version__ = version("ganbench")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
 
 _LAZY = {"Discriminator": "ganbench.models", "Generator": "ganbench.models", "build_models": "ganbench.models",
          "train": "ganbench.training.loop",
@@ -32,6 +26,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # importlib.metadata costs a quarter of `ganbench --help`: asked only when read
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("ganbench")
+        except PackageNotFoundError:  # a source tree that was never installed
+            return "0+unknown"
     if name in _LAZY:
         import importlib
 

@@ -19,7 +19,25 @@ def is_device_name(name: str) -> bool:
     return name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
 
 
+def _no_gpu_driver() -> bool:
+    """True where no GPU can be present: a Linux machine without the NVIDIA driver's device files
+    (or ROCm's /dev/kfd), or CUDA_VISIBLE_DEVICES set to none. Asked before torch, whose import costs
+    more than a whole `plan --no-estimate` on a CPU machine; anywhere else torch is asked."""
+    import os
+    import sys
+    from pathlib import Path
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    return not (Path("/proc/driver/nvidia").exists() or Path("/dev/kfd").exists()
+                or any(Path("/dev").glob("nvidia[0-9]*")))
+
+
 def _cuda() -> tuple[bool, int]:
+    if _no_gpu_driver():
+        return False, 0
     import torch
 
     available = torch.cuda.is_available()

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import numpy as np
-
 from ganbench.data.datasets import Dataset, cache_dir, get_dataset
 from ganbench.data.formats import DecodeLog, Preprocess
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy and torch load when a split is built or loaded (`describe` is used by --help)
+    import numpy as np
     import torch
 
 DATA_CACHE_VERSION = 1  # bump when a decoder's output changes, so old entries are not reused
@@ -100,6 +99,8 @@ def decode_split(dataset: Dataset, root: Path, split: str, prep: Preprocess, log
 def build_entry(dataset: Dataset, root: Path, split: str, prep: Preprocess, entry: Path,
                 progress: Callable[[int, int], None] | None) -> None:
     """Decode into a temporary directory, then rename it into place (never a half-written entry)."""
+    import numpy as np
+
     tmp = entry.parent / f".{entry.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -157,6 +158,8 @@ def load_split(name: str, split: str, prep: Preprocess, data_root: str | os.Path
 
     `memory_budget_mb=None` always loads into memory.
     """
+    import numpy as np
+
     started, rss_before = time.perf_counter(), resident_mb()
     entry, hit = prepare(name, split, prep, data_root, progress)
     if entry is None:  # uncached (fake): decode straight into memory

@@ -21,14 +21,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-import numpy as np
-
-from ganbench.data.formats import (HOLDOUT_EVERY, IMAGE_SUFFIXES, Chunk, DecodeLog, Preprocess, fit_chunks, decode_photos,
+from ganbench.data.formats import (HOLDOUT_EVERY, IMAGE_SUFFIXES, DecodeLog, Preprocess, fit_chunks, decode_photos,
                                    holdout_split, list_photos, read_cifar_batch, read_idx)
 from ganbench.errors import ConfigError, Registry, did_you_mean
 
-if TYPE_CHECKING:  # torch, PIL and torchvision load when a dataset is decoded, not on import
+if TYPE_CHECKING:  # numpy, torch, PIL and torchvision load when a dataset is decoded, not on import
     import torch
+
+    from ganbench.data.formats import Chunk
 
 DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 
@@ -135,7 +135,7 @@ class IdxDataset(FileSetDataset):
 
     def decode(self, root: Path, split: str, prep: Preprocess, log: DecodeLog) -> Iterator[Chunk]:
         image_file, label_file = self.sources(root, split)
-        images, labels = read_idx(image_file), read_idx(label_file).astype(np.int64)
+        images, labels = read_idx(image_file), read_idx(label_file).astype("int64")
         if images.ndim != 3 or len(images) != len(labels):
             raise ValueError(f"{image_file}: expected N×H×W images and N labels, got {images.shape}, {labels.shape}")
         yield from fit_chunks(images[:, None], labels, prep)

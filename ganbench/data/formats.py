@@ -2,7 +2,8 @@
 
 Every decoder yields uint8 N×C×S×S chunks already at the run's size and channels
 (`Preprocess`). Photos are decoded with PIL and resized per image, in threads (PIL releases
-the GIL while decoding). Torch, PIL and torchvision load when something is decoded.
+the GIL while decoding). numpy, torch, PIL and torchvision load when something is decoded (the
+dataset registry, which `ganbench --help` loads through the config checks, imports this module).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
-Chunk = tuple[np.ndarray, np.ndarray]  # (uint8 n×C×S×S images, int64 n labels; −1 = unlabelled)
+    Chunk = tuple[np.ndarray, np.ndarray]  # (uint8 n×C×S×S images, int64 n labels; −1 = unlabelled)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 HOLDOUT_EVERY = 10  # folders without an official split hold out 1 file in 10 (by path hash) as 'test'
 
@@ -47,12 +47,13 @@ class DecodeLog:
 
 # --- Array formats ----------------------------------------------------------------------------
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}  # numpy dtype codes
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (LeCun's MNIST format), gzipped or not, into a numpy array."""
+    import numpy as np
+
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
@@ -91,6 +92,8 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     The official format is a pickle. It is read with an unpickler that only rebuilds numpy
     arrays, so a file that would run code is refused with its name, never executed.
     """
+    import numpy as np
+
     try:
         with open(path, "rb") as fh:
             batch = _ArraysOnlyUnpickler(fh, encoding="bytes").load()
@@ -125,6 +128,7 @@ def fit_images(images: torch.Tensor, side: int, channels: int) -> torch.Tensor:
 
 def fit_chunks(images: np.ndarray, labels: np.ndarray, prep: Preprocess, chunk: int = 4096) -> Iterator[Chunk]:
     """Square array images → prep's size and channels, a chunk at a time (bounded memory)."""
+    import numpy as np
     import torch
 
     for i in range(0, len(images), chunk):
@@ -137,6 +141,8 @@ def fit_chunks(images: np.ndarray, labels: np.ndarray, prep: Preprocess, chunk: 
 def _eight_bit(img: Any) -> Any:
     """16-bit (and 32-bit integer) gray images scaled to 8 bits. PIL's convert("L") clips them
     at 255, which turns a 16-bit PNG white."""
+    import numpy as np
+
     if img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         return img
     from PIL import Image
@@ -148,6 +154,7 @@ def _eight_bit(img: Any) -> Any:
 
 def decode_photo(path: Path, prep: Preprocess) -> np.ndarray:
     """One photo → uint8 C×S×S (raises on unreadable files)."""
+    import numpy as np
     from PIL import Image
     from torchvision.transforms import functional as TF
 
@@ -165,6 +172,7 @@ def decode_photo(path: Path, prep: Preprocess) -> np.ndarray:
 def decode_photos(files: list[Path], labels: list[int], prep: Preprocess, log: DecodeLog,
                   chunk: int = 512) -> Iterator[Chunk]:
     """Decode `files` in threads, in order; an unreadable file is skipped with a warning naming it."""
+    import numpy as np
 
     def one(path: Path) -> np.ndarray | str:
         try:

@@ -2,8 +2,8 @@
 
 torch-fidelity's `calculate_metrics` rebuilds its feature extractor and re-reads the reference
 features on every call; `fidelity_metrics` runs the same functions in the same order but keeps
-the extractor, the reference features and the reference set's precision/recall radii in the
-process cache (`training.resources.PROCESS`), so a worker that evaluates many runs builds and
+the extractor, the reference features, the reference set's precision/recall radii and KID's
+reference sums in the process cache (`training.resources.PROCESS`), so a worker that evaluates many runs builds and
 reads them once. The inputs torch-fidelity
 takes (`ImageTensorDataset`, `FidelityGenerator`) and ganbench's uniform latent source live here.
 """
@@ -21,8 +21,8 @@ from torch.utils.data import Dataset
 from torch_fidelity.generative_model_base import GenerativeModelBase
 
 from ganbench.config import TrainConfig
-from ganbench.metrics.kid import kid_on_device
-from ganbench.metrics.on_device import fid_statistics, reference_on_device
+from ganbench.metrics.kid import KidSettings, kid, reference_sums
+from ganbench.metrics.on_device import fid_statistics, full_float32, reference_on_device
 from ganbench.metrics.prc import precision_recall, reference_radii
 from ganbench.training.resources import PROCESS
 
@@ -140,7 +140,10 @@ def generated_features(sources: list[GenerativeModelBase], seeds: list[int], sam
         for start in range(0, samples, batch):
             noise = NOISE_SOURCE_REGISTRY[source.z_type](rng, (min(batch, samples - start), source.z_size))
             images.append(source(noise.to(device)))
-    images_all = torch.cat(images)
+    # Gray images come as 3-channel views of one channel: concatenate that one and expand again (a third of
+    # the copy, and the extractor converts one channel).
+    gray = all(image.stride(1) == 0 for image in images)
+    images_all = torch.cat([image[:, :1] for image in images]).expand(-1, 3, -1, -1) if gray else torch.cat(images)
     parts: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(images_all), batch):
         features = feat_extractor.convert_features_tuple_to_dict(feat_extractor(images_all[start:start + batch]))
@@ -161,14 +164,14 @@ def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = (),
     from torch_fidelity.helpers import get_kwarg
     from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached, fid_statistics_to_metric
     from torch_fidelity.metric_isc import isc_featuresdict_to_metric
-    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
     from torch_fidelity.utils import extract_featuresdict_from_input_id_cached, get_cacheable_input_name
 
     feat_extractor, extractor_key, layers = _extractor(kwargs, extra_layers)
     kinds = list(layers)
     cuda = get_kwarg("cuda", kwargs)
     # On a GPU every metric is computed there (`on_device.py`): a worker's one CPU thread made precision/recall
-    # alone cost more than a group's training step. On the CPU, torch-fidelity's own code (the faster one there).
+    # alone cost more than a group's training step. KID and precision/recall run ganbench's code on every
+    # device; FID's statistics on the CPU are torch-fidelity's own (cached for the reference).
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     if features_1 is None:
         features_1 = extract_featuresdict_from_input_id_cached(1, feat_extractor, **kwargs)
@@ -178,25 +181,28 @@ def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = (),
     name_2 = get_cacheable_input_name(2, **kwargs)
     features_2 = PROCESS.get("reference_features", (name_2, extractor_key),
                              lambda: extract_featuresdict_from_input_id_cached(2, feat_extractor, **kwargs))
-    if "isc" in layers:
-        metrics.update(isc_featuresdict_to_metric(features_1, layers["isc"], **kwargs))
-    if "fid" in layers:
-        stats_1 = fid_statistics(features_1[layers["fid"]], device) if cuda else fid_featuresdict_to_statistics_cached(
-            features_1, get_cacheable_input_name(1, **kwargs), feat_extractor, layers["fid"], **kwargs)
-        stats_2 = fid_featuresdict_to_statistics_cached(features_2, name_2, feat_extractor, layers["fid"], **kwargs)
-        metrics.update(fid_statistics_to_metric(stats_1, stats_2, get_kwarg("verbose", kwargs)))
-    if "kid" in layers and cuda:  # on a GPU: batched on the device (torch-fidelity's numpy loop is CPU-bound)
-        reference = reference_on_device(PROCESS, (name_2, extractor_key, layers["kid"]), features_2[layers["kid"]], device)
-        metrics.update(kid_on_device(features_1[layers["kid"]], reference, device, **kwargs))
-    elif "kid" in layers:  # on the CPU torch-fidelity's own code is the faster one (measured)
-        metrics.update(kid_featuresdict_to_metric(features_1, features_2, layers["kid"], **kwargs))
-    if "prc" in layers:  # torch-fidelity's procedure, the reference radii computed once per process
-        neighborhood, batch = get_kwarg("prc_neighborhood", kwargs), get_kwarg("prc_batch_size", kwargs)
-        key = (name_2, extractor_key, layers["prc"])
-        reference = reference_on_device(PROCESS, key, features_2[layers["prc"]], device)
-        radii = PROCESS.get("reference_radii", (*key, neighborhood, batch, str(device)),
-                            lambda: reference_radii(reference, neighborhood, batch))
-        metrics.update(precision_recall(features_1[layers["prc"]].to(device), reference, radii, neighborhood, batch))
+    with full_float32():  # no TF32 or bf16 matmul passes in a metric, whatever training allowed
+        if "isc" in layers:
+            metrics.update(isc_featuresdict_to_metric(features_1, layers["isc"], **kwargs))
+        if "fid" in layers:
+            stats_1 = fid_statistics(features_1[layers["fid"]], device) if cuda else fid_featuresdict_to_statistics_cached(
+                features_1, get_cacheable_input_name(1, **kwargs), feat_extractor, layers["fid"], **kwargs)
+            stats_2 = fid_featuresdict_to_statistics_cached(features_2, name_2, feat_extractor, layers["fid"], **kwargs)
+            metrics.update(fid_statistics_to_metric(stats_1, stats_2, get_kwarg("verbose", kwargs)))
+        if "kid" in layers:  # from Gram blocks on the features' device (`kid.py`), the reference's sums once per seed
+            settings, generated = KidSettings.from_fidelity(kwargs), features_1[layers["kid"]]
+            key = (name_2, extractor_key, layers["kid"])
+            reference = reference_on_device(PROCESS, key, features_2[layers["kid"]], device)
+            real_sums = PROCESS.get("kid_reference_sums", (*key, str(device), settings, len(generated)),
+                                    lambda: reference_sums(reference, len(generated), settings), keep=256)
+            metrics.update(kid(generated, reference, settings, real_sums))
+        if "prc" in layers:  # torch-fidelity's procedure from one distance matrix, the reference radii once per process
+            neighborhood, batch = get_kwarg("prc_neighborhood", kwargs), get_kwarg("prc_batch_size", kwargs)
+            key = (name_2, extractor_key, layers["prc"])
+            reference = reference_on_device(PROCESS, key, features_2[layers["prc"]], device)
+            radii = PROCESS.get("reference_radii", (*key, neighborhood, batch, str(device)),
+                                lambda: reference_radii(reference, neighborhood, batch))
+            metrics.update(precision_recall(features_1[layers["prc"]].to(device), reference, radii, neighborhood, batch))
     return metrics, features_1, features_2
 
 

@@ -78,7 +78,10 @@ class FmnistFeatureExtractor(FeatureExtractorBase):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected uint8 N×3×H×W images, got {x.dtype} {tuple(x.shape)}")
-        gray = x.float().mean(1, keepdim=True) / 255  # gray images arrive repeated to 3 channels
+        # Gray images arrive repeated to 3 channels; an expanded view (stride 0, as ganbench's generators and
+        # `generated_features` hand them) is one channel read three times: convert that one, not three copies.
+        channels = x[:, :1] if x.stride(1) == 0 else x
+        gray = channels.float().mean(1, keepdim=True) / 255
         if gray.shape[-2:] != (28, 28):
             gray = F.interpolate(gray, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
         features, logits = self.net(gray)

@@ -23,7 +23,6 @@ from ganbench.checks import check_resolved
 from ganbench.config import IDENTITY_KNOBS, TrainConfig, run_id
 from ganbench.errors import ConfigError
 from ganbench.metrics.evaluator import RunEvaluator, evaluate_together, make_evaluator
-from ganbench.metrics.fidelity import summarize
 from ganbench.provenance import provenance
 from ganbench.rundir import FINAL, RunDir, RunDirError, RunLocked, RunStatus
 from ganbench.training.compute import step_compute
@@ -131,6 +130,8 @@ class Recorder:
                 self.evaluator(trainer.generator(self.k), step, self._evaluation_progress(step))
             self.status.phase = None
             rd.append_metrics(rows)
+            from ganbench.metrics.fidelity import summarize  # torch-fidelity: only where metrics are asked
+
             self.status.metrics = {"step": step, **summarize(rows)}
             rd.write_status(self.status)  # back to training, with the new metrics
         if (cfg.sample_every and step % cfg.sample_every == 0) or last:
@@ -165,6 +166,8 @@ class Recorder:
         """Resumed from the final checkpoint: the last evaluation is already on disk."""
         if self.evaluator and self.status.metrics is None:
             rows = [r for r in self.run_dir.metric_rows() if r["step"] == self.cfg.steps]
+            from ganbench.metrics.fidelity import summarize  # torch-fidelity: only where metrics are asked
+
             self.status.metrics = {"step": self.cfg.steps, **summarize(rows)}
 
 

@@ -11,15 +11,12 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Hashable, TypeVar
-
-from typing import TYPE_CHECKING
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Hashable, TypeVar
 
 from ganbench.config import TrainConfig
 
-if TYPE_CHECKING:  # torch loads with the first training images, so the process cache costs no import
+if TYPE_CHECKING:  # numpy and torch load with the first training images, so the process cache costs no import
+    import numpy as np
     import torch
 
 
@@ -31,7 +28,10 @@ class Resources:
                         data_root: str | os.PathLike | None) -> tuple[torch.Tensor | np.ndarray, dict[str, Any]]:
         """The run's training images (a device tensor, or a host memory map over the memory budget)
         and the data info recorded in status.json (`process_cache`: whether this process had them)."""
+        import numpy as np
+
         from ganbench.data.sampler import load_images, preprocess
+
         key = (cfg.dataset, cfg.data_split, preprocess(cfg), cfg.data_limit, cfg.data_memory_mb,
                str(Path(data_root).resolve()) if data_root else None, str(device))
         if key in self._images:
