@@ -339,6 +339,7 @@ def test_kid_from_gram_blocks_equals_float64_and_torch_fidelity(dim, shift):
     assert (abs(exact) < 1e-3) == (shift == 0.0)  # the near case is near 0, the others are not
 
 
+@pytest.mark.slow  # 75 s on 2 cores: three float64 and float32 KIDs at full size; the synthetic case above runs by default
 def test_kid_on_real_fmnist_features_near_and_far_from_zero():
     """The acceptance case: 5 000 generated vs 10 000 reference fmnist-classifier features, a real set
     (train images: KID ≈ 0) and an untrained G's images (KID ≈ 2.5), 100 subsets of 1 000."""
@@ -367,7 +368,9 @@ def test_kid_on_real_fmnist_features_near_and_far_from_zero():
         theirs = kid_features_to_metric(generated, real, rng_seed=0, kid_subset_size=1000, kid_subsets=100,
                                         verbose=False)["kernel_inception_distance_mean"]
         exact = _kid_float64(generated, real, 0, 1000, 100)[0]
-        assert abs(ours - theirs) <= 1e-7 and abs(ours - exact) <= 1e-6 * abs(exact)
+        # 1e-7 of torch-fidelity per unit of KID: at KID 3.7 (this G) the float32 blocks are 1.3e-7 from the
+        # float64 value (3.5e-8 relative; torch-fidelity's own loop 2e-8), at KID ≈ 0 1e-8.
+        assert abs(ours - theirs) <= 1e-7 * max(1.0, abs(theirs)) and abs(ours - exact) <= 1e-6 * abs(exact)
     assert abs(_kid_float64(near, real, 0, 1000, 100)[0]) < 1e-3 < _kid_float64(far, real, 0, 1000, 100)[0]
 
 
