@@ -4,8 +4,6 @@ A fused group's runs reach their evaluation steps together; `evaluate_together` 
 of them at once when their evaluation settings agree (`RunEvaluator.together_key`): one pass of
 the feature extractor over every run's images, then each run's metrics as alone
 (`fidelity.evaluate_many`), so a group of K costs one large extraction instead of K small ones.
-torch-fidelity (and torchvision under it) loads with the first evaluator: a run without metrics
-never imports it.
 """
 
 from __future__ import annotations
@@ -16,6 +14,9 @@ from typing import Any, Callable, Hashable, Sequence
 import torch
 
 from ganbench.config import TrainConfig
+from ganbench.metrics.backend import FidelityGenerator
+from ganbench.metrics.fidelity import checked_weights, draw_seed, evaluate_many
+from ganbench.metrics.noise_floor import uniform_noise_fid
 from ganbench.metrics.protocols import get_protocol
 from ganbench.metrics.reference import Reference, load_reference
 from ganbench.metrics.registry import KINDS, METRICS, parse_metrics, value_name
@@ -29,8 +30,6 @@ class RunEvaluator:
     final step, the protocol, the uniform-noise FID floor beside each FID)."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device, names: tuple[str, ...], data_root: str | Path | None):
-        from ganbench.metrics.fidelity import checked_weights
-
         self.cfg, self.device, self.names = cfg, device, names
         self.reference = Reference.for_config(cfg, data_root)
         self.reference_data = load_reference(self.reference)
@@ -53,8 +52,6 @@ class RunEvaluator:
 
     def finish(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The run's own additions to its rows: protocol provenance, the noise floor beside each FID."""
-        from ganbench.metrics.noise_floor import uniform_noise_fid
-
         cfg = self.cfg
         for row in rows:
             if cfg.eval_protocol:  # provenance: which published protocol this number follows
@@ -81,9 +78,6 @@ def _progress(on_samples: SampleProgress | None, total: int) -> Callable[[int], 
 def evaluate_together(evaluators: Sequence[RunEvaluator], net_gs: Sequence[torch.nn.Module], step: int,
                       on_samples: Sequence[SampleProgress | None]) -> list[list[dict[str, Any]]]:
     """The rows of each run at `step`, every draw of all runs in one `evaluate_many` call."""
-    from ganbench.metrics.backend import FidelityGenerator
-    from ganbench.metrics.fidelity import draw_seed, evaluate_many
-
     first = evaluators[0]
     if any(e.together_key(step) != first.together_key(step) for e in evaluators):
         raise ValueError("runs evaluated together must agree on every evaluation setting (RunEvaluator.together_key)")

@@ -14,9 +14,10 @@ reference–reference sums depend only on the reference features and the draw, s
 them (`reference_sums`). For accuracy the kernel is split by powers of t = γ x·y: the constant
 term's sums cancel exactly in the unbiased MMD², the linear term's block sums are products of
 feature sums taken in float64, and only the rest, t²·(…), small beside the kernel, goes through
-float32 blocks — so the result stays within 1e-6 relative of a float64 computation even at
-KID ≈ 0, where the three sums cancel to 1e-5 of their size. The same code runs on any device;
-blocks of `block` rows keep memory bounded.
+float32 blocks, with x·y made from centred features — so the result stays within 1e-6 relative of
+a float64 computation even at KID ≈ 0 (9.2e-7 on real fmnist features at −5.5e-5, where the three
+sums cancel to 3e-5 of their size; torch-fidelity's loop: 2.1e-4). The same code runs on any device;
+blocks of `BLOCK_ROWS` rows keep memory bounded.
 """
 
 from __future__ import annotations

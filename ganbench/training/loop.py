@@ -14,7 +14,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
@@ -22,7 +22,7 @@ from ganbench import devices
 from ganbench.checks import check_resolved
 from ganbench.config import IDENTITY_KNOBS, TrainConfig, run_id
 from ganbench.errors import ConfigError
-from ganbench.metrics.evaluator import RunEvaluator, evaluate_together, make_evaluator
+from ganbench.metrics.registry import parse_metrics
 from ganbench.provenance import provenance
 from ganbench.rundir import FINAL, RunDir, RunDirError, RunLocked, RunStatus
 from ganbench.training.compute import step_compute
@@ -30,6 +30,9 @@ from ganbench.training.factory import make_trainer
 from ganbench.training.protocol import STAT_NAMES, Diverged, Trainer
 from ganbench.training.resources import Resources
 from ganbench.training.update import sample_latent
+
+if TYPE_CHECKING:  # the evaluator (and torch-fidelity under it) loads only for a run that asks for metrics
+    from ganbench.metrics.evaluator import RunEvaluator
 
 FIXED_NOISE_SEED = 20151119  # one fixed-noise batch for every run, so grids of different arms compare
 Progress = Callable[[int, int, dict[str, Any] | None], None]
@@ -214,6 +217,8 @@ def _evaluate_due(trainer: Trainer, recorders: Sequence[Recorder], step: int) ->
             by_key.setdefault(r.evaluator.together_key(step), []).append(r)
     rows: dict[int, list[dict[str, Any]]] = {}
     for group in (g for g in by_key.values() if len(g) > 1):
+        from ganbench.metrics.evaluator import evaluate_together
+
         evaluated = evaluate_together([r.evaluator for r in group], [trainer.generator(r.k) for r in group], step,
                                       [r._evaluation_progress(step) for r in group])
         rows.update({r.k: run_rows for r, run_rows in zip(group, evaluated)})
@@ -356,7 +361,7 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
     try:
         for cfg, status in zip(cfgs, statuses):  # after status.json exists: a network that cannot step fails here
             status.compute = step_compute(cfg)  # FLOPs per step and parameter counts, for equal compute
-        evaluators = [make_evaluator(cfg, device, data_root) for cfg in cfgs]  # a bad metric fails before training
+        evaluators = [_evaluator(cfg, device, data_root) for cfg in cfgs]  # a bad metric fails before training
         images, info = resources.training_images(cfgs[0], device, data_root)
         for o, status in zip(runs, statuses):
             status.data = info  # cache hit, load time, memory: provenance and cost of the data
@@ -397,3 +402,13 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
             except OSError as err:  # disk full: the caller still gets the cause, in the exception it sees
                 status.status_write_error = f"{o.rd.file('status.json')} could not be written: {err}"
     return [status.to_json() for status in statuses]
+
+
+def _evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path | None) -> RunEvaluator | None:
+    """The run's evaluator (`make_evaluator`), importing the metric side only when the run asks for a
+    metric: a `metrics: none` run never loads torch-fidelity (a bad metric name still fails here)."""
+    if not parse_metrics(cfg.metrics, cfg.dataset):
+        return None
+    from ganbench.metrics.evaluator import make_evaluator
+
+    return make_evaluator(cfg, device, data_root)
