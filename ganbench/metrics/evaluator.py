@@ -50,6 +50,13 @@ class RunEvaluator:
     def __call__(self, net_g: torch.nn.Module, step: int, on_samples: SampleProgress | None = None) -> list[dict[str, Any]]:
         return evaluate_together([self], [net_g], step, [on_samples])[0]
 
+    @staticmethod
+    def together(evaluators: Sequence[RunEvaluator], net_gs: Sequence[torch.nn.Module], step: int,
+                 on_samples: Sequence[SampleProgress | None]) -> list[list[dict[str, Any]]]:
+        """`evaluate_together`, for the training loop: it holds evaluators but imports this module only
+        for a run that asks for metrics (so a `metrics: none` run never loads torch-fidelity)."""
+        return evaluate_together(evaluators, net_gs, step, on_samples)
+
     def finish(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The run's own additions to its rows: protocol provenance, the noise floor beside each FID."""
         cfg = self.cfg

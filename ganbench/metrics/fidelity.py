@@ -12,7 +12,6 @@ change to any of them recomputes (torch-fidelity's own cache keys only on the na
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -30,7 +29,7 @@ from ganbench.metrics.fid_infinity import FID_INFINITY_POINTS, extrapolated_fid
 from ganbench.metrics.kid import KID_SUBSET_SIZE
 from ganbench.metrics.reference import Reference
 from ganbench.metrics.registry import (KINDS, METRICS, Metric, MetricError, MetricInputs, parse_metrics, parse_value_name,
-                                       value_name)
+                                       summarize, value_name)
 
 __all__ = ["evaluate", "evaluate_many", "checked_weights", "summarize", "draw_seed", "MetricError", "Reference", "FidelityGenerator",
            "ImageTensorDataset"]
@@ -206,15 +205,6 @@ def _fidelity_kwargs(source, samples: int, real_images: torch.Tensor, key: str, 
         feature_extractor_weights_path=str(weights.path) if weights.path else None,
         cuda=device.type == "cuda", rng_seed=seed, verbose=False, save_cpu_ram=True, samples_shuffle=True,
         kid_subset_size=kid_subset, batch_size=EVAL_BATCH, **{kind: True for kind in kinds})
-
-
-def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """metric → value of one evaluation; the mean over its latent draws where it has several."""
-    values: dict[str, list[float]] = {}
-    for row in rows:
-        if row["value"] is not None and math.isfinite(row["value"]):
-            values.setdefault(row["metric"], []).append(row["value"])
-    return {metric: sum(v) / len(v) for metric, v in values.items()}
 
 
 def draw_seed(seed: int, draw: int) -> int:

@@ -202,3 +202,12 @@ def check_evaluation(cfg: Any) -> None:
     if cfg.fid_infinity and not any(KINDS[METRICS[m].kind].optional for m in measured):
         raise ConfigError(f"bad value True for 'fid_infinity': must be off unless a FID metric is computed "
                           f"(metrics={cfg.metrics!r} has none)")
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """metric → value of one evaluation; the mean over its latent draws where it has several."""
+    values: dict[str, list[float]] = {}
+    for row in rows:
+        if row["value"] is not None and math.isfinite(row["value"]):
+            values.setdefault(row["metric"], []).append(row["value"])
+    return {metric: sum(v) / len(v) for metric, v in values.items()}

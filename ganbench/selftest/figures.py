@@ -18,7 +18,9 @@ from ganbench.selftest.checks import dcgan, fake_images
 from ganbench.selftest.record import PartRecord
 
 # The device metric path against torch-fidelity's CPU code on the same features (issue 33's tolerances).
-AGREEMENT = {"fid": ("relative", 1e-4), "kid": ("absolute", 1e-7), "precision": ("absolute", 2e-4),
+# KID: torch-fidelity's float32 sums are themselves ~1e-7 off at these sizes (the CPU toy case: 1.18e-7 from a float64
+# KID, ganbench's Gram blocks 3.3e-10), so the check against it allows 1e-6; tests hold ganbench to float64.
+AGREEMENT = {"fid": ("relative", 1e-4), "kid": ("absolute", 1e-6), "precision": ("absolute", 2e-4),
              "recall": ("absolute", 2e-4)}
 
 

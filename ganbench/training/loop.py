@@ -22,25 +22,19 @@ from ganbench import devices
 from ganbench.checks import check_resolved
 from ganbench.config import IDENTITY_KNOBS, TrainConfig, run_id
 from ganbench.errors import ConfigError
-from ganbench.metrics.registry import parse_metrics
+from ganbench.metrics.registry import parse_metrics, summarize
 from ganbench.provenance import provenance
 from ganbench.rundir import FINAL, RunDir, RunDirError, RunLocked, RunStatus
 from ganbench.training.compute import step_compute
 from ganbench.training.factory import make_trainer
 from ganbench.training.protocol import STAT_NAMES, Diverged, Trainer
 from ganbench.training.resources import Resources
-from ganbench.training.update import sample_latent
+from ganbench.training.update import fixed_noise
 
 if TYPE_CHECKING:  # the evaluator (and torch-fidelity under it) loads only for a run that asks for metrics
     from ganbench.metrics.evaluator import RunEvaluator
 
-FIXED_NOISE_SEED = 20151119  # one fixed-noise batch for every run, so grids of different arms compare
 Progress = Callable[[int, int, dict[str, Any] | None], None]
-
-
-def fixed_noise(cfg: TrainConfig, device: torch.device) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(FIXED_NOISE_SEED)
-    return sample_latent(cfg, cfg.sample_grid, gen, torch.device("cpu")).to(device)
 
 
 HEARTBEAT_S = 5.0  # how often a run says its step between log rows (one small status.json rewrite)
@@ -133,8 +127,6 @@ class Recorder:
                 self.evaluator(trainer.generator(self.k), step, self._evaluation_progress(step))
             self.status.phase = None
             rd.append_metrics(rows)
-            from ganbench.metrics.fidelity import summarize  # torch-fidelity: only where metrics are asked
-
             self.status.metrics = {"step": step, **summarize(rows)}
             rd.write_status(self.status)  # back to training, with the new metrics
         if (cfg.sample_every and step % cfg.sample_every == 0) or last:
@@ -169,8 +161,6 @@ class Recorder:
         """Resumed from the final checkpoint: the last evaluation is already on disk."""
         if self.evaluator and self.status.metrics is None:
             rows = [r for r in self.run_dir.metric_rows() if r["step"] == self.cfg.steps]
-            from ganbench.metrics.fidelity import summarize  # torch-fidelity: only where metrics are asked
-
             self.status.metrics = {"step": self.cfg.steps, **summarize(rows)}
 
 
@@ -217,9 +207,7 @@ def _evaluate_due(trainer: Trainer, recorders: Sequence[Recorder], step: int) ->
             by_key.setdefault(r.evaluator.together_key(step), []).append(r)
     rows: dict[int, list[dict[str, Any]]] = {}
     for group in (g for g in by_key.values() if len(g) > 1):
-        from ganbench.metrics.evaluator import evaluate_together
-
-        evaluated = evaluate_together([r.evaluator for r in group], [trainer.generator(r.k) for r in group], step,
+        evaluated = group[0].evaluator.together([r.evaluator for r in group], [trainer.generator(r.k) for r in group], step,
                                       [r._evaluation_progress(step) for r in group])
         rows.update({r.k: run_rows for r, run_rows in zip(group, evaluated)})
     return rows
@@ -405,10 +393,8 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
 
 
 def _evaluator(cfg: TrainConfig, device: torch.device, data_root: str | Path | None) -> RunEvaluator | None:
-    """The run's evaluator (`make_evaluator`), importing the metric side only when the run asks for a
-    metric: a `metrics: none` run never loads torch-fidelity (a bad metric name still fails here)."""
+    """`make_evaluator`, imported only when the run asks for a metric (a `metrics: none` run never loads torch-fidelity)."""
     if not parse_metrics(cfg.metrics, cfg.dataset):
         return None
     from ganbench.metrics.evaluator import make_evaluator
-
     return make_evaluator(cfg, device, data_root)

@@ -26,6 +26,15 @@ def sample_latent(cfg: TrainConfig, n: int, generator: torch.Generator, device: 
     return torch.rand(n, cfg.latent_dim, generator=generator, device=device).mul_(2).sub_(1)
 
 
+FIXED_NOISE_SEED = 20151119  # one fixed-noise batch for every run, so grids of different arms compare
+
+
+def fixed_noise(cfg: TrainConfig, device: torch.device) -> torch.Tensor:
+    """The sample grid's latents: the same for every run of a latent size and distribution."""
+    gen = torch.Generator().manual_seed(FIXED_NOISE_SEED)
+    return sample_latent(cfg, cfg.sample_grid, gen, torch.device("cpu")).to(device)
+
+
 def draw_targets(cfg: TrainConfig, n: int, gen: torch.Generator, device: torch.device) -> tuple[torch.Tensor, ...]:
     """(real, fake) BCE targets after smoothing, jitter and random flips."""
     real = torch.full((n,), cfg.real_target, device=device)
