@@ -1,4 +1,5 @@
-"""The DCGAN family, built from a `TrainConfig`.
+"""The DCGAN family, built from a `TrainConfig`: torch modules for the layer plan in `architecture.py`
+(which also gives the same networks' sizes without torch).
 
 Two families share one builder; they differ only in where the spatial pyramid starts:
 
@@ -20,117 +21,19 @@ and pooled head, D dropout, hidden FC layers, output activation, init. D returns
 
 from __future__ import annotations
 
-import math
+from types import SimpleNamespace
 
 import torch
 from torch import nn
 
+from ganbench.architecture import discriminator_layers, generator_layers
 from ganbench.config import TrainConfig
-
-
-def pyramid(cfg: TrainConfig) -> tuple[int, list[int]]:
-    """(start side, G's hidden channels per level, from the start map to its last hidden map).
-
-    dcgan28 at w=32: (7, [64, 32]) → 7×7×64, 14×14×32, then 28×28×channels.
-    radford 64 px at w=64: (4, [512, 256, 128, 64]) → 4×4×512 … 32×32×64, then 64×64×channels.
-    seed 003 (radford 64 px, conv output, w=16): (4, [128, 64, 32, 16, 16]).
-    """
-    g_width, _ = cfg.base_widths
-    side = cfg.start_side
-    levels = resampling_levels(cfg) + (cfg.g_output_layer == "conv")
-    top = 2 ** (min(levels, 4) - 1)
-    return side, [g_width * max(top >> i, 1) for i in range(levels)]
-
-
-def resampling_levels(cfg: TrainConfig) -> int:
-    """Stride-2 steps between the start side and the image side."""
-    return int(math.log2(cfg.image_size // cfg.start_side))
-
-
-def d_widths(cfg: TrainConfig) -> list[int]:
-    """D's channels per downsampling block: doubling from d_width, at most 8·d_width."""
-    _, d_width = cfg.base_widths
-    return [d_width * 2 ** min(i, 3) for i in range(resampling_levels(cfg))]
-
-
-def _activation(name: str, slope: float) -> nn.Module:
-    return nn.LeakyReLU(slope, inplace=True) if name == "leaky_relu" else nn.ReLU(inplace=True)
-
-
-def _norm_act(layers: list[nn.Module], norm: nn.Module | None, act: nn.Module, bn_before_act: bool) -> list[nn.Module]:
-    """layers + BN + act in the configured order (BN omitted when `norm` is None)."""
-    tail = [act] if norm is None else ([norm, act] if bn_before_act else [act, norm])
-    return layers + tail
-
-
-def _upsample(cfg: TrainConfig, c_in: int, c_out: int) -> list[nn.Module]:
-    """Double the side: a stride-2 transposed conv, or nearest upsampling + a 'same' conv."""
-    k = cfg.kernel_size
-    if cfg.sampling == "strided":
-        # k=4: (n−1)·2 − 2 + 4 = 2n;  k=5: (n−1)·2 − 4 + 5 + 1 = 2n.
-        return [nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=(k - 1) // 2, output_padding=k % 2)]
-    return [nn.Upsample(scale_factor=2, mode="nearest"), *_same_conv(c_in, c_out, k)]
-
-
-def _same_conv(c_in: int, c_out: int, k: int) -> list[nn.Module]:
-    """A stride-1 conv keeping the side; even kernels pad one more on the right/bottom
-    (explicitly, since padding='same' with an even kernel copies the input each call)."""
-    if k % 2:
-        return [nn.Conv2d(c_in, c_out, k, padding=k // 2)]
-    return [nn.ZeroPad2d((k // 2 - 1, k // 2, k // 2 - 1, k // 2)), nn.Conv2d(c_in, c_out, k)]
-
-
-def _downsample(cfg: TrainConfig, c_in: int, c_out: int) -> list[nn.Module]:
-    """Halve the side: a stride-2 conv, or a 'same' conv + 2×2 average pooling."""
-    k = cfg.kernel_size
-    if cfg.sampling == "strided":
-        # k=4, p=1 and k=5, p=2 both give ⌊(n − 1)/2⌋ + 1 = n/2 for even n.
-        return [nn.Conv2d(c_in, c_out, k, stride=2, padding=(k - 1) // 2)]
-    return [*_same_conv(c_in, c_out, k), nn.AvgPool2d(2)]
 
 
 class Generator(nn.Module):
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
-        side, widths = pyramid(cfg)
-        bn, before = cfg.g_batch_norm, cfg.bn_position == "before_act"
-        layers: list[nn.Module] = []
-        features = cfg.latent_dim
-
-        def act() -> nn.Module:
-            return _activation(cfg.g_activation, cfg.leaky_slope)
-
-        def drop(block: list[nn.Module]) -> list[nn.Module]:  # ganhacks tip 17: dropout in G's hidden layers
-            return block + ([RunDropout(cfg.g_dropout)] if cfg.g_dropout > 0 else [])
-
-        # Hidden FC layer (seed 001: Dense(512) → ReLU → BN); Radford has none.
-        if cfg.g_fc_hidden:
-            norm = nn.BatchNorm1d(cfg.g_fc_hidden) if bn else None
-            layers += drop(_norm_act([nn.Linear(features, cfg.g_fc_hidden)], norm, act(), before))
-            features = cfg.g_fc_hidden
-        # Project z to the first volume. dcgan28 normalises the flat features like the
-        # Keras seed (BatchNorm over 7·7·64 units); radford per channel like pytorch/examples.
-        flat = side * side * widths[0]
-        if cfg.arch == "dcgan28":
-            norm = nn.BatchNorm1d(flat) if bn else None
-            layers += drop(_norm_act([nn.Linear(features, flat)], norm, act(), before))
-            layers.append(nn.Unflatten(1, (widths[0], side, side)))
-        else:
-            norm = nn.BatchNorm2d(widths[0]) if bn else None
-            layers += drop(_norm_act([nn.Linear(features, flat), nn.Unflatten(1, (widths[0], side, side))],
-                                     norm, act(), before))
-        # state size. widths[0] x side x side; each block doubles the side.
-        for c_in, c_out in zip(widths, widths[1:]):
-            norm = nn.BatchNorm2d(c_out) if bn else None
-            layers += drop(_norm_act(_upsample(cfg, c_in, c_out), norm, act(), before))
-        # Output layer: never batch-normed (Radford); a last upsampling or a 'same' conv; tanh or sigmoid.
-        if cfg.g_output_layer == "upsample":
-            layers += _upsample(cfg, widths[-1], cfg.channels)
-        else:
-            layers += _same_conv(widths[-1], cfg.channels, cfg.kernel_size)
-        layers.append(nn.Tanh() if cfg.output_activation == "tanh" else nn.Sigmoid())
-        # state size. channels x image_size x image_size
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*generator_layers(cfg, TORCH_KIT))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -162,6 +65,13 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:]).to(x.dtype)], 1)
 
 
+# The layer kit the plan (`architecture.py`) is built with: torch.nn's layers and ganbench's own.
+TORCH_KIT = SimpleNamespace(**{name: getattr(nn, name) for name in (
+    "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d", "Unflatten", "Upsample", "ZeroPad2d",
+    "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "ReLU", "LeakyReLU", "Tanh", "Sigmoid")},
+    RunDropout=RunDropout, MinibatchStd=MinibatchStd)
+
+
 def use_generator(net: nn.Module, generator: torch.Generator) -> None:
     """Make every RunDropout of `net` draw from `generator`."""
     for module in net.modules():
@@ -172,41 +82,7 @@ def use_generator(net: nn.Module, generator: torch.Generator) -> None:
 class Discriminator(nn.Module):
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
-        side, widths = cfg.start_side, d_widths(cfg)
-        bn, before = cfg.d_batch_norm, cfg.bn_position == "before_act"
-
-        def act() -> nn.Module:
-            return _activation(cfg.d_activation, cfg.leaky_slope)
-
-        def drop() -> list[nn.Module]:
-            return [RunDropout(cfg.d_dropout)] if cfg.d_dropout > 0 else []
-
-        layers: list[nn.Module] = []
-        c_in = cfg.channels
-        for i, c_out in enumerate(widths):
-            # No BN on D's input layer (Radford) unless asked for.
-            use_bn = bn and (i > 0 or cfg.d_input_batch_norm)
-            if cfg.d_block_convs == 2:  # seed 003's encoder block: conv → BN, then the strided conv
-                layers += _same_conv(c_in, c_out, cfg.kernel_size) + ([nn.BatchNorm2d(c_out)] if use_bn else [])
-                c_in = c_out
-            norm = nn.BatchNorm2d(c_out) if use_bn else None
-            layers += _norm_act(_downsample(cfg, c_in, c_out), norm, act(), before) + drop()
-            c_in = c_out
-        # state size. widths[-1] x side x side (+1 map with the minibatch std)
-        maps = widths[-1] + cfg.minibatch_std
-        if cfg.minibatch_std:
-            layers.append(MinibatchStd())
-        if cfg.d_head == "avgpool":
-            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-            features = maps
-        else:
-            layers.append(nn.Flatten())
-            features = maps * side * side
-        if cfg.d_fc_hidden:
-            layers += [nn.Linear(features, cfg.d_fc_hidden), act()] + drop()
-            features = cfg.d_fc_hidden
-        layers.append(nn.Linear(features, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*discriminator_layers(cfg, TORCH_KIT))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)

@@ -152,3 +152,37 @@ def test_the_disk_plan_prints_is_what_a_run_leaves(tmp_path):
     everything = sum(p.stat().st_size for p in (tmp_path / "run").rglob("*") if p.is_file())
     assert 0.5 * estimate["kept"] < everything <= estimate["kept"] * 1.05
     assert estimate["written"] > estimate["kept"]  # two checkpoint writes (steps 3 and 6)
+
+
+def test_checkpoint_bytes_from_the_layer_plan_equal_a_real_checkpoint_for_every_structure():
+    """`plan`'s checkpoint size is computed without torch (`architecture.layer_sizes`); against the real
+    `torch.save` of each preset × hack structure's fresh trainer state (plus Adam's moments, which exist
+    from the first step: the real-run test above checks those) it is within 0.1 %."""
+    import io
+
+    from ganbench.architecture import layer_sizes
+    from ganbench.errors import ConfigError
+    from ganbench.execution import disk
+    from ganbench.hacks import HACKS, PRESETS, resolve
+    from ganbench.training.protocol import STAT_NAMES
+    from ganbench.training.single import GanTrainer
+
+    assert disk.STATISTICS == len(STAT_NAMES)
+    checked = 0
+    for preset in PRESETS:
+        for hack in (None, *HACKS):
+            try:
+                cfg = resolve(preset, hacks=[hack] if hack else [], overrides={"device": "cpu"})[0]
+            except ConfigError:
+                continue  # a hack that does not combine with this preset
+            images = torch.zeros(cfg.batch_size, cfg.channels, cfg.image_size, cfg.image_size, dtype=torch.uint8)
+            trainer = GanTrainer(cfg, images, torch.device("cpu"))
+            buffer = io.BytesIO()
+            torch.save({"step": 0, "count": 0, "acc": torch.zeros(len(STAT_NAMES)), **trainer.state_dict()}, buffer)
+            params = [size for layer in sum(layer_sizes(cfg), []) for size in layer.params]
+            assert sorted(params) == sorted(p.numel() for net in (trainer.net_g, trainer.net_d) for p in net.parameters())
+            moments = sum(2 * 4 * size + disk.ADAM_ENTRY_BYTES for size in params)
+            real = buffer.getbuffer().nbytes + moments
+            assert disk.checkpoint_bytes(cfg) == pytest.approx(real, rel=1e-3), (preset, hack)
+            checked += 1
+    assert checked > 100
