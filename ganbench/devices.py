@@ -21,7 +21,7 @@ def is_device_name(name: str) -> bool:
 
 def _no_gpu_driver() -> bool:
     """True where no GPU can be present: a Linux machine without the NVIDIA driver's device files
-    (or ROCm's /dev/kfd), or CUDA_VISIBLE_DEVICES set to none. Asked before torch, whose import costs
+    (nor ROCm's /dev/kfd, nor WSL's /dev/dxg), or CUDA_VISIBLE_DEVICES set to none. Asked before torch, whose import costs
     more than a whole `plan --no-estimate` on a CPU machine; anywhere else torch is asked."""
     import os
     import sys
@@ -31,7 +31,7 @@ def _no_gpu_driver() -> bool:
         return True
     if not sys.platform.startswith("linux"):
         return False
-    return not (Path("/proc/driver/nvidia").exists() or Path("/dev/kfd").exists()
+    return not (any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/kfd", "/dev/dxg"))
                 or any(Path("/dev").glob("nvidia[0-9]*")))
 
 

@@ -70,3 +70,22 @@ def test_a_run_without_metrics_imports_no_torch_fidelity(tmp_path):
         assert train(cfg, {str(tmp_path / "run")!r})["status"] == "completed"
     """, tmp_path)
     assert "torch" in loaded and "torch_fidelity" not in loaded
+
+
+def test_a_gpu_driver_on_the_machine_means_torch_is_asked(monkeypatch):
+    """No driver files (NVIDIA, ROCm, WSL) or CUDA_VISIBLE_DEVICES empty: no GPU, without torch; any driver
+    file present: torch decides (the check never answers 'no GPU' where one could be)."""
+    import pathlib
+
+    from ganbench import devices
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(pathlib.Path, "exists", lambda self: False)
+    monkeypatch.setattr(pathlib.Path, "glob", lambda self, pattern: iter(()))
+    assert devices._no_gpu_driver() is (sys.platform.startswith("linux"))
+    for driver in ("/proc/driver/nvidia", "/dev/kfd", "/dev/dxg"):
+        monkeypatch.setattr(pathlib.Path, "exists", lambda self, d=driver: str(self) == d)
+        assert devices._no_gpu_driver() is False
+    monkeypatch.setattr(pathlib.Path, "exists", lambda self: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert devices._no_gpu_driver() is True

@@ -3,9 +3,9 @@
 torch-fidelity's `calculate_metrics` rebuilds its feature extractor and re-reads the reference
 features on every call; `fidelity_metrics` runs the same functions in the same order but keeps
 the extractor, the reference features, the reference set's precision/recall radii and KID's
-reference sums in the process cache (`training.resources.PROCESS`), so a worker that evaluates many runs builds and
-reads them once. The inputs torch-fidelity
-takes (`ImageTensorDataset`, `FidelityGenerator`) and ganbench's uniform latent source live here.
+reference sums in the process cache (`training.resources.PROCESS`), so a worker that evaluates
+many runs builds and reads them once. The inputs torch-fidelity takes (`ImageTensorDataset`,
+`FidelityGenerator`) and ganbench's uniform latent source live here.
 """
 
 from __future__ import annotations
