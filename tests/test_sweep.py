@@ -129,6 +129,7 @@ def test_device_parsing_and_worker_defaults(monkeypatch):
     from ganbench.config import ConfigError
     from ganbench.execution import jobs
 
+    monkeypatch.setattr(devices, "_no_gpu_driver", lambda: False)  # a machine with a driver: torch is asked
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert devices.expand("auto") == ["cuda:0", "cuda:1"]
