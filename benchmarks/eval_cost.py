@@ -7,8 +7,9 @@ One generator (the `dcgan` preset's G, freshly initialised: the cost does not de
 - cold: the process cache (`PROCESS`: extractor, reference features, radii, KID's reference sums)
   cleared and an empty cache directory, as a worker's first evaluation;
 - warm: everything kept, as every later evaluation of the same seed;
-- before: warm, with KID by torch-fidelity's numpy loop and precision/recall from two distance
-  matrices (ganbench's path before the Gram-block KID and the one-matrix precision/recall);
+- before: warm, with KID by torch-fidelity's numpy loop and precision/recall as ganbench made it
+  before (two distance matrices, `kthvalue` radii); generation and extraction are today's (the
+  one-channel extraction is not undone);
 - shares: each part timed alone, warm, on the pass's own inputs (generation, feature extraction, FID,
   KID, precision/recall, modes), as a share of their sum.
 
@@ -37,7 +38,7 @@ from ganbench.metrics.backend import FidelityGenerator
 from ganbench.metrics.fidelity import EVAL_BATCH, evaluate
 from ganbench.metrics.kid import KidSettings, kid, reference_sums
 from ganbench.metrics.modes import mode_coverage_from_logits
-from ganbench.metrics.prc import calc_cdist_part, precision_recall, reference_radii
+from ganbench.metrics.prc import precision_recall, reference_radii
 from ganbench.metrics.reference import Reference
 from ganbench.metrics.registry import parse_metrics
 from ganbench.models import build_models
@@ -45,11 +46,16 @@ from ganbench.training.resources import PROCESS
 
 
 def _two_matrix_precision_recall(generated, reference, radii_reference, neighborhood, batch_size):
-    """ganbench's precision/recall before this change: the distances made once per orientation."""
-    radii_generated = reference_radii(generated, neighborhood, batch_size)
+    """ganbench's precision/recall before this change, verbatim: the distances made once per orientation,
+    blocks joined by `torch.cat`, radii by `kthvalue` (the reference radii kept, as then)."""
+    def cdist_part(a, b):
+        return torch.cat([torch.cdist(a, part) for part in b.split(batch_size)], dim=1)
+
+    radii_generated = torch.cat([cdist_part(b, generated).kthvalue(neighborhood + 1).values
+                                 for b in generated.split(batch_size)])
 
     def covered(points, centres, radii):
-        return torch.cat([(calc_cdist_part(b, centres, batch_size) <= radii).any(dim=1).float()
+        return torch.cat([(cdist_part(b, centres) <= radii).any(dim=1).float()
                           for b in points.split(batch_size)]).mean().item()
 
     recall, precision = covered(reference, generated, radii_generated), covered(generated, reference, radii_reference)
