@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +26,9 @@ from typing import Any, Iterator
 from ganbench.files import CorruptFile, ensure_writable, flocked, inside, read_record, write_json
 from ganbench.rundir import RunDir
 
+# Unicode format, separator-line/paragraph, private-use and surrogate characters: not shown, or change
+# how the rest is shown (U+200B zero width space, U+202E right-to-left override).
+INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp", "Co", "Cs"})
 MANIFEST, BUDGET, COMPUTE, PLAN, RUNS = "suite.json", "budget.json", "compute.json", "plan.json", "runs"
 RUN_ID = re.compile(r"[0-9a-f]{12}")
 
@@ -37,6 +41,10 @@ def arm_name_problem(name: Any) -> str | None:
         return f"arm name {name!r} cannot be '.', '..' or hold '/' or '\\' (it names directories)"
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         return f"arm name {name!r} holds a control character"
+    hidden = [c for c in name if unicodedata.category(c) in INVISIBLE_CATEGORIES]
+    if hidden:  # 'plain' and 'plain\u200b' would be two arms that read the same; U+202E reverses the text shown
+        return (f"arm name {ascii(name)} holds an invisible or direction-changing character "
+                f"({', '.join(f'U+{ord(c):04X}' for c in hidden)}): two arms would read the same")
     return None
 
 

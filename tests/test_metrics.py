@@ -130,9 +130,10 @@ def test_real_vs_real_far_below_noise_vs_real(fmnist_sets):
 
 def test_reference_cache_key_tracks_every_input(tmp_path, fmnist_sets):
     train_images, test_images, test_labels = fmnist_sets
-    cache = tmp_path / "cache" / "ganbench" / "fidelity"
+    cache = tmp_path / "cache" / "ganbench" / "features"
 
     def run(n_ref):
+        PROCESS.clear()  # from the disk cache, not the process's
         ref = (test_images[:n_ref], test_labels[:n_ref])
         return evaluate(train_images[:100], ["fid_fmnist"], Reference("fashion-mnist", "test", n_ref, 28, 1),
                         samples=100, reference_data=ref)[0]

@@ -119,7 +119,7 @@ def _announce_dataset_defaults(cfg: TrainConfig, explicit: dict[str, Any]) -> No
 @app.command("eval")
 def eval_command(
     target: Annotated[Path, typer.Argument(help="A run directory (config.json and checkpoint.pt), a folder of images, "
-                                           "or a TorchScript generator file (z → images) trained elsewhere.")],
+                                           "or a generator file (z → images) trained elsewhere: a torch.export .pt2, or TorchScript.")],
     metrics: Annotated[Optional[str], typer.Option(help="Comma-separated metrics (default: the run's own; else "
                                                    "the dataset's 'auto' set).")] = None,
     samples: Annotated[Optional[int], typer.Option(help="Generated images (default: the run's eval_samples, 5000 "
@@ -136,8 +136,9 @@ def eval_command(
                                                 "JSON-lines file (else nothing is written).")] = None,
 ) -> None:
     """Re-evaluate a run's final generator (rows appended to its metrics.jsonl, source: ganbench eval), or
-    score a folder of images or a TorchScript generator with the same metrics, references and provenance
-    (loading TorchScript runs its program: score only generators you trust)."""
+    score a folder of images or a generator file with the same metrics, references and provenance. A
+    .pt2 (torch.export.save) is loaded without unpickling anything (one holding pickled or compiled parts
+    is refused); loading TorchScript runs its program: score only TorchScript files you trust."""
     from ganbench.metrics.reevaluate import evaluate_run
 
     data_root_str(data_root)  # a --data-root that is not there is said first

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from torch_fidelity.generative_model_base import GenerativeModelBase
 
 from ganbench.config import TrainConfig
+from ganbench.metrics.feature_store import cached_features
 from ganbench.metrics.kid import KidSettings, kid, reference_sums
 from ganbench.metrics.on_device import fid_statistics, full_float32, reference_on_device
 from ganbench.metrics.prc import precision_recall, reference_radii
@@ -162,32 +163,36 @@ def fidelity_metrics(kwargs: dict[str, Any], extra_layers: tuple[str, ...] = (),
     worker that evaluates many runs builds and reads them once. `features_1`: the generated
     features already extracted (`generated_features`, for a group of runs)."""
     from torch_fidelity.helpers import get_kwarg
-    from torch_fidelity.metric_fid import fid_featuresdict_to_statistics_cached, fid_statistics_to_metric
+    from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
     from torch_fidelity.metric_isc import isc_featuresdict_to_metric
-    from torch_fidelity.utils import extract_featuresdict_from_input_id_cached, get_cacheable_input_name
+    from torch_fidelity.utils import extract_featuresdict_from_input_id, get_cacheable_input_name
 
     feat_extractor, extractor_key, layers = _extractor(kwargs, extra_layers)
     kinds = list(layers)
     cuda = get_kwarg("cuda", kwargs)
     # On a GPU every metric is computed there (`on_device.py`): a worker's one CPU thread made precision/recall
     # alone cost more than a group's training step. KID and precision/recall run ganbench's code on every
-    # device; FID's statistics on the CPU are torch-fidelity's own (cached for the reference).
+    # device; FID's statistics on the CPU are torch-fidelity's own (the reference's kept per process).
+    # torch-fidelity is never given a cache (its files are unpickled): the reference features are
+    # ganbench's plain arrays (`feature_store.py`).
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     if features_1 is None:
-        features_1 = extract_featuresdict_from_input_id_cached(1, feat_extractor, **kwargs)
+        features_1 = extract_featuresdict_from_input_id(1, feat_extractor, **kwargs)
     metrics: dict[str, float] = {}
     if not kinds:
         return metrics, features_1, None
-    name_2 = get_cacheable_input_name(2, **kwargs)
-    features_2 = PROCESS.get("reference_features", (name_2, extractor_key),
-                             lambda: extract_featuresdict_from_input_id_cached(2, feat_extractor, **kwargs))
+    name_2 = f"{get_cacheable_input_name(2, **kwargs)}-{feat_extractor.get_name()}"
+    features_2 = PROCESS.get("reference_features", (name_2, extractor_key), lambda: cached_features(
+        name_2, feat_extractor.get_requested_features_list(), len(kwargs["input2"]),
+        lambda: extract_featuresdict_from_input_id(2, feat_extractor, **kwargs)))
     with full_float32():  # no TF32 or bf16 matmul passes in a metric, whatever training allowed
         if "isc" in layers:
             metrics.update(isc_featuresdict_to_metric(features_1, layers["isc"], **kwargs))
         if "fid" in layers:
-            stats_1 = fid_statistics(features_1[layers["fid"]], device) if cuda else fid_featuresdict_to_statistics_cached(
-                features_1, get_cacheable_input_name(1, **kwargs), feat_extractor, layers["fid"], **kwargs)
-            stats_2 = fid_featuresdict_to_statistics_cached(features_2, name_2, feat_extractor, layers["fid"], **kwargs)
+            stats_1 = fid_statistics(features_1[layers["fid"]], device) if cuda else fid_featuresdict_to_statistics(
+                features_1, layers["fid"])
+            stats_2 = PROCESS.get("reference_fid_statistics", (name_2, extractor_key, layers["fid"]),
+                                  lambda: fid_featuresdict_to_statistics(features_2, layers["fid"]))
             metrics.update(fid_statistics_to_metric(stats_1, stats_2, get_kwarg("verbose", kwargs)))
         if "kid" in layers:  # from Gram blocks on the features' device (`kid.py`), the reference's sums once per seed
             settings, generated = KidSettings.from_fidelity(kwargs), features_1[layers["kid"]]

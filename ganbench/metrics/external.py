@@ -6,7 +6,8 @@ metrics, reference sets and provenance as a run's: what `fidelity --input1 DIR` 
   bilinear, as ganbench's photo datasets), then uint8;
 - a generator file: TorchScript (`torch.jit.save`) or a `torch.export` program (`.pt2`) mapping z
   (N × latent_dim) to images N × C × H × W in `pixel_range`: torch-fidelity draws its latents as for
-  a run. Loading it runs its program: score only generators you trust.
+  a run. A `.pt2` is loaded without unpickling anything (`export_archive.py`: one holding pickled or
+  compiled parts is refused); a TorchScript file can run code when loaded: score only ones you trust.
 
 Each row says what was scored (`scored`: kind, path, images, sha256 of the file or of the images).
 """
@@ -23,6 +24,7 @@ import torch
 
 from ganbench.config import TrainConfig
 from ganbench.metrics.backend import FidelityGenerator
+from ganbench.metrics.export_archive import load_exported_program
 from ganbench.metrics.fidelity import evaluate
 from ganbench.metrics.reference import Reference
 from ganbench.metrics.registry import MetricError, parse_metrics
@@ -53,13 +55,15 @@ def folder_images(folder: Path, side: int, channels: int) -> torch.Tensor:
 
 class ScriptedGenerator(torch.nn.Module):
     """A generator saved elsewhere as ganbench's G: z → images in `pixel_range`. A `.pt2` file is a
-    `torch.export` program; anything else TorchScript (`torch.jit.save`; deprecated in torch 2.14, its
-    warning silenced here: the file is the user's, not ours to change)."""
+    `torch.export` program (its train/eval mode fixed when it was exported: `.eval()` leaves it as
+    it is); anything else TorchScript (`torch.jit.save`; deprecated in torch 2.14, its warning
+    silenced here: the file is the user's, not ours to change)."""
 
     def __init__(self, path: Path, device: torch.device) -> None:
         super().__init__()
-        if path.suffix == ".pt2":
-            self.net = torch.export.load(str(path)).module().to(device)
+        self.exported = path.suffix == ".pt2"
+        if self.exported:
+            self.net = load_exported_program(path).to(device)
             return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -68,6 +72,16 @@ class ScriptedGenerator(torch.nn.Module):
             except RuntimeError as err:
                 raise MetricError(f"{path}: not a TorchScript generator (torch.jit.load: {err}); a .pt2 file is read "
                                   "as a torch.export program") from None
+
+    def train(self, mode: bool = True) -> "ScriptedGenerator":
+        self.training = mode
+        if not self.exported:  # an exported program refuses train()/eval(): its mode is the exported one
+            self.net.train(mode)
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "torch.export program" if self.exported else "TorchScript generator"
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -120,7 +134,7 @@ def checked_generator(path: Path, net: torch.nn.Module, cfg: TrainConfig, refere
 
 def evaluate_external(path: str | Path, metrics: str, reference: Reference, cfg: TrainConfig, samples: int,
                       device: torch.device, range_declared: bool = True) -> list[dict[str, Any]]:
-    """Rows for an image folder or a TorchScript generator at `path`, against `reference`; `cfg` gives
+    """Rows for an image folder or a generator file (TorchScript or `.pt2`) at `path`, against `reference`; `cfg` gives
     the latent size and distribution and the pixel range of a generator (checked on a first batch,
     `checked_generator`; `range_declared` False lets it detect a [−1, 1] generator)."""
     path = Path(path)
@@ -136,7 +150,7 @@ def evaluate_external(path: str | Path, metrics: str, reference: Reference, cfg:
         net = ScriptedGenerator(path, device).eval()
         cfg, note = checked_generator(path, net, cfg, reference, device, range_declared)
         rows = evaluate(FidelityGenerator(net, cfg), names, reference, samples=samples, seed=cfg.seed, device=device)
-        scored = {"kind": "TorchScript generator", "path": str(path.resolve()), "images": samples,
+        scored = {"kind": net.kind, "path": str(path.resolve()), "images": samples,
                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "latent": cfg.latent_dist,
                   "latent_dim": cfg.latent_dim, "pixel_range": list(cfg.pixel_range),
                   **({"note": note} if note else {})}

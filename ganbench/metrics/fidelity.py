@@ -21,7 +21,6 @@ import torch
 import torch_fidelity
 from torch_fidelity.generative_model_base import GenerativeModelBase
 
-from ganbench.data.datasets import cache_dir
 from ganbench.metrics.backend import (FIDELITY_KEYS, FidelityGenerator, ImageTensorDataset, cache_key, content_hash,
                                       fidelity_metrics, generated_features)
 from ganbench.metrics.extractors import Weights, WeightsError, fidelity_extractor
@@ -200,8 +199,8 @@ def _fidelity_kwargs(source, samples: int, real_images: torch.Tensor, key: str, 
     is_gen = isinstance(source, GenerativeModelBase)
     return dict(
         input1=source if is_gen else ImageTensorDataset(source), input1_model_num_samples=samples if is_gen else None,
-        input2=ImageTensorDataset(real_images), input2_cache_name=f"ganbench-{key}",
-        cache_root=str(cache_dir() / "fidelity"), feature_extractor=fidelity_name,
+        input2=ImageTensorDataset(real_images), input2_cache_name=f"ganbench-{key}",  # names ganbench's own cache
+        cache=False, feature_extractor=fidelity_name,  # torch-fidelity's cache is unpickled: never used
         feature_extractor_weights_path=str(weights.path) if weights.path else None,
         cuda=device.type == "cuda", rng_seed=seed, verbose=False, save_cpu_ram=True, samples_shuffle=True,
         kid_subset_size=kid_subset, batch_size=EVAL_BATCH, **{kind: True for kind in kinds})

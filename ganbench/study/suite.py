@@ -18,7 +18,8 @@
     evaluation: {every: 500, samples: 5000, reference_samples: 0, metrics: auto}
 
 Every key, hack, knob and value is checked; an error names the file, the key path and,
-for a typo, the closest valid name. Suites are read with `yaml.safe_load` (data, never code).
+for a typo, the closest valid name. Suites are read as data, never code, every key
+once and aliases bounded (`suite_yaml.py`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
 from ganbench.config import TrainConfig, run_id
 from ganbench.errors import ConfigError, did_you_mean
 from ganbench.study.budget import Budget, parse_budget
@@ -38,6 +37,7 @@ from ganbench.study.defined import DefineError, define_hacks
 from ganbench.study.checks import SuiteError, check_keys, fail, raise_all
 from ganbench.study.design import Design
 from ganbench.study.parts import designs_of
+from ganbench.study.suite_yaml import SuiteYamlError, load_yaml
 from ganbench.hacks import dataset_defaults, resolve_layers
 from ganbench.suitedir import SuiteDir
 
@@ -122,9 +122,9 @@ def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SuiteError(f"{path}: no such suite file")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SuiteError(f"{path}: not valid YAML: {err}") from None
+        raw = load_yaml(path)
+    except SuiteYamlError as err:
+        raise SuiteError(f"{path}: {err}") from None
     data = check_keys(path, "(top)", raw or {}, {}) if not isinstance(raw or {}, dict) else (raw or {})
     problems = suite_keys.unknown_keys(data)  # every unknown key at once, not one per round trip
     if problems:
@@ -134,7 +134,9 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _name(path: Path, data: dict[str, Any]) -> str:
-    name = str(data.get("name") or path.stem)
+    if data.get("name") is not None and not isinstance(data["name"], str):
+        raise fail(path, "name", f"expected text, got {type(data['name']).__name__}")
+    name = data.get("name") or path.stem
     if name.strip(".") == "" or not name.replace("-", "_").replace(".", "_").lstrip("_").isidentifier():
         raise fail(path, "name", f"'{name}' must be letters, digits, '-', '_' or '.' (it names a directory)")
     return name
@@ -189,10 +191,17 @@ def load_suite(path: str | Path, results_root: str | Path = "results", planner: 
     part_steps = {d.name: planner(d.budget, suite_dir) if d.budget.kind != "steps" else _fixed(d.budget)
                   for d in designs if d.budget is not None}
     runs = _expand(path, designs, seeds, base, steps_for, part_steps, overrides)
-    suite = Suite(name, path, str(data.get("description", "")), designs, seeds, results_dir, tuple(runs),
+    suite = Suite(name, path, _description(path, data), designs, seeds, results_dir, tuple(runs),
                   dataclasses.replace(budget, amount=budget.amount or runs[0].config.steps), analysis, overrides)
     _check_analysis_measured(suite)
     return suite
+
+
+def _description(path: Path, data: dict[str, Any]) -> str:
+    description = data.get("description", "")
+    if not isinstance(description, str):  # never str() of a structure: it may be an alias bomb
+        raise fail(path, "description", f"expected text, got {type(description).__name__}")
+    return description
 
 
 def _fixed(budget: Budget) -> StepsFor:

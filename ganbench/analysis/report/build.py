@@ -20,6 +20,7 @@ from ganbench.analysis.results import (MixedSettingsWarning, ReportNote, load_ma
                                        load_step_costs, load_training_stats, save_results)
 from ganbench.metrics.registry import value_range
 from ganbench.analysis.report.analysis import Analysis, PartResult, analyse, choose_metrics, reported_metrics
+from ganbench.analysis.report.out_dir import claim
 from ganbench.analysis.report.figures import (forest_plot, interaction_heatmap, loss_curves, main_effects_plot,
                                               metric_curves, sample_montage)
 from ganbench.analysis.report.sections import (arm_lines, findings, hack_source_lines, headline, inference_lines,
@@ -68,6 +69,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path, metrics: Sequence
         if fmt not in FORMATS:
             raise ValueError(f"unknown format '{fmt}'; choose from {FORMATS}")
     manifest = load_manifest(results_dir)
+    claim(out_dir, manifest["name"])  # before anything is read at length or written: refused early
     say(f"reading the files of {len(manifest['runs'])} runs")
     frame, training, problems = _load_runs(results_dir)
     chosen, kept = shown_metrics(frame, metrics, manifest.get("analysis") or {})
@@ -241,9 +243,15 @@ def update_readme(readme: str | Path, report_dir: str | Path, name: str) -> None
     in `readme` with the report's headline tables (so the README never holds hand-copied numbers)."""
     readme, report_dir = Path(readme), Path(report_dir)
     start, end = f"<!-- ganbench:{name}:start -->", f"<!-- ganbench:{name}:end -->"
-    text = readme.read_text()
+    target = readme.resolve()  # a symlinked README: its file is updated, the link stays a link
+    text = target.read_text()
     if start not in text or end not in text:
         raise ValueError(f"{readme} has no '{start}' … '{end}' block to fill")
+    if text.count(start) > 1 or text.count(end) > 1:
+        raise ValueError(f"{readme} holds '{start}' {text.count(start)}× and '{end}' {text.count(end)}×: one block "
+                         "per suite, so it is clear which one the report fills (nothing was changed)")
+    if text.index(end) < text.index(start):
+        raise ValueError(f"{readme}: '{end}' comes before '{start}' (nothing was changed)")
     tables = sorted((report_dir / "tables").glob("*.md"))
     if not tables:
         raise FileNotFoundError(f"no tables in {report_dir}/tables: run `ganbench report` first")
@@ -253,4 +261,4 @@ def update_readme(readme: str | Path, report_dir: str | Path, name: str) -> None
     if effects:
         block += "\n" + "\n".join(t.read_text() for t in effects)
     new = text[: text.index(start) + len(start)] + "\n" + block + text[text.index(end):]
-    rundir.atomic_write(readme, lambda tmp: Path(tmp).write_text(new))
+    rundir.atomic_write(target, lambda tmp: Path(tmp).write_text(new))

@@ -22,10 +22,12 @@ from ganbench.analysis.report.analysis import PartResult
 
 
 def save_figure(fig: plt.Figure, path: Path) -> list[Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # No timestamps in the files, so a regenerated report is byte-identical.
-    fig.savefig(path.with_suffix(".png"), dpi=150, bbox_inches="tight", metadata={"Software": None})
-    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None})
+    # No timestamps in the files, so a regenerated report is byte-identical; written beside and renamed,
+    # so a symlink planted at the figure's path is replaced, not written through.
+    rundir.atomic_write(path.with_suffix(".png"), lambda tmp: fig.savefig(
+        tmp, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None}))
+    rundir.atomic_write(path.with_suffix(".pdf"), lambda tmp: fig.savefig(
+        tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None}))
     plt.close(fig)
     return [path.with_suffix(".png"), path.with_suffix(".pdf")]
 
