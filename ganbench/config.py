@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
@@ -283,7 +284,7 @@ def parse_value(name: str, raw: Any) -> Any:
             raise ValueError
         return value
     except (TypeError, ValueError):
-        allowed = f"one of {list(choices)}" if choices else f"a {kind.__name__}"
+        allowed = f"one of {list(choices)}" if choices else _KIND_WORDS.get(kind, kind.__name__)
         hint = did_you_mean(str(raw), [str(c) for c in choices]) if choices else ""
         raise ConfigError(f"bad value {raw!r} for '{name}': expected {allowed}{hint}") from None
 
@@ -326,21 +327,34 @@ def parse_assignments(items: typing.Iterable[str]) -> dict[str, Any]:
     return out
 
 
+_KIND_WORDS = {int: "a whole number (int)", float: "a number (float)", str: "text (str)", bool: "true or false (bool)"}
+
+
+def knob_type_problem(name: str, value: Any) -> str | None:
+    """Why `value` cannot be knob `name`'s value by its type (or choices), or None. Floats must be
+    finite: a learning rate of 1e309 (YAML's inf) is no learning rate."""
+    choices = knob_choices(name)
+    if choices is not None:
+        if value not in choices or type(value) is not type(choices[0]):
+            hint = did_you_mean(str(value), [str(c) for c in choices])
+            return f"bad value {value!r} for '{name}': expected one of {list(choices)}{hint}"
+        return None
+    kind = _HINTS[name]
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        return f"bad value {str(value)[:60]!r} for '{name}': expected {_KIND_WORDS.get(kind, kind.__name__)}"
+    if kind is float and not math.isfinite(value):
+        return f"bad value {value!r} for '{name}': expected a finite number"
+    return None
+
+
 def _check_types(cfg: TrainConfig) -> None:
     for name in KNOBS:
-        value = getattr(cfg, name)
-        choices = knob_choices(name)
-        if choices is not None:
-            if value not in choices or type(value) is not type(choices[0]):
-                hint = did_you_mean(str(value), [str(c) for c in choices])
-                raise ConfigError(f"bad value {value!r} for '{name}': expected one of {list(choices)}{hint}")
-            continue
-        kind = _HINTS[name]
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            raise ConfigError(f"bad value {value!r} for '{name}': expected a {kind.__name__}")
+        problem = knob_type_problem(name, getattr(cfg, name))
+        if problem:
+            raise ConfigError(problem)
 
 
 def range_rule(name: str) -> str | None:

@@ -209,17 +209,25 @@ def _jsonl_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | None]]
         yield number, line, row if isinstance(row, dict) else None
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows of a .jsonl file. A line that is not JSON is reported (file and line number, as a
-    `CorruptLineWarning`) and skipped; every row after it is still read."""
+def read_jsonl(path: str | os.PathLike,
+               problem: Callable[[dict[str, Any]], str | None] = lambda row: None) -> list[dict[str, Any]]:
+    """Rows of a .jsonl file. A line that is not JSON, or whose row has a `problem(row)`, is reported
+    (file and line number, as a `CorruptLineWarning`) and skipped; every row after it is still read.
+    A path that is there but not a readable file is reported the same way and reads as no rows."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
+        return []
+    try:
+        lines = list(_jsonl_lines(path))
+    except OSError as err:  # a directory, a dangling link, no permission
+        warnings.warn(f"{path}: not a readable log file ({err.strerror or err}), skipped", CorruptLineWarning,
+                      stacklevel=2)
         return []
     rows = []
-    for number, line, row in _jsonl_lines(path):
-        if row is None:
-            warnings.warn(f"{path}:{number}: not a JSON row, skipped ({line[:60]!r})", CorruptLineWarning,
-                          stacklevel=2)
+    for number, line, row in lines:
+        why = "not a JSON row" if row is None else problem(row)
+        if why:
+            warnings.warn(f"{path}:{number}: {why}, skipped ({line[:60]!r})", CorruptLineWarning, stacklevel=2)
             continue
         rows.append(row)
     return rows

@@ -28,11 +28,13 @@ from typing import Any, Iterable, Iterator, Literal, Mapping, get_args
 
 # The durable-file primitives live in `ganbench.files`; they are re-exported here, where most
 # callers have always found them.
+from ganbench.log_rows import metric_row_problem, stats_row_problem
 from ganbench.files import (CorruptFile, CorruptLineWarning, DiskFull, OutsideRoot, RunDirError,  # noqa: F401
                             append_jsonl, atomic_write, ensure_writable, finite_or_none, lock_is_held,
                             open_nofollow, read_json, read_jsonl, read_record, rewrite_in_place, truncate_jsonl,
                             write_json)
 
+REEVALUATION = "ganbench eval"  # the `source` of metrics rows `ganbench eval` appends to a finished run
 CONFIG, STATS, METRICS, SAMPLES = "config.json", "stats.jsonl", "metrics.jsonl", "samples"
 CHECKPOINT, STATUS, LOCK = "checkpoint.pt", "status.json", ".lock"
 FINAL = ("completed", "diverged")  # a re-run skips these; failed, interrupted and killed runs resume
@@ -191,7 +193,7 @@ class RunDir:
     def last_logged_step(self) -> int:
         """The step of the last complete stats.jsonl row (cheap: reads the file's tail)."""
         path = self.file(STATS)
-        if not path.exists():
+        if not path.is_file():  # missing, or damaged into a directory: said by the readers of its rows
             return 0
         with open(path, "rb") as fh:
             fh.seek(max(0, path.stat().st_size - 4096))
@@ -316,7 +318,16 @@ class RunDir:
 
     # Logs.
     def metric_rows(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.file(METRICS))
+        """metrics.jsonl's rows, each checked (`log_rows`): a damaged one is said and left out."""
+        return read_jsonl(self.file(METRICS), metric_row_problem)
+
+    def training_metric_rows(self) -> list[dict[str, Any]]:
+        """The training's own evaluations (rows `ganbench eval` appended are re-evaluations: left out)."""
+        return [row for row in self.metric_rows() if row.get("source") != REEVALUATION]
+
+    def stats_rows(self) -> list[dict[str, Any]]:
+        """stats.jsonl's rows, each checked (`log_rows`): a damaged one is said and left out."""
+        return read_jsonl(self.file(STATS), stats_row_problem)
 
     def append_stats(self, row: Mapping[str, Any]) -> None:
         append_jsonl(self.file(STATS), row)

@@ -172,7 +172,14 @@ class SuiteDir:
 
     def write_manifest(self, data: dict[str, Any]) -> None:
         parse_manifest(data, self.path / MANIFEST)  # never write what could not be read back
-        write_json(self.file(MANIFEST), data)
+        path = self.file(MANIFEST)
+        if path.exists():  # replace only a manifest: a suite.json of the user's own is never lost
+            try:
+                parse_manifest(read_record(path, "a suite manifest written by `ganbench run`"), path)
+            except CorruptFile as err:
+                raise CorruptFile(f"{path} is not a suite manifest ganbench wrote ({str(err).removeprefix(f'{path}: ')}), "
+                                  "so it was left as it is: move it away, or choose another --results-root") from None
+        write_json(path, data)
 
     # budget.json, compute.json, plan.json.
     def read_optional(self, name: str, expected: str) -> dict[str, Any] | None:

@@ -150,3 +150,31 @@ def test_s2_a_pt2_scores_and_a_pickled_one_never_runs(tmp_path):
             evaluate_external(evil, "fid_fmnist", reference, cfg, 256, torch.device("cpu"))
         assert str(evil) in str(caught.value)
         assert not marker.exists(), change.__name__
+
+
+def test_s3_an_alias_bomb_is_refused_at_once(tmp_path):
+    """S3: a "billion laughs" under `description` grew past 2.2 GB (`str(description)`); it is refused
+    when the YAML is read, in well under a second and a few MB, naming the line."""
+    import resource
+    import time
+
+    from ganbench.study.suite import SuiteError, load_suite
+
+    lines = ["name: bomb", "preset: dcgan", "steps: 4", "description:",
+             "  - &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"  - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    with pytest.raises(SuiteError, match=r"bomb.yaml: line \d+: its aliases expand to more than"):
+        load_suite(path, tmp_path / "results")
+    assert time.perf_counter() - start < 2
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024  # KiB: under 50 MB more
+    small = tmp_path / "small.yaml"  # a description that is not text (no bomb) is refused as such
+    small.write_text("name: small\npreset: dcgan\nsteps: 4\ndescription: [a, b]\n")
+    with pytest.raises(SuiteError, match="description: expected text, got list"):
+        load_suite(small, tmp_path / "results")
+    recursive = tmp_path / "recursive.yaml"
+    recursive.write_text("name: r\npreset: dcgan\nsteps: 4\ndescription: &r [*r]\n")
+    with pytest.raises(SuiteError, match="recursive structure"):
+        load_suite(recursive, tmp_path / "results")

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ganbench import rundir
+from ganbench.config import KNOBS, knob_type_problem
 from ganbench.files import RunDirError
 from ganbench.hacks import HACKS
 from ganbench.suitedir import SuiteDir
@@ -52,6 +53,11 @@ def _run_files(suite_dir: SuiteDir, run_id: str) -> tuple[Path | None, dict[str,
         config = (run.read_config() or {}).get("config", {})
     except RunDirError as err:
         config, problem = {}, str(err)
+    damaged = {name: why for name, value in config.items()
+               if name in KNOBS and (why := knob_type_problem(name, value))}
+    if damaged:  # the knob reads as missing, said with the file; the run's metrics stay
+        config = {name: value for name, value in config.items() if name not in damaged}
+        problem = f"{run.file(rundir.CONFIG)}: " + "; ".join(damaged.values())
     return path, status, config, problem
 
 
@@ -75,8 +81,7 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
                **{k: (status.get("compute") or {}).get(k) for k in ("flops_per_step", "params_g", "params_d")},
                **{f"hack_{name}": name in entry["hacks"] for name in hack_columns},
                **{f"knob_{k}": v for k, v in config.items()}}
-        metrics = [r for r in (rundir.read_jsonl(run_dir / "metrics.jsonl") if run_dir else [])
-                   if r.get("source") != "ganbench eval"]
+        metrics = rundir.RunDir(run_dir).training_metric_rows() if run_dir else []
         if not metrics:
             rows.append({**run, "step": None, "metric": None, "value": None})
         for metric in metrics:
@@ -159,7 +164,7 @@ def load_training_stats(results_dir: str | Path) -> pd.DataFrame:
     frames = []
     for entry in load_manifest(results_dir)["runs"]:
         try:
-            rows = rundir.read_jsonl(suite_dir.run_path(entry["run_id"]) / "stats.jsonl")
+            rows = suite_dir.run_dir(entry["run_id"]).stats_rows()
         except RunDirError:  # said once, by load_results
             continue
         if rows:

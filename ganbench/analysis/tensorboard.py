@@ -121,11 +121,8 @@ def export_run(entry: RunEntry, logdir: Path, suite_hacks: tuple[str, ...]) -> d
     shutil.rmtree(out, ignore_errors=True)
     counts = {"scalars": 0, "images": 0}
     run = entry.run_dir
-    stats = rundir.read_jsonl(run / rundir.STATS) if (run / rundir.STATS).exists() else []
-    # The training's own evaluations, as the tidy table reads them (`ganbench eval` rows are re-evaluations).
-    rows = [r for r in (rundir.read_jsonl(run / rundir.METRICS) if (run / rundir.METRICS).exists() else [])
-            if r.get("source") != "ganbench eval"]
-    series = metric_series(rows)
+    stats = rundir.RunDir(run).stats_rows()
+    series = metric_series(rundir.RunDir(run).training_metric_rows())  # as the tidy table reads them
     with SummaryWriter(log_dir=str(out)) as writer:
         for row in stats:
             for key, value in row.items():

@@ -34,14 +34,12 @@ def _wandb() -> Any:
 def history(run_dir: Path) -> dict[int, dict[str, float]]:
     """step → the values logged there (training statistics and metrics), in step order."""
     rows: dict[int, dict[str, float]] = {}
-    stats = rundir.read_jsonl(run_dir / rundir.STATS) if (run_dir / rundir.STATS).exists() else []
-    for row in stats:
+    run = rundir.RunDir(run_dir)
+    for row in run.stats_rows():
         values = {f"train/{k}": v for k, v in row.items() if k != "step" and isinstance(v, (int, float))
                   and not isinstance(v, bool)}
         rows.setdefault(int(row["step"]), {}).update(values)
-    metrics = [r for r in (rundir.read_jsonl(run_dir / rundir.METRICS) if (run_dir / rundir.METRICS).exists() else [])
-               if r.get("source") != "ganbench eval"]  # the training's own evaluations, as the tidy table
-    for metric, by_step in metric_series(metrics).items():
+    for metric, by_step in metric_series(run.training_metric_rows()).items():  # as the tidy table reads them
         for step, (mean, sd) in by_step.items():
             rows.setdefault(step, {})[f"metrics/{metric}"] = mean
             if sd is not None:

@@ -24,6 +24,7 @@ import torch
 
 from ganbench.config import TrainConfig
 from ganbench.metrics.backend import FidelityGenerator
+from ganbench.rundir import REEVALUATION
 from ganbench.metrics.export_archive import load_exported_program
 from ganbench.metrics.fidelity import evaluate
 from ganbench.metrics.reference import Reference
@@ -156,4 +157,4 @@ def evaluate_external(path: str | Path, metrics: str, reference: Reference, cfg:
                   **({"note": note} if note else {})}
     else:
         raise FileNotFoundError(f"{path}: no such image folder or generator file")
-    return [{"source": "ganbench eval", "scored": scored, **row} for row in rows]
+    return [{"source": REEVALUATION, "scored": scored, **row} for row in rows]

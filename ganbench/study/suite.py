@@ -158,7 +158,7 @@ def load_suite(path: str | Path, results_root: str | Path = "results", planner: 
     list: use --seeds)."""
     path = Path(path)
     data = _read(path)
-    name = _name(path, data)
+    name, description = _name(path, data), _description(path, data)
     try:  # first: every hack list below may name them
         define_hacks(data.get("define"))
     except DefineError as err:
@@ -191,7 +191,7 @@ def load_suite(path: str | Path, results_root: str | Path = "results", planner: 
     part_steps = {d.name: planner(d.budget, suite_dir) if d.budget.kind != "steps" else _fixed(d.budget)
                   for d in designs if d.budget is not None}
     runs = _expand(path, designs, seeds, base, steps_for, part_steps, overrides)
-    suite = Suite(name, path, _description(path, data), designs, seeds, results_dir, tuple(runs),
+    suite = Suite(name, path, description, designs, seeds, results_dir, tuple(runs),
                   dataclasses.replace(budget, amount=budget.amount or runs[0].config.steps), analysis, overrides)
     _check_analysis_measured(suite)
     return suite

@@ -137,8 +137,9 @@ def _methods(results_dir: Path, manifest: dict[str, Any], result: Analysis, fram
     body += ["", "## Hacks and their sources", "", *hack_source_lines(manifest)]
     body += ["", "## Inference", "", *inference_lines(result, manifest)]
     if problems:
-        body += ["", "## Data problems", "", "Lines of run logs that are not JSON were skipped (every other row "
-                 "of those runs is used), and numbers of one metric measured in different settings are reported "
+        body += ["", "## Data problems", "", "Damaged files and rows were left out, each named below (a log line "
+                 "that is not JSON or holds a value of the wrong type or range; a knob of the wrong type, read as "
+                 "missing; a file that cannot be read), every other row of those runs is used; and numbers of one metric measured in different settings are reported "
                  "apart, never pooled:", "", *[f"- `{p}`" for p in problems]]
     return body + ["", "## Setup", "", *provenance_lines(frame, results_dir, manifest), "",
                    "Statistics:", "", *[f"- {line}" for line in stats.METHODS], "",

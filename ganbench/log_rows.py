@@ -1,0 +1,53 @@
+"""What a row of a run's logs must hold, checked where the row is read (`RunDir.stats_rows`,
+`RunDir.metric_rows`): a row that breaks it is a data problem — said with its file, line and what was
+expected (`files.read_jsonl`), then left out — never a number made up from it (`"abc"` read as NaN)
+nor a traceback (`"step": "four"`). Torch-free.
+
+    stats.jsonl    step: a whole number >= 0; every other value a number or null (non-finite, as logged)
+    metrics.jsonl  step: a whole number >= 0; metric: a name; value: a finite number, or null (not
+                   measurable there); draw, when present: a whole number >= 0
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _step_problem(row: Mapping[str, Any]) -> str | None:
+    step = row.get("step")
+    return None if _whole(step) else f"step {step!r} is not a whole number >= 0"
+
+
+def stats_row_problem(row: Mapping[str, Any]) -> str | None:
+    """Why `row` is not a stats.jsonl row, or None."""
+    problem = _step_problem(row)
+    if problem:
+        return problem
+    for key, value in row.items():
+        if key != "step" and value is not None and not _number(value):
+            return f"{key} {str(value)[:40]!r} is not a number"
+    return None
+
+
+def metric_row_problem(row: Mapping[str, Any]) -> str | None:
+    """Why `row` is not a metrics.jsonl row, or None."""
+    problem = _step_problem(row)
+    if problem:
+        return problem
+    metric, value = row.get("metric"), row.get("value")
+    if not isinstance(metric, str) or not metric:
+        return f"metric {str(metric)[:40]!r} is not a metric name"
+    if value is not None and not (_number(value) and math.isfinite(value)):
+        return f"value {str(value)[:40]!r} of {metric} is not a finite number (or null: not measurable)"
+    if "draw" in row and not _whole(row["draw"]):
+        return f"draw {row['draw']!r} of {metric} is not a whole number >= 0"
+    return None
