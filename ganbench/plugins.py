@@ -8,7 +8,7 @@ Plugins come from, in this order:
   `.py` file (`myhacks.py`, `~/gan/myhacks.py`; a bare name that is not importable but names a
   file `NAME.py` in the working directory is that file);
 - `ganbench -p MODULE` (repeatable), which also adds MODULE (a file: its absolute path) to
-  `$GANBENCH_PLUGINS`, so every process the command starts loads the same plugins; a suite's jobs
+  `$GANBENCH_PLUGINS` (then written as a JSON list, so a path may hold a comma), so every process the command starts loads the same plugins; a suite's jobs
   carry the list to local workers, Ray tasks and SLURM tasks (`execution.jobs.Job.plugins`).
 
 A suite never names code to import: suites are data (a knob-only hack can be declared in the
@@ -18,6 +18,7 @@ suite itself, under `define:`).
 from __future__ import annotations
 
 import importlib
+import json
 import importlib.util
 import os
 import sys
@@ -38,7 +39,18 @@ class PluginError(ConfigError):
 
 
 def env_plugins() -> list[str]:
-    return [name.strip() for name in os.environ.get(ENV, "").split(",") if name.strip()]
+    """$GANBENCH_PLUGINS: comma-separated as a user writes it, or the JSON list ganbench writes for its
+    child processes (a plugin path may hold a comma)."""
+    value = os.environ.get(ENV, "").strip()
+    if value.startswith("["):
+        try:
+            names = json.loads(value)
+        except ValueError:
+            raise PluginError(f"${ENV}={value[:200]}: not a JSON list of plugin names") from None
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise PluginError(f"${ENV}={value[:200]}: not a JSON list of plugin names")
+        return [name for name in names if name.strip()]
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def load_plugins(modules: Sequence[str] = ()) -> dict[str, str]:
@@ -49,7 +61,7 @@ def load_plugins(modules: Sequence[str] = ()) -> dict[str, str]:
     named = [_import(name, f"${ENV}") for name in env_plugins()]
     named += [_import(name, "--plugin") for name in modules]
     if modules:  # child processes (workers, Ray tasks, SLURM jobs) inherit the environment
-        os.environ[ENV] = ",".join(dict.fromkeys(named))
+        os.environ[ENV] = json.dumps(list(dict.fromkeys(named)))
     return dict(_loaded)
 
 

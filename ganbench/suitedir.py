@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -156,6 +157,16 @@ class SuiteDir:
         if path.is_symlink() or path.exists():
             inside(self.path, path, "run directory")
         return path
+
+    def existing_run_ids(self) -> set[str] | None:
+        """Names in runs/ (directories or not, links included): every run not among them is pending.
+        None when runs/ itself is a link (each run's path must then be checked, `run_path`)."""
+        if (self.path / RUNS).is_symlink():
+            return None
+        try:
+            return set(os.listdir(self.path / RUNS))
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
 
     def run_dir(self, run_id: str) -> RunDir:
         return RunDir(self.run_path(run_id))

@@ -18,7 +18,7 @@ import math
 from typing import Any, Sequence
 
 from ganbench.architecture import Sized, layer_sizes
-from ganbench.config import TrainConfig
+from ganbench.config import KNOBS, TrainConfig
 
 STATS_ROW_BYTES, METRIC_ROW_BYTES = 320, 750
 ADAM_ENTRY_BYTES = 1500  # pickled per-parameter Adam entry (step tensor, keys, storage records); measured
@@ -67,10 +67,17 @@ def run_disk(cfg: TrainConfig, evaluations: int) -> dict[str, int]:
 
 
 def suite_disk(cfgs: Sequence[TrainConfig], metric_rows_per_run: Sequence[int]) -> dict[str, Any]:
-    """The whole suite's disk: kept at the end, written over the sweep, and the largest checkpoint."""
-    per_run = [run_disk(c, n) for c, n in zip(cfgs, metric_rows_per_run, strict=True)]
-    return {"kept_bytes": sum(r["kept"] for r in per_run), "written_bytes": sum(r["written"] for r in per_run),
-            "runs": len(per_run), "largest_checkpoint_bytes": max((checkpoint_bytes(c) for c in cfgs), default=0)}
+    """The whole suite's disk: kept at the end, written over the sweep, and the largest checkpoint.
+    Runs that differ only in their seed use the same bytes: each such config is sized once."""
+    sized: dict[tuple[Any, ...], tuple[dict[str, int], int]] = {}
+    per_run = []
+    for cfg, rows in zip(cfgs, metric_rows_per_run, strict=True):
+        key = (tuple(getattr(cfg, k) for k in KNOBS if k != "seed"), rows)
+        if key not in sized:
+            sized[key] = run_disk(cfg, rows), checkpoint_bytes(cfg)
+        per_run.append(sized[key])
+    return {"kept_bytes": sum(r["kept"] for r, _ in per_run), "written_bytes": sum(r["written"] for r, _ in per_run),
+            "runs": len(per_run), "largest_checkpoint_bytes": max((ckpt for _, ckpt in sized.values()), default=0)}
 
 
 def format_bytes(n: float) -> str:

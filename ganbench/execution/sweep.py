@@ -74,10 +74,14 @@ def run_states(suite: Suite, runs: Sequence[Run]) -> list[RunState]:
     directory cannot be used (a symlink out of the results directory) is 'failed' with the reason
     and never trained; the others go on."""
     states, seen = [], set()
+    existing = suite.dir.existing_run_ids()
     for run in runs:
         if run.run_id in seen:
             continue
         seen.add(run.run_id)
+        if existing is not None and run.run_id not in existing:  # no directory yet: pending (a 100 000-run plan stats none of them)
+            states.append(RunState(run, suite.dir.path / RUNS / run.run_id))
+            continue
         try:
             path = suite.dir.run_path(run.run_id)
         except RunDirError as err:

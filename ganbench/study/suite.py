@@ -218,20 +218,19 @@ def _expand(path: Path, designs: tuple[Design, ...], seeds: tuple[int, ...], bas
         if design.budget is not None and design.budget.reference:
             arms = tuple(sorted(arms, key=lambda a: a.name != design.reference_arm))
         for arm in arms:
-            for seed in seeds:
-                if arm.name in problems:
-                    continue  # one message per arm, not one per seed
-                # defaults < the arm's preset hacks < base < its other hacks < its `set` < the CLI's --set
-                try:
-                    cfg, _ = resolve_layers(arm.from_preset, arm.extra, base=base,
-                                            overrides={**arm.overrides, **cli, "seed": seed})
-                    for planned in (steps_for, part_steps.get(design.name)):
-                        if planned is not None and "steps" not in cli:
-                            cfg = cfg.replace(steps=planned(arm.name, cfg))
-                except ConfigError as err:
-                    problems[arm.name] = str(err)
-                    continue
-                runs.append(Run(run_id(cfg), arm.name, seed, cfg, arm.hacks, design.preset))
+            # defaults < the arm's preset hacks < base < its other hacks < its `set` < the CLI's --set; the
+            # seed changes nothing else, so an arm is resolved and planned once and copied per seed
+            try:
+                arm_cfg, _ = resolve_layers(arm.from_preset, arm.extra, base=base,
+                                            overrides={**arm.overrides, **cli, "seed": seeds[0]})
+                for planned in (steps_for, part_steps.get(design.name)):
+                    if planned is not None and "steps" not in cli:
+                        arm_cfg = arm_cfg.replace(steps=planned(arm.name, arm_cfg))
+                configs = [arm_cfg.with_seed(seed) for seed in seeds]
+            except ConfigError as err:
+                problems[arm.name] = str(err)  # one message per arm, not one per seed
+                continue
+            runs += [Run(run_id(cfg), arm.name, cfg.seed, cfg, arm.hacks, design.preset) for cfg in configs]
     raise_all(path, _by_message(problems, sum(len(d.arms) for d in designs)))
     return runs
 
