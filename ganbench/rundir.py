@@ -359,19 +359,39 @@ class RunDir:
 
         atomic_write(self.file(CHECKPOINT), lambda tmp: torch.save(dict(state), tmp))
 
-    def load_checkpoint(self) -> tuple[dict[str, Any] | None, str | None]:
-        """(state, None), or (None, why) when there is no usable checkpoint. An unreadable one
-        (truncated, corrupt) is moved aside to checkpoint.pt.corrupt, so the run starts over
-        instead of failing on every re-run; `why` names the file and the error."""
+    def load_checkpoint(self, steps: int | None = None,
+                        set_aside: bool = True) -> tuple[dict[str, Any] | None, str | None]:
+        """(state, None), or (None, why) when there is no usable checkpoint: unreadable (truncated,
+        corrupt), not a checkpoint, or at a step outside the run's `steps` (one claiming step 1 000
+        of an 8-step run would have made it 'completed' untrained). Training (`set_aside`) moves an
+        unusable one to checkpoint.pt.corrupt, so the run starts over instead of failing on every
+        re-run; a reader (`ganbench eval`) leaves it where it is. `why` names the file and the error."""
         import torch
 
         path = self.file(CHECKPOINT)
         if not path.exists():
             return None, None
         try:
-            return torch.load(path, map_location="cpu", weights_only=True), None
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            problem = _checkpoint_problem(state, steps)
         except Exception as err:  # torch raises RuntimeError, OSError, EOFError, pickle errors…
-            aside = path.with_name(CHECKPOINT + ".corrupt")
-            os.replace(path, aside)
-            return None, (f"{path} was unreadable ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-                          f"moved to {aside.name}, the run started over from step 0")
+            problem = f"unreadable ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})"
+        if problem is None:
+            return state, None
+        if not set_aside:
+            return None, f"{path} is {problem}"
+        aside = path.with_name(CHECKPOINT + ".corrupt")
+        os.replace(path, aside)
+        return None, f"{path} was {problem}; moved to {aside.name}, the run started over from step 0"
+
+
+def _checkpoint_problem(state: Any, steps: int | None) -> str | None:
+    """Why a loaded checkpoint cannot be resumed from, or None."""
+    if not isinstance(state, dict):
+        return f"not a checkpoint (a {type(state).__name__})"
+    step = state.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        return f"not a checkpoint of a run (its step is {step!r})"
+    if steps is not None and step > steps:
+        return f"a checkpoint at step {step} of a run of {steps} steps"
+    return None

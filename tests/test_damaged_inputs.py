@@ -125,3 +125,87 @@ def test_x01_x03_a_damaged_value_is_said_with_its_file_and_the_rest_goes_on(stud
         table = pd.read_csv(tmp_path / "rep" / "results.csv")
         values = table[(table["run_id"] == damaged.name) & (table["metric"] == "fid_fmnist")]["value"]
         assert values.map(lambda v: v == v and abs(v) != float("inf")).all()
+
+
+def test_p07_a_checkpoint_past_the_run_s_steps_is_not_a_finished_run(tmp_path):
+    # P07: a checkpoint claiming step 1 000 of an 8-step run was recorded `completed` at step 0.
+    import torch
+
+    from ganbench.training.loop import train
+    from conftest import crash_at, tiny
+
+    cfg = tiny(steps=8, checkpoint_every=4)
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError):
+        train(cfg, run, progress=crash_at(6))
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["step"] = 1000
+    torch.save(state, run / "checkpoint.pt")
+    status = train(cfg, run)
+    assert status["status"] == "completed" and status["step"] == 8 and "resumed_from" not in status
+    assert any("a checkpoint at step 1000 of a run of 8 steps" in w for w in status["warnings"])
+    assert (run / "checkpoint.pt.corrupt").exists()
+
+
+def test_p02_eval_of_a_run_with_a_bad_checkpoint_moves_nothing(study):
+    # P02: `ganbench eval` of a run whose checkpoint is damaged renamed it and said the run started over.
+    run = sorted((study / "results" / "flt" / "runs").iterdir())[0]
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    def files():  # the lock file records who held the run last: eval takes it
+        return {name: sha for name, sha in digest(run).items() if name != ".lock"}
+
+    before = files()
+    result = cli("eval", run, "--device", "cpu")
+    assert result.exit_code == 2 and "not evaluated" in said(result) and "started over" not in said(result)
+    assert files() == before
+
+
+def test_x03a_a_run_directory_replaced_by_a_file_is_said_in_the_report(study, tmp_path):
+    # X03a: a run directory replaced by a file was silently left out of a report.
+    import shutil
+
+    run = sorted((study / "results" / "flt" / "runs").iterdir())[0]
+    shutil.rmtree(run)
+    run.write_text("not a directory\n")
+    result = cli("report", study / "results" / "flt", "--out", tmp_path / "rep")
+    assert result.exit_code == 0, result.output
+    assert "not a run directory" in said(result) and run.name in said(result), said(result)
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert "not a run directory" in readme and run.name in readme
+
+
+def test_y17_a_suite_s_results_never_go_inside_another_suite_s(study, tmp_path):
+    # Y17: a suite's results directory inside another suite's run was accepted.
+    run = sorted((study / "results" / "flt" / "runs").iterdir())[0]
+    nested = write(tmp_path, SUITE.replace("name: flt", "name: inner"), "inner.yaml")
+    with pytest.raises(SuiteError, match="inside .* the results directory of another suite"):
+        load_suite(nested, run)
+
+
+def test_y05_y12b_names_and_seeds_that_cannot_exist_are_refused_when_read(tmp_path):
+    # Y05: a 300-character suite name passed `plan`, then failed `run` with misleading advice.
+    with pytest.raises(SuiteError, match="a directory name is at most 200"):
+        load_suite(write(tmp_path, SUITE.replace("name: flt", "name: " + "n" * 300)), tmp_path / "results")
+    # Y12b: a seed >= 2^64 gave "Overflow when unpacking long long" after writing suite.json.
+    with pytest.raises(SuiteError, match=r"seeds: expected a count or a list of integers in \[0, 2\^63\)"):
+        load_suite(write(tmp_path, SUITE.replace("seeds: 2", f"seeds: [0, {2**64}]")), tmp_path / "results")
+
+
+def test_e01_a_suite_beyond_the_plan_limit_is_refused_at_once(tmp_path):
+    # E01: `plan` of a 9-line suite with 100 000 runs took 177 s and 23 GB. Up to MAX_RUNS it plans
+    # (benchmarks/plan_scale.py times 100 000 runs); beyond, it refuses before expanding anything.
+    from ganbench.study.suite import MAX_RUNS
+
+    with pytest.raises(SuiteError, match=f"seed count must be in \\[1, {MAX_RUNS:,}\\]"):
+        load_suite(write(tmp_path, SUITE.replace("seeds: 2", "seeds: 1000000000")), tmp_path / "results")
+    with pytest.raises(SuiteError, match=f"runs \\(arms × seeds\\); ganbench plans at most {MAX_RUNS:,}"):
+        load_suite(write(tmp_path, SUITE.replace("seeds: 2", f"seeds: {MAX_RUNS}")), tmp_path / "results")
+    twenty = ", ".join(["strided_conv", "leaky_relu", "batch_norm", "gaussian_init", "adam_beta1_05",
+                        "gaussian_latent", "separate_batches", "label_smoothing", "noisy_labels", "kernel_4",
+                        "tanh_output", "d_dropout", "ttur", "nonsaturating_loss", "no_fc_hidden",
+                        "multiple_d_steps", "lr_decay", "spectral_norm", "g_ema", "instance_noise"])
+    factorial = SUITE.replace("    design: {type: arms, reference: plain}\n    arms:\n      plain: {}\n"
+                              "      smooth: {hacks: [label_smoothing]}\n",
+                              f"    design: {{type: full_factorial}}\n    hacks: [{twenty}]\n")
+    with pytest.raises(SuiteError, match=r"hacks: full_factorial of 20 hacks is 2\^20 arms"):
+        load_suite(write(tmp_path, factorial), tmp_path / "results")

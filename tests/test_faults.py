@@ -598,8 +598,11 @@ def test_6_runs_that_checkpoint_at_other_steps_never_fuse_and_status_says_the_re
     assert rundir.RunDir(tmp_path / "d").read_status()["fused_group"] == 2
 
 
-def test_20_sigterm_to_the_driver_records_its_runs_interrupted(tmp_path):
-    # Defect 20: the driver had no SIGTERM handler; its runs stayed 'running' forever.
+@pytest.mark.parametrize("background", [False, True])
+def test_20_sigterm_to_the_driver_records_its_runs_interrupted(tmp_path, background):
+    # Defect 20: the driver had no SIGTERM handler; its runs stayed 'running' forever. C04 (issue 36): a
+    # sweep a script starts with `&` has SIGINT ignored (POSIX shells do that), so the Ctrl-C the driver
+    # passes on was lost and the runs were recorded failed: `background` starts it that way.
     import signal
     import subprocess
     import sys
@@ -609,7 +612,8 @@ def test_20_sigterm_to_the_driver_records_its_runs_interrupted(tmp_path):
     path = write(tmp_path, text)
     proc = subprocess.Popen([sys.executable, "-m", "ganbench", "run", str(path), "--results-root",
                              str(tmp_path / "results"), "--workers", "1", "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None)
     suite = load_suite(path, tmp_path / "results")
     run_dir = suite.dir.run_path(suite.runs[0].run_id)
     deadline = time.monotonic() + 120

@@ -46,6 +46,9 @@ def _run_files(suite_dir: SuiteDir, run_id: str) -> tuple[Path | None, dict[str,
         path = suite_dir.run_path(run_id)
     except RunDirError as err:
         return None, {"status": "failed", "error": str(err)}, {}, str(err)
+    if path.exists() and not path.is_dir():  # a run directory replaced by a file: said, reported as failed
+        problem = f"{path}: not a run directory (a {'link' if path.is_symlink() else 'file'})"
+        return None, {"status": "failed", "error": problem}, {}, problem
     run = rundir.RunDir(path)
     status = run.read_status()
     problem = status.get("error") if status.get("corrupt_status") else None

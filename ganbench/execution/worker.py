@@ -131,6 +131,10 @@ def worker_main(worker_id: int, inbox: Any, outbox: Any, lifeline: Any, data_roo
     """Body of a worker process: say 'ready' once `imports` import (else 'broken', with the error, and
     exit), then take (job, placement) from `inbox` until None."""
     _die_with_driver(lifeline)
+    # A sweep a script started in the background (`ganbench run … &`) inherits SIGINT ignored (POSIX
+    # shells do that to `&` jobs) and Python then never raises KeyboardInterrupt, so the Ctrl-C by which
+    # the driver passes on a SIGTERM would be lost and the runs recorded failed: take SIGINT back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def report(event: str, run_id: str | None, outcome: dict[str, Any] | None) -> None:
         outbox.put((event, worker_id, run_id, outcome))

@@ -26,9 +26,9 @@ def load_run_generator(run_dir: Path, device: torch.device) -> tuple[TrainConfig
         if not run.file(name).exists():
             raise FileNotFoundError(f"{run.file(name)} missing: is {run_dir} a ganbench run directory?")
     cfg = TrainConfig().replace(**run.read_config()["config"])
-    state, why = run.load_checkpoint()
+    state, why = run.load_checkpoint(set_aside=False)  # evaluating never moves a run's files
     if state is None:
-        raise RuntimeError(why)
+        raise RuntimeError(f"{why}; not evaluated (re-run the suite to train it again)")
     net_g = Generator(cfg).to(device)
     net_g.load_state_dict(state.get("net_g_ema", state["net_g"]))
     return cfg, net_g, int(state["step"])

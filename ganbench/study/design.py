@@ -91,7 +91,13 @@ def _factorial_arms(preset_hacks: Sequence[str], studied: Sequence[str], rows: l
     return tuple(arms)
 
 
+MAX_FACTORIAL_HACKS = 17  # 2^17 = 131 072 arms, already past what one suite plans at one seed (study.suite.MAX_RUNS)
+
+
 def full_factorial(preset_hacks: Sequence[str], studied: Sequence[str]) -> Design:
+    if len(studied) > MAX_FACTORIAL_HACKS:
+        raise ConfigError(f"full_factorial of {len(studied)} hacks is 2^{len(studied)} arms; at most "
+                          f"{MAX_FACTORIAL_HACKS} hacks (use fractional_factorial for more)")
     rows = list(itertools.product((False, True), repeat=len(studied)))
     return Design("full_factorial", _factorial_arms(preset_hacks, studied, rows), "none")
 

@@ -86,8 +86,8 @@ def part_design(path: Path, where: str, options: dict, default_preset: str, defa
         options = {**options, "arms": explicit_arms(path, arms, options.get("reference"))}
     try:
         design = DESIGNS[spec](from_preset, studied, options)
-    except ConfigError as err:
-        raise fail(path, f"{where}.resolution", str(err)) from None
+    except ConfigError as err:  # the design's options (a resolution), or its size (the hacks studied)
+        raise fail(path, f"{where}.resolution" if "resolution" in str(err) else hacks_where, str(err)) from None
     return dataclasses.replace(design, preset=preset, studied=studied)
 
 

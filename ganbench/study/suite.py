@@ -39,7 +39,10 @@ from ganbench.study.design import Design
 from ganbench.study.parts import designs_of
 from ganbench.study.suite_yaml import SuiteYamlError, load_yaml
 from ganbench.hacks import dataset_defaults, resolve_layers
-from ganbench.suitedir import SuiteDir
+from ganbench.suitedir import MANIFEST, SuiteDir
+
+MAX_NAME_BYTES = 200  # a suite's results directory name (file systems allow 255; its files add suffixes)
+MAX_RUNS = 200_000  # arms × seeds: a plan of 100 000 runs takes ≈ 20 s and 0.5 GB on 2 cores
 
 # The grammar's names, owned by study/suite_keys.py (with each key's type, default and meaning).
 SUITE_KEYS, ANALYSIS_KEYS, EVAL_KEYS = tuple(suite_keys.TOP), tuple(suite_keys.ANALYSIS), suite_keys.EVAL_KNOBS
@@ -102,15 +105,16 @@ def _seeds(path: Path, value: Any) -> tuple[int, ...]:
     if isinstance(value, bool) or value is None:
         raise fail(path, "seeds", "expected a count (e.g. 3) or a list of integers")
     if isinstance(value, int):
-        if value < 1:
-            raise fail(path, "seeds", f"the seed count must be >= 1, got {value}")
+        if not 1 <= value <= MAX_RUNS:
+            raise fail(path, "seeds", f"the seed count must be in [1, {MAX_RUNS:,}], got {value}")
         return tuple(range(value))
-    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63
                                                   for s in value):
         if len(set(value)) != len(value):
             raise fail(path, "seeds", "a seed is listed twice")
         return tuple(value)
-    raise fail(path, "seeds", f"expected a count or a list of non-negative integers, got {value!r}")
+    raise fail(path, "seeds", "expected a count or a list of integers in [0, 2^63) (torch takes 64-bit seeds), "
+                              f"got {str(value)[:80]}")
 
 
 StepsFor = Callable[[str, TrainConfig], int]  # (arm, its config at the budget's placeholder steps) → steps
@@ -182,6 +186,10 @@ def load_suite(path: str | Path, results_root: str | Path = "results", planner: 
     if "seed" in overrides:
         problems.append("--set seed=…: a suite's seeds are its `seeds` list; choose among them with --seeds")
     raise_all(path, problems)
+    n_runs = sum(len(d.arms) for d in designs) * len(seeds)
+    if n_runs > MAX_RUNS:
+        raise SuiteError(f"{path}: {n_runs:,} runs (arms × seeds); ganbench plans at most {MAX_RUNS:,} in one suite "
+                         "(a plan of 100 000 takes ≈ 20 s and 0.5 GB): split it into several suites")
     planned = [b for b in (budget, *(d.budget for d in designs)) if b is not None and b.kind != "steps"]
     if planned and planner is None:
         raise SuiteError(f"{path}: budget: a {planned[0].kind} budget is planned into steps by "
@@ -334,4 +342,11 @@ def _results_dir(path: Path, data: dict, results_root: str | Path, name: str) ->
     target = (root / str(value)).resolve()
     if target == root or root not in target.parents:
         raise fail(path, key, f"'{value}' must name a directory inside the results root {root}")
+    if len(str(target.name).encode()) > MAX_NAME_BYTES:
+        raise fail(path, key, f"'{str(value)[:40]}…' is {len(str(target.name).encode())} bytes; a directory name "
+                              f"is at most {MAX_NAME_BYTES} (file systems refuse longer ones)")
+    for above in target.parents:  # never inside another suite's results (its runs, its own files)
+        if (above / MANIFEST).is_file():
+            raise fail(path, key, f"'{value}' lies inside {above}, the results directory of another suite "
+                                  "(it holds suite.json); choose another name or --results-root")
     return target

@@ -354,7 +354,7 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
         for o, status in zip(runs, statuses):
             status.data = info  # cache hit, load time, memory: provenance and cost of the data
             o.rd.write_status(status)
-        checkpoints = [o.rd.load_checkpoint() for o in runs]
+        checkpoints = [o.rd.load_checkpoint(cfg.steps) for o, cfg in zip(runs, cfgs)]
         # Runs resuming from different steps cannot step together: one trainer per resume step.
         by_start: dict[int, list[int]] = {}
         for i, (state, _) in enumerate(checkpoints):
