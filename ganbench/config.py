@@ -16,13 +16,12 @@ import copy
 import dataclasses
 import hashlib
 import json
-import math
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from ganbench.devices import SYNTAX, is_device_name
 from ganbench.errors import ConfigError, did_you_mean
+from ganbench.knob_checks import KIND_WORDS, broken_rule, range_words, type_problem, within
 
 __all__ = ["ConfigError", "did_you_mean", "TrainConfig", "knob", "run_id", "fusion_key"]  # ConfigError's home is errors.py
 
@@ -146,8 +145,7 @@ class TrainConfig:
     fid_infinity: bool = knob(False, "evaluation")  # also report FID∞ at the final evaluation (Chong & Forsyth 2020: FID at several N, extrapolated to 1/N = 0); off: False
 
     def __post_init__(self) -> None:
-        _check_types(self)
-        _check_ranges(self)
+        _check(self)
 
     # Derived values: functions of knobs, never knobs themselves.
     @property
@@ -193,7 +191,7 @@ class TrainConfig:
         """A copy with another seed, only that knob checked: a suite makes a copy per arm and seed, and
         checking every knob again cost a millisecond a run (100 s for a 100 000-run suite)."""
         problem = knob_type_problem("seed", seed) or (
-            None if _in_range("seed", seed) else f"bad value {seed!r} for 'seed': must be {range_rule('seed')}")
+            None if within(_FIELDS["seed"].metadata, seed) else f"bad value {seed!r} for 'seed': must be {range_rule('seed')}")
         if problem:
             raise ConfigError(problem)
         clone = copy.copy(self)
@@ -296,7 +294,7 @@ def parse_value(name: str, raw: Any) -> Any:
             raise ValueError
         return value
     except (TypeError, ValueError):
-        allowed = f"one of {list(choices)}" if choices else _KIND_WORDS.get(kind, kind.__name__)
+        allowed = f"one of {list(choices)}" if choices else KIND_WORDS.get(kind, kind.__name__)
         hint = did_you_mean(str(raw), [str(c) for c in choices]) if choices else ""
         raise ConfigError(f"bad value {raw!r} for '{name}': expected {allowed}{hint}") from None
 
@@ -339,77 +337,29 @@ def parse_assignments(items: typing.Iterable[str]) -> dict[str, Any]:
     return out
 
 
-_KIND_WORDS = {int: "a whole number (int)", float: "a number (float)", str: "text (str)", bool: "true or false (bool)"}
-
-
 def knob_type_problem(name: str, value: Any) -> str | None:
-    """Why `value` cannot be knob `name`'s value by its type (or choices), or None. Floats must be
-    finite: a learning rate of 1e309 (YAML's inf) is no learning rate."""
-    choices = knob_choices(name)
-    if choices is not None:
-        if value not in choices or type(value) is not type(choices[0]):
-            hint = did_you_mean(str(value), [str(c) for c in choices])
-            return f"bad value {value!r} for '{name}': expected one of {list(choices)}{hint}"
-        return None
-    kind = _HINTS[name]
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        return f"bad value {str(value)[:60]!r} for '{name}': expected {_KIND_WORDS.get(kind, kind.__name__)}"
-    if kind is float and not math.isfinite(value):
-        return f"bad value {value!r} for '{name}': expected a finite number"
-    return None
-
-
-def _check_types(cfg: TrainConfig) -> None:
-    for name in KNOBS:
-        problem = knob_type_problem(name, getattr(cfg, name))
-        if problem:
-            raise ConfigError(problem)
+    """Why `value` cannot be knob `name`'s value by its type (or choices), or None."""
+    return type_problem(name, value, _HINTS[name], knob_choices(name))
 
 
 def range_rule(name: str) -> str | None:
     """A knob's declared range in words ('>= 1', 'in [0, 1)', …), None when it declares none."""
-    meta = _FIELDS[name].metadata
-    low = f">= {meta['at_least']:g}" if meta["at_least"] is not None else (
-        f"> {meta['above']:g}" if meta["above"] is not None else None)
-    if meta["below"] is not None:
-        bracket = "[" if meta["at_least"] is not None else "("
-        bound = meta["at_least"] if meta["at_least"] is not None else meta["above"]
-        low = f"in {bracket}{bound:g}, {meta['below']:g})" if bound is not None else f"< {meta['below']:g}"
-    if low and meta["note"]:
-        low += f" ({meta['note']})"
-    return low
+    return range_words(_FIELDS[name].metadata)
 
 
-def _in_range(name: str, value: float) -> bool:
-    meta = _FIELDS[name].metadata
-    return not ((meta["at_least"] is not None and value < meta["at_least"])
-                or (meta["above"] is not None and value <= meta["above"])
-                or (meta["below"] is not None and value >= meta["below"]))
-
-
-def _check_ranges(cfg: TrainConfig) -> None:
-    def need(ok: bool, name: str, rule: str) -> None:
-        if not ok:
-            raise ConfigError(f"bad value {getattr(cfg, name)!r} for '{name}': must be {rule}")
-
-    for name in KNOBS:  # the ranges each field declares
+def _check(cfg: TrainConfig) -> None:
+    """Every knob's type, then its range, then the rules between knobs: the first problem, named."""
+    for name in KNOBS:
+        problem = knob_type_problem(name, getattr(cfg, name))
+        if problem:
+            raise ConfigError(problem)
+    for name in KNOBS:
         rule = range_rule(name)
-        if rule is not None:
-            need(_in_range(name, getattr(cfg, name)), name, rule)
-    # Rules between knobs, or not expressible as a range.
-    need(cfg.channels in (1, 3), "channels", "1 or 3")
-    need(int(cfg.sample_grid**0.5) ** 2 == cfg.sample_grid, "sample_grid", "a square number (16, 64, 256, …)")
-    sizes = (28,) if cfg.arch == "dcgan28" else (32, 64)
-    need(cfg.image_size in sizes, "image_size", f"one of {list(sizes)} for arch '{cfg.arch}'")
-    ratio = cfg.image_size // max(cfg.start_side, 1)
-    need(cfg.image_size % max(cfg.start_side, 1) == 0 and ratio >= 2 and ratio & (ratio - 1) == 0, "g_start_side",
-         f"image_size ({cfg.image_size}) / 2^k for some k >= 1, e.g. 4 or 8 at 64 px")
-    need(is_device_name(cfg.device), "device", SYNTAX)
-    need(cfg.batch_size >= 2 or not (cfg.g_batch_norm or cfg.d_batch_norm or cfg.d_input_batch_norm), "batch_size",
-         ">= 2 with batch norm (a batch of one image has no batch statistics)")
+        if rule is not None and not within(_FIELDS[name].metadata, getattr(cfg, name)):
+            raise ConfigError(f"bad value {getattr(cfg, name)!r} for '{name}': must be {rule}")
+    broken = broken_rule(cfg)
+    if broken:
+        raise ConfigError(f"bad value {getattr(cfg, broken[0])!r} for '{broken[0]}': must be {broken[1]}")
 
 
 def knob_docs() -> dict[str, str]:
@@ -423,4 +373,3 @@ def knob_docs() -> dict[str, str]:
         if name in KNOBS and comment:
             docs[name] = comment.strip()
     return docs
-

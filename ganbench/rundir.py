@@ -17,6 +17,7 @@ directory), so a crash or a power loss leaves the old file or the new one, never
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import shutil
@@ -28,7 +29,7 @@ from typing import Any, Iterable, Iterator, Literal, Mapping, get_args
 
 # The durable-file primitives live in `ganbench.files`; they are re-exported here, where most
 # callers have always found them.
-from ganbench.log_rows import metric_row_problem, stats_row_problem
+from ganbench.run_records import checkpoint_problem, metric_row_problem, stats_row_problem
 from ganbench.files import (CorruptFile, CorruptLineWarning, DiskFull, OutsideRoot, RunDirError,  # noqa: F401
                             append_jsonl, atomic_write, ensure_writable, finite_or_none, lock_is_held,
                             open_nofollow, read_json, read_jsonl, read_record, rewrite_in_place, truncate_jsonl,
@@ -266,8 +267,15 @@ class RunDir:
         present = [name for name in (CONFIG, STATS, METRICS, CHECKPOINT, STATUS, SAMPLES) if self.file(name).exists()]
         if not present:
             return None
-        target = self.file("replaced") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        target.mkdir(parents=True, exist_ok=False)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.file("replaced").mkdir(exist_ok=True)
+        for n in itertools.count(1):  # two --fresh within one second: 20261207T120000Z, then …Z-2
+            target = self.file("replaced") / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                target.mkdir()
+                break
+            except FileExistsError:
+                continue
         for name in present:
             os.replace(self.file(name), target / name)
         return target
@@ -318,7 +326,7 @@ class RunDir:
 
     # Logs.
     def metric_rows(self) -> list[dict[str, Any]]:
-        """metrics.jsonl's rows, each checked (`log_rows`): a damaged one is said and left out."""
+        """metrics.jsonl's rows, each checked (`run_records`): a damaged one is said and left out."""
         return read_jsonl(self.file(METRICS), metric_row_problem)
 
     def training_metric_rows(self) -> list[dict[str, Any]]:
@@ -326,7 +334,7 @@ class RunDir:
         return [row for row in self.metric_rows() if row.get("source") != REEVALUATION]
 
     def stats_rows(self) -> list[dict[str, Any]]:
-        """stats.jsonl's rows, each checked (`log_rows`): a damaged one is said and left out."""
+        """stats.jsonl's rows, each checked (`run_records`): a damaged one is said and left out."""
         return read_jsonl(self.file(STATS), stats_row_problem)
 
     def append_stats(self, row: Mapping[str, Any]) -> None:
@@ -373,7 +381,7 @@ class RunDir:
             return None, None
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            problem = _checkpoint_problem(state, steps)
+            problem = checkpoint_problem(state, steps)
         except Exception as err:  # torch raises RuntimeError, OSError, EOFError, pickle errors…
             problem = f"unreadable ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})"
         if problem is None:
@@ -383,15 +391,3 @@ class RunDir:
         aside = path.with_name(CHECKPOINT + ".corrupt")
         os.replace(path, aside)
         return None, f"{path} was {problem}; moved to {aside.name}, the run started over from step 0"
-
-
-def _checkpoint_problem(state: Any, steps: int | None) -> str | None:
-    """Why a loaded checkpoint cannot be resumed from, or None."""
-    if not isinstance(state, dict):
-        return f"not a checkpoint (a {type(state).__name__})"
-    step = state.get("step")
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        return f"not a checkpoint of a run (its step is {step!r})"
-    if steps is not None and step > steps:
-        return f"a checkpoint at step {step} of a run of {steps} steps"
-    return None

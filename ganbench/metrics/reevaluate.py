@@ -15,7 +15,7 @@ from ganbench.metrics.fidelity import evaluate
 from ganbench.metrics.reference import Reference
 from ganbench.metrics.registry import parse_metrics
 from ganbench.models import Generator
-from ganbench.rundir import RunDir
+from ganbench.rundir import REEVALUATION, RunDir
 
 
 def load_run_generator(run_dir: Path, device: torch.device) -> tuple[TrainConfig, Generator, int]:
@@ -57,6 +57,6 @@ def _evaluate_locked(run_dir: Path, dev: torch.device, metrics: str | None, samp
     rows = evaluate(FidelityGenerator(net_g, cfg), names, Reference.for_config(cfg, data_root),
                     samples=samples or cfg.eval_samples, seed=cfg.seed, device=dev,
                     inception_weights=cfg.inception_weights or None)
-    rows = [{"step": step, "source": rundir.REEVALUATION, **row} for row in rows]
+    rows = [{"step": step, "source": REEVALUATION, **row} for row in rows]
     RunDir(run_dir).append_metrics(rows)
     return rows

@@ -1,11 +1,13 @@
-"""What a row of a run's logs must hold, checked where the row is read (`RunDir.stats_rows`,
-`RunDir.metric_rows`): a row that breaks it is a data problem — said with its file, line and what was
-expected (`files.read_jsonl`), then left out — never a number made up from it (`"abc"` read as NaN)
-nor a traceback (`"step": "four"`). Torch-free.
+"""What a run's records must hold, checked where they are read (`RunDir.stats_rows`, `metric_rows`,
+`load_checkpoint`): a record that breaks it is a data problem — said with its file (and line, `files.
+read_jsonl`) and what was expected, then left out — never a number made up from it (`"abc"` read as
+NaN), a finished run made up from it (a checkpoint past the run's last step) nor a traceback
+(`"step": "four"`). Torch-free.
 
     stats.jsonl    step: a whole number >= 0; every other value a number or null (non-finite, as logged)
     metrics.jsonl  step: a whole number >= 0; metric: a name; value: a finite number, or null (not
                    measurable there); draw, when present: a whole number >= 0
+    checkpoint.pt  a mapping whose step is a whole number, at most the run's steps
 """
 
 from __future__ import annotations
@@ -50,4 +52,16 @@ def metric_row_problem(row: Mapping[str, Any]) -> str | None:
         return f"value {str(value)[:40]!r} of {metric} is not a finite number (or null: not measurable)"
     if "draw" in row and not _whole(row["draw"]):
         return f"draw {row['draw']!r} of {metric} is not a whole number >= 0"
+    return None
+
+
+def checkpoint_problem(state: Any, steps: int | None) -> str | None:
+    """Why a loaded checkpoint cannot be resumed from, or None."""
+    if not isinstance(state, dict):
+        return f"not a checkpoint (a {type(state).__name__})"
+    step = state.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        return f"not a checkpoint of a run (its step is {step!r})"
+    if steps is not None and step > steps:
+        return f"a checkpoint at step {step} of a run of {steps} steps"
     return None
