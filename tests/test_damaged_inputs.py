@@ -4,6 +4,7 @@ silently-wrong cases; each test names its case id)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from test_faults import SUITE, cli, digest, study, trained, write  # noqa: F401 — the finished 4-run study
@@ -209,3 +210,68 @@ def test_e01_a_suite_beyond_the_plan_limit_is_refused_at_once(tmp_path):
                               f"    design: {{type: full_factorial}}\n    hacks: [{twenty}]\n")
     with pytest.raises(SuiteError, match=r"hacks: full_factorial of 20 hacks is 2\^20 arms"):
         load_suite(write(tmp_path, factorial), tmp_path / "results")
+
+
+def test_r04_an_incomplete_data_root_is_said_not_replaced_by_another_copy(tmp_path):
+    # R04: an explicit --data-root missing a file silently fell back to /usr/share/datasets.
+    from ganbench.data.datasets import DataNotFoundError, get_dataset
+    from conftest import write_fashion_mnist_fixture
+
+    root = write_fashion_mnist_fixture(tmp_path / "data")
+    dataset = get_dataset("fashion-mnist")
+    assert dataset.locate(root, download=False) is not None
+    next(root.rglob("t10k-labels-idx1-ubyte*")).unlink()
+    with pytest.raises(DataNotFoundError, match=r"holds 3 of its 4 files; missing: t10k-labels-idx1-ubyte"):
+        dataset.locate(root, download=False)
+
+
+def _damage_cache(kind, entry):
+    import numpy as np
+
+    if kind == "R05c_truncated_labels":
+        data = (entry / "labels.npy").read_bytes()
+        (entry / "labels.npy").write_bytes(data[: len(data) // 2])
+    elif kind == "R05d_pickled_labels":
+        with open(entry / "labels.npy", "wb") as fh:
+            np.save(fh, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif kind == "R05e_torn_meta":
+        (entry / "meta.json").write_text((entry / "meta.json").read_text()[:30])
+    elif kind == "R05g_meta_without_shape":
+        meta = json.loads((entry / "meta.json").read_text())
+        del meta["shape"]
+        (entry / "meta.json").write_text(json.dumps(meta))
+    elif kind == "R05f_no_meta":
+        (entry / "meta.json").unlink()
+    elif kind == "R05b_images_changed":  # same size, other bytes: the recorded hash would have been wrong
+        data = bytearray((entry / "images.u8").read_bytes())
+        data[:64] = bytes(255 - b for b in data[:64])
+        (entry / "images.u8").write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("kind", ["R05c_truncated_labels", "R05d_pickled_labels", "R05e_torn_meta",
+                                  "R05g_meta_without_shape", "R05f_no_meta", "R05b_images_changed"])
+def test_r05_a_damaged_dataset_cache_entry_is_rebuilt_and_said(tmp_path, monkeypatch, kind):
+    """R05c–g: a truncated, torn, key-less or pickled cache file failed every run without naming the
+    entry; R05f: an entry without meta.json never rebuilt; R05b: provenance recorded a content hash
+    other than the bytes trained on. Each is now rebuilt from the dataset (said, but for a missing
+    meta.json: an unfinished entry), and the recorded hash is the hash of the bytes loaded."""
+    import hashlib
+    import warnings
+
+    from ganbench.data.cache import DataCacheWarning, load_split
+    from ganbench.data.formats import Preprocess
+    from conftest import write_fashion_mnist_fixture
+
+    monkeypatch.setenv("GANBENCH_DATASET_CACHE", str(tmp_path / "cache"))
+    root = write_fashion_mnist_fixture(tmp_path / "data")
+    first = load_split("fashion-mnist", "train", Preprocess(28, 1), root)
+    entry = Path(first.info["cache_path"])
+    _damage_cache(kind, entry)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataCacheWarning)
+        again = load_split("fashion-mnist", "train", Preprocess(28, 1), root)
+    said_it = [str(w.message) for w in caught if issubclass(w.category, DataCacheWarning)]
+    assert (not said_it) if kind == "R05f_no_meta" else (said_it and str(entry) in said_it[0]), said_it
+    assert again.info["content_verified"] and again.info["content_sha256"] == first.info["content_sha256"]
+    assert hashlib.sha256(again.images.numpy().tobytes()).hexdigest() == again.info["content_sha256"]
+    assert (again.labels == first.labels).all()

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -31,6 +32,10 @@ from ganbench.data.formats import DecodeLog, Preprocess
 if TYPE_CHECKING:  # numpy and torch load when a split is built or loaded (`describe` is used by --help)
     import numpy as np
     import torch
+
+class DataCacheWarning(UserWarning):
+    """A dataset cache entry was damaged and rebuilt."""
+
 
 DATA_CACHE_VERSION = 1  # bump when a decoder's output changes, so old entries are not reused
 DEFAULT_MEMORY_BUDGET_MB = 4096
@@ -122,6 +127,8 @@ def build_entry(dataset: Dataset, root: Path, split: str, prep: Preprocess, entr
                 "decode_s": round(time.perf_counter() - started, 3), "skipped": log.skipped,
                 "version": DATA_CACHE_VERSION, "created_at": time.time()}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        if entry.exists() and not (entry / "meta.json").is_file():  # a damaged entry (no meta): replaced
+            shutil.rmtree(entry, ignore_errors=True)
         try:
             os.replace(tmp, entry)
         except OSError:  # built meanwhile where the lock does not hold (NFS): keep that one
@@ -132,8 +139,9 @@ def build_entry(dataset: Dataset, root: Path, split: str, prep: Preprocess, entr
 
 
 def prepare(name: str, split: str, prep: Preprocess, data_root: str | os.PathLike | None = None,
-            progress: Callable[[int, int], None] | None = None) -> tuple[Path | None, bool]:
-    """(cache entry, whether it already existed); builds it when missing. None for uncached datasets."""
+            progress: Callable[[int, int], None] | None = None, damaged: Path | None = None) -> tuple[Path | None, bool]:
+    """(cache entry, whether it already existed); builds it when missing (or when it is `damaged`, an
+    entry `read_entry` refused). None for uncached datasets."""
     dataset = get_dataset(name)
     for part in split.split("+"):
         dataset.check_split(part)
@@ -142,13 +150,52 @@ def prepare(name: str, split: str, prep: Preprocess, data_root: str | os.PathLik
     root = dataset.locate(data_root)
     entry = dataset_cache_dir() / dataset.name / (
         f"{split}-{prep.size}px-{prep.channels}ch-{prep.resize}-{entry_key(dataset, root, split, prep)}")
-    if (entry / "meta.json").is_file():
+    if (entry / "meta.json").is_file() and entry != damaged:
         return entry, True
     with file_lock(entry.parent / f"{entry.name}.lock"):
+        if entry == damaged and (entry / "meta.json").is_file():  # still the damaged one: set it aside
+            (entry / "meta.json").unlink()
         if (entry / "meta.json").is_file():  # another process built it while we waited
             return entry, True
         build_entry(dataset, root, split, prep, entry, progress)
     return entry, False
+
+
+class DamagedEntry(ValueError):
+    """A cache entry that is not what `build_entry` writes (the message names the file and what is wrong)."""
+
+
+def read_entry(entry: Path, memory_budget_mb: float | None) -> tuple[Any, Any, dict[str, Any]]:
+    """(images, labels, meta) of a cache entry, each file checked: meta.json a record with a 4-number
+    shape and a content hash, images.u8 of that size (and, loaded into memory, of that hash: the
+    provenance names the bytes trained on), labels.npy one int64 per image, never unpickled.
+    Memory-mapped splits (too big to hash at every start) are marked unverified."""
+    import numpy as np
+
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        shape = tuple(int(n) for n in meta["shape"])
+        expected = str(meta["content_sha256"])
+        if len(shape) != 4 or min(shape) < 1:
+            raise ValueError(f"shape {shape}")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DamagedEntry(f"{entry / 'meta.json'}: not a cache record ({type(err).__name__}: {err})") from None
+    path, nbytes = entry / "images.u8", int(np.prod(shape))
+    size = path.stat().st_size if path.is_file() else None
+    if size != nbytes:
+        raise DamagedEntry(f"{path}: {size} bytes for {shape}, expected {nbytes}")
+    try:
+        labels = np.load(entry / "labels.npy", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise DamagedEntry(f"{entry / 'labels.npy'}: unreadable ({err})") from None
+    if labels.dtype != np.int64 or labels.shape != (shape[0],):
+        raise DamagedEntry(f"{entry / 'labels.npy'}: {labels.dtype} of shape {labels.shape}, expected {shape[0]} int64")
+    if memory_budget_mb is not None and nbytes > memory_budget_mb * 2**20:
+        return np.memmap(path, dtype=np.uint8, mode="r", shape=shape), labels, {**meta, "content_verified": False}
+    images = np.fromfile(path, dtype=np.uint8).reshape(shape)
+    if hashlib.sha256(images.data).hexdigest() != expected:
+        raise DamagedEntry(f"{path}: its bytes do not have the sha256 meta.json records (changed after it was built)")
+    return images, labels, {**meta, "content_verified": True}
 
 
 def load_split(name: str, split: str, prep: Preprocess, data_root: str | os.PathLike | None = None,
@@ -171,22 +218,19 @@ def load_split(name: str, split: str, prep: Preprocess, data_root: str | os.Path
         labels = np.concatenate([c[1] for c in chunks])
         info: dict[str, Any] = {"cache": "off", "content_sha256": None, "skipped": log.skipped}
     else:
-        meta = json.loads((entry / "meta.json").read_text())
-        shape = tuple(meta["shape"])
-        path = entry / "images.u8"
-        if path.stat().st_size != int(np.prod(shape)):
-            raise ValueError(f"dataset cache {path} is truncated ({path.stat().st_size} bytes for {shape}); "
-                             f"delete {entry} to rebuild it")
-        nbytes = int(np.prod(shape))
-        if memory_budget_mb is not None and nbytes > memory_budget_mb * 2**20:
-            images = np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
-        else:
+        try:
+            images, labels, meta = read_entry(entry, memory_budget_mb)
+        except DamagedEntry as err:  # a derived file: rebuilt from the dataset, and said
+            warnings.warn(f"dataset cache entry {entry} is damaged ({err}); rebuilding it", DataCacheWarning)
+            entry, hit = prepare(name, split, prep, data_root, progress, damaged=entry)
+            images, labels, meta = read_entry(entry, memory_budget_mb)
+        if not isinstance(images, np.memmap):
             import torch
 
-            images = torch.from_numpy(np.fromfile(path, dtype=np.uint8).reshape(shape))
-        labels = np.load(entry / "labels.npy")
+            images = torch.from_numpy(images)
         info = {"cache": "hit" if hit else "miss", "cache_path": str(entry), "content_sha256": meta["content_sha256"],
-                "decode_s": None if hit else meta["decode_s"], "skipped": meta["skipped"]}
+                "content_verified": meta["content_verified"], "decode_s": None if hit else meta.get("decode_s"),
+                "skipped": meta.get("skipped", [])}
     rss_after = resident_mb()
     info.update(dataset=name, split=split, shape=list(images.shape), resize=prep.resize,
                 mode="memory-mapped" if isinstance(images, np.memmap) else "in-memory",

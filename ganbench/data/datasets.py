@@ -106,6 +106,12 @@ class FileSetDataset(Dataset):
     def locate(self, data_root: str | os.PathLike | None, download: bool = True) -> Path:
         searched = [root / sub for root in self.search_roots(data_root) for sub in ("", *self.subdirs)]
         names = [name for names in self.files.values() for name in names]
+        for directory in searched[:1 + len(self.subdirs)] if data_root else ():  # the one the user named
+            missing = [name for name in names if not self.find(directory, name)]
+            if 0 < len(missing) < len(names):  # part of the set: never another copy found elsewhere instead
+                raise DataNotFoundError(f"{self.name}: {directory} (from --data-root) holds {len(names) - len(missing)} "
+                                        f"of its {len(names)} files; missing: {', '.join(missing)} (or .gz). "
+                                        f"{self.how_to_get}")
         for directory in searched:
             if all(self.find(directory, name) for name in names):
                 return directory
