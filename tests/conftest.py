@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import struct
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -134,3 +136,33 @@ def imported_inception(tmp_path_factory) -> str:
     dest = tmp_path_factory.mktemp("weights") / extractors.IMPORTED_FILE
     return extractors.import_fid_helper_weights(dest)["path"]
 
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """`path` read-only for this process while inside: by its mode for an ordinary user; for root
+    (whom modes do not stop) by a read-only bind mount of it onto itself; else the test is skipped
+    with the reason."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [path, *path.rglob("*")] if not p.is_symlink()}
+        for p in modes:
+            p.chmod(modes[p] & ~0o222)
+        try:
+            yield
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"root ignores file modes, and a read-only bind mount was refused: {mounted.stderr.strip()}")
+    try:
+        remount = subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], capture_output=True, text=True)
+        if remount.returncode != 0:
+            pytest.skip(f"root ignores file modes, and a read-only remount was refused: {remount.stderr.strip()}")
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], capture_output=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from test_faults import SUITE, cli, digest, study, trained, write  # noqa: F401 — the finished 4-run study
 
+from ganbench.rundir import RunDir
 from ganbench.study.suite import SuiteError, load_suite
 
 
@@ -275,3 +276,29 @@ def test_r05_a_damaged_dataset_cache_entry_is_rebuilt_and_said(tmp_path, monkeyp
     assert again.info["content_verified"] and again.info["content_sha256"] == first.info["content_sha256"]
     assert hashlib.sha256(again.images.numpy().tobytes()).hexdigest() == again.info["content_sha256"]
     assert (again.labels == first.labels).all()
+
+
+def test_r10c_a_read_only_cache_never_fails_an_evaluation(tmp_path, monkeypatch):
+    # R10c: with a read-only cache and metrics on, a run trained, then failed at its first evaluation.
+    import warnings
+
+    from ganbench.metrics.feature_store import FeatureCacheWarning
+    from ganbench.training.loop import train
+    from ganbench.training.resources import PROCESS
+    from conftest import read_only, tiny
+
+    cache = tmp_path / "xdg"
+    (cache / "ganbench").mkdir(parents=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    PROCESS.clear()
+    cfg = tiny(steps=4, metrics="fid_fmnist", eval_every=4, eval_samples=64, eval_reference_samples=200,
+               eval_draws=1)
+    with read_only(cache), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FeatureCacheWarning)
+        status = train(cfg, tmp_path / "run")
+    PROCESS.clear()
+    assert status["status"] == "completed", status
+    assert any(r["metric"] == "fid_fmnist" and r["value"] is not None
+               for r in RunDir(tmp_path / "run").metric_rows())
+    said_it = [str(w.message) for w in caught if issubclass(w.category, FeatureCacheWarning)]
+    assert said_it and all("could not cache" in s for s in said_it), said_it

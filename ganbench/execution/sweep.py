@@ -6,6 +6,7 @@ run id belongs to which arm and seed; each run lives in `results/<suite>/runs/<r
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -195,6 +196,10 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
     """
     if executor is None:  # a cluster's nodes are other CPUs: only the local executor trains on this one
         refuse_slow_precision(runs_to_train(suite, selection, fresh), devices, allow_slow_precision)
+    if not fresh and suite.dir.has_manifest() and not os.access(suite.dir.path, os.W_OK):
+        finished = run_states(suite, select_runs(suite, selection))
+        if all(s.status in FINAL for s in finished):  # nothing to train, nothing to write (a read-only copy)
+            return finished
     rundir.ensure_writable(suite.dir.path / RUNS)  # an unwritable root fails here, with a message
     write_manifest(suite)
     if fresh:

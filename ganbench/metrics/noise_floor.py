@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 import torch
 import torch_fidelity
@@ -9,6 +12,7 @@ import torch_fidelity
 from ganbench.data.datasets import cache_dir
 from ganbench.files import read_json, write_json
 from ganbench.metrics.backend import cache_key, content_hash
+from ganbench.metrics.feature_store import FeatureCacheWarning
 from ganbench.metrics.fidelity import checked_weights, evaluate
 from ganbench.metrics.reference import Reference
 from ganbench.metrics.registry import value_name
@@ -33,7 +37,13 @@ def _measured_noise_fid(key: str, extractor: str, reference: Reference,
                         inception_weights: str | None) -> float:
     path = cache_dir() / "noise_floor" / f"{key}.json"
     if path.exists():
-        return float(read_json(path)["fid"])
+        try:
+            value = float(read_json(path, "a cached noise floor {fid, …}")["fid"])
+            if math.isfinite(value) and value >= 0:
+                return value
+            raise ValueError(f"fid {value}")
+        except (ValueError, KeyError, TypeError) as err:  # damaged: measured again (and rewritten), said
+            warnings.warn(f"{path}: not a cached noise floor ({err}); measuring it again", FeatureCacheWarning)
     real_images = reference_data[0]
     rng = np.random.RandomState(0)
     shape = (samples, real_images.shape[1], *real_images.shape[2:])
@@ -42,6 +52,9 @@ def _measured_noise_fid(key: str, extractor: str, reference: Reference,
     rows = evaluate(noise, [metric], reference, samples=samples, device=device, inception_weights=inception_weights,
                     reference_data=reference_data)
     value = next(r["value"] for r in rows if r["metric"] == metric)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"fid": value, "metric": metric, "samples": samples, "what": "uniform pixel noise"})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, {"fid": value, "metric": metric, "samples": samples, "what": "uniform pixel noise"})
+    except OSError as err:  # a read-only or full cache: measured again by the next process, never an error
+        warnings.warn(f"{path}: could not cache the noise floor ({err})", FeatureCacheWarning)
     return value
