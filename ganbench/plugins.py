@@ -85,6 +85,9 @@ def _import(name: str, origin: str) -> str:
             spec.loader.exec_module(module)
         else:
             importlib.import_module(name)
+    except SystemExit as stop:  # sys.exit() in a plugin's body would end ganbench silently with its code
+        raise PluginError(f"plugin '{name}' (from {origin}) called sys.exit({stop.code!r}) while being imported; a "
+                          "plugin module only registers hacks, metrics or datasets") from None
     except Exception as err:  # noqa: BLE001 - any failure of a plugin's import is the plugin's, said so
         raise PluginError(f"plugin '{name}' (from {origin}) could not be imported: {type(err).__name__}: {err}. "
                           "Expected a module on the Python path or a .py file that registers hacks, metrics or "

@@ -128,6 +128,7 @@ def positive_number(value: Any, where: str, least: float = 0.0) -> float:
     return float(value)
 
 
+MAX_PLANNED_STEPS = 10**9  # a planned arm's steps; budget.json above it is damaged (10^15 once passed, V03a)
 MIN_STEP_SECONDS = 1e-6  # no GAN training step takes under a microsecond: a smaller "time" is a damaged file
 
 
@@ -210,8 +211,9 @@ class SuiteDir:
                             MIN_STEP_SECONDS)
         for arm, entry in (record.get("arms") or {}).items():
             steps = entry.get("steps") if isinstance(entry, dict) else None
-            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-                raise CorruptFile(f"{path}: arms.{arm}.steps: {steps!r} is not a whole number >= 1")
+            if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_PLANNED_STEPS:
+                raise CorruptFile(f"{path}: arms.{arm}.steps: {steps!r} is not a whole number in [1, "
+                                  f"{MAX_PLANNED_STEPS:,}] (more would be months of training a run)")
         for arm, value in (record.get("seconds_per_step") or {}).items():  # the first format: per arm
             positive_number(value, f"{path}: seconds_per_step.{arm}", MIN_STEP_SECONDS)
         return record

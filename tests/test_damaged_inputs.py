@@ -302,3 +302,41 @@ def test_r10c_a_read_only_cache_never_fails_an_evaluation(tmp_path, monkeypatch)
                for r in RunDir(tmp_path / "run").metric_rows())
     said_it = [str(w.message) for w in caught if issubclass(w.category, FeatureCacheWarning)]
     assert said_it and all("could not cache" in s for s in said_it), said_it
+
+
+def test_v03b_a_budget_json_of_another_budget_is_said_when_planned_again(tmp_path, monkeypatch):
+    # V03b: a kind/device mismatch in budget.json was silently re-planned into new run ids by `plan`.
+    import warnings
+
+    from test_faults import SECONDS, stub_timing
+
+    from ganbench.execution.plan import BudgetReplanned, load_planned_suite
+
+    stub_timing(monkeypatch)
+    path = write(tmp_path, SECONDS)
+    first = load_planned_suite(path, tmp_path / "results", record=True)
+    budget = tmp_path / "results" / "flt" / "budget.json"
+    record = json.loads(budget.read_text())
+    record["device"] = "cuda:0"
+    budget.write_text(json.dumps(record))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BudgetReplanned)
+        again = load_planned_suite(path, tmp_path / "results")
+    said_it = [str(w.message) for w in caught if issubclass(w.category, BudgetReplanned)]
+    assert said_it and "was planned for seconds 0.2 on cuda:0" in said_it[0] and "new ids" in said_it[0], said_it
+    assert {r.run_id for r in again.runs} != {r.run_id for r in first.runs}  # what the warning says
+    assert json.loads(budget.read_text())["device"] == "cuda:0"  # a read-only load wrote nothing
+
+
+def test_c06_fresh_twice_within_a_second_keeps_both_sets(tmp_path):
+    # C06: `--fresh` twice within a second → FileExistsError on its replaced/<UTC time> folder.
+    from ganbench.training.loop import train
+    from conftest import tiny
+
+    run = RunDir(tmp_path / "run")
+    for _ in range(3):
+        train(tiny(steps=2), run.path)
+        with run.locked("setting aside"):
+            assert run.set_aside() is not None
+    kept = sorted(p.name for p in (run.path / "replaced").iterdir())
+    assert len(kept) == 3 and all((run.path / "replaced" / name / "config.json").exists() for name in kept), kept

@@ -237,6 +237,8 @@ def test_5_structures_are_timed_once(tmp_path, monkeypatch):
     ('{"kind": "seconds", "device": "cpu", "structures": {"x": {"seconds_per_step": -1}}}', "finite number > 0"),
     ('{"kind": "seconds", "device": "cpu", "seconds_per_step": {"plain": 1e-9}}', "implausible"),
     ('{"kind": "seconds", "device": "cpu", "arms": {"plain": {"steps": 1.5e9}}}', "whole number"),
+    ('{"kind": "seconds", "device": "cpu", "arms": {"plain": {"steps": 1000000000000000}}}',  # V03a (issue 36)
+     r"whole number in \[1, 1,000,000,000\]"),
     ('{"kind": "seconds", "device": "cpu", "seconds_per_step": {"plain": [1]}}', "finite number > 0"),
     ('[1, 2]', "JSON list"),
     ('{"kind": ', "not valid JSON"),

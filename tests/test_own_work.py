@@ -97,6 +97,27 @@ def test_a_plugin_hack_trains_in_the_workers_and_every_suite_command_sees_it(pro
     assert "No arm could be compared" not in readme
 
 
+def test_a_plugin_file_whose_path_holds_a_comma_trains_in_the_workers(tmp_path):
+    # L01 (issue 36): $GANBENCH_PLUGINS was joined and split on commas: every run failed as "worker
+    # process died (exit code 1)". The list ganbench hands its children is JSON now.
+    folder = tmp_path / "my,plugins"
+    folder.mkdir()
+    (folder / "myhacks.py").write_text(PLUGIN)
+    (tmp_path / "own.yaml").write_text(textwrap.dedent(SUITE).replace("seeds: 2", "seeds: 1"))
+    marker = tmp_path / "imported.txt"
+    run = ganbench("-p", str(folder / "myhacks.py"), "run", "own.yaml", "--device", "cpu", "--workers", "1",
+                   cwd=tmp_path, env={"PLUGIN_MARKER": str(marker)})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(set(marker.read_text().split())) >= 2  # the driver and its worker both imported it
+
+
+def test_a_plugin_that_exits_while_imported_is_named(tmp_path):
+    # L02b (issue 36): a plugin calling sys.exit(3) made `ganbench hacks` exit 3 with no message.
+    (tmp_path / "quits.py").write_text("import sys\nsys.exit(3)\n")
+    result = ganbench("-p", "quits.py", "hacks", cwd=tmp_path)
+    assert result.returncode == 2 and "plugin 'quits.py' (from --plugin) called sys.exit(3)" in result.stderr
+
+
 def test_plugins_from_an_installed_package_load_through_the_entry_point_group(tmp_path):
     site = tmp_path / "site"
     (site / "myplugin-1.0.dist-info").mkdir(parents=True)

@@ -33,11 +33,27 @@ def usage_hint(argv: list[str]) -> str | None:
     return None
 
 
+def _plain_warnings() -> None:
+    """ganbench's own warnings (a damaged row skipped, a cache rebuilt, a budget planned again) print as
+    one `warning: …` line, not Python's file:line: Category: form."""
+    import warnings
+
+    python_form = warnings.formatwarning
+
+    def formatted(message, category, filename, lineno, line=None):  # noqa: ANN001 — warnings' own signature
+        if category.__module__.split(".")[0] == "ganbench":
+            return f"warning: {message}\n"
+        return python_form(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatted
+
+
 def main() -> None:
     """The `ganbench` command. A torchvision built for another torch breaks the first command that
     imports it: said in two lines (`installation.pair_problem`) instead of a traceback, exit 2."""
     import sys
 
+    _plain_warnings()
     try:
         app()
     except SystemExit as stop:  # click's usage errors exit 2: add what ganbench knows of the usual slips

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from ganbench.config import TrainConfig
 from ganbench.files import RunDirError
 from ganbench.study.budget import Budget, structure_id
 from ganbench.study.suite import Suite, SuiteError, load_suite, suite_results_dir
-from ganbench.suitedir import SuiteDir
+from ganbench.suitedir import BUDGET, SuiteDir
 
 
 def load_planned_suite(path: str | Path, results_root: str | Path = "results", record: bool = False,
@@ -252,6 +253,10 @@ def suite_status(suite: Suite, selection: Any) -> SuiteStatus:
     return SuiteStatus(suite.name, counts, rows, planned_vs_actual(suite))
 
 
+class BudgetReplanned(UserWarning):
+    """budget.json holds the plan of another budget (kind, amount or device): planned again."""
+
+
 class StepPlanner:
     """Steps per arm under a budget. A seconds budget is timed per network structure, on the
     budget's device, and kept in budget.json (with each arm's steps), so every later load derives
@@ -274,7 +279,13 @@ class StepPlanner:
             self.structures = dict(recorded.get("structures") or {})
             self.arm_steps = dict(recorded.get("arms") or {})
             self.first_format = dict(recorded.get("seconds_per_step") or {})
-        elif recorded is None:
+        elif recorded is not None:  # planned for another budget: every arm is planned again, and said
+            warnings.warn(BudgetReplanned(
+                f"{suite_dir.file(BUDGET)} was planned for {recorded.get('kind')} {recorded.get('amount')} on "
+                f"{recorded.get('device')}, the suite asks {budget.kind} {budget.amount} on {budget.device}: its arms "
+                "are planned again, so their runs get new ids (the runs trained under the old plan stay, under "
+                "their own ids); put the suite's budget back to keep them"), stacklevel=2)
+        else:
             self.arm_steps = self._recovered()
             self.changed = bool(self.arm_steps)
 

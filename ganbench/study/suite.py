@@ -303,7 +303,7 @@ def _base_knobs(path: Path, data: dict, budget: Budget) -> dict[str, Any]:
     for key, knob in (("dataset", "dataset"), ("steps", "steps")):
         if key in data:
             base[knob] = data[key]
-    if "budget" in data and budget.kind == "steps":
+    if "budget" in data and budget.kind == "steps" and budget.amount:  # 0: the budget itself was refused
         base["steps"] = int(budget.amount)  # the steps knob, as if given at the top
     evaluation = check_keys(path, "evaluation", data.get("evaluation") or {}, tuple(EVAL_KEYS))
     for key, value in evaluation.items():
