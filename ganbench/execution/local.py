@@ -214,6 +214,10 @@ def _stop_after_interrupt(pool: dict[int, _Worker], by_id: dict[str, RunState]) 
     """Ctrl-C or SIGTERM: let every worker save its runs' status, then stop it; runs it did not end are
     recorded as stopped (they resume on the next sweep)."""
     for worker in pool.values():
+        if not worker.ready and worker.job is None:  # still importing: nothing to save, and a Ctrl-C there
+            worker.process.terminate()  # prints the interpreter's start-up traceback (C04a): end it quietly
+            worker.process.join()
+            continue
         worker.process.join(timeout=5)  # the terminal's Ctrl-C reached them too: let them save status
         if worker.process.is_alive():  # the driver alone was stopped (SIGTERM): pass it on as Ctrl-C
             with contextlib.suppress(OSError):
