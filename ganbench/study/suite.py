@@ -106,7 +106,7 @@ def _seeds(path: Path, value: Any) -> tuple[int, ...]:
         raise fail(path, "seeds", "expected a count (e.g. 3) or a list of integers")
     if isinstance(value, int):
         if not 1 <= value <= MAX_RUNS:
-            raise fail(path, "seeds", f"the seed count must be in [1, {MAX_RUNS:,}], got {value}")
+            raise fail(path, "seeds", f"the seed count must be >= 1 and <= {MAX_RUNS:,}, got {value}")
         return tuple(range(value))
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63
                                                   for s in value):
