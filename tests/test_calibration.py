@@ -48,6 +48,7 @@ def _family(rng, seeds, sds, effects, metrics=("fid_fmnist",)) -> pd.DataFrame:
     return inference.apply_family(pd.concat(rows, ignore_index=True))
 
 
+@pytest.mark.integration
 def test_family_wise_error_is_at_most_alpha_with_unequal_variances():
     rng = np.random.default_rng(23)
     sds = {"ref": REFERENCE_SD, **{f"arm{i}": float(sd) for i, sd in enumerate(QUICK_SDS)}}
@@ -63,6 +64,7 @@ def test_family_wise_error_is_at_most_alpha_with_unequal_variances():
     assert noisy / repetitions <= ALPHA / 13 + 3 * math.sqrt(ALPHA / 13 / repetitions), noisy / repetitions
 
 
+@pytest.mark.integration
 def test_simultaneous_intervals_cover_every_true_difference_together():
     rng = np.random.default_rng(64)
     effects = {f"arm{i}": e for i, e in enumerate([math.log(1.5), math.log(0.5)] * 3)}
@@ -199,6 +201,7 @@ def _calibration(seeds: int, scenario: str, lose: float, repetitions: int, seed:
     return errors / repetitions, covered / repetitions
 
 
+@pytest.mark.integration
 def test_a_bimodal_arm_keeps_the_family_calibrated_at_five_seeds_with_lost_seeds():
     """The fast member of the set below: n = 5, 10 % of seeds lost, an arm failing in half its seeds beside
     loo-cpu-like unequal SDs, 4 verdict metrics. Before two outcomes: family-wise error 0.129, coverage 0.871;

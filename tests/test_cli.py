@@ -36,6 +36,7 @@ def test_unknown_hack_and_bad_value_exit_nonzero():
     assert bad_value.exit_code == 2 and "uniform" in bad_value.output
 
 
+@pytest.mark.integration
 def test_train_on_fake_data(tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", "--preset", "ganhacks", "--dataset", "fake", "--steps", "3", "--device",
@@ -144,6 +145,7 @@ def test_plan_shows_long_arm_names_in_full_and_only_accepts_their_numbers(tmp_pa
     assert [r["arm"] for r in json.loads(result.stdout)["runs"]] == [longest]
 
 
+@pytest.mark.integration
 def test_dataset_cifar10_alone_trains_the_32px_colour_net(tmp_path):
     from conftest import write_cifar_fixture
 

@@ -17,6 +17,8 @@ from ganbench import rundir
 from ganbench.execution.sweep import Selection, run_suite
 from ganbench.study.suite import load_suite
 
+pytestmark = pytest.mark.integration  # real worker processes / long runs: `pytest -m integration`
+
 SUITE = """
     name: conc
     dataset: fake

@@ -92,6 +92,7 @@ def test_status_reports_the_evaluation_phase(tmp_path, monkeypatch):
     assert final["status"] == "completed" and "phase" not in final
 
 
+@pytest.mark.integration
 def test_inception_on_cpu_is_announced_before_training(tmp_path, monkeypatch, imported_inception):
     from conftest import write_cifar_fixture
 

@@ -98,6 +98,7 @@ DAMAGES = ["X01_step_four", "X01_no_metric", "X01c_value_abc", "X01c_value_inf",
            "X02_stats_empty_row", "X03_metrics_is_a_directory", "X03_stats_is_a_directory"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", DAMAGES)
 def test_x01_x03_a_damaged_value_is_said_with_its_file_and_the_rest_goes_on(study, tmp_path, kind):
     """X01–X03, X01c: damaged values in a run's files made report/compare raise TypeError,

@@ -152,6 +152,7 @@ def test_unknown_dataset_and_split_suggest(cache):
         load_split("fake", "tset", Preprocess(28, 1))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("size", [32, 64])
 def test_grayscale_dataset_trains_at_larger_sizes(tmp_path, cache, size):
     from conftest import tiny, write_fashion_mnist_fixture

@@ -21,6 +21,24 @@ def test_real_fashion_mnist_is_complete():
     assert test_images.shape == (10000, 1, 28, 28)
 
 
+def test_a_few_steps_on_real_fashion_mnist_train_and_score_through_torch_fidelity(tmp_path):
+    """The first tier's end-to-end: real Debian files, the dcgan preset, torch-fidelity's FID on the
+    fmnist extractor at the last step (small N: seconds, not a minute)."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "--preset", "dcgan", "--steps", "20", "--device", "cpu",
+                                      "--set", "log_every=10", "--set", "sample_every=20", "--set", "eval_samples=500",
+                                      "--set", "eval_reference_samples=1000", "--set", "eval_draws=1",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "completed" and status["metrics"]["fid_fmnist"] > 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    fid = [r for r in rows if r["metric"] == "fid_fmnist"]
+    assert [r["step"] for r in fid] == [20] and fid[0]["reference_dataset"] == "fashion-mnist"
+    assert fid[0]["torch_fidelity_version"] == "0.4.0" and fid[0]["reference_samples"] == 1000
+
+
+@pytest.mark.integration
 def test_dcgan_trains_on_real_fashion_mnist(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", "--preset", "dcgan", "--steps", "60", "--device", "cpu",

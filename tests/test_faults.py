@@ -124,6 +124,7 @@ def test_1_the_suite_loader_refuses_arm_names_that_are_paths(tmp_path, name):
         load_suite(write(tmp_path, text), tmp_path / "results")
 
 
+@pytest.mark.integration
 def test_2_a_run_directory_linked_outside_the_results_root_is_never_trained_into(study, tmp_path):
     # Defect 2: a symlinked run directory was trained into and its victim's logs replaced.
     from ganbench.execution.sweep import run_suite
@@ -333,6 +334,7 @@ def test_13_concurrent_tensorboard_exporters_take_turns(study, tmp_path):
 
 # --- Corrupt files --------------------------------------------------------------------------
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name, content", [("status.json", '{"status": "compl'), ("config.json", "\x00garbage"),
                                            ("status.json", '{"status": "exploded"}'), ("config.json", "[]")])
 def test_14_one_damaged_run_never_stops_a_command_about_the_others(study, tmp_path, name, content):
@@ -529,6 +531,7 @@ def test_22_the_analysis_section_is_checked_against_what_is_measured(tmp_path, a
         load_suite(write(tmp_path, SUITE + f"    analysis: {analysis}\n"), tmp_path / "results")
 
 
+@pytest.mark.integration
 def test_23_read_only_commands_write_nothing_into_the_results(study, tmp_path):
     # Defect 23: report rewrote results/<suite>/results.{csv,parquet}; plan created results/<suite>/.
     results = study / "results"
@@ -587,6 +590,7 @@ def test_25_a_dead_slurm_task_gives_its_state_cause_and_log():
     assert "Loading pickle" not in reason
 
 
+@pytest.mark.integration
 def test_6_runs_that_checkpoint_at_other_steps_never_fuse_and_status_says_the_real_group(tmp_path):
     # Defect 6: a fused group whose runs differ only in checkpoint_every was split by resume step
     # after a kill (other numbers than uninterrupted) while status.json still said fused_group: 3.
@@ -607,6 +611,7 @@ def test_6_runs_that_checkpoint_at_other_steps_never_fuse_and_status_says_the_re
     assert rundir.RunDir(tmp_path / "d").read_status()["fused_group"] == 2
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("background", [False, True])
 def test_20_sigterm_to_the_driver_records_its_runs_interrupted(tmp_path, background):
     # Defect 20: the driver had no SIGTERM handler; its runs stayed 'running' forever. C04 (issue 36): a
@@ -638,6 +643,7 @@ def test_20_sigterm_to_the_driver_records_its_runs_interrupted(tmp_path, backgro
     assert rows[0]["status"] == "interrupted"
 
 
+@pytest.mark.integration
 def test_26_the_inception_on_cpu_warning_comes_before_the_costly_work(tmp_path):
     # Defect 26: on a fresh machine `train --dataset cifar10` printed nothing for ~4 minutes (the noise
     # floor through Inception on the CPU), then warned about the cost. Acceptance: within 30 s.
@@ -679,6 +685,7 @@ def test_26_the_inception_on_cpu_warning_comes_before_the_costly_work(tmp_path):
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.integration
 def test_read_only_commands_leave_the_checkout_clean_and_the_quick_study_regenerates_identically(tmp_path):
     # Acceptance of issue 21: `git status` is clean after plan/status/report/compare/tensorboard on the
     # committed results; the quick study's report regenerates byte for byte; `run` trains nothing.
@@ -709,6 +716,7 @@ def test_read_only_commands_leave_the_checkout_clean_and_the_quick_study_regener
     assert digest(tmp_path / "quick") == digest(REPO / "reports" / "quick")
 
 
+@pytest.mark.integration
 def test_the_leave_one_out_study_is_committed_trains_nothing_and_regenerates_identically(tmp_path):
     """Acceptance of issue 26: results/loo-cpu and reports/loo-cpu are committed; `run` trains nothing on
     them; the report regenerates byte for byte, has verdicts (5 seeds per arm), states its family and its

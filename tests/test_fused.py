@@ -63,6 +63,7 @@ STEP_ONE = 2e-5  # same state, other summation order: float32 reassociation only
 TRAJECTORY_SANITY = 0.1  # 24 chaotic steps later: a trainer that learns something else, not rounding
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("arms", [ARMS, DROPOUT_ARMS], ids=["numbers", "dropout"])
 def test_fused_group_matches_the_same_runs_trained_alone(tmp_path, arms):
     cfgs = [dcgan(log_every=1, **arm) for arm in arms]  # every step's statistics, step 1 among them
@@ -91,6 +92,7 @@ def test_the_step_one_bound_catches_a_run_that_trains_differently(tmp_path):
 
 # The dropout group's resume is the same code path (its streams are in every checkpoint, and the
 # checkpoint test below moves them between trainers): slow set, to keep the default run short.
+@pytest.mark.integration
 @pytest.mark.parametrize("arms", [ARMS, pytest.param(DROPOUT_ARMS, marks=pytest.mark.slow)], ids=["numbers", "dropout"])
 def test_killed_group_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path, arms):
     cfgs = [dcgan(checkpoint_every=8, **arm) for arm in arms[:3]]
@@ -106,6 +108,7 @@ def test_killed_group_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path, a
         assert rows(tmp_path / f"cut{i}") == rows(tmp_path / f"whole{i}")  # same arithmetic: bit-identical
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("arms", [ARMS, DROPOUT_ARMS], ids=["numbers", "dropout"])
 def test_checkpoints_move_between_the_fused_and_the_single_trainer(tmp_path, arms):
     cfgs = [dcgan(checkpoint_every=8, **arm) for arm in arms[:2]]
@@ -128,6 +131,7 @@ def test_checkpoints_move_between_the_fused_and_the_single_trainer(tmp_path, arm
         assert max(worst_relative(rows(tmp_path / f"s2f{i}"), rows(tmp_path / f"alone{i}"))) < TRAJECTORY_SANITY
 
 
+@pytest.mark.integration
 def test_a_diverging_run_stops_alone_and_its_siblings_are_unharmed(tmp_path):
     good = [dcgan(**arm) for arm in ARMS[:2]]
     bad = dcgan(seed=5, lr_d=1e30, lr_g=1e30)
@@ -210,6 +214,7 @@ def test_jobs_fuse_runs_of_one_structure_up_to_max_fused(tmp_path):
     assert all(j.trainer == "single" for j in make_jobs(states, max_fused=1))
 
 
+@pytest.mark.integration
 def test_a_sweep_trains_fused_groups(tmp_path):
     import textwrap
 
@@ -238,6 +243,7 @@ def test_a_sweep_trains_fused_groups(tmp_path):
     assert len({rundir.read_json(s.run_dir / "status.json")["pid"] for s in states}) == 1
 
 
+@pytest.mark.integration
 def test_plan_shows_the_jobs_and_times_each_once(tmp_path):
     from typer.testing import CliRunner
 

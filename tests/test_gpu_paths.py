@@ -60,6 +60,7 @@ def fake_cuda_graphs(monkeypatch, trainer: FusedTrainer, replays: bool) -> dict:
     return seen
 
 
+@pytest.mark.integration
 def test_the_graph_is_captured_on_a_stream_of_the_trainers_own_device(monkeypatch):
     cfgs, images = group()
     trainer = FusedTrainer(cfgs, images, CPU, graphs=True)

@@ -4,11 +4,14 @@ jobs), so the script a lent GPU gets is known to work before the GPU is there.""
 
 from __future__ import annotations
 
+import pytest
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+pytestmark = pytest.mark.integration  # real worker processes / long runs: `pytest -m integration`
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

@@ -55,6 +55,7 @@ def close(a: dict, b: dict) -> None:
             assert value == pytest.approx(b[name], abs=2e-4), name
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("names", [["fid_fmnist", "kid_fmnist", "prc_fmnist", "modes_fmnist", "isc_fmnist"]])
 def test_a_group_evaluated_together_equals_each_run_alone_and_torch_fidelity(group, names):
     sources, data, reference = group

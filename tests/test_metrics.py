@@ -78,6 +78,7 @@ def test_fid_matches_torch_fidelity_directly_fmnist(fmnist_sets):
     assert ours[0]["weights_sha256"] == extractors.sha256_file(extractors.WEIGHTS_PATH)
 
 
+@pytest.mark.integration
 def test_fid_matches_torch_fidelity_directly_inception(fmnist_sets, imported_inception):
     train_images, test_images, test_labels = fmnist_sets
     generated, reference = train_images[:24], test_images[:24]
@@ -116,6 +117,7 @@ def test_too_many_reference_samples():
         Reference("fashion-mnist", "test", 20000, 28, 1).load()
 
 
+@pytest.mark.integration
 def test_real_vs_real_far_below_noise_vs_real(fmnist_sets):
     """The issue's sanity check: FID(train sample, test) < 2 % of FID(uniform noise, test), N = 5000."""
     train_images, test_images, test_labels = fmnist_sets
@@ -315,6 +317,7 @@ def _kid_float64(generated: torch.Tensor, real: torch.Tensor, seed: int, size: i
     return float(np.mean(mmds)), float(np.std(mmds))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("dim, shift", [(128, 0.0), (128, 0.3), (2048, 0.05)])
 def test_kid_from_gram_blocks_equals_float64_and_torch_fidelity(dim, shift):
     """KID from Gram blocks against the same procedure in float64 (mean and std ≤ 1e-6 relative) and

@@ -89,6 +89,7 @@ def test_an_arm_that_trains_its_references_runs_is_warned_of(tmp_path):
         assert "arm b trains exactly its reference arm's runs" in said and "arm c trains" not in said
 
 
+@pytest.mark.integration
 def test_init_writes_a_starter_suite_that_plan_accepts_and_never_overwrites(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     made = invoke("init", "mine")
@@ -121,6 +122,7 @@ def test_run_help_groups_the_cluster_options_and_reflows_its_text():
     assert "tensorboard/SUITE_NAME" in text  # no <placeholder> swallowed as markup
 
 
+@pytest.mark.integration
 def test_plan_of_a_large_suite_prints_counts_not_an_empty_table():
     result = invoke("plan", REPO / "suites" / "hacks.yaml", "--no-estimate")
     assert result.exit_code == 0, result.output

@@ -74,6 +74,7 @@ def project(tmp_path):
     return tmp_path
 
 
+@pytest.mark.integration
 def test_a_plugin_hack_trains_in_the_workers_and_every_suite_command_sees_it(project):
     marker = project / "imported.txt"
     env = {"PLUGIN_MARKER": str(marker)}
@@ -97,6 +98,7 @@ def test_a_plugin_hack_trains_in_the_workers_and_every_suite_command_sees_it(pro
     assert "No arm could be compared" not in readme
 
 
+@pytest.mark.integration
 def test_a_plugin_file_whose_path_holds_a_comma_trains_in_the_workers(tmp_path):
     # L01 (issue 36): $GANBENCH_PLUGINS was joined and split on commas: every run failed as "worker
     # process died (exit code 1)". The list ganbench hands its children is JSON now.
@@ -184,6 +186,7 @@ def test_explicit_arms_can_be_a_part_with_its_reference_and_set_overrides_every_
         load_suite(path, tmp_path / "r")
 
 
+@pytest.mark.integration
 def test_run_and_plan_take_set_and_record_it(tmp_path):
     (tmp_path / "s.yaml").write_text("name: s\ndataset: fake\npreset: dcgan\narms: {a: {}}\nreference: a\nseeds: 1\n"
                                      "steps: 4\nbase: {batch_size: 8, log_every: 2, sample_every: 0, "
@@ -267,6 +270,7 @@ def test_compare_prints_for_people_and_for_scripts(monkeypatch):
     assert not any(len(token) > 8 and token.replace(".", "").isdigit() for token in runs.output.split())
 
 
+@pytest.mark.integration
 def test_the_python_api_gives_the_clis_runs_and_numbers(tmp_path, capsys):
     import ganbench
 
@@ -379,6 +383,7 @@ def test_eval_checks_an_outside_generator_on_its_first_batch(tmp_path):
     assert len(wrong_z.output.strip().splitlines()) <= 3 and "Traceback" not in wrong_z.output
 
 
+@pytest.mark.integration
 def test_run_fresh_starts_over_and_keeps_the_earlier_files(tmp_path):
     (tmp_path / "f.yaml").write_text("name: f\ndataset: fake\npreset: dcgan\narms: {a: {}, b: {set: {beta1: 0.8}}}\n"
                                      "reference: a\nseeds: 1\nsteps: 2\nbase: {batch_size: 8, log_every: 1, "
@@ -418,6 +423,7 @@ def test_a_suite_with_several_unknown_keys_names_them_all_at_once(tmp_path):
     assert set(keys) == set(SECTIONS) and set(keys["(top)"]) == set(TOP) and keys["arms.NAME"]["set"]["type"] == "mapping"
 
 
+@pytest.mark.integration
 def test_plan_of_a_big_suite_prints_each_alias_chain_once_and_counts_its_runs(tmp_path):
     from ganbench.execution.sweep import distinct_chains
 

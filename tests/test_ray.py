@@ -24,6 +24,8 @@ except ImportError:  # CI installs the extra; elsewhere the tests say why they d
 
 from ganbench.execution.ray import RayExecutor  # noqa: E402
 
+pytestmark = pytest.mark.integration  # real worker processes / long runs: `pytest -m integration`
+
 BASE = {"batch_size": 8, "log_every": 10, "sample_every": 0, "checkpoint_every": 20, "metrics": "none",
         "threads": 1, "device": "cpu", "sample_grid": 4, "g_width": 8, "d_width": 8, "g_fc_hidden": 0,
         "d_fc_hidden": 0}  # small nets: kilobyte checkpoints, millisecond steps

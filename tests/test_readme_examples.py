@@ -3,12 +3,15 @@ blocks, its commands run from the README's bash block (nothing here is copied by
 
 from __future__ import annotations
 
+import pytest
 import os
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+pytestmark = pytest.mark.integration  # real worker processes / long runs: `pytest -m integration`
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -44,6 +44,7 @@ def report(tmp_path_factory):
     return tmp
 
 
+@pytest.mark.integration
 def test_tidy_results_keep_every_run(report):
     frame = load_results(report / "results" / "rep")
     assert set(frame["arm"]) == {"plain", "smooth", "exploding"}
@@ -72,6 +73,7 @@ def test_report_files_and_diverged_arm(report):
     assert "Student-t" in readme and "Welch" in readme and "weights sha256" in readme
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine (apt-get install texlive-latex-recommended)")
 def test_a_damaged_log_line_is_reported_and_drops_no_run(report, tmp_path):
     results = tmp_path / "rep"
@@ -147,6 +149,7 @@ def test_markdown_renders(report):
     _tables_are_well_formed((report / "report" / "README.md").read_text())
 
 
+@pytest.mark.integration
 def test_factorial_report_has_effects_and_interactions(tmp_path):
     suite = tmp_path / "fac.yaml"
     suite.write_text(textwrap.dedent("""

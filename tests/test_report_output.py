@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import json
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def test_d1_report_out_a_checkout_root_writes_nothing(study, tmp_path):
     assert digest(root) == before and sorted(p.name for p in root.iterdir()) == ["README.md", "docs"]
 
 
+@pytest.mark.integration
 def test_d2_report_never_writes_through_a_symlinked_folder(study, tmp_path):
     """D2: a report directory whose tables/ is a symlink to a folder outside: the victim's file was
     overwritten. Now refused, victim bytes unchanged; and a symlink planted at a file's own path in a
@@ -73,6 +75,7 @@ def test_x09a_report_out_an_existing_file_is_an_error(study, tmp_path):
     assert target.read_text() == "mine\n"
 
 
+@pytest.mark.integration
 def test_x12_update_readme_refuses_unclear_markers_and_keeps_a_symlink(study, tmp_path):
     """X12c: the end marker before the start duplicated text; X12b: with two marker pairs the second
     stayed stale; X12d: a symlinked README became a regular file."""

@@ -74,6 +74,7 @@ def test_corrupt_jsonl_line_is_reported_and_keeps_every_later_row(tmp_path):
     assert path.read_text().splitlines() == ['{"step": 2, "x": 1}', '{"step": 4, "x": GARBAGE']
 
 
+@pytest.mark.integration
 def test_resume_keeps_rows_after_a_corrupt_line(tmp_path):
     cfg = tiny(steps=12, checkpoint_every=8)
     train(cfg, tmp_path / "whole")

@@ -14,6 +14,8 @@ from ganbench.training.loop import train
 
 from conftest import write_celeba_fixture, write_image_folder_fixture
 
+pytestmark = pytest.mark.integration  # real worker processes / long runs: `pytest -m integration`
+
 SUITES = Path(__file__).resolve().parent.parent / "suites" / "seeds"
 RESAMPLING = (nn.Conv2d, nn.ConvTranspose2d, nn.Unflatten, nn.AdaptiveAvgPool2d)
 

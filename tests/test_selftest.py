@@ -12,6 +12,8 @@ from ganbench.cli import app
 from ganbench.selftest import PARTS
 from ganbench.selftest.runner import SelftestFailed, run_selftest, smoke_gate
 
+pytestmark = pytest.mark.integration  # real worker processes / long runs: `pytest -m integration`
+
 
 def test_selftest_passes_on_the_cpu_and_writes_its_reports(tmp_path):
     result = CliRunner().invoke(app, ["selftest", "--device", "cpu", "--out", str(tmp_path)])

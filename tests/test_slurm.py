@@ -15,6 +15,8 @@ from ganbench.execution.slurm import SlurmExecutor
 from ganbench.execution.sweep import run_states, write_manifest
 from ganbench.study.suite import load_suite
 
+pytestmark = pytest.mark.integration  # real worker processes / long runs: `pytest -m integration`
+
 pytest.importorskip("submitit")
 
 SUITE = """

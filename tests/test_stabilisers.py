@@ -32,6 +32,7 @@ def checkpoint_tensors(state, prefix=""):
     return out
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(HACKS))
 def test_each_hack_shows_in_config_json_and_resumes_bit_identically_on_cpu(tmp_path, name):
     """The hack's knobs are in config.json. Crash after the step-2 checkpoint, resume: stats and
@@ -162,6 +163,7 @@ def test_instance_noise_anneals_to_zero_and_diffaugment_keeps_gradients():
     assert ((out == 0).flatten(1).float().mean(1) >= 0.2).all()  # cutout blanks a quarter of each image
 
 
+@pytest.mark.integration
 def test_modern_suite_plans_and_two_of_its_arms_train_and_report(tmp_path):
     """suites/modern.yaml as shipped plans; two of its arms (the modern recipe and WGAN-GP added
     to dcgan), shortened, train on real Fashion-MNIST with real metrics and are reported."""

@@ -53,6 +53,7 @@ def test_help_and_registry_listings_import_neither_numpy_nor_torch(words, tmp_pa
     assert loaded_after(cli(*words), tmp_path) == []
 
 
+@pytest.mark.integration
 def test_plan_without_estimate_imports_no_torch(tmp_path):
     """The device check asks torch only where a GPU driver exists; checkpoint sizes come from the layer plan."""
     loaded = loaded_after(cli("plan", str(ROOT / "suites" / "quick.yaml"), "--no-estimate",
@@ -60,6 +61,7 @@ def test_plan_without_estimate_imports_no_torch(tmp_path):
     assert not {"torch", "torch_fidelity", "torchvision"} & set(loaded)
 
 
+@pytest.mark.integration
 def test_a_run_without_metrics_imports_no_torch_fidelity(tmp_path):
     """torchvision still comes, for the last step's sample grid (`torchvision.utils.save_image`)."""
     loaded = loaded_after(f"""

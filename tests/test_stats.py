@@ -42,6 +42,7 @@ def test_mean_ci_coverage_close_to_95_percent(n):
     assert 0.92 <= hits / sims <= 0.98, hits / sims  # ± 3 standard errors of a 95 % rate
 
 
+@pytest.mark.integration
 def test_welch_difference_ci_coverage():
     """A family of one comparison (what `ganbench compare` shows): its Welch interval covers 95 %."""
     from ganbench.analysis import inference

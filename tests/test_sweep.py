@@ -82,6 +82,7 @@ def test_diverged_run_is_recorded_and_the_others_complete(tmp_path):
     assert "diverged" in result.output
 
 
+@pytest.mark.integration
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     path = suite_file(tmp_path, steps=120, batch=32, ckpt=40)
     env = {**os.environ, "COLUMNS": "200"}
@@ -149,6 +150,7 @@ def test_device_parsing_and_worker_defaults(monkeypatch):
         devices.resolve("gpu")
 
 
+@pytest.mark.integration
 def test_one_persistent_worker_trains_every_run_and_keeps_the_data(tmp_path):
     suite = load_suite(suite_file(tmp_path, steps=4), tmp_path / "results")
     states = run_suite(suite, workers=1)
@@ -158,6 +160,7 @@ def test_one_persistent_worker_trains_every_run_and_keeps_the_data(tmp_path):
     assert [s["data"]["process_cache"] for s in statuses] == ["miss", "hit"]
 
 
+@pytest.mark.integration
 def test_a_dead_worker_fails_only_its_run_and_is_replaced(tmp_path):
     import threading
 

@@ -103,6 +103,7 @@ def test_each_structure_is_timed_once_and_saved_as_soon_as_it_is_timed(tmp_path,
         {"all": 0.25, "-label_smoothing": 0.25, "-batch_norm": 0.5}
 
 
+@pytest.mark.integration
 def test_run_prints_the_timing_and_its_planned_total_before_the_first_run(tmp_path):
     result = invoke("run", suite_file(tmp_path), "--device", "cpu", "--workers", "1",
                     "--results-root", tmp_path / "results")

@@ -34,6 +34,7 @@ def read_events(directory):
     return acc
 
 
+@pytest.mark.integration
 def test_sweep_events_equal_the_jsonl_and_carry_hparams(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # `run --tensorboard` writes to ./tensorboard/<suite>, as `ganbench tensorboard`
     suite = tmp_path / "tb.yaml"

@@ -55,6 +55,7 @@ def test_convergence_flags_arms_still_improving_and_flipped_comparisons():
     assert table.loc["steep", "flips"] and not table.loc["flat", "flips"]  # steep: worse at 400, better at 600
 
 
+@pytest.mark.integration
 def test_plan_prints_the_minimum_detectable_change_and_the_suites_seeds_follow_it():
     result = CliRunner().invoke(app, ["plan", str(REPO / "suites" / "hacks.yaml"), "--no-estimate", "--json"])
     assert result.exit_code == 0, result.output

@@ -44,6 +44,7 @@ def key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
 
+@pytest.mark.integration
 def test_runs_export_to_wandb_offline_with_their_history_config_and_summary(tmp_path):
     from typer.testing import CliRunner
 
