@@ -42,7 +42,7 @@ from ganbench.metrics.prc import precision_recall, reference_radii
 from ganbench.metrics.reference import Reference
 from ganbench.metrics.registry import parse_metrics
 from ganbench.models import build_models
-from ganbench.training.resources import PROCESS
+from ganbench.process_cache import PROCESS
 
 
 def _two_matrix_precision_recall(generated, reference, radii_reference, neighborhood, batch_size):

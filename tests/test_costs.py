@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from ganbench import rundir
 from ganbench.cli import app
 from ganbench.execution import costs
-from ganbench.training.resources import PROCESS
+from ganbench.process_cache import PROCESS
 from ganbench.metrics import evaluator
 
 from conftest import tiny

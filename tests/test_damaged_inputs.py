@@ -285,7 +285,7 @@ def test_r10c_a_read_only_cache_never_fails_an_evaluation(tmp_path, monkeypatch)
 
     from ganbench.metrics.feature_store import FeatureCacheWarning
     from ganbench.training.loop import train
-    from ganbench.training.resources import PROCESS
+    from ganbench.process_cache import PROCESS
     from conftest import read_only, tiny
 
     cache = tmp_path / "xdg"

@@ -37,6 +37,25 @@ def test_no_module_over_400_lines_no_function_over_60_and_no_import_cycle():
     assert house.long_modules(400) == []
     assert house.long_functions(60) == []
     assert house.import_cycles() == []
+    assert house.folder_cycles() == []  # no floor imports upward (issue 37: metrics/ once imported training/)
+
+
+def test_the_folder_check_finds_a_floor_importing_upward(tmp_path, monkeypatch):
+    """Module cycles miss it: metrics/x imports training/y, training/z imports metrics/w — no module
+    imports itself back, but the two folders import each other."""
+    house = _house_check()
+    package = tmp_path / "ganbench"
+    for folder in ("metrics", "training"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "metrics" / "x.py").write_text("from ganbench.training.y import memo\n")
+    (package / "metrics" / "w.py").write_text("def f():\n    return 1\n")
+    (package / "training" / "y.py").write_text("memo = {}\n")
+    (package / "training" / "z.py").write_text("from ganbench.metrics.w import f\n")
+    monkeypatch.setattr(house, "PACKAGE", package)
+    assert house.import_cycles() == []
+    assert house.folder_cycles() == [["ganbench.metrics/", "ganbench.training/"]]
 
 
 def test_the_cycle_finder_finds_a_lazy_import_cycle(tmp_path, monkeypatch):
@@ -194,3 +213,36 @@ def test_each_protocol_sets_real_knobs_and_names_a_registered_metric(name):
     assert protocol.metric in METRICS and protocol.source and protocol.published
     cfg = check_resolved(TrainConfig(eval_protocol=name, **protocol.knobs))
     assert cfg.eval_protocol == name
+
+
+def test_run_file_names_are_spelled_only_by_their_owners():
+    """rundir.py and suitedir.py own the names of a run's and a suite's files: no other module holds
+    one as a string literal (issue 37; prose in docstrings and messages is not a literal of its own)."""
+    import ast
+
+    from ganbench import rundir, suitedir
+
+    names = {rundir.CONFIG, rundir.STATS, rundir.METRICS, rundir.CHECKPOINT, rundir.STATUS, suitedir.MANIFEST,
+             suitedir.BUDGET, suitedir.COMPUTE, suitedir.PLAN}
+    found = []
+    for path in sorted((REPO / "ganbench").rglob("*.py")):
+        if path.name in ("rundir.py", "suitedir.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
+    assert found == []
+
+
+def test_the_cadence_counts_what_it_says_is_due():
+    """One rule for "every N steps and the last" (`cadence.py`): the counts and lists the plan and the
+    disk and cost estimates use equal the steps the training loop acts at."""
+    from ganbench.cadence import count_due, due, steps_due
+
+    for last in range(1, 40):
+        for every in range(0, 12):
+            acted = [step for step in range(1, last + 1) if due(step, every, last)]
+            assert steps_due(every, last) == acted
+            for after in range(0, last + 2):
+                assert count_due(every, last, after) == sum(1 for step in acted if step > after), (every, last, after)
+    assert count_due(7, 10**9) == 10**9 // 7 + 1 and count_due(0, 10**9) == 1

@@ -15,7 +15,7 @@ from ganbench.metrics.backend import FidelityGenerator, ImageTensorDataset
 from ganbench.metrics.fidelity import evaluate
 from ganbench.metrics.reference import Reference
 from ganbench.metrics.registry import MetricError
-from ganbench.training.resources import PROCESS
+from ganbench.process_cache import PROCESS
 from ganbench.metrics.registry import higher_is_better, parse_metrics
 from ganbench.models import build_models
 from ganbench.training.loop import train

@@ -19,7 +19,7 @@ from ganbench.data.sampler import load_labelled
 from ganbench.metrics.feature_store import FeatureCacheWarning, features_dir
 from ganbench.metrics.fidelity import evaluate
 from ganbench.metrics.reference import Reference
-from ganbench.training.resources import PROCESS
+from ganbench.process_cache import PROCESS
 
 
 class Payload:

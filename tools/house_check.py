@@ -1,4 +1,6 @@
-"""Print the house limits the issue tracker holds ganbench to: module length, function length, import cycles.
+"""Print the house limits the issue tracker holds ganbench to: module length, function length, import cycles,
+and folder cycles (a folder — analysis/, metrics/, training/, … — that imports, directly or through
+other modules, a module that imports it back: a floor that imports upward).
 
 Usage: python tools/house_check.py [--max-module-lines 400] [--max-function-lines 60]
 Exits 1 when any limit is broken, so CI (tests/test_house.py) fails on it.
@@ -76,7 +78,30 @@ def import_graph() -> dict[str, set[str]]:
 
 def import_cycles() -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan), each a cycle to break."""
-    graph = import_graph()
+    return _components(import_graph())
+
+
+def folder_cycles() -> list[list[str]]:
+    """The import graph with each folder (subpackage) as one node: components of more than one node
+    that hold a folder. ARCHITECTURE.md draws the floors top to bottom; a folder may import only from
+    what lies below it, so any such component is a floor importing upward."""
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+
+    def unit(module: str) -> str:
+        parts = module.split(".")
+        return f"ganbench.{parts[1]}/" if len(parts) > 1 and parts[1] in folders else module
+
+    condensed: dict[str, set[str]] = {}
+    for module, targets in import_graph().items():
+        condensed.setdefault(unit(module), set()).update(unit(t) for t in targets if unit(t) != unit(module))
+    return [c for c in _components(condensed) if any(node.endswith("/") for node in c)]
+
+
+def _components(graph: dict[str, set[str]]) -> list[list[str]]:
+    graph = {node: set(targets) for node, targets in graph.items()}
+    for targets in list(graph.values()):
+        for target in targets:
+            graph.setdefault(target, set())
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -130,6 +155,11 @@ def main() -> int:
     for cycle in cycles:
         print("  " + " <-> ".join(cycle))
     broken |= bool(cycles)
+    folders = folder_cycles()
+    print(f"folder cycles (a floor importing upward): {len(folders)}")
+    for cycle in folders:
+        print("  " + " <-> ".join(cycle))
+    broken |= bool(folders)
     return 1 if broken else 0
 
 

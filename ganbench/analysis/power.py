@@ -87,7 +87,7 @@ def power_of(delta: float, sd: float, seeds: int, family: int, alpha: float = AL
     figure overstated it by ≈ 5 points at the SD ratios of loo-cpu)."""
     if seeds < 2 or sd <= 0:
         return math.nan
-    from ganbench.training.resources import PROCESS  # the per-process cache; torch-free
+    from ganbench.process_cache import PROCESS  # the per-process memo (a leaf module)
 
     ratio = round((sd_arm or sd) / sd, 3)
     difference, se, dof = PROCESS.get("welch_draws", (seeds, ratio), lambda: _welch_draws(seeds, ratio), keep=64)

@@ -31,7 +31,7 @@ from ganbench.suitedir import SuiteDir
 
 STATE_FILE = ".ganbench-export.json"
 LOCK_FILE = ".ganbench-export.lock"
-WATCHED = ("config.json", "stats.jsonl", "metrics.jsonl", "status.json")
+WATCHED = (rundir.CONFIG, rundir.STATS, rundir.METRICS, rundir.STATUS)
 
 
 class TensorBoardMissing(ImportError):

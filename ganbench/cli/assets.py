@@ -12,7 +12,7 @@ from rich.table import Table
 from ganbench.errors import ConfigError
 from ganbench.data.cache import describe
 from ganbench.data.datasets import DataNotFoundError
-from ganbench.cli.common import app, console, fail
+from ganbench.cli.common import DataRootOpt, app, console, fail
 
 
 weights_app = typer.Typer(help="Feature-extractor weights: import the offline Inception, show what is present.",
@@ -60,7 +60,7 @@ def classifier_train_command(
     epochs: Annotated[int, typer.Option(help="Passes over the 60 000 training images.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of init, data order and flips.")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="Weights file (default: the packaged one, overwritten).")] = None,
-    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the Fashion-MNIST files.")] = None,
+    data_root: DataRootOpt = None,
 ) -> None:
     """Train the Fashion-MNIST CNN deterministically (about 4 minutes on 2 CPU cores) and record its sha256."""
     from ganbench.metrics.classifier import WEIGHTS_PATH, save_classifier, train_classifier
@@ -89,7 +89,7 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("list")
 def data_list_command(
-    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (searched first).")] = None,
+    data_root: DataRootOpt = None,
 ) -> None:
     """Every registered dataset, its splits, and where its files were found (nothing is downloaded)."""
     from ganbench.data.cache import dataset_cache_dir
@@ -114,7 +114,7 @@ def data_prepare_command(
     size: Annotated[int, typer.Option(help="Image side in pixels (28, 32 or 64).")] = 64,
     channels: Annotated[int, typer.Option(help="1 (gray) or 3 (colour).")] = 3,
     resize: Annotated[str, typer.Option(help="center_crop (seed 002) or squash (seeds 000, 003).")] = "center_crop",
-    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (searched first).")] = None,
+    data_root: DataRootOpt = None,
 ) -> None:
     """Decode a dataset's splits into the uint8 cache now (a sweep would do it on its first start)."""
     from ganbench.config import parse_value

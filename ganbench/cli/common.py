@@ -112,6 +112,9 @@ AllowSlowPrecisionOpt = Annotated[bool, typer.Option("--allow-slow-precision", h
     "Train bf16 on a CPU without native bf16 (no AMX / AVX512-BF16) anyway: it is emulated there, 11–15× slower "
     "than fp32. Without it such a run is refused before any work."))]
 ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs go to ROOT/SUITE_NAME/.")]
+DataRootOpt = Annotated[Optional[Path], typer.Option(help=(
+    "Directory with the dataset files, searched first (then $GANBENCH_DATA, ~/.cache/ganbench, "
+    "/usr/share/datasets); one holding only part of a dataset's files is an error."))]
 
 
 def seed_list(seeds: str | None) -> tuple[int, ...]:

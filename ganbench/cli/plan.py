@@ -13,8 +13,9 @@ from ganbench.config import TrainConfig
 from ganbench.errors import ConfigError
 from ganbench.data.datasets import DataNotFoundError
 from ganbench.rundir import RunDirError
+from ganbench.suitedir import PLAN
 from ganbench.execution.disk import format_bytes
-from ganbench.cli.common import (data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg, app,
+from ganbench.cli.common import (DataRootOpt, data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg, app,
                                  arm_labels, console, err_console, fail, load_selection, print_json)
 from ganbench.cli.tables import describe_phase, fmt_seconds, print_arm_legend, run_table
 
@@ -33,8 +34,7 @@ def plan_command(
                                            "here to estimate the cost.")] = True,
     max_fused: Annotated[Optional[int], typer.Option(min=1, help="Runs per fused group, as `run` (default: 1 on CPU, "
                                                      "sized from free memory on a GPU).")] = None,
-    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (evaluations "
-                                                      "are timed on the real reference set).")] = None,
+    data_root: DataRootOpt = None,
     results_root: ResultsOpt = Path("results"),
     save: Annotated[bool, typer.Option("--save", help="Keep the estimate in results/SUITE_NAME/plan.json (which "
                                        "`ganbench status` compares with the measured times) and a timed seconds "
@@ -135,7 +135,7 @@ def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool, show_runs: bool
                       "machine (reference features and the uniform-noise FID; nothing when they are cached). "
                       f"Measured here; excludes decoding the dataset (cached after the first run). Parallel: "
                       f"{cost['parallel_how']}.", highlight=False)
-        console.print(f"estimate kept in {suite.dir.file('plan.json')}" if save else
+        console.print(f"estimate kept in {suite.dir.file(PLAN)}" if save else
                       "nothing written (--save keeps this estimate for `ganbench status`)", highlight=False)
 
 

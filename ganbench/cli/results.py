@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from ganbench.rundir import RunDirError
+from ganbench.rundir import CONFIG, RunDirError
 from ganbench.cli.common import ResultsOpt, app, console, err_console, fail, load_selection, print_json
 from ganbench.cli.tables import arm_comparison_table, run_comparison_table
 
@@ -41,7 +41,7 @@ def with_tensorboard(callback: Any, target: Path, logdir: Path | None = None) ->
 
     def wrapped(*args: Any) -> None:
         callback(*args)
-        ready = SuiteDir(target).has_manifest() or (target / "config.json").exists()
+        ready = SuiteDir(target).has_manifest() or (target / CONFIG).exists()
         if time.monotonic() - last[0] >= TENSORBOARD_EVERY_S and ready:
             last[0] = time.monotonic()
             try:
@@ -180,13 +180,15 @@ def _say_damaged_files() -> Iterator[None]:
 def _warn_if_stale(suite: Any) -> None:
     """A report reads the runs suite.json names, which the last `ganbench run` wrote: say so when
     the suite file has changed since (other run ids), so stale runs are not taken for the suite's."""
+    from ganbench.suitedir import MANIFEST
+
     try:
         recorded = {r.run_id for r in suite.dir.read_manifest().runs}
     except (FileNotFoundError, RunDirError):
         return
     now = {r.run_id for r in suite.runs}
     if recorded != now:
-        err_console.print(f"[yellow]warning:[/] {suite.dir.file('suite.json')} was written for another version of "
+        err_console.print(f"[yellow]warning:[/] {suite.dir.file(MANIFEST)} was written for another version of "
                           f"{suite.path}: {len(recorded - now)} of its {len(recorded)} runs are not in the suite now "
                           f"and {len(now - recorded)} of the suite's {len(now)} runs are not in it. The report shows "
                           "the recorded runs; `ganbench run` trains the suite as it is now (and records it).",

@@ -11,7 +11,7 @@ from rich.markup import escape
 from ganbench.data.datasets import DataNotFoundError
 from ganbench.errors import ConfigError
 from ganbench.rundir import RunDirError
-from ganbench.cli.common import (AllowSlowPrecisionOpt, ExecutorKind, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg,
+from ganbench.cli.common import (DataRootOpt, AllowSlowPrecisionOpt, ExecutorKind, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg,
                                  TensorBoardOpt, Terminated, app, console,
                                  data_root_str, exit_on_error, fail, load_selection, sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
@@ -36,7 +36,7 @@ def run_command(
     only: OnlyOpt = None,
     seeds: SeedsOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, train nothing.")] = False,
-    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
+    data_root: DataRootOpt = None,
     results_root: ResultsOpt = Path("results"),
     executor: Annotated[ExecutorKind, typer.Option(help="local (worker processes here), ray (tasks on a Ray cluster) or slurm "
                                           "(one SLURM array job through submitit; results on a shared filesystem).")] = ExecutorKind.local,

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from ganbench.cli.common import app, console, data_root_str, exit_on_error, fail, print_json
+from ganbench.cli.common import DataRootOpt, app, console, data_root_str, exit_on_error, fail, print_json
 from ganbench.selftest import PARTS
 
 STYLE = {"passed": "green", "failed": "red", "crashed": "red", "timed out": "red"}
@@ -26,7 +26,7 @@ def selftest_command(
     toy: Annotated[Optional[bool], typer.Option("--toy/--full", help=(
         "Toy sizes (code paths in about a minute; the default on a CPU) or the sweep's own sizes (figures; the "
         "default on a GPU)."))] = None,
-    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
+    data_root: DataRootOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Check this machine before a long sweep: versions and data (env); the fused engine's correctness —

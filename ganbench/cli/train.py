@@ -14,8 +14,8 @@ from ganbench.config import TrainConfig, parse_assignments
 from ganbench.errors import ConfigError
 from ganbench.data.cache import describe
 from ganbench.data.datasets import DATASETS, DataNotFoundError
-from ganbench.rundir import RunDirError
-from ganbench.cli.common import (AllowSlowPrecisionOpt, data_root_str, exit_on_error, TensorBoardOpt, app, console, fail,
+from ganbench.rundir import CHECKPOINT, CONFIG, STATUS, RunDirError
+from ganbench.cli.common import (DataRootOpt, AllowSlowPrecisionOpt, data_root_str, exit_on_error, TensorBoardOpt, app, console, fail,
                                  sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
 from ganbench.cli.results import export_tensorboard, with_tensorboard
@@ -36,7 +36,7 @@ def train_command(
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard whatever run --out holds and start over.")] = False,
     device: Annotated[Optional[str], typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (shortcut for --set seed=N).")] = None,
-    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files (searched first).")] = None,
+    data_root: DataRootOpt = None,
     tensorboard: TensorBoardOpt = False,
     allow_slow_precision: AllowSlowPrecisionOpt = False,
 ) -> None:
@@ -93,14 +93,14 @@ def _train_with_progress(cfg: TrainConfig, out: Path, preset: str, names: tuple[
         except typer.Exit:  # a mapped error, already said
             raise
         except KeyboardInterrupt:
-            checkpoint = out / "checkpoint.pt"
+            checkpoint = out / CHECKPOINT
             fail(f"interrupted; run the same command again to resume from {checkpoint}" if checkpoint.exists() else
                  "interrupted before the first checkpoint; the same command starts the run again", code=130)
         except Exception as err:
-            details = f" (details in {out / 'status.json'})" if (out / "status.json").exists() else ""
+            details = f" (details in {out / STATUS})" if (out / STATUS).exists() else ""
             fail(f"run failed: {type(err).__name__}: {err}{details}", code=1)
         finally:
-            if tensorboard and (out / "config.json").exists():
+            if tensorboard and (out / CONFIG).exists():
                 export_tensorboard(out, out / "tensorboard")
     return {}
 
@@ -127,7 +127,7 @@ def eval_command(
     reference_samples: Annotated[Optional[int], typer.Option(
         help="Real reference images (default: the run's eval_reference_samples; 0 = whole split).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    data_root: Annotated[Optional[Path], typer.Option(help="Directory with the dataset files.")] = None,
+    data_root: DataRootOpt = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", metavar="KNOB=VALUE", help="A folder or generator: the reference and the generator's knobs, e.g. "
         "--set dataset=cifar10, --set latent_dist=gaussian, --set latent_dim=128, --set data_range=-1_1, "
@@ -139,11 +139,11 @@ def eval_command(
     score a folder of images or a generator file with the same metrics, references and provenance. A
     .pt2 (torch.export.save) is loaded without unpickling anything (one holding pickled or compiled parts
     is refused); loading TorchScript runs its program: score only TorchScript files you trust."""
-    from ganbench.metrics.reevaluate import evaluate_run
+    from ganbench.reevaluate import evaluate_run
 
     data_root_str(data_root)  # a --data-root that is not there is said first
     try:
-        if (target / "config.json").exists():
+        if (target / CONFIG).exists():
             rows = evaluate_run(target, metrics=metrics, samples=samples, reference_samples=reference_samples,
                                 device=device, data_root=data_root)
         else:

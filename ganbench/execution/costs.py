@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ganbench import rundir
+from ganbench.cadence import count_due
 from ganbench.config import TrainConfig
 from ganbench.metrics.registry import METRICS, parse_metrics
 from ganbench.suitedir import PLAN
-from ganbench.training.resources import PROCESS
+from ganbench.process_cache import PROCESS
 
 if TYPE_CHECKING:
     from ganbench.execution.jobs import RunState
@@ -39,9 +40,7 @@ def evaluations_per_run(cfg: TrainConfig, from_step: int = 0) -> int:
     `eval_draws` at the final one."""
     if not parse_metrics(cfg.metrics, cfg.dataset) or from_step >= cfg.steps:
         return 0
-    steps = set(range(cfg.eval_every, cfg.steps + 1, cfg.eval_every)) if cfg.eval_every else set()
-    steps.add(cfg.steps)
-    return sum(1 for s in steps if s > from_step) + cfg.eval_draws - 1
+    return count_due(cfg.eval_every, cfg.steps, after=from_step) + cfg.eval_draws - 1
 
 
 def uses_inception(cfg: TrainConfig) -> bool:

@@ -18,6 +18,7 @@ import math
 from typing import Any, Sequence
 
 from ganbench.architecture import Sized, layer_sizes
+from ganbench.cadence import count_due
 from ganbench.config import KNOBS, TrainConfig
 
 STATS_ROW_BYTES, METRIC_ROW_BYTES = 320, 750
@@ -56,13 +57,10 @@ def checkpoint_bytes(cfg: TrainConfig) -> int:
 def run_disk(cfg: TrainConfig, evaluations: int) -> dict[str, int]:
     """{kept, written} bytes of one run."""
     ckpt = checkpoint_bytes(cfg)
-    writes = (cfg.steps // cfg.checkpoint_every if cfg.checkpoint_every else 0) + (
-        not cfg.checkpoint_every or cfg.steps % cfg.checkpoint_every != 0)
-    grids = (cfg.steps // cfg.sample_every if cfg.sample_every else 0) + (
-        not cfg.sample_every or cfg.steps % cfg.sample_every != 0)
+    writes, grids = count_due(cfg.checkpoint_every, cfg.steps), count_due(cfg.sample_every, cfg.steps)
     nrow = math.isqrt(cfg.sample_grid)
     grid_bytes = (nrow * (cfg.image_size + 2) + 2) ** 2 * 3
-    logs = math.ceil(cfg.steps / cfg.log_every) * STATS_ROW_BYTES + evaluations * METRIC_ROW_BYTES
+    logs = count_due(cfg.log_every, cfg.steps) * STATS_ROW_BYTES + evaluations * METRIC_ROW_BYTES
     return {"kept": ckpt + grids * grid_bytes + logs, "written": writes * ckpt + grids * grid_bytes + logs}
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ganbench.cadence import steps_due
 from ganbench.config import TrainConfig
 from ganbench.files import RunDirError
 from ganbench.study.budget import Budget, structure_id
@@ -141,8 +142,7 @@ def equal_flops_warnings(suite: Suite) -> list[str]:
                 continue
             budget = min(cost * cfg.steps, ref_cost * ref.steps)
             early, early_cost = (cfg, cost) if cost * cfg.steps > ref_cost * ref.steps else (ref, ref_cost)
-            every = early.eval_every or early.steps
-            grid = sorted({*range(every, early.steps + 1, every), early.steps})
+            grid = steps_due(early.eval_every, early.steps)
             distance = read_distance(grid, budget / early_cost)
             if distance > MAX_READ_DISTANCE:
                 out.append(f"{arm.name}: at equal FLOPs with {design.reference_arm} ({cost / ref_cost:.2g}× its FLOPs "

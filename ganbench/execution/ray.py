@@ -35,7 +35,7 @@ from ganbench.errors import did_you_mean
 from ganbench.execution.jobs import Job, Placement, RunState, Update, make_jobs, run_threads
 from ganbench.execution.local import record_end, record_outcome, refresh_progress
 from ganbench.execution.worker import group_outcomes, outcome_of
-from ganbench.rundir import FINAL, RunDir, RunStatus
+from ganbench.rundir import CHECKPOINT, FINAL, RunDir, RunStatus
 
 RESULTS_MODES = ("auto", "shared", "gather")
 INSTALL_HINT = "the Ray executor needs Ray: pip install 'ganbench[ray]' (or pip install 'ray[default]')"
@@ -195,7 +195,7 @@ class RayExecutor:
             if self.results != "shared":
                 store = ray.remote(num_cpus=0)(RunStore).remote()
                 for state in pending:  # earlier attempts' checkpoints, for runs that resume
-                    if (state.run_dir / "checkpoint.pt").exists():
+                    if (state.run_dir / CHECKPOINT).exists():
                         ray.get(store.push.remote(state.run.run_id, changed_files(state.run_dir, {})))
             task = ray.remote(ray_train_task)
             resources, device = self.placement()

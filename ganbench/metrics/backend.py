@@ -3,7 +3,7 @@
 torch-fidelity's `calculate_metrics` rebuilds its feature extractor and re-reads the reference
 features on every call; `fidelity_metrics` runs the same functions in the same order but keeps
 the extractor, the reference features, the reference set's precision/recall radii and KID's
-reference sums in the process cache (`training.resources.PROCESS`), so a worker that evaluates
+reference sums in the process cache (`process_cache.PROCESS`), so a worker that evaluates
 many runs builds and reads them once. The inputs torch-fidelity takes (`ImageTensorDataset`,
 `FidelityGenerator`) and ganbench's uniform latent source live here.
 """
@@ -25,7 +25,7 @@ from ganbench.metrics.feature_store import cached_features
 from ganbench.metrics.kid import KidSettings, kid, reference_sums
 from ganbench.metrics.on_device import fid_statistics, full_float32, reference_on_device
 from ganbench.metrics.prc import precision_recall, reference_radii
-from ganbench.training.resources import PROCESS
+from ganbench.process_cache import PROCESS
 
 UNIFORM_NOISE = "ganbench_uniform_m1_1"
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench import rundir
-from ganbench.training.resources import PROCESS
+from ganbench.process_cache import PROCESS
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 WEIGHTS_PATH = WEIGHTS_DIR / "fmnist_cnn.pt"

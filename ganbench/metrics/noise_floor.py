@@ -16,7 +16,7 @@ from ganbench.metrics.feature_store import FeatureCacheWarning
 from ganbench.metrics.fidelity import checked_weights, evaluate
 from ganbench.metrics.reference import Reference
 from ganbench.metrics.registry import value_name
-from ganbench.training.resources import PROCESS
+from ganbench.process_cache import PROCESS
 
 
 def uniform_noise_fid(extractor: str, reference: Reference, reference_data: tuple[torch.Tensor, torch.Tensor],

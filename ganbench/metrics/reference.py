@@ -12,7 +12,7 @@ from ganbench.data.cache import load_split
 from ganbench.data.datasets import get_dataset
 from ganbench.data.formats import Preprocess
 from ganbench.metrics.registry import MetricError
-from ganbench.training.resources import PROCESS
+from ganbench.process_cache import PROCESS
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganbench.config import TrainConfig, structure_key, training_only
-from ganbench.training.resources import PROCESS
+from ganbench.process_cache import PROCESS
 
 FLOP_METHOD = ("torch.utils.flop_counter.FlopCounterMode over one training step (all D and G updates, forward and "
                "backward; matmuls and convolutions, 2 FLOPs per multiply-add)")

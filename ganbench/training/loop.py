@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from ganbench import devices
+from ganbench.cadence import due
 from ganbench.checks import check_resolved
 from ganbench.config import IDENTITY_KNOBS, TrainConfig, run_id
 from ganbench.errors import ConfigError
 from ganbench.metrics.registry import parse_metrics, summarize
 from ganbench.provenance import provenance
-from ganbench.rundir import FINAL, RunDir, RunDirError, RunLocked, RunStatus
+from ganbench.rundir import CHECKPOINT, FINAL, STATUS, RunDir, RunDirError, RunLocked, RunStatus
 from ganbench.training.compute import step_compute
 from ganbench.training.factory import make_trainer
 from ganbench.training.protocol import STAT_NAMES, Diverged, Trainer
@@ -82,7 +83,7 @@ class Recorder:
 
     def evaluation_due(self, step: int) -> bool:
         cfg = self.cfg
-        return self.evaluator is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps)
+        return self.evaluator is not None and due(step, cfg.eval_every, cfg.steps)
 
     def log(self, trainer: Trainer, step: int, stats: torch.Tensor) -> None:
         """Fold in this step's statistics; at a log step write their means (raises Diverged on a
@@ -90,9 +91,8 @@ class Recorder:
         cfg, rd = self.cfg, self.run_dir
         self.acc += stats
         self.count += 1
-        last = step == cfg.steps
         # Log interval means (one host sync per interval); a non-finite mean ends the run.
-        if step % cfg.log_every == 0 or last:
+        if due(step, cfg.log_every, cfg.steps):
             if trainer.device.type == "cuda":
                 torch.cuda.synchronize(trainer.device)
             elapsed, self.tick = time.perf_counter() - self.tick, time.perf_counter()
@@ -121,7 +121,6 @@ class Recorder:
                     evaluated: list[dict[str, Any]] | None = None) -> None:
         """The evaluation, sample grid and checkpoint the cadence asks for at `step`."""
         cfg, rd = self.cfg, self.run_dir
-        last = step == cfg.steps
         if self.evaluation_due(step):
             rows = evaluated if evaluated is not None else \
                 self.evaluator(trainer.generator(self.k), step, self._evaluation_progress(step))
@@ -129,9 +128,9 @@ class Recorder:
             rd.append_metrics(rows)
             self.status.metrics = {"step": step, **summarize(rows)}
             rd.write_status(self.status)  # back to training, with the new metrics
-        if (cfg.sample_every and step % cfg.sample_every == 0) or last:
+        if due(step, cfg.sample_every, cfg.steps):
             rd.save_grid(trainer.samples(self.k, noise), step)
-        if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
+        if due(step, cfg.checkpoint_every, cfg.steps):
             rd.save_checkpoint({"step": step, "count": self.count, "acc": self.acc.cpu(),
                                 **trainer.state_dict(self.k)})
 
@@ -216,7 +215,7 @@ def _evaluate_due(trainer: Trainer, recorders: Sequence[Recorder], step: int) ->
 def _threads_for(cfg: TrainConfig, device: torch.device, run_dir: RunDir) -> int:
     """CPU threads of this run: the thread count a resumed run started with (CPU reductions
     depend on it), else the config's, else torch's default."""
-    recorded = run_dir.recorded_execution() if run_dir.file("checkpoint.pt").exists() else {}
+    recorded = run_dir.recorded_execution() if run_dir.file(CHECKPOINT).exists() else {}
     if device.type == "cpu" and recorded.get("threads"):
         return int(recorded["threads"])
     return cfg.threads or torch.get_num_threads()
@@ -388,7 +387,7 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
             try:
                 o.rd.write_status(status)
             except OSError as err:  # disk full: the caller still gets the cause, in the exception it sees
-                status.status_write_error = f"{o.rd.file('status.json')} could not be written: {err}"
+                status.status_write_error = f"{o.rd.file(STATUS)} could not be written: {err}"
     return [status.to_json() for status in statuses]
 
 

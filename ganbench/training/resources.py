@@ -2,20 +2,19 @@
 
 A persistent worker holds one `Resources` for its whole life, so a dataset is decoded once
 per machine (the on-disk cache) and copied to a device once per process, not once per run;
-`PROCESS` holds the metric side's extractors, reference sets and noise floors.
+the metric side's extractors, reference sets and noise floors are in `process_cache.PROCESS`.
 `train()` without one makes a fresh, empty one.
 """
 
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Hashable, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ganbench.config import TrainConfig
 
-if TYPE_CHECKING:  # numpy and torch load with the first training images, so the process cache costs no import
+if TYPE_CHECKING:  # numpy and torch load with the first training images
     import numpy as np
     import torch
 
@@ -43,37 +42,3 @@ class Resources:
         return images, {**loaded.info, "process_cache": "miss"}
 
 
-T = TypeVar("T")
-
-
-class ProcessCache:
-    """Every other thing a process builds once and reuses, by store: `'extractor'` (torch-fidelity
-    feature extractors, weights read once per device), `'reference'` (reference images),
-    `'reference_features'` (their features per extractor), `'noise_floor'` (uniform-noise FIDs).
-    Each store keeps its `keep` most recent entries (least recently used go first)."""
-
-    def __init__(self) -> None:
-        self._stores: dict[str, OrderedDict[Hashable, Any]] = {}
-
-    def get(self, store: str, key: Hashable, build: Callable[[], T], keep: int = 4) -> T:
-        entries = self._stores.setdefault(store, OrderedDict())
-        if key in entries:
-            entries.move_to_end(key)
-            return entries[key]
-        value = build()
-        entries[key] = value
-        while len(entries) > keep:
-            entries.popitem(last=False)
-        return value
-
-    def entries(self, store: str) -> int:
-        return len(self._stores.get(store, ()))
-
-    def clear(self, store: str | None = None) -> None:
-        if store is None:
-            self._stores.clear()
-        else:
-            self._stores.pop(store, None)
-
-
-PROCESS = ProcessCache()  # the one per-process cache of the metric side (the trainer's images are in `Resources`)

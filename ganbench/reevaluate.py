@@ -15,14 +15,14 @@ from ganbench.metrics.fidelity import evaluate
 from ganbench.metrics.reference import Reference
 from ganbench.metrics.registry import parse_metrics
 from ganbench.models import Generator
-from ganbench.rundir import REEVALUATION, RunDir
+from ganbench.rundir import CHECKPOINT, CONFIG, REEVALUATION, RunDir
 
 
 def load_run_generator(run_dir: Path, device: torch.device) -> tuple[TrainConfig, Generator, int]:
     """(config, G with its last checkpointed weights, that checkpoint's step). With g_ema on, G is
     the weight average (what the run's own samples and metrics used)."""
     run = RunDir(run_dir)
-    for name in ("config.json", "checkpoint.pt"):
+    for name in (CONFIG, CHECKPOINT):
         if not run.file(name).exists():
             raise FileNotFoundError(f"{run.file(name)} missing: is {run_dir} a ganbench run directory?")
     cfg = TrainConfig().replace(**run.read_config()["config"])
