@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # numpy and torch load when a split is built or loaded (`desc
     import numpy as np
     import torch
 
+
 class DataCacheWarning(UserWarning):
     """A dataset cache entry was damaged and rebuilt."""
 
