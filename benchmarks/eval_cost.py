@@ -1,30 +1,34 @@
-"""What one evaluation pass costs: cold and warm, each part's share, and the previous KID and
-precision/recall in the same run.
+"""What one evaluation pass costs: cold and warm, each part's share, against the pass as it was, in the same run.
 
 One generator (the `dcgan` preset's G, freshly initialised: the cost does not depend on training),
 `--samples` generated images against `--reference` real ones, the metrics of a CPU study.
 
-- cold: the process cache (`PROCESS`: extractor, reference features, radii, KID's reference sums)
-  cleared and an empty cache directory, as a worker's first evaluation;
-- warm: everything kept, as every later evaluation of the same seed;
-- before: warm, with KID by torch-fidelity's numpy loop and precision/recall as ganbench made it
-  before (two distance matrices, `kthvalue` radii); generation and extraction are today's (the
-  one-channel extraction is not undone);
-- shares: each part timed alone, warm, on the pass's own inputs (generation, feature extraction, FID,
-  KID, precision/recall, modes), as a share of their sum.
+Each variant runs in a fresh process (rounds alternate between them, so drifts in machine load hit
+both alike; medians are printed):
 
-Rounds are interleaved, so drifts in machine load hit every variant alike; medians are printed.
+- now, cold: the process's first pass with an empty feature cache directory — weights read, the
+  extractor built, the reference features extracted, KID's reference sums and the radii computed;
+- now, warm: later passes of the same seed (what every evaluation after a worker's first costs),
+  at torch's thread count and at 1 thread (a worker of a 2-worker sweep on 2 cores);
+- before: warm, as ganbench evaluated before these changes: the fmnist network as it trains (torch's
+  max-pool after each ReLU), freed memory handed back to the kernel (`GANBENCH_KEEP_FREED_MEMORY=0`),
+  KID by torch-fidelity's numpy loop, precision/recall from two whole distance matrices;
+- shares: each part of a warm pass timed alone on the pass's own inputs (generation, feature extraction,
+  FID, KID, precision/recall, modes), as a share of their sum.
 
     python benchmarks/eval_cost.py [--metrics fid_fmnist,kid_fmnist,prc_fmnist,modes_fmnist]
-                                   [--samples 5000] [--reference 10000] [--repeats 5]
+                                   [--samples 5000] [--reference 10000] [--rounds 3] [--passes 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any, Callable, Iterator
@@ -35,6 +39,7 @@ import torch
 from ganbench.hacks import resolve
 from ganbench.metrics import backend
 from ganbench.metrics.backend import FidelityGenerator
+from ganbench.metrics.classifier import FashionCNN
 from ganbench.metrics.fidelity import EVAL_BATCH, evaluate
 from ganbench.metrics.kid import KidSettings, kid, reference_sums
 from ganbench.metrics.modes import mode_coverage_from_logits
@@ -71,13 +76,17 @@ def _fidelity_kid(generated, reference, settings, real_sums=None):
 
 @contextlib.contextmanager
 def previous_path() -> Iterator[None]:
-    """The pass as it was: torch-fidelity's KID, two-matrix precision/recall."""
-    saved = backend.kid, backend.precision_recall
+    """The pass as it was: the fmnist network as it trains, torch-fidelity's KID, two-matrix precision/recall
+    (freed memory handed back is the child process's environment)."""
+    saved = backend.kid, backend.precision_recall, FashionCNN.for_inference
     backend.kid, backend.precision_recall = _fidelity_kid, _two_matrix_precision_recall
+    FashionCNN.for_inference = lambda net: net
+    PROCESS.clear("extractor")
     try:
         yield
     finally:
-        backend.kid, backend.precision_recall = saved
+        backend.kid, backend.precision_recall, FashionCNN.for_inference = saved
+        PROCESS.clear("extractor")
 
 
 def clock(work: Callable[[], Any]) -> tuple[float, Any]:
@@ -120,48 +129,68 @@ def part_times(gen: FidelityGenerator, names, reference_data, samples: int) -> d
     return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--metrics", default="fid_fmnist,kid_fmnist,prc_fmnist,modes_fmnist")
-    parser.add_argument("--samples", type=int, default=5000)
-    parser.add_argument("--reference", type=int, default=10000)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One variant's timings, in this (fresh) process."""
     names = parse_metrics(args.metrics)
     cfg, _ = resolve("dcgan", overrides={"device": "cpu", "eval_reference_samples": args.reference})
     torch.manual_seed(0)
     gen = FidelityGenerator(build_models(cfg)[0], cfg)
     reference = Reference.for_config(cfg)
     reference_data = reference.load()
-    print(f"metrics={','.join(names)} generated={args.samples} reference={len(reference_data[0])} "
-          f"threads={torch.get_num_threads()} repeats={args.repeats}")
+    out: dict[str, Any] = {"threads": torch.get_num_threads(), "reference": len(reference_data[0])}
 
-    def one_pass(cache: str) -> float:
-        os.environ["XDG_CACHE_HOME"] = cache  # where torch-fidelity caches the reference statistics
+    def one_pass() -> float:
         return clock(lambda: evaluate(gen, names, reference, samples=args.samples, reference_data=reference_data))[0]
 
-    timings: dict[str, list[float]] = {"cold": [], "warm": [], "before": []}
-    with tempfile.TemporaryDirectory() as warm_cache, tempfile.TemporaryDirectory() as cold_root:
-        one_pass(warm_cache)  # prime
-        for i in range(args.repeats):
-            PROCESS.clear()  # nothing kept in the process: extractor, reference features, radii, KID sums
-            timings["cold"].append(one_pass(os.path.join(cold_root, str(i))))
-            one_pass(warm_cache)  # re-prime the process for the warm variants
-            timings["warm"].append(one_pass(warm_cache))
-            with previous_path():
-                timings["before"].append(one_pass(warm_cache))
-    for name, runs in timings.items():
-        print(f"{name:<7} {statistics.median(runs):6.2f} s per pass   (runs: {', '.join(f'{x:.2f}' for x in runs)})")
-    print(f"warm vs before: {statistics.median(timings['before']) / statistics.median(timings['warm']):.2f}x faster")
-    parts = [part_times(gen, names, reference_data, args.samples) for _ in range(args.repeats)]
-    medians = {name: statistics.median(p[name] for p in parts) for name in parts[0]}
+    with tempfile.TemporaryDirectory() as cache, (previous_path() if variant == "before" else contextlib.nullcontext()):
+        os.environ["XDG_CACHE_HOME"] = cache  # an empty feature cache: the first pass is cold
+        out["cold"] = one_pass()
+        out["warm"] = statistics.median(one_pass() for _ in range(args.passes))
+        if variant == "now":
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            out["warm_1_thread"] = statistics.median(one_pass() for _ in range(args.passes))
+            torch.set_num_threads(threads)
+            out["parts"] = part_times(gen, names, reference_data, args.samples)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--metrics", default="fid_fmnist,kid_fmnist,prc_fmnist,modes_fmnist")
+    parser.add_argument("--samples", type=int, default=5000)
+    parser.add_argument("--reference", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per variant, alternating")
+    parser.add_argument("--passes", type=int, default=3, help="warm passes per process (median)")
+    parser.add_argument("--variant", choices=("now", "before"), help=argparse.SUPPRESS)  # one child process
+    args = parser.parse_args()
+    if args.variant:
+        print("RESULT=" + json.dumps(measure(args.variant, args)))
+        return
+    results: dict[str, list[dict[str, Any]]] = {"now": [], "before": []}
+    for _ in range(args.rounds):
+        for variant in results:
+            env = {**os.environ, **({"GANBENCH_KEEP_FREED_MEMORY": "0"} if variant == "before" else {})}
+            done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--variant", variant], env=env,
+                                  capture_output=True, text=True, check=True)
+            results[variant].append(json.loads(done.stdout.split("RESULT=")[-1]))
+    now, before = results["now"], results["before"]
+    print(f"metrics={args.metrics} generated={args.samples} reference={now[0]['reference']} "
+          f"threads={now[0]['threads']} rounds={args.rounds} warm passes per round={args.passes}")
+    medians = {"now, cold": [r["cold"] for r in now], "now, warm": [r["warm"] for r in now],
+               "now, warm, 1 thread": [r["warm_1_thread"] for r in now], "before, warm": [r["warm"] for r in before],
+               "before, cold": [r["cold"] for r in before]}
+    for name, runs in medians.items():
+        print(f"{name:<20} {statistics.median(runs):6.2f} s per pass   (rounds: {', '.join(f'{x:.2f}' for x in runs)})")
+    print(f"warm now vs before: {statistics.median(medians['before, warm']) / statistics.median(medians['now, warm']):.2f}x faster")
+    parts = {name: statistics.median(r["parts"][name] for r in now) for name in now[0]["parts"]}
     ours = ("generation", "features", "fid", "kid", "prc", "modes")
-    total = sum(medians[name] for name in ours)
+    total = sum(parts[name] for name in ours)
     print(f"parts of a warm pass (each timed alone; sum {total:.2f} s):")
     for name in ours:
-        print(f"  {name:<11} {medians[name]:6.3f} s  {100 * medians[name] / total:5.1f} %")
+        print(f"  {name:<11} {parts[name]:6.3f} s  {100 * parts[name] / total:5.1f} %")
     for name in ("kid (torch-fidelity)", "prc (two matrices)"):
-        print(f"  before: {name:<21} {medians[name]:6.3f} s")
+        print(f"  before: {name:<21} {parts[name]:6.3f} s")
 
 
 if __name__ == "__main__":

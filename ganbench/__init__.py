@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganbench.config import TrainConfig
-from ganbench.errors import ConfigError
-from ganbench.hacks import HACKS, PRESETS, Hack, compose, register_hack, resolve
-
-_LAZY = {"Discriminator": "ganbench.models", "Generator": "ganbench.models", "build_models": "ganbench.models",
+# Every public name loads on first use, so `import ganbench.cli` (and `ganbench --help`) reads none of
+# the registries it does not need.
+_LAZY = {"TrainConfig": "ganbench.config", "ConfigError": "ganbench.errors",
+         **{name: "ganbench.hacks" for name in ("HACKS", "PRESETS", "Hack", "compose", "register_hack", "resolve")},
+         "Discriminator": "ganbench.models", "Generator": "ganbench.models", "build_models": "ganbench.models",
          "train": "ganbench.training.loop",
          # a suite from a notebook (ganbench.api): the CLI's own library calls
          "load": "ganbench.api", "plan": "ganbench.api", "run": "ganbench.api", "results": "ganbench.api",

@@ -455,7 +455,8 @@ def test_precision_recall_from_one_distance_matrix_equals_torch_fidelity():
     from ganbench.metrics.prc import precision_recall, reference_radii
 
     g = torch.Generator().manual_seed(3)
-    generated, real = torch.randn(700, 32, generator=g).relu(), (torch.randn(1200, 32, generator=g) + 0.2).relu()
+    # 1 100 × 1 200: more than one distance tile each way (512 rows × 1 024 columns)
+    generated, real = torch.randn(1100, 32, generator=g).relu(), (torch.randn(1200, 32, generator=g) + 0.2).relu()
     for batch in (10_000, 256):  # one distance block, and several (torch-fidelity's batching)
         ours = precision_recall(generated, real, reference_radii(real, 3, batch), 3, batch)
         full = prc_features_to_metric(generated, real, prc_neighborhood=3, prc_batch_size=batch, save_cpu_ram=False,

@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("numpy", "torch", "pandas", "scipy", "torch_fidelity", "torchvision")
 
 
-def loaded_after(code: str, tmp_path: Path) -> list[str]:
-    """The heavy modules a fresh interpreter holds after running `code` (no GPU visible)."""
+def loaded_after(code: str, tmp_path: Path, watched: tuple[str, ...] = HEAVY) -> list[str]:
+    """The `watched` modules a fresh interpreter holds after running `code` (no GPU visible)."""
     probe = textwrap.dedent(code) + textwrap.dedent(f"""
         import json, sys
-        print("LOADED=" + json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+        print("LOADED=" + json.dumps([m for m in {watched!r} if m in sys.modules]))
     """)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
@@ -51,6 +51,14 @@ def cli(*words: str) -> str:
 @pytest.mark.parametrize("words", [("--help",), ("hacks",), ("knobs",), ("suite-keys",), ("hacks", "kernel_4")])
 def test_help_and_registry_listings_import_neither_numpy_nor_torch(words, tmp_path):
     assert loaded_after(cli(*words), tmp_path) == []
+
+
+def test_root_help_imports_no_registry_and_no_rich(tmp_path):
+    """`ganbench --help` lists commands through click: the knob and hack registries, the dataset and run-file
+    modules and rich (its console, markup and markdown) load only when a command runs."""
+    watched = ("ganbench.config", "ganbench.hacks", "ganbench.data.datasets", "ganbench.rundir", "rich.console",
+               "rich.markup", "rich.markdown", "markdown_it")
+    assert loaded_after(cli("--help"), tmp_path, watched) == []
 
 
 @pytest.mark.integration

@@ -8,8 +8,6 @@ and suite loading are shared in `common`; tables and durations in `tables`.
 
 from __future__ import annotations
 
-from rich.markup import escape
-
 from ganbench.cli.common import app
 
 # Each module registers its commands on `app`, in the order `ganbench --help` lists them.
@@ -59,6 +57,8 @@ def main() -> None:
     except SystemExit as stop:  # click's usage errors exit 2: add what ganbench knows of the usual slips
         hint = usage_hint(sys.argv[1:]) if stop.code == 2 else None
         if hint:
+            from rich.markup import escape
+
             from ganbench.cli.common import err_console
 
             err_console.print(f"[yellow]hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)
@@ -69,6 +69,8 @@ def main() -> None:
         problem = pair_problem(err)
         if problem is None:
             raise
+        from rich.markup import escape
+
         from ganbench.cli.common import err_console
 
         err_console.print(f"[bold red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)

@@ -6,12 +6,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from ganbench.errors import ConfigError
-from ganbench.data.cache import describe
-from ganbench.data.datasets import DataNotFoundError
 from ganbench.cli.common import DataRootOpt, app, console, fail
 
 
@@ -44,6 +40,7 @@ def weights_import_command() -> None:
 @weights_app.command("status")
 def weights_status_command() -> None:
     """Which weights are present, their sha256, and which metrics they allow."""
+    from rich.table import Table
     from ganbench.metrics.extractors import weights_status
 
     table = Table(title="feature-extractor weights")
@@ -63,6 +60,8 @@ def classifier_train_command(
     data_root: DataRootOpt = None,
 ) -> None:
     """Train the Fashion-MNIST CNN deterministically (about 4 minutes on 2 CPU cores) and record its sha256."""
+    from ganbench.data.datasets import DataNotFoundError
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from ganbench.metrics.classifier import WEIGHTS_PATH, save_classifier, train_classifier
     from ganbench.data.sampler import load_labelled
 
@@ -92,6 +91,8 @@ def data_list_command(
     data_root: DataRootOpt = None,
 ) -> None:
     """Every registered dataset, its splits, and where its files were found (nothing is downloaded)."""
+    from ganbench.data.datasets import DataNotFoundError
+    from rich.table import Table
     from ganbench.data.cache import dataset_cache_dir
     from ganbench.data.datasets import DATASETS
 
@@ -117,6 +118,9 @@ def data_prepare_command(
     data_root: DataRootOpt = None,
 ) -> None:
     """Decode a dataset's splits into the uint8 cache now (a sweep would do it on its first start)."""
+    from ganbench.data.cache import describe
+    from ganbench.data.datasets import DataNotFoundError
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from ganbench.config import parse_value
     from ganbench.data.cache import load_split
     from ganbench.data.formats import Preprocess

@@ -4,25 +4,69 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+from typer.core import TyperGroup
 
-from ganbench.rundir import RunDirError
+
+class PlainHelpGroup(TyperGroup):
+    """The `ganbench` group, whose own help (`ganbench --help`, or no command) is click's plain layout:
+    rich's markdown help imports markdown-it, pygments and rich's traceback, 2.5× the start-up of
+    `import typer` alone, to list commands. Each command's help stays rich (panels, markdown)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        mode, self.rich_markup_mode = self.rich_markup_mode, None
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.rich_markup_mode = mode
 
 
 app = typer.Typer(
+    cls=PlainHelpGroup,
     help="Measure which GAN training hacks matter: toggle hacks, train DCGANs, compare them with numbers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",  # help text is reflowed to the terminal (a docstring's line breaks are not kept)
     add_completion=True,  # --install-completion / --show-completion [bash|zsh|fish|powershell]
 )
-console = Console()
-err_console = Console(stderr=True)
+
+
+class LazyConsole:
+    """A rich `Console`, made on first use: importing rich's console costs a tenth of `ganbench --help`,
+    which prints through click. Everything else is the console's own (`console.print`, `console.status`…)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options: dict[str, Any] = options
+        self._console: Any = None
+        self._size: tuple[str | None, str | None] = (None, None)
+
+    def real(self) -> Any:
+        """The console, made again when $COLUMNS or $LINES changed since (rich reads them when a console is
+        made; one made at import, as before, followed the environment of each command run in a process)."""
+        size = (os.environ.get("COLUMNS"), os.environ.get("LINES"))
+        if self._console is None or size != self._size:
+            from rich.console import Console
+
+            self._console, self._size = Console(**self._options), size
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+    # `with console:` (rich's Live and Progress buffer output so) looks its methods up on the type.
+    def __enter__(self) -> Any:
+        return self.real().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.real().__exit__(*exc)
+
+
+console = LazyConsole()
+err_console = LazyConsole(stderr=True)
 
 
 def _print_version(value: bool) -> None:
@@ -53,6 +97,8 @@ def _global_options(
 
 
 def fail(message: str, code: int = 2) -> None:
+    from rich.markup import escape
+
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # messages hold [brackets]
     raise typer.Exit(code)
 
@@ -63,6 +109,7 @@ def exit_on_error(*errors: type[BaseException], code: int = 2) -> Iterator[None]
     (2: the request was wrong, nothing ran; 1: work failed). By default the errors a bad suite,
     knob, results file or dataset raise: SuiteError, ConfigError and CorruptFile are ValueErrors."""
     from ganbench.data.datasets import DataNotFoundError
+    from ganbench.rundir import RunDirError
 
     try:
         yield
@@ -138,6 +185,7 @@ def load_selection(suite_file: Path, results_root: Path, only: list[str] | None,
     from ganbench.execution.plan import load_planned_suite
     from ganbench.devices import expand
     from ganbench.execution.sweep import Selection, select_runs
+    from ganbench.rundir import RunDirError
 
     chosen_seeds = seed_list(seeds)
     with exit_on_error(ValueError, RunDirError):  # SuiteError, ConfigError and CorruptFile are ValueErrors
@@ -165,6 +213,7 @@ def _plugins_hint(suite_file: Path, results_root: Path) -> str | None:
     suite names lives in one): which, and the -p that loads them. Read from suite.json; never imported."""
     from ganbench.plugins import loaded_plugins
     from ganbench.study.suite import suite_results_dir
+    from ganbench.rundir import RunDirError
     from ganbench.suitedir import SuiteDir
 
     try:

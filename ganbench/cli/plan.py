@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
-from rich.table import Table
 
-from ganbench.config import TrainConfig
 from ganbench.errors import ConfigError
-from ganbench.data.datasets import DataNotFoundError
-from ganbench.rundir import RunDirError
-from ganbench.suitedir import PLAN
-from ganbench.execution.disk import format_bytes
 from ganbench.cli.common import (DataRootOpt, data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg, app,
                                  arm_labels, console, err_console, fail, load_selection, print_json)
 from ganbench.cli.tables import describe_phase, fmt_seconds, print_arm_legend, run_table
+
+if TYPE_CHECKING:  # annotations only: imported when a function runs (a fast `ganbench --help`)
+    from rich.table import Table
+
+    from ganbench.config import TrainConfig
 
 
 RUN_TABLE_LIMIT = 100  # more runs than this: one line of counts unless --runs
@@ -53,6 +52,8 @@ def plan_command(
     that would train the rest, the design's aliases and what it will cost here: training steps
     and evaluations timed on --device, worker start-up, one-time reference features. Read-only
     unless --save (`ganbench run` records its own estimate when none was saved)."""
+    from ganbench.data.datasets import DataNotFoundError
+    from ganbench.rundir import RunDirError
     from ganbench.execution.plan import plan_suite
 
     root = data_root_str(data_root)
@@ -86,6 +87,8 @@ def _timing_progress() -> Iterator[Any]:
 
 
 def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool, show_runs: bool = False) -> None:
+    from ganbench.execution.disk import format_bytes
+    from ganbench.suitedir import PLAN
     out = err_console if as_json else console  # --json: stdout holds the JSON only
     out.print(f"[bold]{suite.name}[/] ({suite.path}): {suite.description}", highlight=False)
     for line in plan.design:
@@ -164,6 +167,7 @@ def _power_lines(power: list[dict[str, Any]]) -> list[str]:
 
 def warn_before_evaluating(cfgs: list[TrainConfig], device: str, data_root: str | None) -> None:
     """Once, before training: what Inception metrics on a CPU will cost here (never changes them)."""
+    from ganbench.data.datasets import DataNotFoundError
     from ganbench import devices
     from ganbench.execution.costs import inception_warning
     from ganbench.metrics.registry import MetricError
@@ -189,6 +193,8 @@ def status_command(
 ) -> None:
     """Where every run of a suite stands (from the run directories; works for any executor): its
     step, whether it is evaluating (images done, ETA), and each arm's planned against measured time."""
+    from ganbench.rundir import RunDirError
+    from rich.table import Table
     from dataclasses import asdict
 
     from ganbench.execution.plan import suite_status

@@ -4,12 +4,13 @@ one while the step costs are timed; the planned total before the first run, an E
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ganbench.cli.tables import describe_phase, fmt_seconds
+
+if TYPE_CHECKING:  # annotations only: imported when a function runs (a fast `ganbench --help`)
+    from rich.console import Console
 
 
 def plan_line(plan: Any) -> str:
@@ -79,6 +80,7 @@ class SweepProgress:
     `on_update` and `on_data`); steps count from where each run stood when the sweep began."""
 
     def __init__(self, console: Console, todo: Sequence[Any]) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
         self.console = console
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TextColumn("{task.fields[eta]}"), console=console)

@@ -8,10 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from ganbench.rundir import CONFIG, RunDirError
 from ganbench.cli.common import ResultsOpt, app, console, err_console, fail, load_selection, print_json
 from ganbench.cli.tables import arm_comparison_table, run_comparison_table
 
@@ -20,6 +17,7 @@ TENSORBOARD_EVERY_S = 30.0  # while training, event files are rewritten at most 
 
 
 def export_tensorboard(target: Path, logdir: Path | None = None) -> None:
+    from ganbench.rundir import RunDirError
     from ganbench.analysis.tensorboard import TensorBoardMissing, export
 
     try:
@@ -34,6 +32,7 @@ def export_tensorboard(target: Path, logdir: Path | None = None) -> None:
 def with_tensorboard(callback: Any, target: Path, logdir: Path | None = None) -> Any:
     """`callback` (a sweep's on_update, or train's progress) that also re-exports `target`'s changed
     runs to TensorBoard, at most every 30 s, once the target holds a run."""
+    from ganbench.rundir import CONFIG, RunDirError
     from ganbench.analysis.tensorboard import TensorBoardMissing, export
     from ganbench.suitedir import SuiteDir
 
@@ -67,6 +66,9 @@ def tensorboard_command(
     metrics), sample grids, and hparams (arm, seed, one boolean per hack) for the HParams view.
     JSONL stays the source of truth; unchanged runs are skipped. Needs the tensorboard extra:
     pip install 'ganbench\\[tensorboard]'."""
+    from ganbench.rundir import RunDirError
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from ganbench.analysis.tensorboard import TensorBoardMissing, export, watch as watch_export
 
     if target.suffix in (".yaml", ".yml"):
@@ -110,6 +112,7 @@ def wandb_command(
     """Export runs to Weights & Biases: one W&B run per run (grouped by suite; config = knobs, arm, seed, hacks),
     history = training statistics and metrics at their steps, summary = final metrics. JSONL stays the source of
     truth; the results directory is only read. Needs the wandb extra: pip install 'ganbench\\[wandb]'."""
+    from ganbench.rundir import RunDirError
     from ganbench.analysis.wandb_export import WandbMissing, export
 
     if target.suffix in (".yaml", ".yml"):
@@ -137,6 +140,7 @@ def report_command(
     results_root: ResultsOpt = Path("results"),
 ) -> None:
     """Tables with CIs, effects against the reference arm, figures and findings → reports/SUITE_NAME/README.md."""
+    from ganbench.rundir import RunDirError
     from ganbench.analysis.report import build_report, update_readme as fill_readme
 
     if target.suffix in (".yaml", ".yml"):
@@ -161,6 +165,7 @@ def report_command(
 def _say_damaged_files() -> Iterator[None]:
     """Damaged files met on the way (a `CorruptLineWarning` names each) are said once each on
     stderr, also when the command then fails; the command goes on with the rest."""
+    from rich.markup import escape
     import warnings
 
     from ganbench.analysis.results import ReportNote
@@ -180,6 +185,7 @@ def _say_damaged_files() -> Iterator[None]:
 def _warn_if_stale(suite: Any) -> None:
     """A report reads the runs suite.json names, which the last `ganbench run` wrote: say so when
     the suite file has changed since (other run ids), so stale runs are not taken for the suite's."""
+    from ganbench.rundir import RunDirError
     from ganbench.suitedir import MANIFEST
 
     try:

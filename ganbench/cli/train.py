@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from ganbench.config import TrainConfig, parse_assignments
 from ganbench.errors import ConfigError
-from ganbench.data.cache import describe
-from ganbench.data.datasets import DATASETS, DataNotFoundError
-from ganbench.rundir import CHECKPOINT, CONFIG, STATUS, RunDirError
 from ganbench.cli.common import (DataRootOpt, AllowSlowPrecisionOpt, data_root_str, exit_on_error, TensorBoardOpt, app, console, fail,
                                  sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
 from ganbench.cli.results import export_tensorboard, with_tensorboard
 from ganbench.cli.tables import describe_phase
+
+if TYPE_CHECKING:  # annotations only: imported when a function runs (a fast `ganbench --help`)
+    from ganbench.config import TrainConfig
 
 
 @app.command("train")
@@ -30,7 +26,10 @@ def train_command(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a knob, knob=value (repeatable; wins over everything).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Training iterations (shortcut for --set steps=N).")] = None,
     dataset: Annotated[Optional[str], typer.Option(
-        help=f"Dataset: {', '.join(DATASETS)} (default fashion-mnist; see `ganbench data list`).")] = None,
+        # Written out, not read from the registry: importing it would cost every `ganbench --help` (a test
+        # keeps this list equal to the built-in datasets).
+        help="Dataset: fashion-mnist (default), mnist, cifar10, celeba, image-folder, fake, or one a plugin "
+             "registers (`ganbench data list` lists them all).")] = None,
     out: Annotated[Path, typer.Option(help="Run directory (created; an unfinished run of the same config there "
                                            "is resumed, another config is refused).")] = Path("results/train"),
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard whatever run --out holds and start over.")] = False,
@@ -45,6 +44,8 @@ def train_command(
     Config precedence, lowest first: defaults < --preset < --hack (in order) < --steps/--dataset/
     --device/--seed < --set.
     """
+    from ganbench.config import parse_assignments
+    from ganbench.data.cache import describe
     from ganbench import devices
     from ganbench.hacks import resolve
 
@@ -72,6 +73,9 @@ def train_command(
 def _train_with_progress(cfg: TrainConfig, out: Path, preset: str, names: tuple[str, ...], data_root: Path | None,
                          fresh: bool, tensorboard: bool) -> dict[str, Any]:
     """`train()` under a progress bar (losses, or the evaluation's images); errors become exit codes."""
+    from ganbench.data.datasets import DataNotFoundError
+    from ganbench.rundir import CHECKPOINT, CONFIG, RunDirError, STATUS
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from ganbench.training.loop import train
 
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -139,6 +143,9 @@ def eval_command(
     score a folder of images or a generator file with the same metrics, references and provenance. A
     .pt2 (torch.export.save) is loaded without unpickling anything (one holding pickled or compiled parts
     is refused); loading TorchScript runs its program: score only TorchScript files you trust."""
+    from ganbench.data.datasets import DataNotFoundError
+    from ganbench.rundir import CONFIG
+    from rich.table import Table
     from ganbench.reevaluate import evaluate_run
 
     data_root_str(data_root)  # a --data-root that is not there is said first
@@ -163,6 +170,8 @@ def eval_command(
 def _score_external(target: Path, metrics: str | None, samples: int | None, reference_samples: int | None,
                     device: str, data_root: Path | None, assignments: list[str], out: Path | None) -> list[dict]:
     """`ganbench eval FOLDER|G.pt`: the reference from the dataset's defaults and --set; rows to --out."""
+    from ganbench.config import TrainConfig, parse_assignments
+    from rich.markup import escape
     from ganbench import devices
     from ganbench.checks import check_resolved
     from ganbench.files import append_jsonl

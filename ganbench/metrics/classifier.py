@@ -51,6 +51,44 @@ class FashionCNN(nn.Module):
         features = self.body((x - FMNIST_MEAN) / FMNIST_STD)
         return features, self.head(features)
 
+    def for_inference(self) -> "FashionCNN":
+        """The same network, bit for bit, at two thirds of the cost on a CPU: each 2×2 max-pool moved before
+        the ReLU in front of it (max and ReLU commute, and the ReLU then reads a quarter of the values) and
+        made of two element-wise maxima (`PairMax`: torch's CPU `max_pool2d` is 5× slower on these shapes).
+        Folding the batch norms and channels-last activations would save a third more, but move every
+        feature by float32 rounding (≈ 1e-6 relative), and with them every metric ganbench ever recorded."""
+        arranged = FashionCNN()
+        arranged.body = nn.Sequential(*_pool_before_relu(list(self.eval().body)))
+        arranged.head = self.head
+        return arranged.eval().requires_grad_(False)
+
+
+class PairMax(nn.Module):
+    """`nn.MaxPool2d(2)` (kernel 2, stride 2, odd edges dropped) as two element-wise maxima of strided
+    views: the same values, exactly."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+        x = x[..., :height, :width]
+        columns = torch.maximum(x[..., 0::2], x[..., 1::2])
+        return torch.maximum(columns[..., 0::2, :], columns[..., 1::2, :])
+
+
+def _pool_before_relu(layers: list[nn.Module]) -> list[nn.Module]:
+    """Each 2×2 max-pool as `PairMax`, before the ReLU that precedes it."""
+    out: list[nn.Module] = []
+    for layer in layers:
+        if isinstance(layer, nn.MaxPool2d):
+            if (layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.ceil_mode) not in (
+                    (2, 2, 0, 1, False), ((2, 2), (2, 2), 0, 1, False)):
+                raise ValueError(f"no exact fast form of {layer}")
+            layer = PairMax()
+            if out and isinstance(out[-1], nn.ReLU):
+                out.insert(len(out) - 1, layer)
+                continue
+        out.append(layer)
+    return out
+
 
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()

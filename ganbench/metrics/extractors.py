@@ -57,7 +57,7 @@ class FmnistFeatureExtractor(FeatureExtractorBase):
     def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(name, features_list)
-        self.net = load_classifier(feature_extractor_weights_path or WEIGHTS_PATH)
+        self.net = load_classifier(feature_extractor_weights_path or WEIGHTS_PATH).for_inference()
 
     @staticmethod
     def get_provided_features_list() -> tuple[str, ...]:

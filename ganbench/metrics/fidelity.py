@@ -21,6 +21,7 @@ import torch
 import torch_fidelity
 from torch_fidelity.generative_model_base import GenerativeModelBase
 
+from ganbench.memory_reuse import keep_freed_memory
 from ganbench.metrics.backend import (FIDELITY_KEYS, FidelityGenerator, ImageTensorDataset, cache_key, content_hash,
                                       fidelity_metrics, generated_features)
 from ganbench.metrics.extractors import Weights, WeightsError, fidelity_extractor
@@ -58,6 +59,7 @@ def evaluate_many(sources: list[FidelityGenerator | torch.Tensor], metric_names:
     generators (the runs of a fused group) share one pass of the feature extractor over all their
     images (`backend.generated_features`); the metrics are then computed per run, as alone."""
     names = parse_metrics(list(metric_names))
+    keep_freed_memory()  # a pass frees and re-makes 1–200 MB tensors: reused, not page-faulted in (memory_reuse.py)
     real_images, real_labels = reference_data or reference.load()
     rows: list[list[dict[str, Any]]] = [[] for _ in sources]
     together = len(sources) > 1 and all(isinstance(s, GenerativeModelBase) for s in sources)

@@ -1,10 +1,9 @@
 """The training loop: drives any trainer over its K ≥ 1 runs, one recorder per run.
 
-It reads knobs, never hack names. The recorder owns a run's cadence (log every
-`log_every` steps, evaluate, write sample grids, checkpoint) and writes through the
-run-directory contract (`ganbench.rundir`): the loop holds each run's lock while it trains,
-refuses a directory that holds another config, and records every ending in status.json:
-completed, diverged (a non-finite statistic), failed (with the error) or interrupted.
+It reads knobs, never hack names. The recorder owns a run's cadence (log every `log_every` steps, evaluate,
+write sample grids, checkpoint) and writes through the run-directory contract (`ganbench.rundir`): the loop holds
+each run's lock while it trains, refuses a directory that holds another config, and records every ending in
+status.json: completed, diverged (a non-finite statistic), failed (with the error) or interrupted.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from ganbench.cadence import due
 from ganbench.checks import check_resolved
 from ganbench.config import IDENTITY_KNOBS, TrainConfig, run_id
 from ganbench.errors import ConfigError
+from ganbench.memory_reuse import keep_freed_memory
 from ganbench.metrics.registry import parse_metrics, summarize
 from ganbench.provenance import provenance
 from ganbench.rundir import CHECKPOINT, FINAL, STATUS, RunDir, RunDirError, RunLocked, RunStatus
@@ -342,6 +342,7 @@ def _train_opened(runs: Sequence[_Opened], device: torch.device, data_root: str 
     cfgs = [o.spec.cfg for o in runs]
     threads = _threads_for(cfgs[0], device, runs[0].rd)
     torch.set_num_threads(threads)
+    keep_freed_memory()  # a CPU step and evaluation reuse their freed tensors instead of page-faulting new ones
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     statuses = [_start(o, device, threads) for o in runs]
