@@ -57,9 +57,7 @@ def main() -> None:
     except SystemExit as stop:  # click's usage errors exit 2: add what ganbench knows of the usual slips
         hint = usage_hint(sys.argv[1:]) if stop.code == 2 else None
         if hint:
-            from rich.markup import escape
-
-            from ganbench.cli.common import err_console
+            from ganbench.cli.common import err_console, escape
 
             err_console.print(f"[yellow]hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)
         raise
@@ -69,9 +67,7 @@ def main() -> None:
         problem = pair_problem(err)
         if problem is None:
             raise
-        from rich.markup import escape
-
-        from ganbench.cli.common import err_console
+        from ganbench.cli.common import err_console, escape
 
         err_console.print(f"[bold red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None

@@ -41,6 +41,7 @@ def weights_import_command() -> None:
 def weights_status_command() -> None:
     """Which weights are present, their sha256, and which metrics they allow."""
     from rich.table import Table
+
     from ganbench.metrics.extractors import weights_status
 
     table = Table(title="feature-extractor weights")
@@ -60,10 +61,11 @@ def classifier_train_command(
     data_root: DataRootOpt = None,
 ) -> None:
     """Train the Fashion-MNIST CNN deterministically (about 4 minutes on 2 CPU cores) and record its sha256."""
-    from ganbench.data.datasets import DataNotFoundError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from ganbench.metrics.classifier import WEIGHTS_PATH, save_classifier, train_classifier
+
+    from ganbench.data.datasets import DataNotFoundError
     from ganbench.data.sampler import load_labelled
+    from ganbench.metrics.classifier import WEIGHTS_PATH, save_classifier, train_classifier
 
     try:
         train, test = load_labelled("fashion-mnist", "train", data_root), load_labelled("fashion-mnist", "test", data_root)
@@ -91,10 +93,10 @@ def data_list_command(
     data_root: DataRootOpt = None,
 ) -> None:
     """Every registered dataset, its splits, and where its files were found (nothing is downloaded)."""
-    from ganbench.data.datasets import DataNotFoundError
     from rich.table import Table
+
     from ganbench.data.cache import dataset_cache_dir
-    from ganbench.data.datasets import DATASETS
+    from ganbench.data.datasets import DATASETS, DataNotFoundError
 
     table = Table(title=f"datasets (decoded cache: {dataset_cache_dir()})")
     for column in ("name", "splits", "found at", "what it is"):
@@ -118,11 +120,11 @@ def data_prepare_command(
     data_root: DataRootOpt = None,
 ) -> None:
     """Decode a dataset's splits into the uint8 cache now (a sweep would do it on its first start)."""
-    from ganbench.data.cache import describe
-    from ganbench.data.datasets import DataNotFoundError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     from ganbench.config import parse_value
-    from ganbench.data.cache import load_split
+    from ganbench.data.cache import describe, load_split
+    from ganbench.data.datasets import DataNotFoundError
     from ganbench.data.formats import Preprocess
 
     try:

@@ -96,9 +96,14 @@ def _global_options(
         load_plugins(plugin or ())
 
 
-def fail(message: str, code: int = 2) -> None:
-    from rich.markup import escape
+def escape(text: str) -> str:
+    """rich's markup escape (imported when a message is printed, not when the CLI starts)."""
+    from rich.markup import escape as rich_escape
 
+    return rich_escape(text)
+
+
+def fail(message: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # messages hold [brackets]
     raise typer.Exit(code)
 
@@ -182,8 +187,8 @@ def load_selection(suite_file: Path, results_root: Path, only: list[str] | None,
     arm), or a clear error and exit code 2. Writes nothing unless `record_budget` (see
     `load_planned_suite`)."""
     from ganbench.config import parse_assignments
-    from ganbench.execution.plan import load_planned_suite
     from ganbench.devices import expand
+    from ganbench.execution.plan import load_planned_suite
     from ganbench.execution.sweep import Selection, select_runs
     from ganbench.rundir import RunDirError
 
@@ -212,8 +217,8 @@ def _plugins_hint(suite_file: Path, results_root: Path) -> str | None:
     """When a suite fails to load and its last sweep had plugins that are not loaded now (a hack the
     suite names lives in one): which, and the -p that loads them. Read from suite.json; never imported."""
     from ganbench.plugins import loaded_plugins
-    from ganbench.study.suite import suite_results_dir
     from ganbench.rundir import RunDirError
+    from ganbench.study.suite import suite_results_dir
     from ganbench.suitedir import SuiteDir
 
     try:

@@ -53,8 +53,8 @@ def plan_command(
     and evaluations timed on --device, worker start-up, one-time reference features. Read-only
     unless --save (`ganbench run` records its own estimate when none was saved)."""
     from ganbench.data.datasets import DataNotFoundError
-    from ganbench.rundir import RunDirError
     from ganbench.execution.plan import plan_suite
+    from ganbench.rundir import RunDirError
 
     root = data_root_str(data_root)
     suite, selection, devices = load_selection(suite_file, results_root, only, seeds, device, record_budget=save,
@@ -89,6 +89,7 @@ def _timing_progress() -> Iterator[Any]:
 def _show_plan(suite: Any, plan: Any, save: bool, as_json: bool, show_runs: bool = False) -> None:
     from ganbench.execution.disk import format_bytes
     from ganbench.suitedir import PLAN
+
     out = err_console if as_json else console  # --json: stdout holds the JSON only
     out.print(f"[bold]{suite.name}[/] ({suite.path}): {suite.description}", highlight=False)
     for line in plan.design:
@@ -167,8 +168,8 @@ def _power_lines(power: list[dict[str, Any]]) -> list[str]:
 
 def warn_before_evaluating(cfgs: list[TrainConfig], device: str, data_root: str | None) -> None:
     """Once, before training: what Inception metrics on a CPU will cost here (never changes them)."""
-    from ganbench.data.datasets import DataNotFoundError
     from ganbench import devices
+    from ganbench.data.datasets import DataNotFoundError
     from ganbench.execution.costs import inception_warning
     from ganbench.metrics.registry import MetricError
 
@@ -193,11 +194,12 @@ def status_command(
 ) -> None:
     """Where every run of a suite stands (from the run directories; works for any executor): its
     step, whether it is evaluating (images done, ETA), and each arm's planned against measured time."""
-    from ganbench.rundir import RunDirError
-    from rich.table import Table
     from dataclasses import asdict
 
+    from rich.table import Table
+
     from ganbench.execution.plan import suite_status
+    from ganbench.rundir import RunDirError
 
     suite, selection, _ = load_selection(suite_file, results_root, None, None)
     with exit_on_error(RunDirError):

@@ -81,6 +81,7 @@ class SweepProgress:
 
     def __init__(self, console: Console, todo: Sequence[Any]) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.console = console
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TextColumn("{task.fields[eta]}"), console=console)

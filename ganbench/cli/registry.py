@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ganbench.errors import ConfigError
-from ganbench.cli.common import JsonOpt, app, console, fail, print_json
+from ganbench.cli.common import JsonOpt, app, console, escape, fail, print_json
 
 
 @app.command("hacks")
@@ -20,8 +20,8 @@ def hacks_command(
 ) -> None:
     """List the registered hacks (name, tags, knobs they set) and the presets; `ganbench hacks NAME`
     shows one hack's summary and source."""
-    from rich.markup import escape
     from rich.table import Table
+
     from ganbench.hacks import HACKS, PRESETS, get_hack
 
     if name:
@@ -65,10 +65,9 @@ def knobs_command(
 ) -> None:
     """List every TrainConfig knob: its default ("off" value), allowed values or range, category, and
     meaning with its unit. Narrow terminals get one paragraph per knob instead of a table."""
-    from ganbench.config import TrainConfig, knob_choices, knob_docs
-    from rich.markup import escape
     from rich.table import Table
-    from ganbench.config import CATEGORIES, KNOB_CATEGORIES, NOT_FUSED, range_rule
+
+    from ganbench.config import CATEGORIES, KNOB_CATEGORIES, NOT_FUSED, TrainConfig, knob_choices, knob_docs, range_rule
 
     docs, defaults = knob_docs(), TrainConfig().to_dict()
     if category is not None and category not in CATEGORIES:
@@ -105,6 +104,7 @@ def suite_keys_command(as_json: JsonOpt = False) -> None:
     """Every key a suite file may hold, section by section, with its type, default and meaning (knob names
     under `base` and an arm's `set` are `ganbench knobs`; hack names are `ganbench hacks`)."""
     from rich.table import Table
+
     from ganbench.study.suite_keys import SECTIONS
 
     if as_json:

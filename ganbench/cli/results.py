@@ -9,7 +9,7 @@ from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
-from ganbench.cli.common import ResultsOpt, app, console, err_console, fail, load_selection, print_json
+from ganbench.cli.common import ResultsOpt, app, console, err_console, escape, fail, load_selection, print_json
 from ganbench.cli.tables import arm_comparison_table, run_comparison_table
 
 
@@ -17,8 +17,8 @@ TENSORBOARD_EVERY_S = 30.0  # while training, event files are rewritten at most 
 
 
 def export_tensorboard(target: Path, logdir: Path | None = None) -> None:
-    from ganbench.rundir import RunDirError
     from ganbench.analysis.tensorboard import TensorBoardMissing, export
+    from ganbench.rundir import RunDirError
 
     try:
         result = export(target, logdir)
@@ -32,8 +32,8 @@ def export_tensorboard(target: Path, logdir: Path | None = None) -> None:
 def with_tensorboard(callback: Any, target: Path, logdir: Path | None = None) -> Any:
     """`callback` (a sweep's on_update, or train's progress) that also re-exports `target`'s changed
     runs to TensorBoard, at most every 30 s, once the target holds a run."""
-    from ganbench.rundir import CONFIG, RunDirError
     from ganbench.analysis.tensorboard import TensorBoardMissing, export
+    from ganbench.rundir import CONFIG, RunDirError
     from ganbench.suitedir import SuiteDir
 
     last = [time.monotonic()]
@@ -66,10 +66,10 @@ def tensorboard_command(
     metrics), sample grids, and hparams (arm, seed, one boolean per hack) for the HParams view.
     JSONL stays the source of truth; unchanged runs are skipped. Needs the tensorboard extra:
     pip install 'ganbench\\[tensorboard]'."""
-    from ganbench.rundir import RunDirError
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from ganbench.analysis.tensorboard import TensorBoardMissing, export, watch as watch_export
+    from ganbench.rundir import RunDirError
 
     if target.suffix in (".yaml", ".yml"):
         suite, _, _ = load_selection(target, results_root, None, None)
@@ -112,8 +112,8 @@ def wandb_command(
     """Export runs to Weights & Biases: one W&B run per run (grouped by suite; config = knobs, arm, seed, hacks),
     history = training statistics and metrics at their steps, summary = final metrics. JSONL stays the source of
     truth; the results directory is only read. Needs the wandb extra: pip install 'ganbench\\[wandb]'."""
-    from ganbench.rundir import RunDirError
     from ganbench.analysis.wandb_export import WandbMissing, export
+    from ganbench.rundir import RunDirError
 
     if target.suffix in (".yaml", ".yml"):
         suite, _, _ = load_selection(target, results_root, None, None)
@@ -140,8 +140,8 @@ def report_command(
     results_root: ResultsOpt = Path("results"),
 ) -> None:
     """Tables with CIs, effects against the reference arm, figures and findings → reports/SUITE_NAME/README.md."""
-    from ganbench.rundir import RunDirError
     from ganbench.analysis.report import build_report, update_readme as fill_readme
+    from ganbench.rundir import RunDirError
 
     if target.suffix in (".yaml", ".yml"):
         suite, _, _ = load_selection(target, results_root, None, None)
@@ -165,7 +165,6 @@ def report_command(
 def _say_damaged_files() -> Iterator[None]:
     """Damaged files met on the way (a `CorruptLineWarning` names each) are said once each on
     stderr, also when the command then fails; the command goes on with the rest."""
-    from rich.markup import escape
     import warnings
 
     from ganbench.analysis.results import ReportNote

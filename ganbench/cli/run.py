@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ganbench.errors import ConfigError
-from ganbench.cli.common import (DataRootOpt, AllowSlowPrecisionOpt, ExecutorKind, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg,
+from ganbench.cli.common import (DataRootOpt, AllowSlowPrecisionOpt, ExecutorKind, escape, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg,
                                  TensorBoardOpt, Terminated, app, console,
                                  data_root_str, exit_on_error, fail, load_selection, sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
@@ -91,7 +91,6 @@ def _announce(suite: Any, selection: Any, options: Any, devices: list[str], dry_
               fresh: bool = False, allow_slow_precision: bool = False) -> list[Any]:
     """The sweep's first line (and, with --dry-run, what it would train); the runs still to train. bf16 on a
     CPU without it is refused before anything else: there the sweep would take 11–15× longer."""
-    from rich.markup import escape
     import dataclasses
 
     from ganbench.execution.sweep import reference_twin_warnings, refuse_slow_precision, run_states, select_runs
@@ -126,7 +125,6 @@ def _before_training(todo: list[Any], devices: list[str], data_root: str | None,
 def _smoke_selftest(devices: list[str], data_root: str | None) -> None:
     """On a GPU, the smoke selftest before the first group (once per GPU model, torch and ganbench version,
     remembered in the cache): a sweep whose engine fails it is refused, saying why."""
-    from rich.markup import escape
     from ganbench.data.datasets import cache_dir
     from ganbench.selftest.runner import SelftestFailed, smoke_gate
 
@@ -145,12 +143,12 @@ def _sweep(suite: Any, selection: Any, todo: list[Any], options: Any, workers: i
            tensorboard: bool, fresh: bool = False, allow_slow_precision: bool = False) -> list[Any]:
     """Train the sweep with a progress display; errors become exit codes (130 after Ctrl-C or SIGTERM)."""
     from ganbench.data.datasets import DataNotFoundError
-    from ganbench.rundir import RunDirError
     from ganbench.execution.executors import make_executor
     from ganbench.execution.local import WorkerStartError
     from ganbench.execution.ray import RayExecutorError
     from ganbench.execution.slurm import SlurmExecutorError
     from ganbench.execution.sweep import run_suite
+    from ganbench.rundir import RunDirError
 
     with exit_on_error(RayExecutorError, SlurmExecutorError):
         runner = make_executor(options, suite.results_dir)
@@ -175,7 +173,6 @@ def _sweep(suite: Any, selection: Any, todo: list[Any], options: Any, workers: i
 
 def _summarise(states: list[Any]) -> bool:
     """Counts, then every run that did not complete with its error; False when any failed or was interrupted."""
-    from rich.markup import escape
     from ganbench.execution.sweep import results_summary
 
     counts = results_summary(states)

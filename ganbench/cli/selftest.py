@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ganbench.cli.common import DataRootOpt, app, console, data_root_str, exit_on_error, fail, print_json
+from ganbench.cli.common import DataRootOpt, app, console, data_root_str, escape, exit_on_error, fail, print_json
 from ganbench.selftest import PARTS
 
 STYLE = {"passed": "green", "failed": "red", "crashed": "red", "timed out": "red"}
@@ -33,7 +33,6 @@ def selftest_command(
     (structures); run-steps/s against the dense ceiling (engine); evaluation cost and the device metric path
     against torch-fidelity (eval). Each part runs in its own process with its own timeout; a crash, hang or
     out-of-memory loses only that part. Exit 1 when any check fails."""
-    from rich.markup import escape
     from ganbench import devices
     from ganbench.selftest.runner import run_selftest
 

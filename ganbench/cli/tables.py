@@ -16,8 +16,8 @@ if TYPE_CHECKING:  # annotations only: imported when a function runs (a fast `ga
 
 def run_table(title: str, columns: Sequence[str]) -> Table:
     """A table of runs that fits 80 columns: arm names and run ids whole, other cells wrap."""
-    from rich.table import Table
     from rich import box
+    from rich.table import Table
 
     table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     for column in columns:
@@ -64,6 +64,7 @@ def sig(value: Any, digits: int = 4) -> str:
 def run_comparison_table(a: str, b: str, result: dict[str, Any]) -> Table:
     """`compare RUN RUN`: the knobs that differ, the hacks only one has, the final metrics."""
     from rich.table import Table
+
     table = Table(title=f"{a} vs {b}")
     for column in ("", a, b):
         table.add_column(column, overflow="fold")
@@ -81,6 +82,7 @@ def arm_comparison_table(frame: Any, a: str, b: str, metric: str) -> Table:
     """`compare --suite S A B`: one column per arm, one row per figure (each arm's seeds, mean and interval,
     then A's change against B with its units), so it fits an 80-column terminal without breaking a word."""
     from rich.table import Table
+
     rows = {row["arm"]: row for row in frame.to_dict(orient="records")}
     compared, reference = rows.get(a, {}), rows.get(b, {})
     table = Table(title=f"{metric}: {a} against {b}")

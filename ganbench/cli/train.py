@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from ganbench.errors import ConfigError
-from ganbench.cli.common import (DataRootOpt, AllowSlowPrecisionOpt, data_root_str, exit_on_error, TensorBoardOpt, app, console, fail,
+from ganbench.cli.common import (DataRootOpt, AllowSlowPrecisionOpt, data_root_str, escape, exit_on_error, TensorBoardOpt, app, console, fail,
                                  sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
 from ganbench.cli.results import export_tensorboard, with_tensorboard
@@ -44,9 +44,9 @@ def train_command(
     Config precedence, lowest first: defaults < --preset < --hack (in order) < --steps/--dataset/
     --device/--seed < --set.
     """
+    from ganbench import devices
     from ganbench.config import parse_assignments
     from ganbench.data.cache import describe
-    from ganbench import devices
     from ganbench.hacks import resolve
 
     with exit_on_error(ConfigError):
@@ -73,9 +73,10 @@ def train_command(
 def _train_with_progress(cfg: TrainConfig, out: Path, preset: str, names: tuple[str, ...], data_root: Path | None,
                          fresh: bool, tensorboard: bool) -> dict[str, Any]:
     """`train()` under a progress bar (losses, or the evaluation's images); errors become exit codes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     from ganbench.data.datasets import DataNotFoundError
     from ganbench.rundir import CHECKPOINT, CONFIG, RunDirError, STATUS
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from ganbench.training.loop import train
 
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -143,10 +144,11 @@ def eval_command(
     score a folder of images or a generator file with the same metrics, references and provenance. A
     .pt2 (torch.export.save) is loaded without unpickling anything (one holding pickled or compiled parts
     is refused); loading TorchScript runs its program: score only TorchScript files you trust."""
-    from ganbench.data.datasets import DataNotFoundError
-    from ganbench.rundir import CONFIG
     from rich.table import Table
+
+    from ganbench.data.datasets import DataNotFoundError
     from ganbench.reevaluate import evaluate_run
+    from ganbench.rundir import CONFIG
 
     data_root_str(data_root)  # a --data-root that is not there is said first
     try:
@@ -170,10 +172,9 @@ def eval_command(
 def _score_external(target: Path, metrics: str | None, samples: int | None, reference_samples: int | None,
                     device: str, data_root: Path | None, assignments: list[str], out: Path | None) -> list[dict]:
     """`ganbench eval FOLDER|G.pt`: the reference from the dataset's defaults and --set; rows to --out."""
-    from ganbench.config import TrainConfig, parse_assignments
-    from rich.markup import escape
     from ganbench import devices
     from ganbench.checks import check_resolved
+    from ganbench.config import TrainConfig, parse_assignments
     from ganbench.files import append_jsonl
     from ganbench.hacks import dataset_defaults
     from ganbench.metrics.external import evaluate_external
