@@ -213,3 +213,51 @@ def test_from_five_seeds_the_family_gives_verdicts():
     assert "simultaneous CI over 5" in findings and "n = 6 vs 6" in findings
     table = tables.effects_table(result.parts[0], ["fid_fmnist", "kid_fmnist"])
     assert len(table) == 4 and {"p (exact permutation, same scale)", P_FAMILY} <= set(table.columns)
+
+
+def test_plan_and_report_give_a_suite_without_analysis_the_same_verdict_family(tmp_path):
+    """One rule picks the verdict metrics (`analysis.verdict_metrics.choose_metrics`): a suite with no
+    `analysis:` section and four metric kinds gets the same verdict metrics and the same family size from
+    `ganbench plan` (from its configs, before any run) as from its report (from its rows)."""
+    import numpy as np
+
+    from ganbench.analysis.report import analysis as rep
+    from ganbench.execution.plan import family_size, suite_power, verdict_metrics
+    from ganbench.execution.sweep import write_manifest
+    from ganbench.metrics.registry import metric_values
+    from ganbench.study.suite import load_suite
+    from ganbench.training.compute import step_compute
+
+    path = tmp_path / "noanalysis.yaml"
+    path.write_text(textwrap.dedent("""
+        name: noanalysis
+        dataset: fake
+        preset: dcgan
+        hacks: [label_smoothing, kernel_4]
+        design: leave_one_out
+        seeds: 5
+        steps: 20
+        evaluation: {every: 1, samples: 64, reference_samples: 0, metrics: "fid_fmnist,kid_fmnist,prc_fmnist,modes_fmnist"}
+    """))
+    suite = load_suite(path, tmp_path / "results")
+    planned = verdict_metrics(suite)
+    assert len(planned) == 4 and planned[0] == "fid_fmnist"  # the primary and the next three scored metrics
+    assert [row["metric"] for row in suite_power(suite)] == planned
+
+    write_manifest(suite)
+    manifest = suite.dir.read_manifest().data
+    rng = np.random.default_rng(0)
+    values = {name: direction for metric in ("fid_fmnist", "kid_fmnist", "prc_fmnist", "modes_fmnist")
+              for name, direction in metric_values(metric).items()}
+    # -kernel_4's FLOPs per step are 1.54× the others': its equal-FLOPs reading falls at step 12.96 of 20,
+    # 0.04 of an evaluation interval from one (a reading that falls far from every evaluation is refused:
+    # the plan warns of it apart, and counts it in the family as the most the report can hold)
+    flops = {run.arm: step_compute(run.config)["flops_per_step"] for run in suite.runs}
+    rows = [{"part": "", "arm": run.arm, "seed": run.seed, "run_id": run.run_id, "status": "completed", "step": step,
+             "metric": name, "value": float(rng.uniform(0.1, 1.0)), "higher_is_better": direction, "knob_steps": 20,
+             "flops_per_step": flops[run.arm], "params_g": 1000, "params_d": 1000, "draw_sd": 0.01}
+            for run in suite.runs for step in range(1, 21) for name, direction in values.items()]
+    frame = pd.DataFrame(rows)
+    reported = rep.analyse(frame, pd.DataFrame(), manifest, rep.reported_metrics(frame, None))
+    assert reported.verdict_metrics == planned
+    assert reported.family_size == family_size(suite, planned)

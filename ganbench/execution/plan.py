@@ -153,6 +153,15 @@ def equal_flops_warnings(suite: Suite) -> list[str]:
     return out
 
 
+def verdict_metrics(suite: Suite) -> list[str]:
+    """The metrics the suite's report will give verdicts on, by the report's own rule
+    (`analysis.verdict_metrics.choose_metrics`) over the metrics its runs will write."""
+    from ganbench.analysis.verdict_metrics import choose_metrics, expected_scored
+
+    scored = expected_scored(dict.fromkeys((run.config.metrics, run.config.dataset) for run in suite.runs))
+    return choose_metrics(scored, suite.analysis)[1] if scored else []
+
+
 def family_size(suite: Suite, metrics: list[str]) -> int:
     """The most comparisons the suite's report can hold in its family (as `report.analysis.analyse` builds
     it): each verdict metric for every arm against its part's reference, once per pair of run sets (an arm
@@ -201,8 +210,7 @@ def suite_power(suite: Suite, pilot: str | Path | None = None, target: str | Non
     from ganbench.analysis import power
     from ganbench.analysis.inference import MIN_SEEDS
 
-    primary = suite.analysis.get("primary") or "fid_fmnist"
-    metrics = list(suite.analysis.get("verdicts") or [primary])
+    metrics = verdict_metrics(suite)
     seeds, family = len(suite.seeds), family_size(suite, metrics)
     out = []
     for metric in metrics:

@@ -11,11 +11,8 @@ import pandas as pd
 from ganbench.analysis import failures, inference, stats
 from ganbench.analysis.convergence import convergence_table
 from ganbench.analysis.results import metric_directions
-from ganbench.metrics.registry import METRICS, optional_values, value_range
-
-
-PREFERRED = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "precision_fmnist", "recall_fmnist", "modes_covered_fmnist",
-             "modes_kl_fmnist", "fid", "kid", "isc", "precision", "recall")
+from ganbench.analysis.verdict_metrics import choose_metrics, scored_in_order
+from ganbench.metrics.registry import value_range
 
 
 @dataclass
@@ -60,24 +57,7 @@ def reported_metrics(frame: pd.DataFrame, requested: Sequence[str] | None) -> li
         if missing:
             raise ValueError(f"metric(s) {missing} not in these results; present: {sorted(present)}")
         return list(requested)
-    directions = metric_directions(frame)
-    # FID∞ only when asked (--metric): at these sample sizes it adds nothing to FID (it differs from it by
-    # less than one generator's evaluation noise) and doubles the main table
-    optional = {value for metric in METRICS.values() for value in optional_values(metric)}
-    scored = [m for m in present if directions.get(m) is not None and m not in optional]
-    return sorted(scored, key=lambda m: (PREFERRED.index(m) if m in PREFERRED else len(PREFERRED), m))
-
-
-def choose_metrics(chosen: list[str], analysis: dict[str, Any]) -> tuple[str, list[str]]:
-    """(primary metric, verdict metrics): the suite's `analysis` section, else the dataset's FID
-    (the fmnist one where present) and the next three scored metrics reported."""
-    primary = analysis.get("primary") or next((m for m in ("fid_fmnist", "fid") if m in chosen), chosen[0])
-    if primary not in chosen:
-        raise ValueError(f"the suite's primary metric '{primary}' is not in these results; present: {chosen}")
-    verdicts = list(analysis.get("verdicts") or [primary, *[m for m in chosen if m != primary][:3]])
-    if primary not in verdicts:
-        verdicts.insert(0, primary)
-    return primary, [m for m in verdicts if m in chosen]
+    return scored_in_order(present, metric_directions(frame))  # FID∞ only when asked (--metric)
 
 
 def compute_frame(frame: pd.DataFrame, arms: list[str], costs: dict[str, Any]) -> pd.DataFrame:

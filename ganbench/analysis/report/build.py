@@ -19,7 +19,8 @@ from ganbench.analysis.literature import literature_tables
 from ganbench.analysis.results import (MixedSettingsWarning, ReportNote, load_manifest, load_results,
                                        load_step_costs, load_training_stats, save_results)
 from ganbench.metrics.registry import value_range
-from ganbench.analysis.report.analysis import Analysis, PartResult, analyse, choose_metrics, reported_metrics
+from ganbench.analysis.report.analysis import Analysis, PartResult, analyse, reported_metrics
+from ganbench.analysis.verdict_metrics import choose_metrics
 from ganbench.analysis.report.out_dir import claim
 from ganbench.analysis.report.figures import (forest_plot, interaction_heatmap, loss_curves, main_effects_plot,
                                               metric_curves, sample_montage)
