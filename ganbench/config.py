@@ -191,7 +191,7 @@ class TrainConfig:
         """A copy with another seed, only that knob checked: a suite makes a copy per arm and seed, and
         checking every knob again cost a millisecond a run (100 s for a 100 000-run suite)."""
         problem = knob_type_problem("seed", seed) or (
-            None if within(_FIELDS["seed"].metadata, seed) else f"bad value {seed!r} for 'seed': must be {range_rule('seed')}")
+            None if in_range("seed", seed) else f"bad value {seed!r} for 'seed': must be {range_rule('seed')}")
         if problem:
             raise ConfigError(problem)
         clone = copy.copy(self)
@@ -340,6 +340,11 @@ def parse_assignments(items: typing.Iterable[str]) -> dict[str, Any]:
 def knob_type_problem(name: str, value: Any) -> str | None:
     """Why `value` cannot be knob `name`'s value by its type (or choices), or None."""
     return type_problem(name, value, _HINTS[name], knob_choices(name))
+
+
+def in_range(name: str, value: float) -> bool:
+    """Whether `value` lies in knob `name`'s declared range."""
+    return within(_FIELDS[name].metadata, value)
 
 
 def range_rule(name: str) -> str | None:

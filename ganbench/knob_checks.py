@@ -32,14 +32,22 @@ def type_problem(name: str, value: Any, kind: type, choices: tuple[Any, ...] | N
     return None
 
 
+def _number(value: float) -> str:
+    """A bound as people write it: 2^63, not 9.22337e+18."""
+    if isinstance(value, int) and value >= 1 << 20 and value & (value - 1) == 0:
+        return f"2^{value.bit_length() - 1}"
+    return f"{value:g}"
+
+
 def range_words(meta: Mapping[str, Any]) -> str | None:
     """A knob's declared range (its field metadata) in words ('>= 1', 'in [0, 1)', …), None without one."""
-    low = f">= {meta['at_least']:g}" if meta["at_least"] is not None else (
-        f"> {meta['above']:g}" if meta["above"] is not None else None)
+    low = f">= {_number(meta['at_least'])}" if meta["at_least"] is not None else (
+        f"> {_number(meta['above'])}" if meta["above"] is not None else None)
     if meta["below"] is not None:
         bracket = "[" if meta["at_least"] is not None else "("
         bound = meta["at_least"] if meta["at_least"] is not None else meta["above"]
-        low = f"in {bracket}{bound:g}, {meta['below']:g})" if bound is not None else f"< {meta['below']:g}"
+        low = (f"in {bracket}{_number(bound)}, {_number(meta['below'])})" if bound is not None
+               else f"< {_number(meta['below'])}")
     if low and meta["note"]:
         low += f" ({meta['note']})"
     return low

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ganbench.config import TrainConfig, run_id
+from ganbench.config import TrainConfig, in_range, range_rule, run_id
 from ganbench.errors import ConfigError, did_you_mean
 from ganbench.study.budget import Budget, parse_budget
 from ganbench.study import suite_keys
@@ -108,12 +108,12 @@ def _seeds(path: Path, value: Any) -> tuple[int, ...]:
         if not 1 <= value <= MAX_RUNS:
             raise fail(path, "seeds", f"the seed count must be >= 1 and <= {MAX_RUNS:,}, got {value}")
         return tuple(range(value))
-    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and in_range("seed", s)
                                                   for s in value):
         if len(set(value)) != len(value):
             raise fail(path, "seeds", "a seed is listed twice")
         return tuple(value)
-    raise fail(path, "seeds", "expected a count or a list of integers in [0, 2^63) (torch takes 64-bit seeds), "
+    raise fail(path, "seeds", f"expected a count or a list of integers {range_rule('seed')}, "
                               f"got {str(value)[:80]}")
 
 
