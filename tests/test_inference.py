@@ -229,3 +229,19 @@ def test_quality_is_compared_on_the_runs_that_learned_and_withheld_below_five():
 def test_the_smallest_exact_p_at_five_seeds_cannot_reach_a_family_level():
     assert inference.smallest_exact_p(5, 5) == pytest.approx(2 / 252)
     assert inference.smallest_exact_p(5, 5) > 0.05 / 44
+
+
+def test_the_comparison_scale_is_each_metrics_own_declaration():
+    """FID and IS declare log-scale comparisons (`Output.log_scale`); the report's scale and the plan's power
+    read that one declaration for every value name a metric writes (a plugin's metric declares its own)."""
+    from ganbench.analysis.inference import metric_scale
+    from ganbench.analysis.power import scale_of
+    from ganbench.metrics.registry import KINDS, METRICS, value_name
+
+    declared = {value_name(out.name, metric.extractor): out.log_scale
+                for metric in METRICS.values() for out in (*KINDS[metric.kind].outputs, *KINDS[metric.kind].optional)}
+    assert {name for name, log in declared.items() if log} == {"fid", "isc", "fid_fmnist", "isc_fmnist"}
+    for name, log in declared.items():
+        assert metric_scale(name, [1.0, 2.0]) == scale_of(name) == ("log" if log else "raw")
+    assert metric_scale("fid_fmnist", [0.0, 2.0]) == "raw"  # a value at 0 has no log
+    assert scale_of("not_a_metric") == "raw"

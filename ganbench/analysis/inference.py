@@ -52,7 +52,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from ganbench.analysis import stats, welch_bound
-from ganbench.metrics.registry import parse_value_name, value_range
+from ganbench.metrics.registry import compared_on_log_scale, value_range
 
 MIN_SEEDS = 5
 ALPHA = 0.05
@@ -61,7 +61,6 @@ GUARANTEE = ("the family-wise error is at most 5 % and the intervals cover every
              "probability at least 95 % when the learned runs' values are roughly normal within each arm on the "
              "analysis scale (log for FID and IS) and seeds are independent, whatever the arms' SDs; the failure "
              "shares need no assumption (exact tests)")
-LOG_SCALED = ("fid", "isc")  # value names (less any `_extractor` suffix) compared on the log scale
 MAX_READ_DISTANCE = 0.25  # an equal-compute reading further than this share of an evaluation interval from an evaluation is refused
 INTERPOLATION = ("equal compute: where the two arms' FLOPs per step differ, both are read at the smaller of their "
                  "two final budgets (cumulative FLOPs = step × FLOPs per step); a run's metric there is linearly "
@@ -71,10 +70,9 @@ INTERPOLATION = ("equal compute: where the two arms' FLOPs per step differ, both
 
 
 def metric_scale(metric: str, values: Iterable[float]) -> str:
-    """'log' for FID and IS when every value is positive, else 'raw'."""
-    base = parse_value_name(metric)[0]
+    """'log' for a metric that declares it (FID, IS: `Output.log_scale`) when every value is positive, else 'raw'."""
     x = np.asarray([v for v in values if np.isfinite(v)], float)
-    return "log" if base in LOG_SCALED and len(x) and (x > 0).all() else "raw"
+    return "log" if compared_on_log_scale(metric) and len(x) and (x > 0).all() else "raw"
 
 
 def _transform(x: np.ndarray, scale: str) -> np.ndarray:

@@ -20,8 +20,8 @@ import numpy as np
 from scipy import stats as sps
 
 from ganbench.analysis import welch_bound
-from ganbench.analysis.inference import ALPHA, LOG_SCALED
-from ganbench.metrics.registry import parse_value_name
+from ganbench.analysis.inference import ALPHA
+from ganbench.metrics.registry import compared_on_log_scale
 
 POWER = 0.8
 MAX_SEEDS = 200
@@ -62,7 +62,7 @@ BUILT_IN = {p.metric: p for p in (
 
 
 def scale_of(metric: str) -> str:
-    return "log" if parse_value_name(metric)[0] in LOG_SCALED else "raw"
+    return "log" if compared_on_log_scale(metric) else "raw"
 
 
 REPETITIONS = 20_000

@@ -38,6 +38,7 @@ class Output:
     higher_is_better: bool | None  # None: a spread, not a score
     low: float = -math.inf  # the range the value can take: intervals are kept inside it
     high: float = math.inf
+    log_scale: bool = False  # compared as ratios (on the log scale, reported as % change) when every value is > 0
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,12 @@ def higher_is_better(name: str) -> bool | None:
     return directions[name]
 
 
+def compared_on_log_scale(name: str) -> bool:
+    """Whether a value name's metric declares its comparisons on the log scale (False for unknown names)."""
+    output = OUTPUTS.get(parse_value_name(name)[0])
+    return bool(output and output.log_scale)
+
+
 def value_range(name: str) -> tuple[float, float]:
     """(low, high) of a metric value; unbounded for a name the registry does not know."""
     output = OUTPUTS.get(parse_value_name(name)[0])
@@ -156,9 +163,9 @@ def value_range(name: str) -> tuple[float, float]:
 
 # --- torch-fidelity's metrics (ganbench's own register from their modules) ------------------------
 
-register_kind(Kind("fid", (Output("fid", False, 0.0),), optional=(Output("fid_infinity", False),)))
+register_kind(Kind("fid", (Output("fid", False, 0.0, log_scale=True),), optional=(Output("fid_infinity", False),)))
 register_kind(Kind("kid", (Output("kid", False), Output("kid_std", None))))
-register_kind(Kind("isc", (Output("isc", True, 1.0), Output("isc_std", None)), needs_logits=True))
+register_kind(Kind("isc", (Output("isc", True, 1.0, log_scale=True), Output("isc_std", None)), needs_logits=True))
 register_kind(Kind("prc", (Output("precision", True, 0.0, 1.0), Output("recall", True, 0.0, 1.0),
                            Output("f_score", True, 0.0, 1.0))))
 for _kind in ("fid", "kid", "isc", "prc"):
