@@ -61,6 +61,10 @@ GUARANTEE = ("the family-wise error is at most 5 % and the intervals cover every
              "probability at least 95 % when the learned runs' values are roughly normal within each arm on the "
              "analysis scale (log for FID and IS) and seeds are independent, whatever the arms' SDs; the failure "
              "shares need no assumption (exact tests)")
+# The basis of a comparison: what its two arms share when they are read. Every module names these, never the words.
+EQUAL_STEPS = "equal steps"  # the same training steps (a part's default)
+EQUAL_FLOPS = "equal FLOPs"  # read off the curves at the same cumulative FLOPs (`compare_at_equal_compute`)
+TRAINED_FLOPS = "equal FLOPs (trained)"  # a part whose arms were trained to the same FLOPs (`budget: {flops: …}`)
 MAX_READ_DISTANCE = 0.25  # an equal-compute reading further than this share of an evaluation interval from an evaluation is refused
 INTERPOLATION = ("equal compute: where the two arms' FLOPs per step differ, both are read at the smaller of their "
                  "two final budgets (cumulative FLOPs = step × FLOPs per step); a run's metric there is linearly "
@@ -88,7 +92,7 @@ def _p_value(estimate: float, se: float, dof: float) -> float:
 
 
 def compare_to_reference(values: pd.DataFrame, reference: str, metric: str, higher_is_better: bool | None,
-                         arms: Sequence[str] | None = None, basis: str = "equal steps",
+                         arms: Sequence[str] | None = None, basis: str = EQUAL_STEPS,
                          failed: Collection[str] = ()) -> pd.DataFrame:
     """Each arm against `reference` on the final values of its runs that learned, by Welch's t (see the
     module doc); verdicts come from `apply_family`. `values` is `stats.run_values` of one part (one row per
@@ -123,7 +127,7 @@ def compare_to_reference(values: pd.DataFrame, reference: str, metric: str, high
 
 
 def compare_failures(labels: pd.DataFrame, reference: str, arms: Sequence[str],
-                     basis: str = "equal steps") -> pd.DataFrame:
+                     basis: str = EQUAL_STEPS) -> pd.DataFrame:
     """Each arm's share of runs that failed to learn against the reference's, by Fisher's exact test
     (two-sided), for the arms where it or the reference has a failure: those rows join the family (see the
     module doc); a table without one cannot call anything and is not a row. `labels` is
@@ -177,13 +181,12 @@ def smallest_exact_p(n: int, n_reference: int) -> float:
     return min(1.0, (2 if n == n_reference else 1) / ways)
 
 
-TRAINED_FLOPS = "equal FLOPs (trained)"
 
 
 def part_basis(design: dict) -> str:
     """What a part's arms share at their final evaluation: the suite's steps, or (a part trained to
     `budget: {flops: …}`) the same FLOPs."""
-    return TRAINED_FLOPS if (design.get("budget") or {}).get("kind") == "flops" else "equal steps"
+    return TRAINED_FLOPS if (design.get("budget") or {}).get("kind") == "flops" else EQUAL_STEPS
 
 
 def fisher_no_value(missing: int, runs: int, missing_reference: int, runs_reference: int) -> float:
@@ -221,8 +224,7 @@ def read_distance(steps: Sequence[float], step: float) -> float:
 
 
 def compare_at_equal_compute(frame: pd.DataFrame, reference: str, metric: str, higher_is_better: bool | None,
-                             cost: dict[str, float], arms: Sequence[str], unit: str = "FLOPs",
-                             failed: Collection[str] = ()) -> pd.DataFrame:
+                             cost: dict[str, float], arms: Sequence[str], failed: Collection[str] = ()) -> pd.DataFrame:
     """Each arm whose compute per step differs from the reference's, against it at equal compute: both
     read at the smaller of their final budgets (`INTERPOLATION`), compared by Welch's t on the runs that
     learned (`failed`: the run ids that did not). `cost` is arm → compute per step. An arm with the
@@ -231,10 +233,10 @@ def compare_at_equal_compute(frame: pd.DataFrame, reference: str, metric: str, h
     data = data[~data["run_id"].isin(set(failed))]
     rows = []
     for arm in arms:
-        base = {"metric": metric, "arm": arm, "reference": reference, "basis": f"equal {unit}", "in_family": True,
+        base = {"metric": metric, "arm": arm, "reference": reference, "basis": EQUAL_FLOPS, "in_family": True,
                 "higher_is_better": higher_is_better, "testable": False}
         if arm not in cost or reference not in cost:
-            rows.append({**base, "note": f"unavailable: no {unit} per step recorded for this arm"})
+            rows.append({**base, "note": "unavailable: no FLOPs per step recorded for this arm"})
             continue
         if math.isclose(cost[arm], cost[reference], rel_tol=1e-9):
             continue  # the same comparison as at equal steps: not a second member of the family
@@ -243,12 +245,12 @@ def compare_at_equal_compute(frame: pd.DataFrame, reference: str, metric: str, h
         early = arm if finals[arm] > finals[reference] else reference
         steps_read = budget / cost[early]
         distance = read_distance(data.loc[data["arm"] == early, "step"], steps_read)
-        note = f"at {budget:.3g} {unit}: `{early}` read at step {steps_read:.0f} of its curve"
+        note = f"at {budget:.3g} FLOPs: `{early}` read at step {steps_read:.0f} of its curve"
         if distance > MAX_READ_DISTANCE:
             where = "before its first evaluation" if math.isinf(distance) else \
                 f"{distance:.0%} of an evaluation interval from its nearest evaluation"
             rows.append({**base, "budget": budget, "early_arm": early, "step_read": steps_read, "read_distance": distance,
-                         "note": f"unavailable at {budget:.3g} {unit}: step {steps_read:.0f} of `{early}` is {where} "
+                         "note": f"unavailable at {budget:.3g} FLOPs: step {steps_read:.0f} of `{early}` is {where} "
                                  f"(more than {MAX_READ_DISTANCE:.0%} is refused: train to a FLOPs budget instead)"})
             continue
         read = {}

@@ -32,7 +32,7 @@ class PartResult:
     compute: pd.DataFrame  # arm → parameters, FLOPs per step, seconds per step timed alone
     directions: dict[str, bool | None]  # metric → higher is better (True/False) or neither (None), from its rows
     convergence: pd.DataFrame = field(default_factory=pd.DataFrame)  # primary metric over each arm's last stretch
-    basis: str = "equal steps"  # what its arms share at the final evaluation (`inference.part_basis`)
+    basis: str = inference.EQUAL_STEPS  # what its arms share at the final evaluation (`inference.part_basis`)
     compared_elsewhere: list[str] = field(default_factory=list)  # arms whose runs an earlier part compares already
     same_runs: dict[str, str] = field(default_factory=dict)  # arm → the earlier part's arm with its very runs
 
@@ -153,7 +153,7 @@ def analyse(frame: pd.DataFrame, training: pd.DataFrame, manifest: dict[str, Any
             flops = compute.set_index("arm")["flops_per_step"].dropna().to_dict()
             # (equal seconds is not compared: step times of arms with one network differ by the timing's noise)
             rows.append(inference.compare_at_equal_compute(part_frame, reference, primary, directions.get(primary),
-                                                           flops, others, "FLOPs", failed).assign(part=design["part"]))
+                                                           flops, others, failed).assign(part=design["part"]))
         factorial, interactions = _factorial(design, part_frame, metrics, directions)
         parts.append(PartResult(design["part"], design["kind"], reference, arms, summaries, {}, pd.DataFrame(),
                                 failures.failure_rates(labels[labels["arm"].isin(arms)]), factorial, interactions,

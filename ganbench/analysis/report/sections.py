@@ -106,7 +106,7 @@ def findings(result: Analysis) -> list[str]:
         if steps.empty:
             continue
         compute = part.equal_compute
-        flops = {r.arm: r for r in compute[compute["basis"] == "equal FLOPs"].itertuples()} if len(compute) else {}
+        flops = {r.arm: r for r in compute[compute["basis"] == inference.EQUAL_FLOPS].itertuples()} if len(compute) else {}
         if result.exploratory:
             lines += exploratory_findings(part, steps, flops, metric)
             steps = steps.iloc[0:0]
@@ -254,7 +254,7 @@ def part_effects(part: PartResult, result: Analysis, compared: int) -> str:
         top = rows.iloc[0]
         where = "failure share" if top["metric"] == inference.FAILURE else f"`{top['metric']}`"
         text = (f"`{arm}`{capacity_text(part, arm)} {top['verdict']} on {where}"
-                + (" at equal FLOPs" if top["basis"] == "equal FLOPs" else "")
+                + (" at equal FLOPs" if top["basis"] == inference.EQUAL_FLOPS else "")
                 + f" ({interval_text(top)}, p = {number_text(top['p_family'], '.2g')})")
         more = [f"{r.verdict} on {'failure share' if r.metric == inference.FAILURE else r.metric}"
                 for r in rows.iloc[1:].itertuples()]
@@ -377,6 +377,6 @@ def inference_lines(result: Analysis, manifest: dict[str, Any]) -> list[str]:
 
 def budget_text(manifest: dict[str, Any]) -> str:
     """The suite's budget, and each part's own where it has one."""
-    text = (manifest.get("budget") or {}).get("text", "equal steps")
+    text = (manifest.get("budget") or {}).get("text", inference.EQUAL_STEPS)
     own = [f"part `{d['part']}`: {d['budget']['text']}" for d in manifest["designs"] if d.get("budget")]
     return text + (f" ({'; '.join(own)})" if own else "")
