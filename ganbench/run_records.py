@@ -15,6 +15,10 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+# The training statistics of a stats.jsonl row (besides its step, learning rates and timing): a trainer's
+# step() gives K rows of these, in this order (`training.protocol.stat_rows`); the disk estimate counts them.
+STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake_before", "d_fake_after", "grad_norm_d", "grad_norm_g")
+
 
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0

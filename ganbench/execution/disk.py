@@ -20,12 +20,12 @@ from typing import Any, Sequence
 from ganbench.architecture import Sized, layer_sizes
 from ganbench.cadence import count_due
 from ganbench.config import KNOBS, TrainConfig
+from ganbench.run_records import STAT_NAMES
 
 STATS_ROW_BYTES, METRIC_ROW_BYTES = 320, 750
 ADAM_ENTRY_BYTES = 1500  # pickled per-parameter Adam entry (step tensor, keys, storage records); measured
 TENSOR_OVERHEAD_BYTES, FILE_OVERHEAD_BYTES = 312, 600  # torch.save beyond the tensors' bytes (fitted, see above)
 RNG_STATE_BYTES = 5056  # a CPU torch.Generator's state: the data order's, the latent noise's, dropout's
-STATISTICS = 7  # float32 accumulator of the training statistics (`training.protocol.STAT_NAMES`)
 
 
 def _network_state(layers: Sequence[Sized], spectral_norm: bool) -> tuple[int, int]:
@@ -46,7 +46,7 @@ def checkpoint_bytes(cfg: TrainConfig) -> int:
     copies_of_g = 2 if cfg.g_ema else 1
     # the two learning rates (float64), the data order of one batch, three random streams, the accumulator
     tensors = copies_of_g * g_tensors + d_tensors + 2 + 1 + 3 + 1
-    nbytes = copies_of_g * g_bytes + d_bytes + 2 * 8 + 8 * cfg.batch_size + 3 * RNG_STATE_BYTES + 4 * STATISTICS
+    nbytes = copies_of_g * g_bytes + d_bytes + 2 * 8 + 8 * cfg.batch_size + 3 * RNG_STATE_BYTES + 4 * len(STAT_NAMES)
     # Adam's moments exist from the first step on (an untrained optimiser saves none): two tensors the
     # size of each parameter, and a step counter with each.
     moments = sum(2 * 4 * size + ADAM_ENTRY_BYTES for layer in (*g_layers, *d_layers) for size in layer.params)

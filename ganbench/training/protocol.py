@@ -14,10 +14,7 @@ from typing import Any, Protocol, Sequence
 import torch
 
 from ganbench.config import TrainConfig
-
-# One row of per-step statistics; a trainer's step() returns K rows of these, in this order (built by
-# name with `stat_rows`, read by name by the loop: nothing else depends on the order).
-STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake_before", "d_fake_after", "grad_norm_d", "grad_norm_g")
+from ganbench.run_records import STAT_NAMES  # one row of per-step statistics (built and read by name)
 
 
 def stat_rows(**stats: torch.Tensor) -> torch.Tensor:
