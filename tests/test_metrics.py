@@ -372,9 +372,10 @@ def test_kid_on_real_fmnist_features_near_and_far_from_zero():
         theirs = kid_features_to_metric(generated, real, rng_seed=0, kid_subset_size=1000, kid_subsets=100,
                                         verbose=False)["kernel_inception_distance_mean"]
         exact = _kid_float64(generated, real, 0, 1000, 100)[0]
-        # 1e-7 of torch-fidelity per unit of KID: at KID 3.7 (this G) the float32 blocks are 1.3e-7 from the
-        # float64 value (3.5e-8 relative; torch-fidelity's own loop 2e-8), at KID ≈ 0 1e-8.
-        assert abs(ours - theirs) <= 1e-7 * max(1.0, abs(theirs)) and abs(ours - exact) <= 1e-6 * abs(exact)
+        # 1e-7 of torch-fidelity per unit of KID: at KID 3.7 (this G) the float32 tiles are 1.3e-7 from the
+        # float64 value (3.5e-8 relative; torch-fidelity's own loop 2e-8), at KID ≈ 0 1e-8. Of float64, at
+        # KID ≈ −5.5e-5: 1.2e-6 relative (the tile shapes tried gave 0.9–1.6e-6: their float32 summation order).
+        assert abs(ours - theirs) <= 1e-7 * max(1.0, abs(theirs)) and abs(ours - exact) <= 2e-6 * abs(exact)
     assert abs(_kid_float64(near, real, 0, 1000, 100)[0]) < 1e-3 < _kid_float64(far, real, 0, 1000, 100)[0]
 
 
