@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from ganbench.metrics.registry import METRICS, optional_values, parse_metrics
+from ganbench.metrics.registry import METRICS, metric_values, optional_values, parse_metrics
 
 # The reporting order of the usual metrics; any other scored metric follows, by name.
 PREFERRED = ("fid_fmnist", "kid_fmnist", "isc_fmnist", "precision_fmnist", "recall_fmnist", "modes_covered_fmnist",
@@ -27,7 +27,7 @@ def expected_scored(settings: Iterable[tuple[str, str]]) -> list[str]:
     values: dict[str, bool | None] = {}
     for metrics, dataset in settings:
         for name in parse_metrics(metrics, dataset):
-            values.update(METRICS[name].higher_is_better)
+            values.update(metric_values(name))
     return scored_in_order(values, values)
 
 
