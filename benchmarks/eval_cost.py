@@ -89,14 +89,21 @@ def previous_path() -> Iterator[None]:
         PROCESS.clear("extractor")
 
 
-def clock(work: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    value = work()
-    return time.perf_counter() - start, value
+def clock(work: Callable[[], Any], repeats: int = 1) -> tuple[float, Any]:
+    """The median seconds of `repeats` calls of `work`, and its last value."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = work()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds), value
 
 
-def part_times(gen: FidelityGenerator, names, reference_data, samples: int) -> dict[str, float]:
-    """Seconds of each part of a warm pass, timed alone on the pass's own inputs."""
+def part_times(gen: FidelityGenerator, names, reference_data, samples: int, repeats: int) -> dict[str, float]:
+    """Seconds of each part of a warm pass, timed alone on the pass's own inputs (median of `repeats`)."""
+    def clock_part(work: Callable[[], Any]) -> tuple[float, Any]:
+        return clock(work, repeats)
+
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
     from ganbench.metrics.extractors import FmnistFeatureExtractor
@@ -105,7 +112,7 @@ def part_times(gen: FidelityGenerator, names, reference_data, samples: int) -> d
     latents = [torch.from_numpy(rng.rand(min(EVAL_BATCH, samples - s), gen.z_size) * 2 - 1).float()
                for s in range(0, samples, EVAL_BATCH)]
     times: dict[str, float] = {}
-    times["generation"], images = clock(lambda: torch.cat([gen(z)[:, :1] for z in latents]).expand(-1, 3, -1, -1))
+    times["generation"], images = clock_part(lambda: torch.cat([gen(z)[:, :1] for z in latents]).expand(-1, 3, -1, -1))
     extractor = FmnistFeatureExtractor("ganbench-fmnist", ["features", "logits"])
     real = reference_data[0].expand(-1, 3, -1, -1)
 
@@ -114,18 +121,18 @@ def part_times(gen: FidelityGenerator, names, reference_data, samples: int) -> d
             parts = [extractor(batch_images[s:s + EVAL_BATCH]) for s in range(0, len(batch_images), EVAL_BATCH)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
-    times["features"], (generated, logits) = clock(lambda: features_of(images))
+    times["features"], (generated, logits) = clock_part(lambda: features_of(images))
     reference, _ = features_of(real)
     stats_real = fid_features_to_statistics(reference)
-    times["fid"], _ = clock(lambda: fid_statistics_to_metric(fid_features_to_statistics(generated), stats_real, False))
+    times["fid"], _ = clock_part(lambda: fid_statistics_to_metric(fid_features_to_statistics(generated), stats_real, False))
     settings = KidSettings(100, 1000, 0)
     real_sums = reference_sums(reference, len(generated), settings)
-    times["kid"], _ = clock(lambda: kid(generated, reference, settings, real_sums))
+    times["kid"], _ = clock_part(lambda: kid(generated, reference, settings, real_sums))
     radii = reference_radii(reference, 3, 10_000)
-    times["prc"], _ = clock(lambda: precision_recall(generated, reference, radii, 3, 10_000))
-    times["modes"], _ = clock(lambda: mode_coverage_from_logits(logits, reference_data[1]))
-    times["kid (torch-fidelity)"], _ = clock(lambda: _fidelity_kid(generated, reference, settings))
-    times["prc (two matrices)"], _ = clock(lambda: _two_matrix_precision_recall(generated, reference, radii, 3, 10_000))
+    times["prc"], _ = clock_part(lambda: precision_recall(generated, reference, radii, 3, 10_000))
+    times["modes"], _ = clock_part(lambda: mode_coverage_from_logits(logits, reference_data[1]))
+    times["kid (torch-fidelity)"], _ = clock_part(lambda: _fidelity_kid(generated, reference, settings))
+    times["prc (two matrices)"], _ = clock_part(lambda: _two_matrix_precision_recall(generated, reference, radii, 3, 10_000))
     return times
 
 
@@ -151,7 +158,7 @@ def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
             torch.set_num_threads(1)
             out["warm_1_thread"] = statistics.median(one_pass() for _ in range(args.passes))
             torch.set_num_threads(threads)
-            out["parts"] = part_times(gen, names, reference_data, args.samples)
+            out["parts"] = part_times(gen, names, reference_data, args.samples, args.passes)
     return out
 
 

@@ -27,17 +27,24 @@ def test_pair_max_is_max_pool_2x2_exactly(height, width):
     assert torch.equal(PairMax()(channels_last), nn.MaxPool2d(2)(x))
 
 
-def test_the_inference_arrangement_is_the_trained_network_bit_for_bit():
-    """Pools before ReLUs, as element-wise maxima: the features and logits of the network as it trains,
-    bit for bit (so no recorded metric moves), and the network itself untouched."""
+def test_the_inference_arrangement_keeps_the_trained_networks_features():
+    """Pools before ReLUs as element-wise maxima change no bit; folded batch norms and channels-last weights
+    move features and logits by float32 rounding only (≤ 2e-6 of their largest value, every predicted class
+    the same); the network itself is untouched."""
+    from ganbench.metrics.classifier import FMNIST_MEAN, FMNIST_STD, _pool_before_relu
+
     net = load_classifier()
     before = {name: value.clone() for name, value in net.state_dict().items()}
     arranged = net.for_inference()
     images = load_labelled("fashion-mnist", "test")[0][:600].float() / 255
+    pools_moved = nn.Sequential(*_pool_before_relu(list(net.eval().body)))
     with torch.no_grad():
         (features, logits), (fast_features, fast_logits) = net(images), arranged(images)
-    assert torch.equal(fast_features, features) and torch.equal(fast_logits, logits)
-    assert not any(isinstance(m, nn.MaxPool2d) for m in arranged.modules())
+        assert torch.equal(pools_moved((images - FMNIST_MEAN) / FMNIST_STD), features)
+    assert (fast_features - features).abs().max() <= 2e-6 * features.abs().max()
+    assert (fast_logits - logits).abs().max() <= 2e-6 * logits.abs().max()
+    assert torch.equal(fast_logits.argmax(1), logits.argmax(1))
+    assert not any(isinstance(m, (nn.MaxPool2d, nn.BatchNorm2d, nn.BatchNorm1d)) for m in arranged.modules())
     assert all(torch.equal(before[name], value) for name, value in net.state_dict().items())
 
 

@@ -232,7 +232,7 @@ def test_old_checkpoints_keep_a_fresh_dropout_stream_on_a_gpu_in_both_trainers()
     state = trainer.state_dict(0)
     state.pop("dropout_rng")
     state["torch_rng"] = torch.get_rng_state()
-    trainer.load_state_dict(0, state)  # both trainers go through checkpoint.dropout_state
+    trainer.load_state_dict(0, state)  # both trainers go through checkpoint.restore_streams
 
 
 def test_the_device_metric_path_equals_torch_fidelity_on_the_cpu():

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench import rundir
+from ganbench.batchnorm_folding import fold_batch_norms
 from ganbench.process_cache import PROCESS
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -34,6 +35,9 @@ class FashionCNN(nn.Module):
     """28×28 gray → 128-d features → 10 logits (≈ 110 k parameters)."""
 
     FEATURES = 128
+    # What `for_inference` does, named for the caches of features it makes (they differ from the network as
+    # trained, and from another arrangement, by float32 rounding): change it when `for_inference` changes.
+    INFERENCE_ARRANGEMENT = "batch norms folded, channels-last weights, 2x2 max-pools before ReLUs as maxima"
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,15 +56,17 @@ class FashionCNN(nn.Module):
         return features, self.head(features)
 
     def for_inference(self) -> "FashionCNN":
-        """The same network, bit for bit, at two thirds of the cost on a CPU: each 2×2 max-pool moved before
-        the ReLU in front of it (max and ReLU commute, and the ReLU then reads a quarter of the values) and
-        made of two element-wise maxima (`PairMax`: torch's CPU `max_pool2d` is 5× slower on these shapes).
-        Folding the batch norms and channels-last activations would save a third more, but move every
-        feature by float32 rounding (≈ 1e-6 relative), and with them every metric ganbench ever recorded."""
+        """The same network arranged for inference, 0.50 s instead of 0.74 s for 5 000 images on a 2-core AMD
+        EPYC (AVX2): batch norms folded into the convolutions and the linear layer before them
+        (`batchnorm_folding`), convolution weights channels-last (oneDNN's faster layout), and each 2×2
+        max-pool moved before the ReLU in front of it (max and ReLU commute, and the ReLU then reads a quarter
+        of the values) and made of two element-wise maxima (`PairMax`: torch's CPU `max_pool2d` is 5× slower
+        on these shapes). The pooling changes no bit; the folding and layout move features by float32
+        rounding (≤ 1e-6 relative; the tests bound it)."""
         arranged = FashionCNN()
-        arranged.body = nn.Sequential(*_pool_before_relu(list(self.eval().body)))
+        arranged.body = nn.Sequential(*_pool_before_relu(fold_batch_norms(self.body)))
         arranged.head = self.head
-        return arranged.eval().requires_grad_(False)
+        return arranged.eval().requires_grad_(False).to(memory_format=torch.channels_last)
 
 
 class PairMax(nn.Module):

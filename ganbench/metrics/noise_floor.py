@@ -12,6 +12,7 @@ import torch_fidelity
 from ganbench.data.datasets import cache_dir
 from ganbench.files import read_json, write_json
 from ganbench.metrics.backend import cache_key, content_hash
+from ganbench.metrics.extractors import ARRANGEMENTS
 from ganbench.metrics.feature_store import FeatureCacheWarning
 from ganbench.metrics.fidelity import checked_weights, evaluate
 from ganbench.metrics.reference import Reference
@@ -25,8 +26,9 @@ def uniform_noise_fid(extractor: str, reference: Reference, reference_data: tupl
     the reference set, with the run's extractor and sample count: a generator at or above it has
     not learned anything. Measured once and cached on disk (a JSON file per setting)."""
     real_images = reference_data[0]
+    fidelity_name, weights = checked_weights(extractor, False, inception_weights)
     key = cache_key({"reference": content_hash(real_images), "extractor": extractor, "samples": samples,
-                     "weights": checked_weights(extractor, False, inception_weights)[1].sha256,
+                     "arrangement": ARRANGEMENTS[fidelity_name], "weights": weights.sha256,
                      "torch_fidelity": torch_fidelity.__version__})
     return PROCESS.get("noise_floor", key, lambda: _measured_noise_fid(key, extractor, reference, reference_data,
                                                                          samples, device, inception_weights), keep=16)

@@ -10,7 +10,9 @@ distance is made once and serves both — as torch-fidelity's own `calculate_pre
 does (`dist_1_2 = dist_2_1.T`). The distances are `torch.cdist`'s own arithmetic (ATen's
 `_euclidean_dist`: one matmul of [−2x, |x|², 1] by [y, 1, |y|²], clamped at 0, square-rooted), made
 in cache-sized tiles whose operands are built once per set; a tile's entries are bit for bit those of
-the whole `cdist` matrix (tested), so the numbers are the full mode's bit for bit. Its part mode
+the whole `cdist` matrix (tested), and each comparison with a radius is made on the squared distance
+against the largest square whose root is within the radius (`_squared_bounds`: the same outcome, without
+the clamp and square root of every entry), so the numbers are the full mode's bit for bit. Its part mode
 differs only where a generated-to-reference distance lies within float32 rounding (≤ 3e-6 on
 fmnist features) of a reference radius: `cdist(a, b)` and `cdist(b, a).T` are not bit-equal
 (1.9 % of the entries differ in the last bits). Tiles stay on the features' device: on a GPU the
@@ -34,20 +36,43 @@ def _operands(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([features.mul(-2), norm, ones], -1), torch.cat([features, ones, norm], -1)
 
 
+def _squared_distances(left: torch.Tensor, right: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """`_distances` before its clamp and square root (both monotone: the order of the values is theirs)."""
+    return torch.mm(left, right.T, out=out)
+
+
 def _distances(left: torch.Tensor, right: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """The distances of the rows of `left` to those of `right` (`_operands`), into `out`."""
-    return torch.mm(left, right.T, out=out).clamp_min_(0).sqrt_()
+    return _squared_distances(left, right, out).clamp_min_(0).sqrt_()
+
+
+def _squared_bounds(radii: torch.Tensor) -> torch.Tensor:
+    """For each radius r, the largest float v with sqrt(max(v, 0)) ≤ r in the device's own arithmetic, so that
+    `squared ≤ bound` decides `distance ≤ r` exactly for every squared distance (square roots are monotone)
+    without taking 50 M square roots. r² rounded is within a few units in the last place of it; the steps
+    below move it there and the check proves it."""
+    bound = radii.double().square().to(radii.dtype)
+    up, down = torch.full_like(bound, float("inf")), torch.full_like(bound, float("-inf"))
+    for _ in range(8):
+        above = torch.nextafter(bound, up)
+        moved = torch.where(bound.clamp_min(0).sqrt() > radii, torch.nextafter(bound, down),
+                            torch.where(above.clamp_min(0).sqrt() <= radii, above, bound))
+        if torch.equal(moved, bound):
+            return bound
+        bound = moved
+    raise ArithmeticError("no squared bound found for some radius: square roots are not monotone on this device")
 
 
 def reference_radii(features: torch.Tensor, neighborhood: int, batch_size: int | None = None) -> torch.Tensor:
     """Each point's distance to its `neighborhood`-th nearest neighbour in its own set (itself excluded):
     torch-fidelity's `kthvalue(neighborhood + 1)` of its `cdist` rows, read from `topk` (the same element,
-    9× faster on a CPU), `TILE_ROWS` rows at a time. `batch_size` (torch-fidelity's `prc_batch_size`) is
-    accepted for its signature; the tiles bound memory instead."""
+    9× faster on a CPU) of the squared distances, whose clamp and square root are then taken of that element
+    alone (both monotone, so the same value), `TILE_ROWS` rows at a time. `batch_size` (torch-fidelity's
+    `prc_batch_size`) is accepted for its signature; the tiles bound memory instead."""
     left, right = _operands(features)
     buffer = torch.empty(min(TILE_ROWS, len(features)), len(features), device=features.device)
-    return torch.cat([_distances(rows, right, buffer[: len(rows)]).topk(neighborhood + 1, dim=1, largest=False).values[:, -1]
-                      for rows in left.split(TILE_ROWS)])
+    return torch.cat([_squared_distances(rows, right, buffer[: len(rows)]).topk(
+        neighborhood + 1, dim=1, largest=False).values[:, -1] for rows in left.split(TILE_ROWS)]).clamp_min_(0).sqrt_()
 
 
 def precision_recall(generated: torch.Tensor, reference: torch.Tensor, radii_reference: torch.Tensor,
@@ -55,7 +80,8 @@ def precision_recall(generated: torch.Tensor, reference: torch.Tensor, radii_ref
     """torch-fidelity's precision, recall and F-score keys, given the reference radii. Each tile of the
     reference-to-generated distances is made once: recall reads its rows (a real point inside some
     generated ball), precision its columns (a generated point inside some real ball)."""
-    radii_generated = reference_radii(generated, neighborhood)
+    bounds_generated = _squared_bounds(reference_radii(generated, neighborhood))
+    bounds_reference = _squared_bounds(radii_reference)
     left, _ = _operands(reference)
     _, right = _operands(generated)
     recalled = torch.zeros(len(reference), dtype=torch.bool, device=generated.device)
@@ -66,10 +92,10 @@ def precision_recall(generated: torch.Tensor, reference: torch.Tensor, radii_ref
         columns = slice(first_column, first_column + TILE_COLUMNS)
         for first_row in range(0, len(reference), TILE_ROWS):
             rows = slice(first_row, first_row + TILE_ROWS)
-            distances = _distances(left[rows], right[columns], tile[: len(left[rows]), : len(right[columns])])
-            within = inside[: distances.shape[0], : distances.shape[1]]
-            recalled[rows] |= torch.le(distances, radii_generated[None, columns], out=within).any(dim=1)
-            precise[columns] |= torch.le(distances, radii_reference[rows, None], out=within).any(dim=0)
+            squared = _squared_distances(left[rows], right[columns], tile[: len(left[rows]), : len(right[columns])])
+            within = inside[: squared.shape[0], : squared.shape[1]]
+            recalled[rows] |= torch.le(squared, bounds_generated[None, columns], out=within).any(dim=1)
+            precise[columns] |= torch.le(squared, bounds_reference[rows, None], out=within).any(dim=0)
     recall = recalled.float().mean().item()
     precision = precise.float().mean().item()
     return {KEY_METRIC_PRECISION: precision, KEY_METRIC_RECALL: recall,

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 
 from ganbench.config import TrainConfig
-from ganbench.data.sampler import BatchSampler
+from ganbench.data.sampler import BatchSampler, SamplerState
 from ganbench.training import update
 
 
@@ -29,6 +29,18 @@ def run_state(net_g: dict[str, torch.Tensor], net_d: dict[str, torch.Tensor], op
         "dropout_rng": dropout_gen.get_state(),
         **stabilisers,
     }
+
+
+def restore_streams(state: dict[str, Any], sampler: BatchSampler, noise_gen: torch.Generator,
+                    dropout_gen: torch.Generator, device: torch.device) -> None:
+    """A run's data order, noise stream and dropout stream as `run_state` wrote them: what every trainer's
+    `load_state_dict` reads alike (only networks and optimisers differ between them)."""
+    order = state["sampler"]
+    sampler.load_state(SamplerState(order["order"], order["cursor"], order["generator"]))
+    noise_gen.set_state(state["noise_gen"])
+    dropout = dropout_state(state, device)
+    if dropout is not None:
+        dropout_gen.set_state(dropout)
 
 
 def dropout_state(state: dict[str, Any], device: torch.device) -> torch.Tensor | None:

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from ganbench.config import TrainConfig, fusion_key, trains_alone
-from ganbench.data.sampler import BatchSampler, SamplerState
+from ganbench.data.sampler import BatchSampler
 from ganbench.models import Generator, build_models
 from ganbench.training import update
-from ganbench.training.checkpoint import adam_state, dropout_state, run_state
+from ganbench.training.checkpoint import adam_state, restore_streams, run_state
 from ganbench.training.protocol import stat_rows
 from ganbench.training.single import dropout_generator
 from ganbench.training.stacked import DropoutMasks, StackedNet, VmapNet, to_map
@@ -266,9 +266,4 @@ class FusedTrainer:
             steps[k] = float(opt["state"][0]["step"]) if opt["state"] else 0.0
             saved_lr = opt["param_groups"][0]["lr"]
             (self.lr_g if opt_key == "opt_g" else self.lr_d)[k] = float(saved_lr)
-        s = state["sampler"]
-        self.samplers[k].load_state(SamplerState(s["order"], s["cursor"], s["generator"]))
-        self.noise_gens[k].set_state(state["noise_gen"])
-        dropout = dropout_state(state, self.device)
-        if dropout is not None:
-            self.dropout_gens[k].set_state(dropout)
+        restore_streams(state, self.samplers[k], self.noise_gens[k], self.dropout_gens[k], self.device)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ganbench.config import TrainConfig
-from ganbench.data.sampler import BatchSampler, SamplerState
+from ganbench.data.sampler import BatchSampler
 from ganbench.models import build_models, use_generator
 from ganbench.training import stabilisers, update
 from ganbench.training import checkpoint
@@ -161,12 +161,7 @@ class GanTrainer:
             lr.copy_(saved.to(lr.dtype) if torch.is_tensor(saved) else torch.tensor(saved, dtype=lr.dtype))
             opt.param_groups[0]["lr"] = lr_tensor  # the host float64 tensor the step decays in place
             checkpoint.steps_on_host(opt)
-        s = state["sampler"]
-        self.sampler.load_state(SamplerState(s["order"], s["cursor"], s["generator"]))
-        self.noise_gen.set_state(state["noise_gen"])
-        dropout = checkpoint.dropout_state(state, self.device)
-        if dropout is not None:
-            self.dropout_gen.set_state(dropout)
+        checkpoint.restore_streams(state, self.sampler, self.noise_gen, self.dropout_gen, self.device)
         if self.ema is not None:
             self.ema.net.load_state_dict(state["net_g_ema"])
         if self.replay is not None:
