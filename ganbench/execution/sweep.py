@@ -136,8 +136,7 @@ def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) ->
         return 1
     import torch
 
-    from ganbench.data.datasets import fake_images
-    from ganbench.training.single import GanTrainer
+    from ganbench.training.factory import trainer_on_fake_data
 
     sizes = Counter(key for key in (fusion_key(r.config) for r in runs) if key is not None)
     spread = -(-max(sizes.values(), default=1) // workers)  # ceil: every worker gets a group
@@ -145,11 +144,10 @@ def auto_max_fused(runs: Sequence[Run], devices: Sequence[str], workers: int) ->
     device = torch.device(devices[0])
     run = max(runs, key=lambda r: (r.config.batch_size * r.config.image_size ** 2, r.config.g_width))
     cfg = training_only(run.config, device=str(device))
-    images, _ = fake_images("train", max(256, cfg.batch_size), cfg.image_size, cfg.channels)
     torch.zeros(1, device=device)  # the context must exist before its memory statistics can be read
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
-    trainer = GanTrainer(cfg, images, device)
+    trainer = trainer_on_fake_data([cfg], device, alone=True)
     trainer.step(1).tolist()
     per_run = max(torch.cuda.max_memory_allocated(device) - before, 1)
     del trainer

@@ -24,9 +24,11 @@ from typing import Any
 
 from ganbench.config import TrainConfig, structure_key
 from ganbench.errors import ConfigError, did_you_mean
+from ganbench.study import suite_keys
 from ganbench.suitedir import BUDGET
 
-KINDS = ("steps", "flops", "seconds")
+KEYS = tuple(suite_keys.BUDGET)  # what a budget mapping may hold (the grammar's owner says)
+KINDS = tuple(key for key in KEYS if key != "device")  # steps, flops, seconds: one of them per budget
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,8 @@ def parse_budget(spec: Any, where: str = "budget", reference: str = "") -> Budge
         raise ConfigError(f"{where}: expected a mapping such as {{flops: 3.0e13}} or {{seconds: 600, device: cpu}}")
     kinds = [k for k in spec if k in KINDS]
     for key in spec:
-        if key not in (*KINDS, "device"):
-            raise ConfigError(f"{where}.{key}: unknown key{did_you_mean(str(key), (*KINDS, 'device'))}; "
-                              f"allowed: {', '.join((*KINDS, 'device'))}")
+        if key not in KEYS:
+            raise ConfigError(f"{where}.{key}: unknown key{did_you_mean(str(key), KEYS)}; allowed: {', '.join(KEYS)}")
     if len(kinds) != 1:
         raise ConfigError(f"{where}: give exactly one of {', '.join(KINDS)}, got {kinds or 'none'}")
     kind = kinds[0]

@@ -49,11 +49,15 @@ ANALYSIS = {"primary": ("string", "the first measured metric", "the metric headl
 DEFINE = {"summary": ("string", "-", "one line: what turning it on changes"),
           "source": ("string", "-", "where it comes from (paper, tip, notebook)"),
           "sets": ("mapping", "-", "knob → value when on"), "tags": ("list", "none", "words to group it by")}
+BUDGET = {"steps": ("int", "-", "equal steps: every arm trains N steps"),
+          "flops": ("number or 'reference'", "-", "equal compute: each arm trains until it has spent F FLOPs"),
+          "seconds": ("number", "-", "equal time: steps from each structure's step time, timed on `device`"),
+          "device": ("string", "cpu", "where a seconds budget is timed (cpu, cuda, cuda:N); seconds only")}
 EVAL_KNOBS = {"every": "eval_every", "samples": "eval_samples", "reference_samples": "eval_reference_samples",
               "split": "eval_split", "metrics": "metrics", "protocol": "eval_protocol"}
 
 SECTIONS = {"(top)": TOP, "arms.NAME": ARM, "design": DESIGN, "designs.PART": PART, "evaluation": EVALUATION,
-            "analysis": ANALYSIS, "define.NAME": DEFINE}
+            "analysis": ANALYSIS, "define.NAME": DEFINE, "budget": BUDGET}
 
 
 def unknown_keys(data: Any) -> list[str]:

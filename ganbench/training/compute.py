@@ -33,13 +33,11 @@ def step_compute(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _counted(cfg: TrainConfig) -> tuple[tuple[str, Any], ...]:
-    from ganbench.data.datasets import fake_images
-    from ganbench.training.single import GanTrainer
+    from ganbench.training.factory import trainer_on_fake_data
 
     rng_state = torch.get_rng_state()  # counting must not move the caller's random streams
     try:
-        images, _ = fake_images("train", max(256, cfg.batch_size), cfg.image_size, cfg.channels)
-        trainer = GanTrainer(cfg, images, torch.device("cpu"))
+        trainer = trainer_on_fake_data([cfg], torch.device("cpu"), alone=True)
         with FlopCounterMode(display=False) as counter:
             trainer.step(1)
         params_g = sum(p.numel() for p in trainer.net_g.parameters())
@@ -54,13 +52,11 @@ def _block_seconds(cfgs: Sequence[TrainConfig], device: str, threads: int, steps
                    repeats: int) -> list[float]:
     """Seconds per step of `repeats` timed blocks of `steps` steps each, after `warmup` untimed steps
     (allocations, cuDNN autotuning, CUDA graph capture), of `cfgs` trained together on fake data."""
-    from ganbench.data.datasets import fake_images
-    from ganbench.training.factory import make_trainer
+    from ganbench.training.factory import trainer_on_fake_data
 
     cfgs = [training_only(cfg, device=device, threads=threads) for cfg in cfgs]
     torch.set_num_threads(threads)
-    images, _ = fake_images("train", max(256, cfgs[0].batch_size), cfgs[0].image_size, cfgs[0].channels)
-    trainer = make_trainer(cfgs, images, torch.device(device))
+    trainer = trainer_on_fake_data(cfgs, torch.device(device))
     for step in range(1, warmup + 1):
         trainer.step(step).tolist()
     step, blocks = warmup, []

@@ -1,7 +1,7 @@
 """The trainer of a group of runs: `GanTrainer` for one, `FusedTrainer` for several of one fusion key.
 
 Apart from the loop, so that what only needs a trainer (step timing in `compute.py`, the
-benchmarks) does not import the loop that records compute.
+benchmarks, the probes of `trainer_on_fake_data`) does not import the loop that records compute.
 """
 
 from __future__ import annotations
@@ -26,3 +26,14 @@ def make_trainer(cfgs: Sequence[TrainConfig], images: Any, device: torch.device)
     from ganbench.training.fused import FusedTrainer  # torch.func and CUDA graphs load only for groups
 
     return FusedTrainer(cfgs, images, device)
+
+
+def trainer_on_fake_data(cfgs: Sequence[TrainConfig], device: torch.device, alone: bool = False) -> Trainer:
+    """A throwaway trainer of `cfgs` on fake images of their shape, for what probes a step (timing, FLOP
+    counting, memory sizing) and never trains a run: `make_trainer`'s choice, or `GanTrainer` of the first
+    run when `alone`. max(256, batch size) images, so a probe's few steps stay within one epoch."""
+    from ganbench.data.datasets import fake_images
+
+    first = cfgs[0]
+    images, _ = fake_images("train", max(256, first.batch_size), first.image_size, first.channels)
+    return GanTrainer(first, images, device) if alone else make_trainer(cfgs, images, device)
