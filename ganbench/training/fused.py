@@ -31,7 +31,6 @@ from ganbench.data.sampler import BatchSampler
 from ganbench.models import Generator, build_models
 from ganbench.training import update
 from ganbench.training.checkpoint import adam_state, restore_streams, run_state
-from ganbench.training.protocol import stat_rows
 from ganbench.training.single import dropout_generator
 from ganbench.training.stacked import DropoutMasks, StackedNet, VmapNet, to_map
 
@@ -119,11 +118,10 @@ class FusedTrainer:
             return logits[:, :n], logits[:, n:]
 
     def _compute(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        cfg0 = self.configs[0]
-        reuse = cfg0.g_latents == "reuse"
-        # Update D.
-        for i in range(cfg0.d_steps):
-            keep_fake = reuse and i == cfg0.d_steps - 1
+        """The iteration of all K runs (`update.iteration`'s order) from the drawn inputs `x`."""
+        reuse = self.configs[0].g_latents == "reuse"
+
+        def d_update(i: int, keep_fake: bool) -> tuple[torch.Tensor, ...]:
             with self.autocast, (torch.enable_grad() if keep_fake else torch.no_grad()):
                 fake = self.g(x[f"z{i}"])
             logit_real, logit_fake = self._d_logits(x[f"real{i}"], fake.detach(), x.get(f"perm{i}"))
@@ -133,10 +131,11 @@ class FusedTrainer:
             norm_d = self.d.grad_norms()
             self.adam_steps_d.add_(1)
             self.d.flat.adam(self.lr_d, self.beta1, self.beta2, self.adam_steps_d, self.active)
-            d_real, d_fake_before = torch.sigmoid(logit_real).mean(1), torch.sigmoid(logit_fake).mean(1)
-        # Update G.
-        for j in range(cfg0.g_steps):
-            if not (reuse and j == 0):
+            return (loss_d, torch.sigmoid(logit_real).mean(1), torch.sigmoid(logit_fake).mean(1), norm_d,
+                    fake if keep_fake else None)
+
+        def g_update(j: int, fake: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+            if fake is None:  # the drawn G latents leave out the batch a reusing G takes from D
                 with self.autocast:
                     fake = self.g(x[f"zg{j - (1 if reuse else 0)}"])
             with self.autocast:
@@ -147,9 +146,9 @@ class FusedTrainer:
             norm_g = self.g.grad_norms()
             self.adam_steps_g.add_(1)
             self.g.flat.adam(self.lr_g, self.beta1, self.beta2, self.adam_steps_g, self.active)
-            d_fake_after = torch.sigmoid(logits).mean(1)
-        return stat_rows(loss_d=loss_d, loss_g=loss_g, d_real=d_real, d_fake_before=d_fake_before,
-                         d_fake_after=d_fake_after, grad_norm_d=norm_d, grad_norm_g=norm_g)
+            return loss_g, torch.sigmoid(logits).mean(1), norm_g
+
+        return update.iteration(self.configs[0], d_update, g_update)
 
     # Protocol.
     def step(self, step: int) -> torch.Tensor:

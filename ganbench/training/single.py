@@ -13,7 +13,6 @@ from ganbench.models import build_models, use_generator
 from ganbench.training import stabilisers, update
 from ganbench.training import checkpoint
 from ganbench.training.checkpoint import run_state
-from ganbench.training.protocol import stat_rows
 
 
 def dropout_generator(cfg: TrainConfig, device: torch.device) -> torch.Generator:
@@ -66,17 +65,10 @@ class GanTrainer:
         if cfg.lr_decay > 0:
             for base, lr in ((self.base_lr_d, self.lr_d), (self.base_lr_g, self.lr_g)):
                 update.decayed_lr(base, cfg.lr_decay, step - 1, lr)  # in place: the optimiser reads this tensor
-        # Update D.
-        reuse = cfg.g_latents == "reuse"
-        for i in range(cfg.d_steps):
-            loss_d, d_real, d_fake_before, norm_d, fake = self.d_step(keep_fake=reuse and i == cfg.d_steps - 1)
-        # Update G.
-        for i in range(cfg.g_steps):
-            loss_g, d_fake_after, norm_g = self.g_step(fake if i == 0 else None)
+        stats = update.iteration(cfg, lambda i, keep_fake: self.d_step(keep_fake), lambda j, fake: self.g_step(fake))
         if self.ema is not None:
             self.ema.update(self.net_g, step)
-        return stat_rows(loss_d=loss_d, loss_g=loss_g, d_real=d_real, d_fake_before=d_fake_before,
-                         d_fake_after=d_fake_after, grad_norm_d=norm_d, grad_norm_g=norm_g)
+        return stats
 
     def learning_rates(self, k: int = 0) -> tuple[float, float]:
         return float(self.lr_d), float(self.lr_g)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
 from ganbench.config import TrainConfig
+from ganbench.training.protocol import stat_rows
 
 
 def sample_latent(cfg: TrainConfig, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -160,3 +161,24 @@ def make_adam(params: Any, lr: torch.Tensor, cfg: TrainConfig, device: torch.dev
     rate to the GPU every step (a host synchronisation); here lr and steps are host numbers."""
     del device  # the same optimiser on every device (the signature keeps the callers explicit)
     return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), eps=ADAM_EPS, foreach=False)
+
+
+# A D update: (index among the iteration's D updates, keep the fake batch for G?) →
+# (loss, mean D(x), mean D(G(z)), grad norm, the fake batch or None). A G update: (index, D's fake batch or
+# None to draw its own) → (loss, mean D(G(z)) after the D updates, grad norm). Per run, or (K,) per group.
+DUpdate = Callable[[int, bool], tuple[Any, ...]]
+GUpdate = Callable[[int, Any], tuple[Any, ...]]
+
+
+def iteration(cfg: TrainConfig, d_update: DUpdate, g_update: GUpdate) -> torch.Tensor:
+    """THE order of one training iteration, for every trainer (each supplies its own D and G update):
+    `d_steps` D updates, the last keeping its fake batch when G reuses D's latents (`g_latents: reuse`, as
+    pytorch/examples), then `g_steps` G updates, the first on that batch. Returns the iteration's statistics
+    (`stat_rows`): the last D update's and the last G update's."""
+    reuse = cfg.g_latents == "reuse"
+    for i in range(cfg.d_steps):
+        loss_d, d_real, d_fake_before, norm_d, fake = d_update(i, reuse and i == cfg.d_steps - 1)
+    for j in range(cfg.g_steps):
+        loss_g, d_fake_after, norm_g = g_update(j, fake if j == 0 else None)
+    return stat_rows(loss_d=loss_d, loss_g=loss_g, d_real=d_real, d_fake_before=d_fake_before,
+                     d_fake_after=d_fake_after, grad_norm_d=norm_d, grad_norm_g=norm_g)
