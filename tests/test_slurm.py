@@ -120,8 +120,9 @@ def test_killed_task_fails_its_run_and_the_next_run_resumes_it(tmp_path):
 def test_slurm_option_errors_are_named(tmp_path):
     suite = write_suite(tmp_path, 4)
     result = CliRunner().invoke(app, ["run", str(suite), "--executor", "slrum", "--results-root", str(tmp_path)],
-                                env={"COLUMNS": "200"})  # typer checks the choice and lists them
-    assert result.exit_code == 2 and "'slrum' is not one of 'local', 'ray', 'slurm'" in result.output
+                                env={"COLUMNS": "200"})  # the executor registry names the closest and the rest
+    assert result.exit_code == 2 and "unknown executor 'slrum' (did you mean 'slurm'?)" in result.output
+    assert "local, ray, slurm" in result.output
     result = CliRunner().invoke(app, ["run", str(suite), "--executor", "slurm", "--gpus-per-task", "0.5",
                                       "--results-root", str(tmp_path)], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "whole numbers" in result.output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import enum
 import os
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
@@ -84,7 +83,7 @@ def _global_options(
     plugin: Annotated[Optional[list[str]], typer.Option(
         "--plugin", "-p", metavar="MODULE",
         help="Import MODULE first (repeatable): a module on the Python path, or a .py file, that registers "
-             "your hacks, metrics or datasets. Also read from $GANBENCH_PLUGINS (comma-separated) and from "
+             "your hacks, metrics, datasets or executors. Also read from $GANBENCH_PLUGINS (comma-separated) and from "
              "installed packages' 'ganbench.plugins' entry points; workers, Ray and SLURM tasks load the same.")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                           help="Print ganbench's version and exit.")] = False,
@@ -130,12 +129,6 @@ def data_root_str(data_root: Path | None, here: bool = True) -> str | None:
         fail(f"--data-root {data_root}: no such directory (leave it out to search $GANBENCH_DATA, ~/.cache/ganbench "
              "and /usr/share/datasets)")
     return str(data_root) if data_root else None
-
-
-class ExecutorKind(str, enum.Enum):
-    local = "local"
-    ray = "ray"
-    slurm = "slurm"
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (for scripts) instead of tables.")]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ganbench.errors import ConfigError
-from ganbench.cli.common import (DataRootOpt, AllowSlowPrecisionOpt, ExecutorKind, escape, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg,
+from ganbench.cli.common import (DataRootOpt, AllowSlowPrecisionOpt, escape, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg,
                                  TensorBoardOpt, Terminated, app, console,
                                  data_root_str, exit_on_error, fail, load_selection, sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
@@ -35,8 +35,9 @@ def run_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, train nothing.")] = False,
     data_root: DataRootOpt = None,
     results_root: ResultsOpt = Path("results"),
-    executor: Annotated[ExecutorKind, typer.Option(help="local (worker processes here), ray (tasks on a Ray cluster) or slurm "
-                                          "(one SLURM array job through submitit; results on a shared filesystem).")] = ExecutorKind.local,
+    executor: Annotated[str, typer.Option(metavar="<name>", help=(
+        "local (worker processes here), ray (tasks on a Ray cluster), slurm (one SLURM array job through submitit; "
+        "results on a shared filesystem), or one a plugin registers (`register_executor`)."))] = "local",
     max_fused: Annotated[Optional[int], typer.Option(min=1, help="Most runs trained together as one fused network (runs "
                                                      "of one structure). Local: default 1 on CPU, sized from free "
                                                      "memory on a GPU; Ray: default 1 (one run per task).")] = None,
@@ -70,7 +71,7 @@ def run_command(
     from ganbench.execution.executors import ExecutorOptions
 
     options = ExecutorOptions(  # checked before the suite is read
-        kind=executor.value, data_root=data_root_str(data_root, executor.value == "local"), max_fused=max_fused,
+        kind=executor, data_root=data_root_str(data_root, executor == "local"), max_fused=max_fused,
         address=address, cpus_per_task=cpus_per_run, gpus_per_task=gpus_per_run, max_retries=max_retries,
         ray_results=ray_results, slurm_partition=slurm_partition, slurm_time_min=slurm_time,
         slurm_mem_gb=slurm_mem_gb, slurm_parallelism=slurm_parallelism, slurm_cluster=slurm_cluster)
