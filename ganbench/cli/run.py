@@ -35,9 +35,8 @@ def run_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, train nothing.")] = False,
     data_root: DataRootOpt = None,
     results_root: ResultsOpt = Path("results"),
-    executor: Annotated[str, typer.Option(metavar="<name>", help=(
-        "local (worker processes here), ray (tasks on a Ray cluster), slurm (one SLURM array job through submitit; "
-        "results on a shared filesystem), or one a plugin registers (`register_executor`)."))] = "local",
+    executor: Annotated[str, typer.Option(metavar="<name>", help="local (worker processes here), ray (tasks on a Ray cluster), slurm (one SLURM array job "
+                                          "through submitit; results on a shared filesystem), or a plugin's (`register_executor`).")] = "local",
     max_fused: Annotated[Optional[int], typer.Option(min=1, help="Most runs trained together as one fused network (runs "
                                                      "of one structure). Local: default 1 on CPU, sized from free "
                                                      "memory on a GPU; Ray: default 1 (one run per task).")] = None,
