@@ -9,9 +9,9 @@ folded with channels-last weights. The DCGAN generator gained nothing measurable
 5 000 images: its eval-mode batch norms are cheap once memory is kept), so it is evaluated as it trains.
 
 Folding is exact in real arithmetic; in float32 it moves outputs by rounding (the fmnist features by
-≤ 1e-6 of their largest value; see the tests). The folded weights are computed in float64 and rounded once. Layers that cannot be folded exactly as written
-(grouped convolutions, parametrized weights such as spectral norm, batch norms without running
-statistics) are kept as they are.
+≤ 1e-6 of their largest value; the tests hold them to 2e-6). The folded weights are computed in float64
+and rounded once. Layers that cannot be folded exactly as written (grouped convolutions, parametrized
+weights such as spectral norm, batch norms without running statistics) are kept as they are.
 """
 
 from __future__ import annotations

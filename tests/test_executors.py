@@ -23,13 +23,13 @@ def _suite(tmp_path):
 def test_a_plugins_executor_receives_the_sweeps_runs(tmp_path):
     plugin = tmp_path / "echo_executor.py"
     plugin.write_text(textwrap.dedent("""
-        from ganbench.execution.executors import Executor, register_executor
+        from ganbench.execution.executors import ExecutorSpec, register_executor
 
         class Echo:
             def execute(self, states, on_update=None):
                 print("echo executor:", sorted(s.run.arm for s in states))
 
-        register_executor(Executor("echo", "prints the runs it is given", lambda options, results_dir: Echo()))
+        register_executor(ExecutorSpec("echo", "prints the runs it is given", lambda options, results_dir: Echo()))
     """))
     try:
         result = CliRunner().invoke(app, ["-p", str(plugin), "run", str(_suite(tmp_path)), "--executor", "echo",

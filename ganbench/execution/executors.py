@@ -46,7 +46,7 @@ class ExecutorOptions:
 
 
 @dataclass(frozen=True)
-class Executor:
+class ExecutorSpec:
     """A registered way to run a sweep's jobs. `build(options, results_dir)` returns the object whose
     `execute(states, on_update)` trains them, or None for the local executor; `check` raises `ConfigError`
     for options it cannot honour (before anything is trained); `where` says where runs train (default: the
@@ -59,10 +59,10 @@ class Executor:
     where: Callable[[ExecutorOptions], str] | None = None
 
 
-EXECUTORS: Registry[Executor] = Registry("executor", "choose local, ray, slurm or one a plugin registers")
+EXECUTORS: Registry[ExecutorSpec] = Registry("executor", "choose local, ray, slurm or one a plugin registers")
 
 
-def register_executor(executor: Executor) -> Executor:
+def register_executor(executor: ExecutorSpec) -> ExecutorSpec:
     return EXECUTORS.register(executor.name, executor)
 
 
@@ -98,10 +98,10 @@ def _check_slurm(options: ExecutorOptions) -> None:
                           "(SLURM allocates units)")
 
 
-register_executor(Executor("local", "worker processes on this machine", lambda options, results_dir: None))
-register_executor(Executor(
+register_executor(ExecutorSpec("local", "worker processes on this machine", lambda options, results_dir: None))
+register_executor(ExecutorSpec(
     "ray", "tasks on a Ray cluster", _ray,
     where=lambda o: f"Ray ({o.address or 'local'}, {o.cpus_per_task:g} CPU + {o.gpus_per_task:g} GPU per task)"))
-register_executor(Executor(
+register_executor(ExecutorSpec(
     "slurm", "one SLURM array job through submitit (results on a shared filesystem)", _slurm, check=_check_slurm,
     where=lambda o: f"SLURM ({o.slurm_cluster}, {int(o.cpus_per_task)} CPU + {int(o.gpus_per_task)} GPU per array task)"))

@@ -62,7 +62,7 @@ class FashionCNN(nn.Module):
         max-pool moved before the ReLU in front of it (max and ReLU commute, and the ReLU then reads a quarter
         of the values) and made of two element-wise maxima (`PairMax`: torch's CPU `max_pool2d` is 5× slower
         on these shapes). The pooling changes no bit; the folding and layout move features by float32
-        rounding (≤ 1e-6 relative; the tests bound it)."""
+        rounding (≤ 1e-6 of their largest value; the tests hold them to 2e-6)."""
         arranged = FashionCNN()
         arranged.body = nn.Sequential(*_pool_before_relu(fold_batch_norms(self.body)))
         arranged.head = self.head
