@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import statistics
@@ -101,12 +102,11 @@ def clock(work: Callable[[], Any], repeats: int = 1) -> tuple[float, Any]:
 
 def part_times(gen: FidelityGenerator, names, reference_data, samples: int, repeats: int) -> dict[str, float]:
     """Seconds of each part of a warm pass, timed alone on the pass's own inputs (median of `repeats`)."""
-    def clock_part(work: Callable[[], Any]) -> tuple[float, Any]:
-        return clock(work, repeats)
-
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
     from ganbench.metrics.extractors import FmnistFeatureExtractor
+
+    clock_part = functools.partial(clock, repeats=repeats)
 
     rng = np.random.RandomState(0)
     latents = [torch.from_numpy(rng.rand(min(EVAL_BATCH, samples - s), gen.z_size) * 2 - 1).float()

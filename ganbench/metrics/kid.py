@@ -178,7 +178,7 @@ def _generated_centre(x: torch.Tensor, y: torch.Tensor, reference_centre: torch.
     """The centre for the generated–generated sum: the reference mean (shared with the other two sums, so
     their float32 rounding cancels where the sets are alike and the MMD² is a small difference of large
     sums), unless the generated mean lies farther than `OWN_CENTRE_FROM` of the reference's RMS radius
-    from it. Then KID is far from 0 (its linear term alone is ≥ 3γ·|Δμ|²), nothing cancels, and the
+    from it. Then KID is far from 0 (in expectation its linear term alone is 3γ·|Δμ|²), nothing cancels, and the
     generated features centred on their own mean round less: on real fmnist features at KID 3.7 the
     result moved from 1.3e-7 to 1.4e-8 of float64 (torch-fidelity's loop: 2e-8)."""
     own = x.double().mean(0)
