@@ -97,3 +97,18 @@ def test_the_report_counts_each_comparison_once_and_plan_agrees(tmp_path):
     assert flops.comparisons["fid_fmnist"]["verdict"].iloc[0] == "worse"
     text = "\n".join(sections.findings(result))
     assert "**flops:-strided_conv** is worse than `flops:all` at equal FLOPs (trained)" in text
+
+
+@pytest.mark.parametrize("preset_layer, hacks", [(("dcgan",), ()), (("dcgan",), ("wgan_gp",)),
+                                                 (("dcgan",), ("minibatch_std",)), (("vanilla",), ("kernel_4",))])
+def test_a_bf16_step_counts_what_its_fp32_step_counts(preset_layer, hacks):
+    """`step_compute` counts a bf16 run's step in fp32 (8-15x faster on a CPU without native bf16): the
+    counter reads shapes, so both counts must be one number, whatever the structure."""
+    from ganbench.config import training_only
+    from ganbench.hacks import preset_hacks, resolve_layers
+    from ganbench.training.compute import _counted
+
+    cfg, _ = resolve_layers(preset_hacks(preset_layer[0]), hacks, {"batch_size": 8, "dataset": "fake"})
+    bf16, fp32 = (dict(_counted(training_only(cfg, device="cpu", seed=0, precision=p))) for p in ("bf16", "fp32"))
+    assert bf16["flops_per_step"] == fp32["flops_per_step"] > 0
+    assert step_compute(cfg.replace(precision="bf16")) == fp32

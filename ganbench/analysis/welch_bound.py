@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Callable
 
 import numpy as np
 from scipy import special
@@ -35,6 +36,7 @@ SMALLEST_TAIL = 1e-15  # the table's range: below it, g(SMALLEST_TAIL) stands fo
 TAILS_PER_DECADE = 4  # the table's resolution in u (log-log interpolation between: g(u)/u is smooth in log u)
 GRID_POINTS = 80  # per gamma law (converged: 80, 120 and 200 agree to 4 digits)
 THETAS = 41  # a first grid over θ ∈ [0, 1], refined around its maximum
+Quadrature = tuple[np.ndarray, np.ndarray, np.ndarray]  # see `_quadrature`
 
 
 def _log_gamma_grid(dof: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,26 +51,50 @@ def _log_gamma_grid(dof: int) -> tuple[np.ndarray, np.ndarray]:
 
 def null_rejection(u: float, n1: int, n2: int, thetas) -> np.ndarray:
     """P_θ(Welch's two-sided p ≤ u) under the null, for each θ (see the module doc), with n1 and n2 values."""
+    return _rejection(u, n1, n2, _quadrature(n1, n2, np.asarray(thetas, float)))
+
+
+def _quadrature(n1: int, n2: int, thetas: np.ndarray) -> Quadrature:
+    """What of the expectation does not depend on u, on the (θ, w₁, w₂) grid: (2 × the nodes' mass, Welch's
+    1/ν̂ clipped to its range, √(θw₁ + (1 − θ)w₂)). Apart from u, so that a table's 61 tails share one."""
     a, b = n1 - 1, n2 - 1
     (w1, p1), (w2, p2) = _log_gamma_grid(a), _log_gamma_grid(b)
     mass = p1[:, None] * p2[None, :]
-    # Welch's ν̂ lies in [min(a, b), a + b]: the critical value as a spline in 1/ν̂ over that range
-    inverse = np.linspace(1 / (a + b), 1 / min(a, b), 65)
-    critical = CubicSpline(inverse, sps.t.isf(u / 2, 1 / inverse))
-    theta = np.asarray(thetas, float)[:, None, None]
+    low, high = _inverse_dof_range(a, b)
+    theta = thetas[:, None, None]
     part1, part2 = theta * w1[None, :, None], (1 - theta) * w2[None, None, :]
     total = part1 + part2
-    inverse_dof = np.clip((part1**2 / a + part2**2 / b) / total**2, inverse[0], inverse[-1])
-    return (mass * 2 * special.ndtr(-critical(inverse_dof) * np.sqrt(total))).sum(axis=(1, 2))
+    inverse_dof = np.clip((part1**2 / a + part2**2 / b) / total**2, low, high)
+    return mass * 2, inverse_dof, np.sqrt(total)
 
 
-def _worst(u: float, n1: int, n2: int) -> float:
-    """g(u): the largest null rejection rate over θ (a grid, then a finer one around its maximum)."""
-    coarse = np.linspace(0.0, 1.0, THETAS)
-    rates = null_rejection(u, n1, n2, coarse)
+def _inverse_dof_range(a: int, b: int) -> tuple[float, float]:
+    return 1 / (a + b), 1 / min(a, b)  # Welch's ν̂ lies in [min(a, b), a + b]
+
+
+def _rejection(u: float, n1: int, n2: int, quadrature: Quadrature) -> np.ndarray:
+    double_mass, inverse_dof, root_total = quadrature
+    # the critical value as a spline in 1/ν̂ over ν̂'s range
+    inverse = np.linspace(*_inverse_dof_range(n1 - 1, n2 - 1), 65)
+    critical = CubicSpline(inverse, sps.t.isf(u / 2, 1 / inverse))
+    return (double_mass * special.ndtr(-critical(inverse_dof) * root_total)).sum(axis=(1, 2))
+
+
+def _worst(u: float, n1: int, n2: int, quadrature: Callable[[int | None], Quadrature] | None = None) -> float:
+    """g(u): the largest null rejection rate over θ (a grid, then a finer one around its maximum);
+    `quadrature(around)` gives `_theta_quadrature(n1, n2, around)`, kept between the tails of one table."""
+    quadrature = quadrature or functools.partial(_theta_quadrature, n1, n2)
+    rates = _rejection(u, n1, n2, quadrature(None))
     best = int(rates.argmax())
-    fine = np.linspace(coarse[max(best - 1, 0)], coarse[min(best + 1, THETAS - 1)], 21)
-    return float(max(rates.max(), null_rejection(u, n1, n2, fine).max(), u))
+    return float(max(rates.max(), _rejection(u, n1, n2, quadrature(best)).max(), u))
+
+
+def _theta_quadrature(n1: int, n2: int, around: int | None) -> Quadrature:
+    """The quadrature on the coarse θ grid (`around` None), or on the fine grid around its point `around`."""
+    coarse = np.linspace(0.0, 1.0, THETAS)
+    if around is None:
+        return _quadrature(n1, n2, coarse)
+    return _quadrature(n1, n2, np.linspace(coarse[max(around - 1, 0)], coarse[min(around + 1, THETAS - 1)], 21))
 
 
 @functools.lru_cache(maxsize=None)
@@ -76,7 +102,8 @@ def _table(n1: int, n2: int) -> tuple[np.ndarray, np.ndarray]:
     """(log u, log g(u)) from SMALLEST_TAIL to 1, non-decreasing (g is a supremum of distribution functions)."""
     decades = -math.log10(SMALLEST_TAIL)
     log_u = np.linspace(math.log(SMALLEST_TAIL), 0.0, int(decades * TAILS_PER_DECADE) + 1)
-    log_g = np.log([min(_worst(math.exp(x), n1, n2), 1.0) for x in log_u])
+    quadrature = functools.lru_cache(maxsize=None)(functools.partial(_theta_quadrature, n1, n2))
+    log_g = np.log([min(_worst(math.exp(x), n1, n2, quadrature), 1.0) for x in log_u])
     log_g = np.maximum.accumulate(np.maximum(log_g, log_u))  # quadrature ripples never make it fall
     # strictly increasing, so that it inverts: a step of 1e-12 where g is flat (only ever at g = 1)
     return log_u, log_g + 1e-12 * np.arange(len(log_g))
