@@ -186,3 +186,27 @@ def test_checkpoint_bytes_from_the_layer_plan_equal_a_real_checkpoint_for_every_
             assert disk.checkpoint_bytes(cfg) == pytest.approx(real, rel=1e-3), (preset, hack)
             checked += 1
     assert checked > 100
+
+
+def test_worker_startup_is_timed_once_in_the_background_and_a_failed_import_says_so(monkeypatch):
+    """`run` and `plan` start the start-up measurement before their step timing; reading it later gives that
+    one measurement (one process, its own exit time), and a worker stack that cannot import is an error."""
+    import subprocess
+
+    PROCESS.clear("worker_startup")
+    started, popen = [], subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a[0]) or popen(*a, **k))
+    monkeypatch.setattr(costs.sys, "executable", "/bin/true")  # an "import" that ends at once
+    try:
+        costs.start_timing_worker_startup()
+        costs.start_timing_worker_startup()
+        time.sleep(0.5)  # the measurement ended long before it is read: the wait is not counted
+        seconds = costs.worker_startup_seconds()
+        assert len(started) == 1 and started[0][0] == "/bin/true" and 0 < seconds < 0.4
+        assert costs.worker_startup_seconds() == seconds
+        PROCESS.clear("worker_startup")
+        monkeypatch.setattr(costs.sys, "executable", "/bin/false")
+        with pytest.raises(subprocess.CalledProcessError):
+            costs.worker_startup_seconds()
+    finally:
+        PROCESS.clear("worker_startup")  # later tests measure the real stack

@@ -14,9 +14,11 @@ features and the uniform-noise FID are a one-time cost per machine (cached on di
 
 from __future__ import annotations
 
+import atexit
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -129,15 +131,49 @@ def _timed(cfg: TrainConfig, device: str, data_root: str | None) -> dict[str, An
 
 def worker_startup_seconds() -> float:
     """Seconds for a fresh Python process to import the training stack (what every worker pays), measured
-    once per process."""
-    return PROCESS.get("worker_startup", "import", _time_worker_startup)
+    once per process (started early by `start_timing_worker_startup`, or now)."""
+    return _startup_timer().seconds()
 
 
-def _time_worker_startup() -> float:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import ganbench.training.loop, ganbench.metrics.fidelity"], check=True,
-                   capture_output=True)
-    return time.perf_counter() - start
+def start_timing_worker_startup() -> None:
+    """Start the start-up measurement now, in the background, so that its 3-5 s pass beside the step
+    timing and data checks that come before the plan instead of after them."""
+    _startup_timer()
+
+
+def _startup_timer() -> _StartupTimer:
+    return PROCESS.get("worker_startup", "import", _StartupTimer)
+
+
+class _StartupTimer:
+    """A fresh interpreter importing what a worker imports, timed from its start to its exit (a thread
+    stamps the exit, so reading the result later does not lengthen it)."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+        self._process = subprocess.Popen([sys.executable, "-c", "import ganbench.training.loop, "
+                                          "ganbench.metrics.fidelity"], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE)
+        self._ended: float | None = None
+        self._stderr: bytes | None = None
+        self._waiter = threading.Thread(target=self._wait, name="ganbench-startup-timer", daemon=True)
+        self._waiter.start()
+        atexit.register(self._stop)  # a command that ends (or fails) before the plan leaves no importer behind
+
+    def _stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+
+    def _wait(self) -> None:
+        _, self._stderr = self._process.communicate()  # read as it comes: a full pipe would block the child
+        self._ended = time.perf_counter()
+
+    def seconds(self) -> float:
+        self._waiter.join()
+        if self._process.returncode:
+            raise subprocess.CalledProcessError(self._process.returncode, self._process.args, stderr=self._stderr)
+        assert self._ended is not None
+        return self._ended - self._start
 
 
 def inception_warning(cfg: TrainConfig, device: str, runs: int = 1, data_root: str | None = None) -> str | None:

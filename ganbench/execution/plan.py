@@ -77,12 +77,14 @@ def plan_suite(suite: Suite, selection: Any, devices: list[str], workers: int | 
     """The jobs and cost of a suite's unfinished runs on `devices` (with `save`, kept in plan.json), and
     what its seeds can detect (`power_lines`)."""
     from ganbench.devices import slow_precision_problem
-    from ganbench.execution.costs import evaluation_warnings, plan_total, write_plan
+    from ganbench.execution.costs import evaluation_warnings, plan_total, start_timing_worker_startup, write_plan
     from ganbench.execution.jobs import default_workers
     from ganbench.execution.sweep import auto_max_fused, design_lines, pending_runs, plan_rows, reference_twin_warnings
 
     n_workers = workers or default_workers(devices)
     pending = pending_runs(suite, selection)
+    if estimate and pending:
+        start_timing_worker_startup()  # beside the timings below
     if max_fused is None:
         max_fused = auto_max_fused(pending, devices, n_workers)
     warnings = evaluation_warnings(pending, devices[0], data_root) if estimate else []

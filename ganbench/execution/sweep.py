@@ -205,12 +205,14 @@ def run_suite(suite: Suite, selection: Selection = Selection(), workers: int | N
     states = run_states(suite, select_runs(suite, selection))
     if executor is None:
         pending = [s.run for s in states if s.status not in FINAL]
+        from ganbench.execution.costs import record_plan, record_step_costs, start_timing_worker_startup
+
+        if pending:
+            start_timing_worker_startup()  # beside the data checks and step timing below
         prepare_data(pending, data_root, on_data)
         workers = default_workers(devices) if workers is None else workers
         if max_fused is None:
             max_fused = auto_max_fused(pending, devices, workers)
-        from ganbench.execution.costs import record_plan, record_step_costs
-
         record_step_costs(suite, pending, devices[0], on_timing)  # what trains now: nothing when all are done
         sweep_plan = record_plan(suite, [s for s in states if s.status not in FINAL], devices, workers, data_root)
         if on_plan is not None and sweep_plan is not None:
