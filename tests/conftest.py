@@ -1,13 +1,18 @@
-"""Shared fixtures: tiny configs on the `fake` dataset so unit tests take milliseconds."""
+"""Shared fixtures: tiny configs on the `fake` dataset so unit tests take milliseconds, fixture datasets in
+each format, and a tiny finished study (`study`) that tests damage, read and regenerate."""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import os
+import shutil
 import struct
+import textwrap
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -166,3 +171,91 @@ def read_only(path: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", str(path)], capture_output=True)
+
+
+# --- A tiny finished study (2 arms × 2 seeds, 4 steps, evaluated): many tests damage, read or regenerate it ----
+TINY_SUITE = """
+    name: flt
+    dataset: fake
+    preset: dcgan
+    design: {type: arms, reference: plain}
+    arms:
+      plain: {}
+      smooth: {hacks: [label_smoothing]}
+    seeds: 2
+    steps: 4
+    base: {batch_size: 8, log_every: 2, sample_every: 4, sample_grid: 4, checkpoint_every: 2, threads: 1}
+    evaluation: {every: 4, samples: 64, reference_samples: 0, metrics: fid_fmnist}
+"""
+
+
+def write_suite(directory: Path, text: str, name: str = "flt.yaml") -> Path:
+    """A suite file (its text dedented) in `directory`."""
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def digest(root: Path) -> dict[str, str]:
+    """Every file under `root` (links not followed) → sha256: what 'nothing was touched' means."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """The tiny study finished, trained in this process (no worker start-up): `study` copies it per test."""
+    from ganbench.execution.sweep import write_manifest
+    from ganbench.study.suite import load_suite
+    from ganbench.training.loop import train
+
+    tmp = tmp_path_factory.mktemp("tiny-study")
+    suite = load_suite(write_suite(tmp, TINY_SUITE), tmp / "results")
+    write_manifest(suite)
+    for run in suite.runs:
+        assert train(run.config, suite.dir.run_path(run.run_id))["status"] == "completed"
+    return tmp
+
+
+@pytest.fixture
+def study(trained: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny finished study of its own: flt.yaml and results/flt."""
+    shutil.copytree(trained, tmp_path / "s")
+    return tmp_path / "s"
+
+
+def cli(*args: Any, cwd: Path | None = None):
+    """`ganbench ARGS` in this process (typer's runner), from `cwd`."""
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    old = os.getcwd()
+    if cwd:
+        os.chdir(cwd)
+    try:
+        return CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        os.chdir(old)
+
+
+TINY_SECONDS_SUITE = TINY_SUITE.replace("    steps: 4\n", "    budget: {seconds: 0.2, device: cpu}\n")  # a time budget
+
+
+def stub_timing(monkeypatch, seconds=0.05, sleep=0.0) -> list:
+    """Step timing replaced by a stand-in (`seconds` × how many structures were timed so far, after `sleep`);
+    returns the configs it was asked to time."""
+    from ganbench.training import compute
+
+    calls = []
+
+    def timed(cfg, device, threads):
+        calls.append(cfg)
+        time.sleep(sleep)
+        return {"seconds_per_step": seconds * len(calls), "spread": 0.0, "method": "stub"}
+
+    monkeypatch.setattr(compute, "time_step_robustly", timed)
+    return calls

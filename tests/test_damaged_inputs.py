@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_faults import SUITE, cli, digest, study, trained, write  # noqa: F401 — the finished 4-run study
+from conftest import TINY_SECONDS_SUITE, TINY_SUITE, cli, digest, stub_timing, write_suite
 
 from ganbench.rundir import RunDir
 from ganbench.study.suite import SuiteError, load_suite
@@ -20,29 +20,29 @@ def said(result) -> str:
 def test_y09_a_key_given_twice_is_refused_not_last_wins(tmp_path):
     # Y09: `steps: 4 … steps: 400000` trained 400 000 steps; a repeated arm became another arm's run.
     with pytest.raises(SuiteError, match=r"key 'steps' is given twice in one mapping \(first on line \d+\)"):
-        load_suite(write(tmp_path, SUITE + "    steps: 400000\n"), tmp_path / "results")
-    repeated_arm = SUITE.replace("      smooth: {hacks: [label_smoothing]}",
+        load_suite(write_suite(tmp_path, TINY_SUITE + "    steps: 400000\n"), tmp_path / "results")
+    repeated_arm = TINY_SUITE.replace("      smooth: {hacks: [label_smoothing]}",
                                  "      smooth: {hacks: [label_smoothing]}\n      plain: {hacks: [batch_norm]}")
     with pytest.raises(SuiteError, match="key 'plain' is given twice"):
-        load_suite(write(tmp_path, repeated_arm), tmp_path / "results")
+        load_suite(write_suite(tmp_path, repeated_arm), tmp_path / "results")
     # a YAML merge key, then a key that overrides what it merged: allowed, the explicit key wins
-    inside = SUITE.replace("    base: {batch_size: 8,", "    base: {<<: {batch_size: 4}, batch_size: 8,")
-    suite = load_suite(write(tmp_path, inside), tmp_path / "results")
+    inside = TINY_SUITE.replace("    base: {batch_size: 8,", "    base: {<<: {batch_size: 4}, batch_size: 8,")
+    suite = load_suite(write_suite(tmp_path, inside), tmp_path / "results")
     assert suite.runs[0].config.batch_size == 8
 
 
 @pytest.mark.parametrize("name", ["plain\u200b", "label_smoothing\u202e", "a\u2028b"])
 def test_y06_arm_names_with_invisible_characters_are_refused(tmp_path, name):
     # Y06: `plain` and `plain\u200b` were two arms that read the same; U+202E made one display as another.
-    text = SUITE.replace("      smooth: {hacks: [label_smoothing]}", f'      "{name}": {{hacks: [label_smoothing]}}')
+    text = TINY_SUITE.replace("      smooth: {hacks: [label_smoothing]}", f'      "{name}": {{hacks: [label_smoothing]}}')
     text = text.replace('"a\u2028b"', '"a\\u2028b"')
     with pytest.raises(SuiteError, match="invisible or direction-changing character"):
-        load_suite(write(tmp_path, text), tmp_path / "results")
+        load_suite(write_suite(tmp_path, text), tmp_path / "results")
 
 
 def test_d3_run_never_replaces_a_suite_json_it_did_not_write(tmp_path):
     # D3: a results directory holding the user's own suite.json: `run` replaced it.
-    suite_file = write(tmp_path, SUITE)
+    suite_file = write_suite(tmp_path, TINY_SUITE)
     own = tmp_path / "results" / "flt" / "suite.json"
     own.parent.mkdir(parents=True)
     own.write_text(json.dumps({"my": "own notes"}))
@@ -180,7 +180,7 @@ def test_x03a_a_run_directory_replaced_by_a_file_is_said_in_the_report(study, tm
 def test_y17_a_suite_s_results_never_go_inside_another_suite_s(study, tmp_path):
     # Y17: a suite's results directory inside another suite's run was accepted.
     run = sorted((study / "results" / "flt" / "runs").iterdir())[0]
-    nested = write(tmp_path, SUITE.replace("name: flt", "name: inner"), "inner.yaml")
+    nested = write_suite(tmp_path, TINY_SUITE.replace("name: flt", "name: inner"), "inner.yaml")
     with pytest.raises(SuiteError, match="inside .* the results directory of another suite"):
         load_suite(nested, run)
 
@@ -188,10 +188,10 @@ def test_y17_a_suite_s_results_never_go_inside_another_suite_s(study, tmp_path):
 def test_y05_y12b_names_and_seeds_that_cannot_exist_are_refused_when_read(tmp_path):
     # Y05: a 300-character suite name passed `plan`, then failed `run` with misleading advice.
     with pytest.raises(SuiteError, match="a directory name is at most 200"):
-        load_suite(write(tmp_path, SUITE.replace("name: flt", "name: " + "n" * 300)), tmp_path / "results")
+        load_suite(write_suite(tmp_path, TINY_SUITE.replace("name: flt", "name: " + "n" * 300)), tmp_path / "results")
     # Y12b: a seed >= 2^64 gave "Overflow when unpacking long long" after writing suite.json.
     with pytest.raises(SuiteError, match=r"seeds: expected a count or a list of integers in \[0, 2\^63\)"):
-        load_suite(write(tmp_path, SUITE.replace("seeds: 2", f"seeds: [0, {2**64}]")), tmp_path / "results")
+        load_suite(write_suite(tmp_path, TINY_SUITE.replace("seeds: 2", f"seeds: [0, {2**64}]")), tmp_path / "results")
 
 
 def test_e01_a_suite_beyond_the_plan_limit_is_refused_at_once(tmp_path):
@@ -200,18 +200,18 @@ def test_e01_a_suite_beyond_the_plan_limit_is_refused_at_once(tmp_path):
     from ganbench.study.suite import MAX_RUNS
 
     with pytest.raises(SuiteError, match=f"seed count must be >= 1 and <= {MAX_RUNS:,}"):
-        load_suite(write(tmp_path, SUITE.replace("seeds: 2", "seeds: 1000000000")), tmp_path / "results")
+        load_suite(write_suite(tmp_path, TINY_SUITE.replace("seeds: 2", "seeds: 1000000000")), tmp_path / "results")
     with pytest.raises(SuiteError, match=f"runs \\(arms × seeds\\); ganbench plans at most {MAX_RUNS:,}"):
-        load_suite(write(tmp_path, SUITE.replace("seeds: 2", f"seeds: {MAX_RUNS}")), tmp_path / "results")
+        load_suite(write_suite(tmp_path, TINY_SUITE.replace("seeds: 2", f"seeds: {MAX_RUNS}")), tmp_path / "results")
     twenty = ", ".join(["strided_conv", "leaky_relu", "batch_norm", "gaussian_init", "adam_beta1_05",
                         "gaussian_latent", "separate_batches", "label_smoothing", "noisy_labels", "kernel_4",
                         "tanh_output", "d_dropout", "ttur", "nonsaturating_loss", "no_fc_hidden",
                         "multiple_d_steps", "lr_decay", "spectral_norm", "g_ema", "instance_noise"])
-    factorial = SUITE.replace("    design: {type: arms, reference: plain}\n    arms:\n      plain: {}\n"
+    factorial = TINY_SUITE.replace("    design: {type: arms, reference: plain}\n    arms:\n      plain: {}\n"
                               "      smooth: {hacks: [label_smoothing]}\n",
                               f"    design: {{type: full_factorial}}\n    hacks: [{twenty}]\n")
     with pytest.raises(SuiteError, match=r"hacks: full_factorial of 20 hacks is 2\^20 arms"):
-        load_suite(write(tmp_path, factorial), tmp_path / "results")
+        load_suite(write_suite(tmp_path, factorial), tmp_path / "results")
 
 
 def test_r04_an_incomplete_data_root_is_said_not_replaced_by_another_copy(tmp_path):
@@ -309,12 +309,11 @@ def test_v03b_a_budget_json_of_another_budget_is_said_when_planned_again(tmp_pat
     # V03b: a kind/device mismatch in budget.json was silently re-planned into new run ids by `plan`.
     import warnings
 
-    from test_faults import SECONDS, stub_timing
 
     from ganbench.execution.plan import BudgetReplanned, load_planned_suite
 
     stub_timing(monkeypatch)
-    path = write(tmp_path, SECONDS)
+    path = write_suite(tmp_path, TINY_SECONDS_SUITE)
     first = load_planned_suite(path, tmp_path / "results", record=True)
     budget = tmp_path / "results" / "flt" / "budget.json"
     record = json.loads(budget.read_text())
@@ -345,9 +344,9 @@ def test_c06_fresh_twice_within_a_second_keeps_both_sets(tmp_path):
 
 def test_y10c_an_infinite_budget_is_one_problem(tmp_path):
     # Y10c: an infinite budget was refused with a spurious second problem ("base: bad value 0 for 'steps'").
-    text = SUITE.replace("    steps: 4\n", "    budget: {seconds: .inf, device: cpu}\n")
+    text = TINY_SUITE.replace("    steps: 4\n", "    budget: {seconds: .inf, device: cpu}\n")
     with pytest.raises(SuiteError) as err:
-        load_suite(write(tmp_path, text), tmp_path / "results")
+        load_suite(write_suite(tmp_path, text), tmp_path / "results")
     assert "budget.seconds" in str(err.value) and "problems" not in str(err.value) and "steps" not in str(err.value)
 
 

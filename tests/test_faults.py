@@ -4,11 +4,9 @@ module named beside its number, and the test says its number."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -16,73 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from ganbench import rundir
-from ganbench.cli import app
 from ganbench.execution.sweep import Selection, plan_rows, write_manifest
 from ganbench.files import DiskFull, RunDirError
 from ganbench.execution.plan import load_planned_suite
 from ganbench.study.suite import SuiteError, load_suite
 from ganbench.training.loop import train
-from conftest import crash_at, read_only, tiny
-
-SUITE = """
-    name: flt
-    dataset: fake
-    preset: dcgan
-    design: {type: arms, reference: plain}
-    arms:
-      plain: {}
-      smooth: {hacks: [label_smoothing]}
-    seeds: 2
-    steps: 4
-    base: {batch_size: 8, log_every: 2, sample_every: 4, sample_grid: 4, checkpoint_every: 2, threads: 1}
-    evaluation: {every: 4, samples: 64, reference_samples: 0, metrics: fid_fmnist}
-"""
-
-
-def write(tmp_path: Path, text: str, name: str = "flt.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def digest(root: Path) -> dict[str, str]:
-    """Every file under `root` (links not followed) → sha256: what 'nothing was touched' means."""
-    out = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A finished 4-run suite, trained in this process (no worker start-up): copied per test."""
-    tmp = tmp_path_factory.mktemp("faults")
-    suite = load_suite(write(tmp, SUITE), tmp / "results")
-    write_manifest(suite)
-    for run in suite.runs:
-        assert train(run.config, suite.dir.run_path(run.run_id))["status"] == "completed"
-    return tmp
-
-
-@pytest.fixture
-def study(trained: Path, tmp_path: Path) -> Path:
-    shutil.copytree(trained, tmp_path / "s")
-    return tmp_path / "s"
-
-
-def cli(*args: str, cwd: Path | None = None):
-    old = os.getcwd()
-    if cwd:
-        os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, [str(a) for a in args])
-    finally:
-        os.chdir(old)
-
+from conftest import TINY_SECONDS_SUITE, TINY_SUITE, cli, crash_at, digest, read_only, stub_timing, tiny, write_suite
 
 def said(result) -> str:
     """What a command printed, with the terminal's line wrapping undone."""
@@ -119,9 +58,9 @@ def test_1_tensorboard_never_leaves_its_logdir(study, tmp_path):
 @pytest.mark.parametrize("name", ["..", ".", "a/b"])
 def test_1_the_suite_loader_refuses_arm_names_that_are_paths(tmp_path, name):
     # Defect 1: the loader accepted arm names '..' and '.'.
-    text = SUITE.replace("      smooth: {hacks: [label_smoothing]}", f"      '{name}': {{hacks: [label_smoothing]}}")
+    text = TINY_SUITE.replace("      smooth: {hacks: [label_smoothing]}", f"      '{name}': {{hacks: [label_smoothing]}}")
     with pytest.raises(SuiteError, match="arm name"):
-        load_suite(write(tmp_path, text), tmp_path / "results")
+        load_suite(write_suite(tmp_path, text), tmp_path / "results")
 
 
 @pytest.mark.integration
@@ -168,27 +107,10 @@ def test_3_a_lock_file_that_is_a_symlink_is_not_followed(tmp_path):
 
 # --- Budgets --------------------------------------------------------------------------------
 
-SECONDS = SUITE.replace("    steps: 4\n", "    budget: {seconds: 0.2, device: cpu}\n")
-
-
-def stub_timing(monkeypatch, seconds=0.05, sleep=0.0):
-    from ganbench.training import compute
-
-    calls = []
-
-    def timed(cfg, device, threads):
-        calls.append(cfg)
-        time.sleep(sleep)
-        return {"seconds_per_step": seconds * len(calls), "spread": 0.0, "method": "stub"}
-
-    monkeypatch.setattr(compute, "time_step_robustly", timed)
-    return calls
-
-
 def test_4_a_deleted_budget_json_is_rebuilt_from_the_runs_not_timed_again(tmp_path, monkeypatch):
     # Defect 4: status re-timed the arms, wrote budget.json, and showed 3 completed runs as pending.
     stub_timing(monkeypatch)
-    path = write(tmp_path, SECONDS)
+    path = write_suite(tmp_path, TINY_SECONDS_SUITE)
     suite = load_planned_suite(path, tmp_path / "results", record=True)
     write_manifest(suite)
     for run in suite.runs:  # started runs record their steps in config.json (training is not needed for that)
@@ -213,7 +135,7 @@ def test_4_a_deleted_budget_json_is_rebuilt_from_the_runs_not_timed_again(tmp_pa
 def test_5_two_sweeps_started_together_time_the_budget_once(tmp_path, monkeypatch):
     # Defect 5: two `ganbench run` of a seconds suite each timed the arms: 5 run directories for 3 runs.
     calls = stub_timing(monkeypatch, sleep=0.3)  # every timing gives another number: a second timing shows
-    path = write(tmp_path, SECONDS)
+    path = write_suite(tmp_path, TINY_SECONDS_SUITE)
     results: list = []
     threads = [threading.Thread(target=lambda: results.append(load_planned_suite(path, tmp_path / "results",
                                                                                  record=True))) for _ in range(2)]
@@ -227,7 +149,7 @@ def test_5_two_sweeps_started_together_time_the_budget_once(tmp_path, monkeypatc
 
 def test_5_structures_are_timed_once(tmp_path, monkeypatch):
     calls = stub_timing(monkeypatch)
-    load_planned_suite(write(tmp_path, SECONDS), tmp_path / "results", record=True)
+    load_planned_suite(write_suite(tmp_path, TINY_SECONDS_SUITE), tmp_path / "results", record=True)
     # label smoothing is a numeric knob: both arms have one network and one step time (defect 7)
     assert len(calls) == 1
 
@@ -246,7 +168,7 @@ def test_5_structures_are_timed_once(tmp_path, monkeypatch):
 ])
 def test_8_budget_json_values_are_checked(tmp_path, content, fragment):
     # Defect 8: 0, "fast", a list → tracebacks; -1 and 1e-9 → silently 1 and 1.5e9 steps.
-    path = write(tmp_path, SECONDS)
+    path = write_suite(tmp_path, TINY_SECONDS_SUITE)
     (tmp_path / "results" / "flt").mkdir(parents=True)
     (tmp_path / "results" / "flt" / "budget.json").write_text(content)
     with pytest.raises(SuiteError, match=fragment) as err:
@@ -260,9 +182,9 @@ def test_8_budget_json_values_are_checked(tmp_path, content, fragment):
 ])
 def test_9_budgets_that_cannot_be_met_are_named(tmp_path, budget, fragment):
     # Defect 9: steps 2.5 trained 2 steps; inf → OverflowError; NaN named no key.
-    text = SUITE.replace("    steps: 4\n", f"    budget: {budget}\n")
+    text = TINY_SUITE.replace("    steps: 4\n", f"    budget: {budget}\n")
     with pytest.raises(SuiteError, match=fragment) as err:
-        load_planned_suite(write(tmp_path, text), tmp_path / "results")
+        load_planned_suite(write_suite(tmp_path, text), tmp_path / "results")
     assert "budget." in str(err.value)
 
 
@@ -271,20 +193,20 @@ def test_9_a_seconds_budget_on_a_missing_gpu_says_so(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    text = SUITE.replace("    steps: 4\n", "    budget: {seconds: 10, device: cuda}\n")
+    text = TINY_SUITE.replace("    steps: 4\n", "    budget: {seconds: 10, device: cuda}\n")
     with pytest.raises(SuiteError, match="CUDA is not available"):
-        load_planned_suite(write(tmp_path, text), tmp_path / "results")
+        load_planned_suite(write_suite(tmp_path, text), tmp_path / "results")
 
 
 # --- Settings -------------------------------------------------------------------------------
 
 def test_10_a_protocol_never_overrides_an_explicit_knob(tmp_path):
     # Defect 10: `evaluation: {protocol: lucic2018}` silently replaced `base: {eval_samples: 500}`.
-    text = SUITE.replace("dataset: fake", "dataset: fashion-mnist").replace(
+    text = TINY_SUITE.replace("dataset: fake", "dataset: fashion-mnist").replace(
         "    evaluation: {every: 4, samples: 64, reference_samples: 0, metrics: fid_fmnist}",
         "    evaluation: {protocol: lucic2018}").replace("threads: 1}", "threads: 1, eval_samples: 500}")
     with pytest.raises(SuiteError, match=r"base\.eval_samples: 500 conflicts with evaluation\.protocol"):
-        load_suite(write(tmp_path, text), tmp_path / "results")
+        load_suite(write_suite(tmp_path, text), tmp_path / "results")
 
 
 def test_11_a_final_evaluation_without_a_value_is_not_replaced_by_an_earlier_one():
@@ -301,7 +223,7 @@ def test_11_a_final_evaluation_without_a_value_is_not_replaced_by_an_earlier_one
 
 
 def test_12_a_report_from_an_older_suite_json_says_so(study):
-    # Defect 12: `report SUITE` with a suite.json of other run ids reported the stale runs silently.
+    # Defect 12: `report TINY_SUITE` with a suite.json of other run ids reported the stale runs silently.
     suite_file = study / "flt.yaml"
     suite_file.write_text(suite_file.read_text().replace("steps: 4", "steps: 6"))
     result = cli("report", suite_file, "--results-root", study / "results", "--out", study / "rep")
@@ -490,7 +412,7 @@ def test_20_a_run_whose_process_is_gone_is_not_shown_running(study):
 def test_21_bad_metrics_fail_when_the_suite_is_read(tmp_path, edit, fragment):
     # Defect 21: metrics [1, 2] → traceback; `metrics: fidd` was accepted by plan, failed in run.
     with pytest.raises(SuiteError, match=fragment):
-        load_suite(write(tmp_path, SUITE.replace(*edit)), tmp_path / "results")
+        load_suite(write_suite(tmp_path, TINY_SUITE.replace(*edit)), tmp_path / "results")
 
 
 def test_21_plan_on_a_read_only_root_and_train_on_a_missing_gpu(study, tmp_path):
@@ -515,9 +437,9 @@ def test_21_plan_on_a_read_only_root_and_train_on_a_missing_gpu(study, tmp_path)
 
 
 def test_21_plan_of_a_protocol_suite_on_fake_data_is_an_error_not_a_traceback(tmp_path):
-    text = SUITE.replace("    evaluation: {every: 4, samples: 64, reference_samples: 0, metrics: fid_fmnist}",
+    text = TINY_SUITE.replace("    evaluation: {every: 4, samples: 64, reference_samples: 0, metrics: fid_fmnist}",
                          "    evaluation: {protocol: lucic2018}")
-    result = cli("plan", write(tmp_path, text), "--results-root", tmp_path / "results", "--device", "cpu")
+    result = cli("plan", write_suite(tmp_path, text), "--results-root", tmp_path / "results", "--device", "cpu")
     assert result.exit_code in (0, 2) and "Traceback" not in said(result)
     assert not (tmp_path / "results").exists()
 
@@ -528,7 +450,7 @@ def test_21_plan_of_a_protocol_suite_on_fake_data_is_an_error_not_a_traceback(tm
 def test_22_the_analysis_section_is_checked_against_what_is_measured(tmp_path, analysis, fragment):
     # Defect 22: a string was iterated letter by letter; a primary metric never measured failed after the sweep.
     with pytest.raises(SuiteError, match=fragment):
-        load_suite(write(tmp_path, SUITE + f"    analysis: {analysis}\n"), tmp_path / "results")
+        load_suite(write_suite(tmp_path, TINY_SUITE + f"    analysis: {analysis}\n"), tmp_path / "results")
 
 
 @pytest.mark.integration
@@ -545,7 +467,7 @@ def test_23_read_only_commands_write_nothing_into_the_results(study, tmp_path):
         assert result.exit_code == 0, (args, result.output)
     assert digest(results) == before
     assert (tmp_path / "rep" / "results.csv").exists()
-    other = write(tmp_path, SUITE.replace("name: flt", "name: fresh"), "fresh.yaml")
+    other = write_suite(tmp_path, TINY_SUITE.replace("name: flt", "name: fresh"), "fresh.yaml")
     assert cli("plan", other, "--results-root", tmp_path / "r2", "--device", "cpu").exit_code == 0
     assert not (tmp_path / "r2").exists()
 
@@ -621,9 +543,9 @@ def test_20_sigterm_to_the_driver_records_its_runs_interrupted(tmp_path, backgro
     import subprocess
     import sys
 
-    text = SUITE.replace("    steps: 4\n", "    steps: 100000\n").replace("seeds: 2", "seeds: 1").replace(
+    text = TINY_SUITE.replace("    steps: 4\n", "    steps: 100000\n").replace("seeds: 2", "seeds: 1").replace(
         "      smooth: {hacks: [label_smoothing]}\n", "")
-    path = write(tmp_path, text)
+    path = write_suite(tmp_path, text)
     proc = subprocess.Popen([sys.executable, "-m", "ganbench", "run", str(path), "--results-root",
                              str(tmp_path / "results"), "--workers", "1", "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -680,64 +602,3 @@ def test_26_the_inception_on_cpu_warning_comes_before_the_costly_work(tmp_path):
     assert any("Inception metrics" in line for line in seen), "".join(seen)
     assert elapsed < 30, f"warned after {elapsed:.1f} s"
     assert not (tmp_path / "fresh-cache" / "ganbench" / "noise_floor").exists()  # no noise floor before it
-
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.mark.integration
-def test_read_only_commands_leave_the_checkout_clean_and_the_quick_study_regenerates_identically(tmp_path):
-    # Acceptance of issue 21: `git status` is clean after plan/status/report/compare/tensorboard on the
-    # committed results; the quick study's report regenerates byte for byte; `run` trains nothing.
-    import subprocess
-
-    if not (REPO / ".git").exists() or not (REPO / "results" / "quick" / "suite.json").exists():
-        pytest.skip("needs the repository checkout with its committed results")
-
-    def porcelain() -> str:
-        return subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout
-
-    pytest.importorskip("tensorboard")
-    before = porcelain()
-    commands = [("plan", "suites/quick.yaml", "--device", "cpu", "--no-estimate"),
-                ("status", "suites/quick.yaml"),
-                ("report", "suites/quick.yaml", "--out", tmp_path / "quick"),
-                ("compare", "--suite", "suites/quick.yaml", "--", "-label_smoothing", "all"),
-                ("compare", "results/quick/runs/d5a0d9247cf7", "results/quick/runs/92591174d270"),
-                ("run", "suites/quick.yaml", "--device", "cpu"),
-                ("tensorboard", "suites/quick.yaml", "--logdir", tmp_path / "tb")]
-    for args in commands:
-        result = cli(*args, cwd=REPO)
-        assert result.exit_code == 0, (args, result.output)
-        if args[0] == "run":
-            assert "42 already finished, 0 to train" in said(result)
-    assert porcelain() == before
-    assert digest(tmp_path / "quick") == digest(REPO / "reports" / "quick")
-
-
-@pytest.mark.integration
-def test_the_leave_one_out_study_is_committed_trains_nothing_and_regenerates_identically(tmp_path):
-    """Acceptance of issue 26: results/loo-cpu and reports/loo-cpu are committed; `run` trains nothing on
-    them; the report regenerates byte for byte, has verdicts (5 seeds per arm), states its family and its
-    budget's convergence, and each finding names basis, n, interval and test."""
-    if not (REPO / ".git").exists():
-        pytest.skip("needs the repository checkout with its committed results")
-    result = cli("run", "suites/loo-cpu.yaml", "--device", "cpu", cwd=REPO)
-    assert result.exit_code == 0 and "60 already finished, 0 to train" in said(result), result.output
-    result = cli("report", "suites/loo-cpu.yaml", "--out", tmp_path / "loo-cpu", cwd=REPO)
-    assert result.exit_code == 0, result.output
-    assert digest(tmp_path / "loo-cpu") == digest(REPO / "reports" / "loo-cpu")
-    readme = (REPO / "reports" / "loo-cpu" / "README.md").read_text()
-    assert readme.index("## Headline") < readme.index("## Results: steps") < readme.index("## Limitations")
-    assert "comparisons, one family" in readme and "Verdicts: the same Bonferroni level" in readme
-    assert "Exploratory study" not in readme and "equal FLOPs (trained)" in readme
-    assert "onverged" in readme.split("## Findings")[1].split("## Limitations")[0]  # (Not) converged, said
-    findings = [line for line in readme.split("## Findings")[1].split("## Limitations")[0].splitlines()
-                if "Δ fid_fmnist" in line]
-    assert len(findings) == 11  # 9 arms at equal steps + 2 trained at equal FLOPs
-    for line in findings:  # two arms failed to learn in some seeds: their quality is on their learned runs
-        learned = "n = 2 vs 5" if "-nonsaturating_loss" in line else "n = 0 vs 5" if "-separate_batches" in line \
-            else "n = 5 vs 5"
-        assert learned in line and "Welch's t" in line and "simultaneous CI over" in line, line
-        assert "equal steps" in line or "equal FLOPs (trained)" in line, line

@@ -72,16 +72,16 @@ def readme_commands() -> tuple[list[str], list[str]]:
 # README commands another default test runs already on the committed quick study (only the output
 # folder differs): not run twice.
 RUN_ELSEWHERE = {
-    "ganbench report suites/quick.yaml": "test_faults.py::test_read_only_commands_leave_the_checkout_clean…",
-    "ganbench tensorboard suites/quick.yaml": "test_faults.py::test_read_only_commands_leave_the_checkout_clean…",
-    "ganbench compare --suite suites/quick.yaml -- -label_smoothing all": "test_faults.py (the same test)",
-    "ganbench compare results/quick/runs/d5a0d9247cf7 results/quick/runs/92591174d270": "test_faults.py (the same)",
-    "ganbench status suites/quick.yaml": "test_faults.py (the same test)",
+    "ganbench report suites/quick.yaml": "test_committed_studies.py::test_read_only_commands_leave_the_checkout_clean…",
+    "ganbench tensorboard suites/quick.yaml": "test_committed_studies.py::test_read_only_commands_leave_the_checkout_clean…",
+    "ganbench compare --suite suites/quick.yaml -- -label_smoothing all": "test_committed_studies.py (the same test)",
+    "ganbench compare results/quick/runs/d5a0d9247cf7 results/quick/runs/92591174d270": "test_committed_studies.py (the same)",
+    "ganbench status suites/quick.yaml": "test_committed_studies.py (the same test)",
 }
 
 
 def test_the_commands_run_elsewhere_are_run_there():
-    source = (README.parent / "tests" / "test_faults.py").read_text()
+    source = (README.parent / "tests" / "test_committed_studies.py").read_text()
     run, _ = readme_commands()
     for command in RUN_ELSEWHERE:
         assert command in run, command  # still in the README as written

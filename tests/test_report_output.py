@@ -6,7 +6,7 @@ import pytest
 import json
 from pathlib import Path
 
-from test_faults import cli, digest, study, trained  # noqa: F401 — the finished 4-run study fixture
+from conftest import cli, digest
 
 from ganbench.analysis.report.out_dir import MARKER
 
