@@ -259,3 +259,38 @@ def stub_timing(monkeypatch, seconds=0.05, sleep=0.0) -> list:
 
     monkeypatch.setattr(compute, "time_step_robustly", timed)
     return calls
+
+
+# A researcher's own 2-arm suite (2 seeds, 4 steps, fid_fmnist): the plugin tests give arm `sagan` a plugin's hack
+OWN_SUITE = """
+name: own
+dataset: fake
+preset: dcgan
+arms: {base: {}, sagan: {hacks: [ttur_sagan_plugin]}}
+reference: base
+seeds: 2
+steps: 4
+base: {batch_size: 8, log_every: 2, sample_every: 0, checkpoint_every: 0}
+evaluation: {every: 4, samples: 64, reference_samples: 64, metrics: fid_fmnist}
+"""
+
+
+def cli_process(*args: str, cwd: Path):
+    """`ganbench ARGS` in this process (typer's runner), answered like a finished subprocess (returncode,
+    stdout, stderr), without the seconds of a new interpreter importing torch; an exception other than the
+    command's exit is raised. (Plugin tests run a real subprocess: a plugin's registrations live for the process.)"""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    finally:
+        os.chdir(here)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)

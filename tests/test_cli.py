@@ -1,11 +1,16 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 from typer.testing import CliRunner
 
 from ganbench.cli import app
+from ganbench import rundir
 from ganbench.hacks import HACKS
+
+from conftest import cli_process
 
 runner = CliRunner()
 
@@ -168,3 +173,117 @@ def test_dataset_cifar10_alone_trains_the_32px_colour_net(tmp_path):
     assert result.exit_code == 0, result.output
     cfg = json.loads((tmp_path / "r64" / "config.json").read_text())["config"]
     assert (cfg["arch"], cfg["image_size"], cfg["channels"]) == ("radford", 64, 3)
+
+
+@pytest.mark.integration
+def test_run_and_plan_take_set_and_record_it(tmp_path):
+    (tmp_path / "s.yaml").write_text("name: s\ndataset: fake\npreset: dcgan\narms: {a: {}}\nreference: a\nseeds: 1\n"
+                                     "steps: 4\nbase: {batch_size: 8, log_every: 2, sample_every: 0, "
+                                     "checkpoint_every: 0}\nevaluation: {metrics: none}\n")
+    plan = cli_process("plan", "s.yaml", "--no-estimate", "--set", "steps=2", cwd=tmp_path)
+    assert plan.returncode == 0 and "--set over every arm: steps=2" in plan.stdout and "0/2" in plan.stdout
+    bad = cli_process("run", "s.yaml", "--set", "stpes=2", cwd=tmp_path)
+    assert bad.returncode == 2 and "did you mean 'steps'" in bad.stderr
+    run = cli_process("run", "s.yaml", "--device", "cpu", "--workers", "1", "--set", "steps=2", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    # stdout is a pipe here, as a log file: plain lines, one when the run starts and one when it ends
+    assert "started a seed 0 (" in run.stdout and "completed a seed 0 (" in run.stdout and "at step 2/2" in run.stdout
+    manifest = rundir.read_json(tmp_path / "results" / "s" / "suite.json")
+    assert manifest["overrides"] == {"steps": 2}
+    (status,) = [rundir.read_json(p) for p in (tmp_path / "results" / "s" / "runs").glob("*/status.json")]
+    assert status["status"] == "completed" and status["step"] == 2
+
+
+def test_version(tmp_path):
+    import ganbench
+
+    result = cli_process("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith(f"ganbench {ganbench.__version__}")
+    assert ganbench.__version__ != "0+unknown"
+
+
+def test_the_log_file_progress_summarises_runs_rate_and_eta():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from ganbench.cli.progress import PlainProgress
+
+    def state(rid, status, step):
+        return SimpleNamespace(run=SimpleNamespace(run_id=rid, arm="a", seed=int(rid[-1]),
+                                                   config=SimpleNamespace(steps=100)), status=status, step=step,
+                               error=None)
+
+    todo = [state("r0", "pending", 0), state("r1", "pending", 0)]
+    now = [0.0]
+    progress = PlainProgress(Console(file=open(os.devnull, "w")), todo, every_s=0, clock=lambda: now[0])
+    now[0] = 10.0
+    line = progress.summary([state("r0", "completed", 100), state("r1", "running", 50)])
+    # no plan (a cluster executor): the run-steps rate, 150 in 10 s, leaves 50 for 3.3 s
+    assert line.startswith("progress: 1/2 runs done, 0 failed, 1 running; 150/200 run-steps, 15.0 run-steps/s, "
+                           "ETA 0m03s (≈ "), line
+
+
+def test_compare_prints_for_people_and_for_scripts(monkeypatch):
+    from typer.testing import CliRunner
+
+    from ganbench.cli import app
+    from ganbench.cli.tables import sig
+
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / "results" / "quick" / "suite.json").exists():
+        pytest.skip("needs the committed quick study")
+    monkeypatch.chdir(repo)
+    runner = CliRunner()
+    arms = runner.invoke(app, ["compare", "--suite", "suites/quick.yaml", "--", "-label_smoothing", "all"],
+                         env={"COLUMNS": "200"})
+    as_json = runner.invoke(app, ["compare", "--suite", "suites/quick.yaml", "--json", "--", "-label_smoothing", "all"])
+    rows = {row["arm"]: row for row in json.loads(as_json.output)}
+    assert set(rows) == {"all", "-label_smoothing"}
+    reference = rows["all"]  # the table shows the JSON's numbers, rounded for people
+    assert arms.exit_code == 0 and "(reference)" in arms.output
+    assert f"{sig(reference['mean'])} ± {sig(reference['std'], 3)}" in arms.output
+    runs = runner.invoke(app, ["compare", "results/quick/runs/d5a0d9247cf7", "results/quick/runs/92591174d270"],
+                         env={"COLUMNS": "200"})
+    assert runs.exit_code == 0
+    assert not any(len(token) > 8 and token.replace(".", "").isdigit() for token in runs.output.split())
+
+
+@pytest.mark.integration
+def test_run_fresh_starts_over_and_keeps_the_earlier_files(tmp_path):
+    (tmp_path / "f.yaml").write_text("name: f\ndataset: fake\npreset: dcgan\narms: {a: {}, b: {set: {beta1: 0.8}}}\n"
+                                     "reference: a\nseeds: 1\nsteps: 2\nbase: {batch_size: 8, log_every: 1, "
+                                     "sample_every: 0, checkpoint_every: 0}\nevaluation: {metrics: none}\n")
+    first = cli_process("run", "f.yaml", "--device", "cpu", "--workers", "1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = cli_process("run", "f.yaml", "--device", "cpu", "--workers", "1", cwd=tmp_path)
+    assert "2 already finished, 0 to train" in again.stdout
+    runs = tmp_path / "results" / "f" / "runs"
+    before = {p.name: (p / "stats.jsonl").read_text() for p in runs.iterdir()}
+    fresh = cli_process("run", "f.yaml", "--device", "cpu", "--workers", "1", "--fresh", "--only", "b", cwd=tmp_path)
+    assert fresh.returncode == 0 and "1 to train" in fresh.stdout, fresh.stdout + fresh.stderr
+    (kept,) = [p for p in runs.iterdir() if (p / "replaced").exists()]
+    (aside,) = list((kept / "replaced").iterdir())
+    assert (aside / "stats.jsonl").read_text() == before[kept.name]  # nothing lost
+    assert rundir.read_json(kept / "status.json")["status"] == "completed"
+    assert (kept / "stats.jsonl").read_text().splitlines()[0].split('"step_time_s"')[0] == \
+        before[kept.name].splitlines()[0].split('"step_time_s"')[0]  # the same numbers again
+
+
+@pytest.mark.integration
+def test_plan_of_a_big_suite_prints_each_alias_chain_once_and_counts_its_runs(tmp_path):
+    from ganbench.execution.sweep import distinct_chains
+
+    assert distinct_chains(["AB = CG = DH", "CG = AB = DH", "AC = BG", "I = ABCG = … (2047 words in all)"]) == \
+        ["AB = CG = DH", "AC = BG", "I = ABCG = … (2047 words in all)"]
+    repo = Path(__file__).resolve().parents[1]
+    plan = cli_process("plan", str(repo / "suites" / "hacks.yaml"), "--no-estimate", "--results-root", "r", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "1472 runs (1472 pending); --runs lists each of them" in plan.stdout and len(plan.stdout.splitlines()) < 150
+    assert plan.stdout.count("AB = CG = DH = EJ = FK = LR") == 1 and "\n    CG = " not in plan.stdout
+    listed = cli_process("plan", str(repo / "suites" / "hacks.yaml"), "--no-estimate", "--runs", "--results-root", "r",
+                      cwd=tmp_path)
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) > 1472
+    status = cli_process("status", str(repo / "suites" / "hacks.yaml"), "--results-root", "r", cwd=tmp_path)
+    assert status.returncode == 0 and "one row per arm; --runs lists" in status.stdout
+    assert "loo:all" in status.stdout and "16 pending" in status.stdout and len(status.stdout.splitlines()) < 250

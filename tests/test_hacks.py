@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,3 +86,13 @@ def test_registration_checks(hack, fragment):
 def test_unknown_hack_suggests():
     with pytest.raises(ConfigError, match="did you mean 'noisy_labels'"):
         compose(["noisy_label"])
+
+
+def test_ttur_means_what_its_citation_means_and_the_seed_keeps_its_own():
+    from ganbench.hacks import HACKS
+
+    ttur, seed = HACKS["ttur"].sets, HACKS["ttur_seed000"].sets
+    assert (ttur["lr_d"], ttur["lr_g"]) == (4e-4, 1e-4) and "Heusel" in HACKS["ttur"].source
+    assert (seed["lr_d"], seed["lr_g"]) == (1e-4, 3e-4) and "000" in HACKS["ttur_seed000"].source
+    text = (Path(__file__).resolve().parents[1] / "suites" / "seeds" / "seed000_zalando_dcgan.yaml").read_text()
+    assert "ttur_seed000" in text

@@ -1,7 +1,6 @@
 """Statistics against hand-computed values and simulated data."""
 
 import itertools
-import math
 
 import numpy as np
 import pandas as pd

@@ -1,3 +1,4 @@
+import json
 import textwrap
 
 import pytest
@@ -7,6 +8,8 @@ from ganbench.study.design import fractional_factorial, full_factorial
 from ganbench.hacks import PRESETS
 from ganbench.execution.plan import load_planned_suite
 from ganbench.study.suite import SuiteError, load_suite, run_id
+
+from conftest import cli_process
 
 
 def write(tmp_path, text, name="s.yaml"):
@@ -272,3 +275,73 @@ def test_a_suite_on_cifar10_gets_the_colour_net_unless_it_sets_one(tmp_path):
     assert any(line.startswith("cifar10: the Radford 32-px colour net") for line in design_lines(suite))
     own = load_suite(write(tmp_path, text + "    base: {image_size: 64}\n", "own.yaml"), tmp_path)
     assert {(r.config.arch, r.config.image_size) for r in own.runs} == {("radford", 64)}
+
+
+def test_explicit_arms_can_be_a_part_with_its_reference_and_set_overrides_every_arm(tmp_path):
+    from ganbench.study.suite import SuiteError, load_suite
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\ndataset: fake\npreset: dcgan\ndesigns:\n"
+                    "  mine: {type: arms, reference: base, arms: {base: {}, smooth: {hacks: [label_smoothing]}}}\n"
+                    "  loo: {type: leave_one_out, hacks: [leaky_relu]}\nseeds: 2\nsteps: 4\n"
+                    "evaluation: {metrics: none}\n")
+    suite = load_suite(path, tmp_path / "r", overrides={"steps": 6, "lr_g": 3e-4})
+    assert [d.reference_arm for d in suite.designs] == ["mine:base", "loo:all"]
+    assert {(r.config.steps, r.config.lr_g) for r in suite.runs} == {(6, 3e-4)}
+    assert {r.run_id for r in suite.runs}.isdisjoint(r.run_id for r in load_suite(path, tmp_path / "r").runs)
+    with pytest.raises(SuiteError, match="--seeds"):
+        load_suite(path, tmp_path / "r", overrides={"seed": 3})
+    path.write_text("name: q\ndataset: fake\narms: {a: {}, b: {}}\nreference: c\nevaluation: {metrics: none}\n")
+    with pytest.raises(SuiteError, match="reference: no arm named 'c'"):
+        load_suite(path, tmp_path / "r")
+
+
+def test_a_suite_with_several_unknown_keys_names_them_all_at_once(tmp_path):
+    from ganbench.study.suite import SuiteError, load_suite
+    from ganbench.study.suite_keys import SECTIONS, TOP
+
+    path = tmp_path / "typo.yaml"
+    path.write_text("name: typo\nseed: 3\nstep: 10\nevaluaton: {}\narms: {a: {hack: [x]}}\n"
+                    "designs_: {}\nanalysis: {primry: fid}\n")
+    with pytest.raises(SuiteError) as err:
+        load_suite(path, tmp_path / "r")
+    text = str(err.value)
+    for expected in ("6 unknown keys", "seed: unknown key (did you mean 'seeds'?)", "step: unknown key (did you mean "
+                     "'steps'?)", "evaluaton: unknown key (did you mean 'evaluation'?)",
+                     "arms.a.hack: unknown key (did you mean 'hacks'?)", "analysis.primry"):
+        assert expected in text, text
+    listed = cli_process("suite-keys", "--json", cwd=tmp_path)
+    keys = json.loads(listed.stdout)
+    assert set(keys) == set(SECTIONS) and set(keys["(top)"]) == set(TOP) and keys["arms.NAME"]["set"]["type"] == "mapping"
+
+
+def test_every_arms_problem_is_reported_together(tmp_path):
+    from ganbench.study.suite import SuiteError, load_suite
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ndataset: fake\narms: {a: {hacks: [label_smoothin]}, b: {hacks: [noisy_lables]}}\n")
+    with pytest.raises(SuiteError, match=r"2 problems:\n  arms.a.hacks\[0\]: unknown hack 'label_smoothin' \(did you "
+                                         r"mean 'label_smoothing'\?\)\n  arms.b.hacks\[0\]: unknown hack 'noisy_lables'"):
+        load_suite(path, tmp_path / "r")
+    path.write_text("name: bad\ndataset: fake\narms: {a: {}, b: {set: {lr_d: -1}}, c: {set: {lr_g: 0}}}\nseeds: 3\n")
+    with pytest.raises(SuiteError) as err:
+        load_suite(path, tmp_path / "r")
+    text = str(err.value)
+    assert "2 problems" in text and "arm 'b': bad value -1.0 for 'lr_d'" in text and "arm 'c'" in text
+    assert text.count("arm 'b'") == 1  # once per arm, not once per seed
+
+
+def test_every_section_of_a_suite_is_checked_before_it_fails(tmp_path):
+    """A bad budget, base value, hack, seed count, results directory and metric: one run of `plan` names all six."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ndataset: fake\npreset: dcgan\nbase: {lr_d: -1}\nseeds: 0\nbudget: {flop: 3}\n"
+                    "results: ../outside\narms: {a: {hacks: [no_such_hack]}, b: {}}\nanalysis: {primary: fidd}\n")
+    result = cli_process("plan", str(path), "--no-estimate", "--results-root", "r", cwd=tmp_path)
+    assert result.returncode == 2
+    text = " ".join(result.stderr.split())
+    for expected in ("6 problems", "budget.flop: unknown key (did you mean 'flops'?)", "base: bad value -1.0 for "
+                     "'lr_d'", "arms.a.hacks[0]: unknown hack 'no_such_hack'", "seeds: the seed count must be >= 1",
+                     "results: '../outside' must name a directory inside the results root",
+                     "analysis: 'fidd' is not a scored metric value"):
+        assert expected in text, text
+    assert not (tmp_path / "r").exists()  # a check writes nothing

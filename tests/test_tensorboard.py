@@ -1,6 +1,5 @@
 """TensorBoard export: the events read back (TensorBoard's own reader) equal the JSONL files."""
 
-import json
 import math
 
 import numpy as np
