@@ -157,6 +157,11 @@ AllowSlowPrecisionOpt = Annotated[bool, typer.Option("--allow-slow-precision", h
     "Train bf16 on a CPU without native bf16 (no AMX / AVX512-BF16) anyway: it is emulated there, 11–15× slower "
     "than fp32. Without it such a run is refused before any work."))]
 ResultsOpt = Annotated[Path, typer.Option(help="Results root; the suite's runs go to ROOT/SUITE_NAME/.")]
+# --device in the two forms commands take it: one device (train, eval, selftest), or a sweep's devices.
+DeviceOpt = Annotated[Optional[str], typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")]
+DevicesOpt = Annotated[str, typer.Option(help=(
+    "auto, cpu, cuda (all GPUs) or cuda:0,1: the devices a sweep's runs are spread over (`plan` times its "
+    "estimate on the first)."))]
 DataRootOpt = Annotated[Optional[Path], typer.Option(help=(
     "Directory with the dataset files, searched first (then $GANBENCH_DATA, ~/.cache/ganbench, "
     "/usr/share/datasets); one holding only part of a dataset's files is an error."))]

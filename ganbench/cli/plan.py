@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 import typer
 
 from ganbench.errors import ConfigError
-from ganbench.cli.common import (DataRootOpt, data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg, app,
+from ganbench.cli.common import (DataRootOpt, DevicesOpt, data_root_str, exit_on_error, JsonOpt, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg, app,
                                  arm_labels, console, err_console, fail, load_selection, print_json)
 from ganbench.cli.tables import describe_phase, fmt_seconds, print_arm_legend, run_table
 
@@ -28,7 +28,7 @@ def plan_command(
     only: OnlyOpt = None,
     seeds: SeedsOpt = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Workers the estimate assumes (default: as `run`).")] = None,
-    device: Annotated[str, typer.Option(help="Device the estimate is measured on: auto, cpu, cuda:N.")] = "auto",
+    device: DevicesOpt = "auto",
     estimate: Annotated[bool, typer.Option(help="Time each distinct job's steps and each metric set's evaluation "
                                            "here to estimate the cost.")] = True,
     max_fused: Annotated[Optional[int], typer.Option(min=1, help="Runs per fused group, as `run` (default: 1 on CPU, "

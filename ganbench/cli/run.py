@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ganbench.errors import ConfigError
-from ganbench.cli.common import (DataRootOpt, AllowSlowPrecisionOpt, escape, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg,
+from ganbench.cli.common import (DataRootOpt, DevicesOpt, AllowSlowPrecisionOpt, escape, OnlyOpt, ResultsOpt, SeedsOpt, SetOpt, SuiteArg,
                                  TensorBoardOpt, Terminated, app, console,
                                  data_root_str, exit_on_error, fail, load_selection, sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
@@ -29,7 +29,7 @@ FreshOpt = Annotated[bool, typer.Option("--fresh", help=(
 def run_command(
     suite_file: SuiteArg,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Parallel runs of the local executor (default: one per CPU core, 4 per GPU).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda (all GPUs) or cuda:0,1 (runs spread over them).")] = "auto",
+    device: DevicesOpt = "auto",
     only: OnlyOpt = None,
     seeds: SeedsOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, train nothing.")] = False,

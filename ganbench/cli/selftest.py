@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ganbench.cli.common import DataRootOpt, app, console, data_root_str, escape, exit_on_error, fail, print_json
+from ganbench.cli.common import DataRootOpt, DeviceOpt, app, console, data_root_str, escape, exit_on_error, fail, print_json
 from ganbench.selftest import PARTS
 
 STYLE = {"passed": "green", "failed": "red", "crashed": "red", "timed out": "red"}
@@ -15,7 +15,7 @@ STYLE = {"passed": "green", "failed": "red", "crashed": "red", "timed out": "red
 
 @app.command("selftest")
 def selftest_command(
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N: the device a sweep would train on.")] = "auto",
+    device: DeviceOpt = "auto",
     suite: Annotated[Path, typer.Option(help="The suite whose network structures (structures) and evaluation "
                                               "settings (eval) are checked.")] = Path("suites/hacks.yaml"),
     parts: Annotated[Optional[list[str]], typer.Option("--part", help=(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from ganbench.errors import ConfigError
-from ganbench.cli.common import (DataRootOpt, AllowSlowPrecisionOpt, data_root_str, escape, exit_on_error, TensorBoardOpt, app, console, fail,
+from ganbench.cli.common import (DataRootOpt, DeviceOpt, AllowSlowPrecisionOpt, data_root_str, escape, exit_on_error, TensorBoardOpt, app, console, fail,
                                  sigterm_as_interrupt)
 from ganbench.cli.plan import warn_before_evaluating
 from ganbench.cli.results import export_tensorboard, with_tensorboard
@@ -33,7 +33,7 @@ def train_command(
     out: Annotated[Path, typer.Option(help="Run directory (created; an unfinished run of the same config there "
                                            "is resumed, another config is refused).")] = Path("results/train"),
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard whatever run --out holds and start over.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = None,
+    device: DeviceOpt = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (shortcut for --set seed=N).")] = None,
     data_root: DataRootOpt = None,
     tensorboard: TensorBoardOpt = False,
@@ -131,7 +131,7 @@ def eval_command(
                                                    "for a generator file; every image of a folder).")] = None,
     reference_samples: Annotated[Optional[int], typer.Option(
         help="Real reference images (default: the run's eval_reference_samples; 0 = whole split).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", metavar="KNOB=VALUE", help="A folder or generator: the reference and the generator's knobs, e.g. "
