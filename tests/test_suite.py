@@ -298,7 +298,7 @@ def test_explicit_arms_can_be_a_part_with_its_reference_and_set_overrides_every_
 
 def test_a_suite_with_several_unknown_keys_names_them_all_at_once(tmp_path):
     from ganbench.study.suite import SuiteError, load_suite
-    from ganbench.study.suite_keys import SECTIONS, TOP
+    from ganbench.study.suite_keys import TOP, sections
 
     path = tmp_path / "typo.yaml"
     path.write_text("name: typo\nseed: 3\nstep: 10\nevaluaton: {}\narms: {a: {hack: [x]}}\n"
@@ -312,7 +312,7 @@ def test_a_suite_with_several_unknown_keys_names_them_all_at_once(tmp_path):
         assert expected in text, text
     listed = cli_process("suite-keys", "--json", cwd=tmp_path)
     keys = json.loads(listed.stdout)
-    assert set(keys) == set(SECTIONS) and set(keys["(top)"]) == set(TOP) and keys["arms.NAME"]["set"]["type"] == "mapping"
+    assert set(keys) == set(sections({})) and set(keys["(top)"]) == set(TOP) and keys["arms.NAME"]["set"]["type"] == "mapping"
 
 
 def test_every_arms_problem_is_reported_together(tmp_path):
@@ -345,3 +345,35 @@ def test_every_section_of_a_suite_is_checked_before_it_fails(tmp_path):
                      "analysis: 'fidd' is not a scored metric value"):
         assert expected in text, text
     assert not (tmp_path / "r").exists()  # a check writes nothing
+
+
+def test_a_design_declares_its_options_in_one_place(tmp_path):
+    """A plugin's design with an option: registered once, its key is in the grammar (`suite-keys`, the
+    unknown-key check with did-you-mean), it reaches the builder, and a ConfigError naming it is said there."""
+    from ganbench.errors import ConfigError
+    from ganbench.study.design import DESIGNS, design_options, leave_one_out, register_design
+    from ganbench.study.suite_keys import sections
+
+    def deep(preset, studied, options):
+        if not isinstance(options.get("depth"), int):
+            raise ConfigError(f"design 'deep' needs an integer depth, got {options.get('depth')!r}")
+        return leave_one_out(preset, studied[:options["depth"]])
+
+    register_design("deep", deep, options={"depth": ("int", "how many of the hacks to leave out in turn")})
+    try:
+        listed = json.loads(cli_process("suite-keys", "--json", cwd=tmp_path).stdout)
+        assert listed["design"]["depth"]["type"] == "int" and "depth" in listed["designs.PART"]
+        text = ("name: d\ndataset: fake\npreset: dcgan\nhacks: [label_smoothing, noisy_labels]\n"
+                "design: {type: deep, %s}\nsteps: 2\nevaluation: {metrics: none}\n")
+        path = tmp_path / "d.yaml"
+        path.write_text(text % "depth: 1")
+        assert [a.name for a in load_suite(path, tmp_path / "r").designs[0].arms] == ["all", "-label_smoothing"]
+        path.write_text(text % "dpeth: 1")
+        with pytest.raises(SuiteError, match=r"design.dpeth: unknown key \(did you mean 'depth'\?\)"):
+            load_suite(path, tmp_path / "r")
+        path.write_text(text % "depth: deep")
+        with pytest.raises(SuiteError, match=r"design.depth.*needs an integer depth"):
+            load_suite(path, tmp_path / "r")
+    finally:
+        DESIGNS.unregister("deep")
+    assert "depth" not in sections(design_options())["design"]

@@ -44,6 +44,7 @@ analysis scale (log for FID and IS) and seeds are independent (`GUARANTEE`); fai
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Collection, Iterable, Sequence
 
@@ -144,12 +145,24 @@ def compare_failures(labels: pd.DataFrame, reference: str, arms: Sequence[str],
         rows.append({"metric": FAILURE, "arm": arm, "reference": reference, "basis": basis, "scale": "share",
                      "n": n, "n_reference": n_ref, "runs": n, "runs_reference": n_ref, "failed": k,
                      "failed_reference": k_ref, "estimate": k / n - k_ref / n_ref, "exact": True,
-                     "p": float(sps.fisher_exact([[k, n - k], [k_ref, n_ref - k_ref]]).pvalue),
+                     "p": fisher_p(k, n - k, k_ref, n_ref - k_ref),
                      "test": "Fisher's exact (share of runs that failed to learn)", "in_family": k + k_ref > 0,
                      "testable": True, "higher_is_better": False})
     return pd.DataFrame(rows)
 
 
+def fisher_p(a: int, b: int, c: int, d: int) -> float:
+    """Fisher's exact two-sided p of the table [[a, b], [c, d]] (memoised: a family's tables repeat, and a
+    simulation of the family asks for the same few thousands of times)."""
+    return _fisher_p(int(a), int(b), int(c), int(d))
+
+
+@functools.lru_cache(maxsize=4096)
+def _fisher_p(a: int, b: int, c: int, d: int) -> float:
+    return float(sps.fisher_exact([[a, b], [c, d]]).pvalue)
+
+
+@functools.lru_cache(maxsize=4096)
 def clopper_pearson(k: int, n: int, level: float) -> tuple[float, float]:
     """The exact binomial interval of a share k/n at `level` (coverage ≥ level for every true share)."""
     if n == 0:
@@ -168,7 +181,7 @@ def seeds_to_decide(k: int, n: int, k_ref: int, n_ref: int, level: float, most: 
         return None
     for seeds in range(max(n, n_ref), most + 1):
         a, b = round(share * seeds), round(share_ref * seeds)
-        if sps.fisher_exact([[a, seeds - a], [b, seeds - b]]).pvalue < level:
+        if fisher_p(a, seeds - a, b, seeds - b) < level:
             return seeds
     return None
 
@@ -194,8 +207,7 @@ def fisher_no_value(missing: int, runs: int, missing_reference: int, runs_refere
     reference's"; NaN when neither arm lost a run."""
     if runs == 0 or runs_reference == 0 or missing + missing_reference == 0:
         return math.nan
-    table = [[missing, runs - missing], [missing_reference, runs_reference - missing_reference]]
-    return float(sps.fisher_exact(table).pvalue)
+    return fisher_p(missing, runs - missing, missing_reference, runs_reference - missing_reference)
 
 
 def read_curve_at(steps: np.ndarray, values: np.ndarray, cost_per_step: float, budget: float) -> float:

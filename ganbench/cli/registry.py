@@ -105,7 +105,10 @@ def suite_keys_command(as_json: JsonOpt = False) -> None:
     under `base` and an arm's `set` are `ganbench knobs`; hack names are `ganbench hacks`)."""
     from rich.table import Table
 
-    from ganbench.study.suite_keys import SECTIONS
+    from ganbench.study.design import design_options
+    from ganbench.study.suite_keys import sections
+
+    SECTIONS = sections(design_options())
 
     if as_json:
         return print_json({section: {key: dict(zip(("type", "default", "meaning"), spec)) for key, spec in keys.items()}

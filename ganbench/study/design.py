@@ -237,9 +237,42 @@ def roman(n: int | None) -> str:
 # --- The registry: a suite's `design: {type: NAME, …}` -------------------------------------------
 #
 # Each builder takes (the preset's hacks, the studied hacks, the design's options) and returns the
-# Design; `options` holds the YAML mapping (`resolution`), and for `arms` the parsed arms.
+# Design; `options` holds the design's mapping (its declared options, e.g. `resolution`), and for `arms`
+# the parsed arms.
 DesignBuilder = Callable[[Sequence[str], Sequence[str], Mapping[str, Any]], Design]
-DESIGNS: Registry[DesignBuilder] = Registry("design")
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """A design a suite can name: how it builds its arms and what it reads. `options` are its own keys in
+    `design:` / a `designs:` part, key → (type, meaning): the suite grammar (`suite_keys`, `ganbench
+    suite-keys`) lists them, the unknown-key check allows them, and a `ConfigError` naming one is said at
+    `design.KEY`. `studies_hacks`: its arms are made from the hacks under study (all but explicit arms)."""
+
+    name: str
+    build: DesignBuilder
+    options: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    studies_hacks: bool = True
+
+
+DESIGNS: Registry[DesignSpec] = Registry("design")
+
+
+def register_design(name: str, build: DesignBuilder, options: Mapping[str, tuple[str, str]] | None = None,
+                    studies_hacks: bool = True) -> DesignSpec:
+    """Register a design (a plugin's too): `register_design("mine", build, options={"depth": ("int", "…")})`."""
+    return DESIGNS.register(name, DesignSpec(name, build, dict(options or {}), studies_hacks))
+
+
+def design_options() -> dict[str, tuple[str, str]]:
+    """Every registered design's options, key → (type, meaning naming the designs that read it)."""
+    readers: dict[str, list[str]] = {}
+    described: dict[str, tuple[str, str]] = {}
+    for spec in DESIGNS.values():
+        for key, (kind, meaning) in spec.options.items():
+            readers.setdefault(key, []).append(spec.name)
+            described.setdefault(key, (kind, meaning))
+    return {key: (kind, f"{', '.join(readers[key])}: {meaning}") for key, (kind, meaning) in described.items()}
 
 
 def _fractional(preset_hacks: Sequence[str], studied: Sequence[str], options: Mapping[str, Any]) -> Design:
@@ -249,9 +282,9 @@ def _fractional(preset_hacks: Sequence[str], studied: Sequence[str], options: Ma
     return fractional_factorial(preset_hacks, studied, resolution)
 
 
-DESIGNS.register("leave_one_out", lambda preset, studied, options: leave_one_out(preset, studied))
-DESIGNS.register("add_one_in", lambda preset, studied, options: add_one_in(preset, studied))
-DESIGNS.register("full_factorial", lambda preset, studied, options: full_factorial(preset, studied))
-DESIGNS.register("fractional_factorial", _fractional)
-DESIGNS.register("arms", lambda preset, studied, options: explicit_arms(preset, options["arms"], options.get("reference")))
-NEEDS_STUDIED = ("leave_one_out", "add_one_in", "full_factorial", "fractional_factorial")  # all but explicit arms
+register_design("leave_one_out", lambda preset, studied, options: leave_one_out(preset, studied))
+register_design("add_one_in", lambda preset, studied, options: add_one_in(preset, studied))
+register_design("full_factorial", lambda preset, studied, options: full_factorial(preset, studied))
+register_design("fractional_factorial", _fractional, options={"resolution": ("int", "III, IV or V")})
+register_design("arms", lambda preset, studied, options: explicit_arms(preset, options["arms"], options.get("reference")),
+                studies_hacks=False)

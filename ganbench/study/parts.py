@@ -15,10 +15,10 @@ from ganbench.hacks import preset_hacks
 from ganbench.study import suite_keys
 from ganbench.study.budget import Budget, parse_budget
 from ganbench.study.checks import SuiteError, check_keys, fail, hack_list, raise_all
-from ganbench.study.design import DESIGNS, NEEDS_STUDIED, Design
+from ganbench.study.design import DESIGNS, Design, design_options
 from ganbench.suitedir import arm_name_problem
 
-ARM_KEYS, DESIGN_KEYS, PART_KEYS = tuple(suite_keys.ARM), tuple(suite_keys.DESIGN), tuple(suite_keys.PART)
+ARM_KEYS = tuple(suite_keys.ARM)
 
 
 def designs_of(path: Path, data: dict) -> tuple[Design, ...]:
@@ -35,7 +35,7 @@ def designs_of(path: Path, data: dict) -> tuple[Design, ...]:
             problem = arm_name_problem(str(part_name))
             if problem or ":" in str(part_name):
                 raise fail(path, where, (problem or "a part name cannot hold ':'").replace("arm name", "part name"))
-            spec = check_keys(path, where, spec, PART_KEYS)
+            spec = check_keys(path, where, spec, tuple(suite_keys.part_keys(design_options())))
             design = part_design(path, where, spec, data.get("preset", "vanilla"), data.get("hacks"), spec.get("arms"))
             arms = tuple(dataclasses.replace(a, name=f"{part_name}:{a.name}") for a in design.arms)
             reference = f"{part_name}:{design.reference_arm}" if design.reference_arm else None
@@ -43,7 +43,8 @@ def designs_of(path: Path, data: dict) -> tuple[Design, ...]:
                                                budget=part_budget(path, where, spec, reference)))
         return tuple(designs)
     spec = data.get("design", "arms" if "arms" in data else None)
-    options = check_keys(path, "design", spec, DESIGN_KEYS) if isinstance(spec, dict) else {"type": spec}
+    options = check_keys(path, "design", spec, tuple(suite_keys.design_keys(design_options()))) if isinstance(spec, dict) \
+        else {"type": spec}
     if "reference" in data:  # the explicit arms' reference, at the top (shorthand for design.reference)
         if "reference" in options:
             raise fail(path, "reference", "given twice (also as design.reference); keep one")
@@ -78,16 +79,17 @@ def part_design(path: Path, where: str, options: dict, default_preset: str, defa
     if spec not in DESIGNS:
         raise fail(path, where, f"'{spec}' is not a design{did_you_mean(str(spec), DESIGNS)}; "
                                  f"choose from {', '.join(DESIGNS)}")
-    if spec in NEEDS_STUDIED and not studied:
+    if DESIGNS[spec].studies_hacks and not studied:
         raise fail(path, hacks_where, f"design '{spec}' needs the hacks under study")
     if spec != "arms" and arms is not None:
         raise fail(path, "arms", f"explicit arms are only used with design 'arms', not '{spec}'")
     if spec == "arms":
         options = {**options, "arms": explicit_arms(path, arms, options.get("reference"))}
     try:
-        design = DESIGNS[spec](from_preset, studied, options)
-    except ConfigError as err:  # the design's options (a resolution), or its size (the hacks studied)
-        raise fail(path, f"{where}.resolution" if "resolution" in str(err) else hacks_where, str(err)) from None
+        design = DESIGNS[spec].build(from_preset, studied, options)
+    except ConfigError as err:  # one of the design's options (said at its key), or its size (the hacks studied)
+        option = next((key for key in DESIGNS[spec].options if key in str(err)), None)
+        raise fail(path, f"{where}.{option}" if option else hacks_where, str(err)) from None
     return dataclasses.replace(design, preset=preset, studied=studied)
 
 

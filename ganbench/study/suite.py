@@ -35,7 +35,7 @@ from ganbench.study.budget import Budget, parse_budget
 from ganbench.study import suite_keys
 from ganbench.study.defined import DefineError, define_hacks
 from ganbench.study.checks import SuiteError, check_keys, fail, raise_all
-from ganbench.study.design import Design
+from ganbench.study.design import Design, design_options
 from ganbench.study.parts import designs_of
 from ganbench.study.suite_yaml import SuiteYamlError, load_yaml
 from ganbench.hacks import dataset_defaults, resolve_layers
@@ -130,7 +130,7 @@ def _read(path: Path) -> dict[str, Any]:
     except SuiteYamlError as err:
         raise SuiteError(f"{path}: {err}") from None
     data = check_keys(path, "(top)", raw or {}, {}) if not isinstance(raw or {}, dict) else (raw or {})
-    problems = suite_keys.unknown_keys(data)  # every unknown key at once, not one per round trip
+    problems = suite_keys.unknown_keys(data, design_options())  # every unknown key at once, not one per round trip
     if problems:
         raise SuiteError(f"{path}: {len(problems)} unknown key{'s' * (len(problems) > 1)} "
                          "(`ganbench suite-keys` lists them all):\n  " + "\n  ".join(problems))

@@ -1,10 +1,11 @@
 """Every key a suite file may hold, with its type, default and meaning: the one owner of the suite
-grammar's names (`study.suite` checks against these tables, `ganbench suite-keys` prints them), and
-the first check of a suite, which reports every unknown key at once instead of one per round trip."""
+grammar's names (`study.suite` checks against these tables, `ganbench suite-keys` prints them; a design's
+own options are declared with the design, `study.design.register_design`, and given in by the caller), and the
+first check of a suite, which reports every unknown key at once instead of one per round trip."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from ganbench.errors import did_you_mean
 
@@ -18,9 +19,9 @@ TOP: dict[str, tuple[str, str, str]] = {
     "base": ("mapping", "none", "knob → value for every arm, below the hacks (`ganbench knobs`)"),
     "hacks": ("list", "none", "the hacks under study (designs that need them)"),
     "design": ("string or mapping", "arms when `arms` is given", "leave_one_out | add_one_in | full_factorial | "
-               "fractional_factorial | arms, or {type, resolution, reference}"),
-    "designs": ("mapping", "none", "several parts instead of `design`: part → {type, preset, hacks, resolution, "
-                "reference, arms, budget}; arms are named part:arm"),
+               "fractional_factorial | arms (or a plugin's), or {type, reference, the design's options}"),
+    "designs": ("mapping", "none", "several parts instead of `design`: part → {type, preset, hacks, reference, "
+                "arms, budget, the design's options}; arms are named part:arm"),
     "arms": ("mapping", "none", "explicit arms: name → {hacks: [...], set: {knob: value}}"),
     "reference": ("string", "none", "the explicit arms' reference arm (shorthand for design.reference)"),
     "seeds": ("int or list", "1", "a count (seeds 0…n−1) or the seeds themselves"),
@@ -31,13 +32,25 @@ TOP: dict[str, tuple[str, str, str]] = {
     "results": ("string", "the name", "the results directory under the results root"),
 }
 ARM = {"hacks": ("list", "none", "hacks this arm turns on"), "set": ("mapping", "none", "knob → value, above the hacks")}
-DESIGN = {"type": ("string", "-", "the design"), "resolution": ("int", "-", "fractional factorials: III, IV or V"),
-          "reference": ("string", "the design's own", "the arm the others are compared with")}
-PART = {**DESIGN, "preset": ("string", "the suite's", "this part's recipe"),
-        "hacks": ("list", "the suite's", "this part's hacks under study"),
-        "arms": ("mapping", "none", "a part of type arms: its arms"),
-        "budget": ("mapping", "the suite's", "this part's own: {steps: N}, {flops: F} or {flops: reference} (each "
-                   "arm trained to the FLOPs the part's reference arm spends in the suite's steps)")}
+PART_OWN = {"preset": ("string", "the suite's", "this part's recipe"),
+            "hacks": ("list", "the suite's", "this part's hacks under study"),
+            "arms": ("mapping", "none", "a part of type arms: its arms"),
+            "budget": ("mapping", "the suite's", "this part's own: {steps: N}, {flops: F} or {flops: reference} (each "
+                       "arm trained to the FLOPs the part's reference arm spends in the suite's steps)")}
+
+
+DesignOptions = Mapping[str, tuple[str, str]]  # the registered designs' options: `study.design.design_options()`
+
+
+def design_keys(options: DesignOptions) -> dict[str, tuple[str, str, str]]:
+    """`design:`'s keys: its type, the options the registered designs declare (a plugin's too), its reference."""
+    return {"type": ("string", "-", "the design"), **{key: (kind, "-", meaning) for key, (kind, meaning) in options.items()},
+            "reference": ("string", "the design's own", "the arm the others are compared with")}
+
+
+def part_keys(options: DesignOptions) -> dict[str, tuple[str, str, str]]:
+    """A `designs:` part's keys: a design's, and the part's own preset, hacks, arms and budget."""
+    return {**design_keys(options), **PART_OWN}
 EVALUATION = {"every": ("int", "500", "steps per evaluation (and the last step); knob eval_every"),
               "samples": ("int", "5000", "generated images per evaluation; knob eval_samples"),
               "reference_samples": ("int", "0 (whole split)", "real images; knob eval_reference_samples"),
@@ -56,20 +69,24 @@ BUDGET = {"steps": ("int", "-", "equal steps: every arm trains N steps"),
 EVAL_KNOBS = {"every": "eval_every", "samples": "eval_samples", "reference_samples": "eval_reference_samples",
               "split": "eval_split", "metrics": "metrics", "protocol": "eval_protocol"}
 
-SECTIONS = {"(top)": TOP, "arms.NAME": ARM, "design": DESIGN, "designs.PART": PART, "evaluation": EVALUATION,
-            "analysis": ANALYSIS, "define.NAME": DEFINE, "budget": BUDGET}
 
 
-def unknown_keys(data: Any) -> list[str]:
+def sections(options: DesignOptions) -> dict[str, dict[str, tuple[str, str, str]]]:
+    """Every section of a suite file → its keys (what `ganbench suite-keys` prints)."""
+    return {"(top)": TOP, "arms.NAME": ARM, "design": design_keys(options), "designs.PART": part_keys(options),
+            "evaluation": EVALUATION, "analysis": ANALYSIS, "define.NAME": DEFINE, "budget": BUDGET}
+
+
+def unknown_keys(data: Any, options: DesignOptions) -> list[str]:
     """'where: unknown key (did you mean …)' for every unknown key of the suite's sections (knob names in
-    `base` and `set` are checked with the knobs)."""
+    `base` and `set` are checked with the knobs; `options`: the registered designs')."""
     if not isinstance(data, dict):
         return []
     problems = _unknown("", data, TOP)
-    for section, allowed in (("design", DESIGN), ("evaluation", EVALUATION), ("analysis", ANALYSIS)):
+    for section, allowed in (("design", design_keys(options)), ("evaluation", EVALUATION), ("analysis", ANALYSIS)):
         if isinstance(data.get(section), dict):
             problems += _unknown(f"{section}.", data[section], allowed)
-    for section, allowed in (("arms", ARM), ("designs", PART), ("define", DEFINE)):
+    for section, allowed in (("arms", ARM), ("designs", part_keys(options)), ("define", DEFINE)):
         entries = data.get(section)
         for name, spec in (entries.items() if isinstance(entries, dict) else ()):
             if isinstance(spec, dict):
