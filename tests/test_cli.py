@@ -165,8 +165,8 @@ def test_dataset_cifar10_alone_trains_the_32px_colour_net(tmp_path):
     assert (cfg["arch"], cfg["image_size"], cfg["channels"]) == ("radford", 32, 3)
     from PIL import Image
 
-    grid = Image.open(sorted((tmp_path / "run" / "samples").iterdir())[-1])
-    assert grid.mode == "RGB" and grid.size[0] == 8 * (32 + 2) + 2  # 8×8 images of 32 px, make_grid's 2 px padding
+    with Image.open(sorted((tmp_path / "run" / "samples").iterdir())[-1]) as grid:  # closed: no ResourceWarning later
+        assert grid.mode == "RGB" and grid.size[0] == 8 * (32 + 2) + 2  # 8×8 images of 32 px, make_grid's 2 px padding
     # A knob the user gives wins over the dataset's default; the others still come from it.
     result = runner.invoke(app, ["train", "--dataset", "cifar10", "--data-root", str(root), "--steps", "1", "--device",
                                  "cpu", "--set", "metrics=none", "--set", "image_size=64", "--out", str(tmp_path / "r64")])
