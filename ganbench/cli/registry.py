@@ -108,12 +108,11 @@ def suite_keys_command(as_json: JsonOpt = False) -> None:
     from ganbench.study.design import design_options
     from ganbench.study.suite_keys import sections
 
-    SECTIONS = sections(design_options())
-
+    keys_by_section = sections(design_options())
     if as_json:
         return print_json({section: {key: dict(zip(("type", "default", "meaning"), spec)) for key, spec in keys.items()}
-                           for section, keys in SECTIONS.items()})
-    for section, keys in SECTIONS.items():
+                           for section, keys in keys_by_section.items()})
+    for section, keys in keys_by_section.items():
         table = Table(title=f"suite keys: {section}", title_justify="left")
         for column in ("key", "type", "default", "meaning"):
             table.add_column(column, overflow="fold", no_wrap=column == "key")

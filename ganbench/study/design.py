@@ -286,5 +286,5 @@ register_design("leave_one_out", lambda preset, studied, options: leave_one_out(
 register_design("add_one_in", lambda preset, studied, options: add_one_in(preset, studied))
 register_design("full_factorial", lambda preset, studied, options: full_factorial(preset, studied))
 register_design("fractional_factorial", _fractional, options={"resolution": ("int", "III, IV or V")})
-register_design("arms", lambda preset, studied, options: explicit_arms(preset, options["arms"], options.get("reference")),
-                studies_hacks=False)
+register_design("arms", lambda preset, studied, options: explicit_arms(preset, options["arms"],
+                                                                     options.get("reference")), studies_hacks=False)

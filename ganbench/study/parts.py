@@ -43,8 +43,8 @@ def designs_of(path: Path, data: dict) -> tuple[Design, ...]:
                                                budget=part_budget(path, where, spec, reference)))
         return tuple(designs)
     spec = data.get("design", "arms" if "arms" in data else None)
-    options = check_keys(path, "design", spec, tuple(suite_keys.design_keys(design_options()))) if isinstance(spec, dict) \
-        else {"type": spec}
+    design_keys = tuple(suite_keys.design_keys(design_options()))
+    options = check_keys(path, "design", spec, design_keys) if isinstance(spec, dict) else {"type": spec}
     if "reference" in data:  # the explicit arms' reference, at the top (shorthand for design.reference)
         if "reference" in options:
             raise fail(path, "reference", "given twice (also as design.reference); keep one")

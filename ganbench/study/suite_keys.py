@@ -44,7 +44,8 @@ DesignOptions = Mapping[str, tuple[str, str]]  # the registered designs' options
 
 def design_keys(options: DesignOptions) -> dict[str, tuple[str, str, str]]:
     """`design:`'s keys: its type, the options the registered designs declare (a plugin's too), its reference."""
-    return {"type": ("string", "-", "the design"), **{key: (kind, "-", meaning) for key, (kind, meaning) in options.items()},
+    declared = {key: (kind, "-", meaning) for key, (kind, meaning) in options.items()}
+    return {"type": ("string", "-", "the design"), **declared,
             "reference": ("string", "the design's own", "the arm the others are compared with")}
 
 
