@@ -57,21 +57,28 @@ def export(target: str | Path, project: str, directory: str | Path = "wandb-expo
     entries, suite_hacks = find_runs(target)
     group = target.name
     directory.mkdir(parents=True, exist_ok=True)
-    for i, entry in enumerate(entries):
-        if on_run:
-            on_run(i, len(entries), entry.name)
-        record = rundir.RunDir(entry.run_dir).read_config() or {}
-        run_id = record.get("run_id", entry.run_dir.name)
-        config = {**record.get("config", {}), "arm": entry.arm, "seed": entry.seed, "run_id": run_id,
-                  **{f"hack/{h}": h in entry.hacks for h in suite_hacks}}
-        run = wandb.init(project=project, entity=entity, mode=mode, dir=str(directory), id=f"{group}-{run_id}",
-                         name=entry.name, group=group, job_type=entry.arm, config=config, resume="allow",
-                         settings=wandb.Settings(silent=True, console="off"))
-        rows = history(entry.run_dir)
-        for step, values in rows.items():
-            run.log(values, step=step)
-        finals = {key.replace("metrics/", "final/", 1): values[key] for values in rows.values() for key in values
-                  if key.startswith("metrics/")}
-        run.summary.update({**finals, "status": rundir.RunDir(entry.run_dir).read_status().get("status", "unknown")})
-        run.finish()
+    try:
+        for i, entry in enumerate(entries):
+            if on_run:
+                on_run(i, len(entries), entry.name)
+            record = rundir.RunDir(entry.run_dir).read_config() or {}
+            run_id = record.get("run_id", entry.run_dir.name)
+            config = {**record.get("config", {}), "arm": entry.arm, "seed": entry.seed, "run_id": run_id,
+                      **{f"hack/{h}": h in entry.hacks for h in suite_hacks}}
+            run = wandb.init(project=project, entity=entity, mode=mode, dir=str(directory), id=f"{group}-{run_id}",
+                             name=entry.name, group=group, job_type=entry.arm, config=config, resume="allow",
+                             settings=wandb.Settings(silent=True, console="off"))
+            rows = history(entry.run_dir)
+            for step, values in rows.items():
+                run.log(values, step=step)
+            finals = {key.replace("metrics/", "final/", 1): values[key] for values in rows.values() for key in values
+                      if key.startswith("metrics/")}
+            status = rundir.RunDir(entry.run_dir).read_status().get("status", "unknown")
+            run.summary.update({**finals, "status": status})
+            run.finish()
+    finally:
+        # Waits for W&B's service to finish writing (its own doc) before the files are read or synced: a run
+        # file read right after `finish` alone once lacked its run record (two test processes busy; not
+        # reproduced alone or under CPU load).
+        wandb.teardown()
     return {"runs": len(entries), "directory": str(directory.resolve()), "mode": mode, "project": project}
