@@ -227,8 +227,8 @@ def study(trained: Path, tmp_path: Path) -> Path:
     return tmp_path / "s"
 
 
-def cli(*args: Any, cwd: Path | None = None):
-    """`ganbench ARGS` in this process (typer's runner), from `cwd`."""
+def cli(*args: Any, cwd: Path | None = None, env: dict[str, str] | None = None):
+    """`ganbench ARGS` in this process (typer's runner), from `cwd`, with `env` added to the environment."""
     from typer.testing import CliRunner
 
     from ganbench.cli import app
@@ -237,7 +237,7 @@ def cli(*args: Any, cwd: Path | None = None):
     if cwd:
         os.chdir(cwd)
     try:
-        return CliRunner().invoke(app, [str(a) for a in args])
+        return CliRunner().invoke(app, [str(a) for a in args], env=env)
     finally:
         os.chdir(old)
 
@@ -281,16 +281,7 @@ def cli_process(*args: str, cwd: Path):
     command's exit is raised. (Plugin tests run a real subprocess: a plugin's registrations live for the process.)"""
     from types import SimpleNamespace
 
-    from typer.testing import CliRunner
-
-    from ganbench.cli import app
-
-    here = os.getcwd()
-    os.chdir(cwd)
-    try:
-        result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
-    finally:
-        os.chdir(here)
+    result = cli(*args, cwd=cwd, env={"COLUMNS": "200"})
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
